@@ -1,0 +1,283 @@
+"""The ``lapak`` command: one entry point for every role.
+
+Subcommands import what they need lazily, so ``lapak signal`` on a headless server never
+loads Textual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+log = logging.getLogger("lapak.cli")
+
+DEFAULT_PORT = 8765
+
+
+def server_url(url: str) -> str:
+    """Accept ``ws://host:port`` or ``host:port``; the websocket lives at ``/ws``."""
+    if "://" not in url:
+        url = f"ws://{url}"
+    parts = urlsplit(url)
+    path = parts.path if parts.path not in ("", "/") else "/ws"
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError("size must look like 640x480") from None
+    if w < 16 or h < 16 or w % 2 or h % 2:
+        raise argparse.ArgumentTypeError("size must be even and at least 16x16")
+    return w, h
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lapak",
+        description="One officer, six video booths, one keyboard.",
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("signal", help="run the headless signalling server")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (0 picks a free one)")
+    p.add_argument("--data-dir", type=Path, default=Path("data"), help="event log directory")
+    p.add_argument(
+        "--secret-file",
+        type=Path,
+        required=True,
+        help="token keys, one per line (first signs); created when missing",
+    )
+
+    p = sub.add_parser("token", help="print a signed access token")
+    p.add_argument("--secret-file", type=Path, required=True)
+    p.add_argument("--role", required=True, choices=("officer", "booth", "supervisor", "admin"))
+    p.add_argument("--sub", required=True, help="who the token is for (user or booth id)")
+    p.add_argument("--office", required=True)
+    p.add_argument("--desk", help="the officer's desk")
+    p.add_argument("--booth", help="the booth id (role booth)")
+    p.add_argument("--ttl", type=float, default=12 * 3600, help="seconds until expiry")
+
+    p = sub.add_parser("booth", help="run simulated booths (test card and tone)")
+    p.add_argument("--server", required=True, help="ws://host:port of the signalling server")
+    auth = p.add_mutually_exclusive_group(required=True)
+    auth.add_argument("--token", help="a booth token (then --count must be 1)")
+    auth.add_argument("--secret-file", type=Path, help="mint booth tokens from this key file")
+    p.add_argument("--count", type=int, default=1, help="how many booths (default 1)")
+    p.add_argument("--first", type=int, default=0, help="index of the first booth (default 0)")
+    p.add_argument("--office", default="main", help="office of minted tokens (default main)")
+    p.add_argument("--size", type=_size, default=(640, 480), help="video size (640x480)")
+    p.add_argument("--fps", type=int, default=15, help="video frames per second (15)")
+
+    p = sub.add_parser("console", help="the officer's console")
+    p.add_argument("--server", required=True)
+    p.add_argument("--token", required=True, help="an officer token")
+    p.add_argument(
+        "--audio-in",
+        choices=("none", "tone"),
+        default="none",
+        help="what the on-air booth hears: silence or a test tone (default none)",
+    )
+
+    p = sub.add_parser("supervise", help="watch a desk, read-only")
+    p.add_argument("--server", required=True)
+    p.add_argument("--token", required=True, help="a supervisor token")
+    p.add_argument("--desk", help="desk to watch (default: the office's first)")
+
+    p = sub.add_parser("demo", help="server, simulated booths and the console in one go")
+    p.add_argument("--booths", type=int, default=6, help="how many booths (1..6, default 6)")
+    p.add_argument("--size", type=_size, default=(640, 480), help="booth video size (640x480)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from signaling.logs import setup_logging
+
+    if args.command not in ("console", "supervise", "demo"):
+        setup_logging(args.log_level)
+    handlers = {
+        "signal": cmd_signal,
+        "token": cmd_token,
+        "booth": cmd_booth,
+        "console": cmd_console,
+        "supervise": cmd_supervise,
+        "demo": cmd_demo,
+    }
+    try:
+        return handlers[args.command](args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+def _load_or_create_keys(path: Path):  # type: ignore[no-untyped-def]
+    from signaling.tokens import KeyRing
+
+    if not path.exists():
+        keys = KeyRing.generate()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        keys.write(path)
+        log.info("event=secret_created path=%s", path)
+        return keys
+    return KeyRing.from_file(path)
+
+
+def cmd_signal(args: argparse.Namespace) -> int:
+    from signaling.server import SignalServer, run_server
+
+    async def run() -> None:
+        keys = _load_or_create_keys(args.secret_file)
+        server = SignalServer(args.data_dir, keys, host=args.host, port=args.port)
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        await run_server(server, stop)
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from signaling.tokens import KeyRing
+
+    keys = KeyRing.from_file(args.secret_file)
+    try:
+        token = keys.issue(
+            args.role, args.sub, args.office, desk=args.desk, booth=args.booth, ttl=args.ttl
+        )
+    except ValueError as exc:
+        sys.stderr.write(f"lapak token: {exc}\n")
+        return 2
+    sys.stdout.write(token + "\n")
+    return 0
+
+
+def cmd_booth(args: argparse.Namespace) -> int:
+    import jwt
+
+    from media.booth import BoothAgent, BoothMediaConfig
+    from media.simulator import generated_claimant, make_booths, run_booths
+    from signaling.tokens import KeyRing
+
+    url = server_url(args.server)
+    media = BoothMediaConfig(width=args.size[0], height=args.size[1], fps=args.fps)
+    if args.token:
+        if args.count != 1:
+            sys.stderr.write("lapak booth: one --token runs one booth; use --secret-file\n")
+            return 2
+        claims = jwt.decode(args.token, options={"verify_signature": False})
+        import random
+
+        name = str(claims.get("booth", "booth"))
+        agents = [
+            BoothAgent(url, args.token, name, args.first % 6, generated_claimant(random.Random()))
+        ]
+        agents[0].media = media
+    else:
+        keys = KeyRing.from_file(args.secret_file)
+        agents = make_booths(url, keys, args.count, args.office, media, first=args.first)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        await run_booths(agents, stop)
+
+    asyncio.run(run())
+    return 0
+
+
+def _console_logging(path: Path | None = None) -> None:
+    """The console owns the terminal: logs go to a file, never to the screen."""
+    from signaling.logs import setup_logging
+
+    if path is None:
+        path = Path(tempfile.gettempdir()) / "lapak-console.log"
+    setup_logging("INFO", stream=path.open("a"))
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    from console.app import LapakConsole
+    from media.tones import OFFICER_FREQUENCY, ToneSource
+
+    _console_logging()
+    voice = ToneSource(OFFICER_FREQUENCY) if args.audio_in == "tone" else None
+    LapakConsole(server_url(args.server), args.token, voice=voice).run()
+    return 0
+
+
+def cmd_supervise(args: argparse.Namespace) -> int:
+    from console.app import SupervisorConsole
+
+    _console_logging()
+    SupervisorConsole(server_url(args.server), args.token, desk=args.desk).run()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if not 1 <= args.booths <= 6:
+        sys.stderr.write("lapak demo: --booths must be 1..6\n")
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="lapak-demo-"))
+    try:
+        asyncio.run(_demo(args, tmp))
+    finally:
+        logging.getLogger("lapak").handlers.clear()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+async def _demo(args: argparse.Namespace, tmp: Path) -> None:
+    from console.app import LapakConsole
+    from signaling.server import SignalServer
+    from signaling.tokens import KeyRing
+
+    log_file = (tmp / "demo.log").open("a")
+    from signaling.logs import setup_logging
+
+    setup_logging("INFO", stream=log_file)
+    keys = KeyRing.generate()
+    secret = tmp / "secret"
+    keys.write(secret)
+    server = SignalServer(tmp / "data", keys, host="127.0.0.1", port=0)
+    await server.start()
+    booths: asyncio.subprocess.Process | None = None
+    try:
+        officer = keys.issue("officer", "officer-1", "main", desk="desk-1")
+        w, h = args.size
+        booths = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "console", "booth",
+            "--server", server.url, "--secret-file", str(secret),
+            "--count", str(args.booths), "--size", f"{w}x{h}",
+            stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+            start_new_session=True,
+        )  # fmt: skip
+        await LapakConsole(server.url, officer).run_async()
+    finally:
+        if booths is not None and booths.returncode is None:
+            booths.terminate()
+            try:
+                async with asyncio.timeout(8):
+                    await booths.wait()
+            except TimeoutError:
+                booths.kill()
+                await booths.wait()
+        await server.close()
+        log_file.close()

@@ -1,0 +1,219 @@
+"""aiortc audio tracks fed from stateless sources, and a probe that listens to received audio.
+
+Sending: ``SourceAudioTrack`` paces 20 ms mono s16 frames at 48 kHz in real time, as aiortc's
+own ``AudioStreamTrack`` does (aiortc's Opus encoder resamples to stereo itself).
+``GatedAudioTrack`` adds an ``open`` switch: while closed it sends silence with continuous RTP
+timestamps, so the officer's voice can be routed to the on-air booth alone without
+renegotiating (see STACK-NOTES, "Audio focus without renegotiation").
+
+Receiving: ``AudioProbe`` drains a remote track (unread remote tracks buffer without bound) and
+keeps the level and which watched tones were heard when.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from media.tones import (
+    DEFAULT_MIN_SHARE,
+    DEFAULT_TONE_THRESHOLD,
+    FRAME_SAMPLES,
+    SAMPLE_RATE,
+    SILENCE_DBFS,
+    AudioSource,
+    SilenceSource,
+    level_dbfs,
+    to_mono,
+    tone_present,
+)
+
+logger = logging.getLogger(__name__)
+
+AUDIO_TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
+FRAME_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
+RESYNC_AFTER_SECONDS = 1.0
+"""If the loop stalls longer than this, skip ahead instead of bursting out the backlog."""
+OPEN_FADE_SAMPLES = 96
+"""2 ms fade-in when a gate opens, so the step into a running sine does not click."""
+
+
+def make_audio_frame(samples: np.ndarray, pts: int) -> av.AudioFrame:
+    """Wrap int16 mono samples as an s16 mono 48 kHz frame with the given pts."""
+    data = np.ascontiguousarray(samples, dtype=np.int16).reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(data, format="s16", layout="mono")
+    frame.sample_rate = SAMPLE_RATE
+    frame.time_base = AUDIO_TIME_BASE
+    frame.pts = pts
+    return frame
+
+
+class SourceAudioTrack(MediaStreamTrack):
+    """Real-time paced audio track reading an ``AudioSource`` by sample index.
+
+    pts advances by ``FRAME_SAMPLES`` per frame; the source is asked for exactly those sample
+    indices, so a stateless source yields a continuous waveform. Pacing uses the monotonic
+    clock. After a stall longer than ``RESYNC_AFTER_SECONDS`` pts jumps forward to the present
+    (the receiver treats that as a gap) rather than flooding the encoder with old audio.
+    """
+
+    kind = "audio"
+
+    def __init__(self, source: AudioSource) -> None:
+        super().__init__()
+        self.source = source
+        self.frames_sent = 0
+        self._start: float | None = None
+        self._index = 0  # sample index of the next frame; also its pts
+
+    async def _next_pts(self) -> int:
+        """Wait until the next frame is due and return its pts (sample index)."""
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+            self._index = 0
+            return 0
+        self._index += FRAME_SAMPLES
+        delay = self._start + self._index / SAMPLE_RATE - now
+        if delay > 0:
+            await asyncio.sleep(delay)
+            if self.readyState != "live":
+                raise MediaStreamError
+        elif delay < -RESYNC_AFTER_SECONDS:
+            behind = int(-delay * SAMPLE_RATE) // FRAME_SAMPLES * FRAME_SAMPLES
+            self._index += behind
+        return self._index
+
+    def _render(self, pts: int) -> np.ndarray:
+        """Samples for the frame starting at ``pts``; subclasses choose what to send."""
+        return self.source.samples(pts, FRAME_SAMPLES)
+
+    async def recv(self) -> av.AudioFrame:
+        """Next 20 ms frame, paced in real time."""
+        pts = await self._next_pts()
+        frame = make_audio_frame(self._render(pts), pts)
+        self.frames_sent += 1
+        return frame
+
+
+class GatedAudioTrack(SourceAudioTrack):
+    """An audio track with a gate: the source while open, silence while closed.
+
+    The gate is read once per frame, so a change takes effect on the very next frame and pts
+    stays continuous either way. Opening fades in over 2 ms to avoid a click.
+    """
+
+    def __init__(self, source: AudioSource, open: bool = False) -> None:
+        super().__init__(source)
+        self._open = bool(open)
+        self._was_open = False
+        self._silence = SilenceSource()
+
+    @property
+    def open(self) -> bool:
+        """Whether the source is passed through (True) or replaced by silence (False)."""
+        return self._open
+
+    @open.setter
+    def open(self, value: bool) -> None:
+        self._open = bool(value)
+
+    def _render(self, pts: int) -> np.ndarray:
+        if not self._open:
+            self._was_open = False
+            return self._silence.samples(pts, FRAME_SAMPLES)
+        samples = self.source.samples(pts, FRAME_SAMPLES)
+        if not self._was_open:
+            ramp = np.linspace(0.0, 1.0, OPEN_FADE_SAMPLES, endpoint=False)
+            head = samples[:OPEN_FADE_SAMPLES].astype(np.float64) * ramp
+            samples = samples.copy()
+            samples[:OPEN_FADE_SAMPLES] = np.round(head).astype(np.int16)
+        self._was_open = True
+        return samples
+
+
+FrameCallback = Callable[["AudioProbe", np.ndarray], None]
+
+
+class AudioProbe:
+    """Consumes a received audio track and remembers what it heard.
+
+    Every frame is analysed as it arrives (a few tens of microseconds), so the remote track's
+    queue never grows. State is plain attributes read by whoever owns the probe:
+    ``level_dbfs`` of the last frame, ``detected[freq]`` for the last frame, ``last_heard[freq]``
+    (``time.monotonic()`` of the last frame with that tone, or None), ``frames`` received and
+    ``last_frame_at``. ``on_frame(probe, mono)`` is called after each frame is analysed; its
+    exceptions are logged, never allowed to stop the drain.
+    """
+
+    def __init__(
+        self,
+        frequencies: Iterable[float] = (),
+        *,
+        threshold: float = DEFAULT_TONE_THRESHOLD,
+        min_share: float = DEFAULT_MIN_SHARE,
+        on_frame: FrameCallback | None = None,
+    ) -> None:
+        self.threshold = threshold
+        self.min_share = min_share
+        self.on_frame = on_frame
+        self.frames = 0
+        self.level_dbfs = SILENCE_DBFS
+        self.last_frame_at: float | None = None
+        self.detected: dict[float, bool] = {}
+        self.last_heard: dict[float, float | None] = {}
+        for freq in frequencies:
+            self.watch(freq)
+
+    def watch(self, freq: float) -> None:
+        """Start watching for a tone at ``freq`` (Hz)."""
+        freq = float(freq)
+        self.detected.setdefault(freq, False)
+        self.last_heard.setdefault(freq, None)
+
+    def heard_within(self, freq: float, seconds: float, now: float | None = None) -> bool:
+        """Whether the tone at ``freq`` was heard in the last ``seconds`` (monotonic clock)."""
+        last = self.last_heard.get(float(freq))
+        if last is None:
+            return False
+        now = time.monotonic() if now is None else now
+        return now - last <= seconds
+
+    def feed(self, frame: av.AudioFrame) -> None:
+        """Analyse one decoded frame (public so callers with their own reader can reuse it)."""
+        mono = to_mono(frame)
+        now = time.monotonic()
+        self.frames += 1
+        self.last_frame_at = now
+        self.level_dbfs = level_dbfs(mono)
+        for freq in self.detected:
+            present = tone_present(
+                mono, freq, self.threshold, frame.sample_rate or SAMPLE_RATE, self.min_share
+            )
+            self.detected[freq] = present
+            if present:
+                self.last_heard[freq] = now
+        if self.on_frame is not None:
+            try:
+                self.on_frame(self, mono)
+            except Exception:
+                logger.exception("AudioProbe frame callback failed")
+
+    async def run(self, track: MediaStreamTrack) -> None:
+        """Read ``track`` until it ends; cancel the task to stop earlier."""
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            if isinstance(frame, av.AudioFrame):
+                self.feed(frame)

@@ -1,0 +1,56 @@
+"""Peer-connection set-up shared by booths, consoles and supervisors.
+
+aiortc gathers all candidates before ``setLocalDescription`` returns (no trickle), so the
+SDP we relay is always complete. No STUN by default: branch traffic stays on the LAN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+
+import aioice.ice
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+
+log = logging.getLogger("lapak.media")
+
+_original_host_addresses = aioice.ice.get_host_addresses
+
+
+def _host_addresses_with_loopback(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    """aioice skips 127.0.0.1; on a host with only loopback, offer it rather than nothing."""
+    addresses = _original_host_addresses(use_ipv4, use_ipv6)
+    if not addresses and use_ipv4:
+        return ["127.0.0.1"]
+    return addresses
+
+
+aioice.ice.get_host_addresses = _host_addresses_with_loopback
+
+
+def new_peer_connection(ice_servers: Iterable[str] = ()) -> RTCPeerConnection:
+    servers = [RTCIceServer(urls=url) for url in ice_servers]
+    return RTCPeerConnection(RTCConfiguration(iceServers=servers))
+
+
+async def close_peers(peers: Iterable[RTCPeerConnection], timeout: float = 5.0) -> None:
+    """Close peers together, bounded: aiortc's close() can hang in corner cases."""
+    peers = list(peers)
+    if not peers:
+        return
+    try:
+        async with asyncio.timeout(timeout):
+            await asyncio.gather(*(pc.close() for pc in peers), return_exceptions=True)
+    except TimeoutError:
+        log.warning("event=peer_close_timeout peers=%d", len(peers))
+
+
+async def cancel_tasks(tasks: Iterable[asyncio.Task[object]]) -> None:
+    tasks = [t for t in tasks if not t.done()]
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task

@@ -1,0 +1,178 @@
+"""Wire messages of the signalling protocol (see docs/protocol.md).
+
+Every frame is one JSON object with a ``type``. Inbound frames are decoded into typed
+``msgspec`` structs in one place, so handlers never poke at raw dicts. msgspec was chosen
+over pydantic because it validates and decodes in a single C pass (signalling is the
+server's hot path) and its tagged unions map one-to-one onto our ``type`` field.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+import msgspec
+
+MAX_FRAME_BYTES = 64 * 1024
+
+
+class ErrorCode(StrEnum):
+    """Stable machine codes carried by ``error`` messages."""
+
+    BAD_JSON = "bad_json"
+    UNKNOWN_TYPE = "unknown_type"
+    INVALID_MESSAGE = "invalid_message"
+    HELLO_REQUIRED = "hello_required"
+    ALREADY_HELLO = "already_hello"
+    BAD_TOKEN = "bad_token"
+    TOKEN_EXPIRED = "token_expired"
+    FORBIDDEN = "forbidden"
+    READ_ONLY = "read_only"
+    NOT_FOUND = "not_found"
+    STEP_NOT_PENDING = "step_not_pending"
+    VISIT_NOT_ACTIVE = "visit_not_active"
+    NOT_CONNECTED = "not_connected"
+    TOO_BIG = "too_big"
+    INTERNAL = "internal"
+
+
+class CloseCode:
+    """Websocket close codes the server uses."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    POLICY = 1008
+    TOO_BIG = 1009
+    INTERNAL = 1011
+    AUTH_FAILED = 4001
+    SLOW_CONSUMER = 4008
+
+
+Role = Literal["officer", "booth", "supervisor", "admin"]
+Decision = Literal["approve", "reject"]
+Outcome = Literal["completed", "rejected", "escalated", "abandoned"]
+SdpType = Literal["offer", "answer"]
+
+
+class Claimant(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    membership_no: str
+    claim_type: str = "JHT"
+
+
+# --- client to server -----------------------------------------------------------------
+
+
+class Hello(msgspec.Struct, tag="hello", tag_field="type", forbid_unknown_fields=True):
+    token: str
+    id: int | None = None
+
+
+class StartVisit(msgspec.Struct, tag="start_visit", tag_field="type", forbid_unknown_fields=True):
+    claimant: Claimant
+    id: int | None = None
+
+
+class Focus(msgspec.Struct, tag="focus", tag_field="type", forbid_unknown_fields=True):
+    """Put a visit on air at the sender's desk; ``visit: null`` takes everyone off air."""
+
+    visit: str | None
+    id: int | None = None
+
+
+class Decide(msgspec.Struct, tag="decide", tag_field="type", forbid_unknown_fields=True):
+    visit: str
+    step: int
+    decision: Decision
+    reason: str | None = None
+    id: int | None = None
+
+
+class EndVisit(msgspec.Struct, tag="end_visit", tag_field="type", forbid_unknown_fields=True):
+    visit: str
+    outcome: Outcome
+    note: str | None = None
+    id: int | None = None
+
+
+class Watch(msgspec.Struct, tag="watch", tag_field="type", forbid_unknown_fields=True):
+    desk: str
+    id: int | None = None
+
+
+class Sdp(msgspec.Struct, tag="sdp", tag_field="type", forbid_unknown_fields=True):
+    """An SDP offer or answer relayed between the two peers of a visit."""
+
+    visit: str
+    sdp_type: SdpType
+    sdp: str
+    id: int | None = None
+
+
+ClientMessage = Hello | StartVisit | Focus | Decide | EndVisit | Watch | Sdp
+
+CLIENT_TYPES: tuple[str, ...] = (
+    "hello",
+    "start_visit",
+    "focus",
+    "decide",
+    "end_visit",
+    "watch",
+    "sdp",
+)
+
+_client_decoder = msgspec.json.Decoder(ClientMessage)
+_encoder = msgspec.json.Encoder()
+
+
+class ProtocolError(Exception):
+    """A frame that cannot be accepted; carries the code sent back to the client."""
+
+    def __init__(self, code: ErrorCode, message: str, re: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.re = re
+
+
+def decode_client(frame: str | bytes) -> ClientMessage:
+    """Decode one inbound frame, raising ProtocolError with the precise code."""
+    if len(frame) > MAX_FRAME_BYTES:
+        raise ProtocolError(ErrorCode.TOO_BIG, f"frame exceeds {MAX_FRAME_BYTES} bytes")
+    try:
+        return _client_decoder.decode(frame)
+    except msgspec.ValidationError as exc:
+        raw = _loose(frame)
+        re = raw.get("id") if isinstance(raw.get("id"), int) else None
+        kind = raw.get("type")
+        if kind not in CLIENT_TYPES:
+            raise ProtocolError(
+                ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind!r}", re
+            ) from None
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"{kind}: {exc}", re) from None
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(ErrorCode.BAD_JSON, f"malformed JSON: {exc}") from None
+
+
+def _loose(frame: str | bytes) -> dict[str, Any]:
+    try:
+        raw = msgspec.json.decode(frame)
+    except msgspec.DecodeError:
+        return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def encode(message: dict[str, Any] | msgspec.Struct) -> str:
+    return _encoder.encode(message).decode()
+
+
+# --- server to client (plain dicts built by helpers, so clients in any language can read
+# them straight from docs/protocol.md) ------------------------------------------------------
+
+
+def ack(re: int | None, **result: Any) -> dict[str, Any]:
+    return {"type": "ack", "re": re, **result}
+
+
+def error(code: ErrorCode, message: str, re: int | None = None) -> dict[str, Any]:
+    return {"type": "error", "re": re, "code": str(code), "message": message}

@@ -1,0 +1,262 @@
+"""The asyncio shell around ``Hub``: websockets in, durable log, websockets out.
+
+It owns the I/O the core must not do: sockets, the event log, HTTP health and metrics,
+per-connection send queues. Outputs of a frame are delivered only after its events are
+durable, and deliveries happen in commit order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from signaling import protocol as p
+from signaling.domain import State, replay
+from signaling.eventlog import EventLog, read_events
+from signaling.hub import Hub, Result
+from signaling.metrics import ServerMetrics
+from signaling.protocol import CloseCode
+from signaling.tokens import KeyRing
+
+log = logging.getLogger("lapak.signal")
+
+SEND_QUEUE_LIMIT = 512
+WIRE_MAX_SIZE = 1024 * 1024  # beyond this websockets closes 1009; below, p.MAX_FRAME_BYTES
+
+
+@dataclass
+class _Peer:
+    ws: ServerConnection
+    queue: asyncio.Queue[str | None]
+    writer: asyncio.Task[None] | None = None
+    close: tuple[int, str] | None = None
+
+
+class SignalServer:
+    def __init__(
+        self,
+        data_dir: Path,
+        keys: KeyRing,
+        host: str = "127.0.0.1",
+        port: int = 8765,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.data_dir = data_dir
+        self.keys = keys
+        self.host = host
+        self.port = port
+        self.clock = clock
+        self.metrics = ServerMetrics()
+        self.hub: Hub | None = None
+        self.log: EventLog | None = None
+        self._server: Server | None = None
+        self._peers: dict[int, _Peer] = {}
+        self._fatal: asyncio.Future[BaseException] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}/ws"
+
+    async def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / "events.sqlite3"
+        started = time.perf_counter()
+        events = await asyncio.to_thread(lambda: list(read_events(path)))
+        state: State = await asyncio.to_thread(replay, events)
+        log.info(
+            "event=replayed events=%d visits=%d ms=%.1f",
+            len(events),
+            len(state.visits),
+            (time.perf_counter() - started) * 1000,
+        )
+        self.hub = Hub(self.keys, state)
+        self.log = EventLog(path)
+        self.log.start()
+        self._fatal = asyncio.get_running_loop().create_future()
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self.port,
+            process_request=self._process_request,
+            max_size=WIRE_MAX_SIZE,
+            compression=None,
+            ping_interval=20,
+            ping_timeout=20,
+        )
+        sock = next(iter(self._server.sockets))
+        self.port = sock.getsockname()[1]
+        log.info("event=listening host=%s port=%d data_dir=%s", self.host, self.port, self.data_dir)
+
+    async def wait_fatal(self) -> BaseException:
+        assert self._fatal is not None
+        return await self._fatal
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await self._server.wait_closed()
+            self._server = None
+        if self.log is not None:
+            await self.log.close()
+            self.log = None
+        log.info("event=stopped")
+
+    # -- HTTP on the same port ---------------------------------------------------------
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/ws":
+            return None
+        if request.method != "GET":
+            return connection.respond(http.HTTPStatus.METHOD_NOT_ALLOWED, "GET only\n")
+        assert self.hub is not None
+        if path == "/healthz":
+            body = json.dumps(self.health())
+            response = connection.respond(http.HTTPStatus.OK, body + "\n")
+            _set_type(response.headers, "application/json")
+            return response
+        if path == "/metrics":
+            text = self.metrics.render(self.hub.role_counts(), self.hub.visit_counts())
+            response = connection.respond(http.HTTPStatus.OK, text.decode())
+            _set_type(response.headers, "text/plain; version=0.0.4; charset=utf-8")
+            return response
+        return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+
+    def health(self) -> dict[str, Any]:
+        assert self.hub is not None
+        return {
+            "status": "ok",
+            "connections": dict(self.hub.role_counts()),
+            "visits": dict(self.hub.visit_counts()),
+            "desks": len(self.hub.state.desks),
+            "queued": sum(len(q) for q in self.hub.state.queues.values()),
+            "events": self.hub.state.events_applied,
+        }
+
+    # -- websocket connections ---------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        assert self.hub is not None and self.log is not None
+        conn_id = self.hub.connect()
+        peer = _Peer(ws, asyncio.Queue(SEND_QUEUE_LIMIT))
+        peer.writer = asyncio.create_task(self._write(peer), name=f"writer-{conn_id}")
+        self._peers[conn_id] = peer
+        log.info("event=connected conn=%d remote=%s", conn_id, _remote(ws))
+        try:
+            async for frame in ws:
+                result = self.hub.receive(conn_id, frame, self.clock())
+                self._count(result)
+                fut = self.log.append(result.events)
+                fut.add_done_callback(lambda f, r=result, c=conn_id: self._deliver(f, r, c))
+        except ConnectionClosed:
+            pass
+        finally:
+            self.hub.disconnect(conn_id)
+            self._peers.pop(conn_id, None)
+            peer.writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await peer.writer
+            log.info("event=disconnected conn=%d code=%s", conn_id, ws.close_code)
+
+    def _count(self, result: Result) -> None:
+        if result.message_type:
+            self.metrics.messages.labels(result.message_type).inc()
+        if result.error_code:
+            self.metrics.errors.labels(result.error_code).inc()
+            log.info("event=refused code=%s type=%s", result.error_code, result.message_type)
+        if result.events:
+            self.metrics.events.inc(len(result.events))
+            for event in result.events:
+                log.info("event=%s %s", type(event).__struct_config__.tag, _kv(event))
+
+    def _deliver(self, fut: asyncio.Future[None], result: Result, conn_id: int) -> None:
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is not None:
+            # State in memory is ahead of the log now: refuse to run on.
+            log.critical("event=log_failed error=%r", exc)
+            if self._fatal is not None and not self._fatal.done():
+                self._fatal.set_result(exc)
+            return
+        for target, message in result.outputs:
+            self._send(target, message)
+        if result.close is not None:
+            peer = self._peers.get(conn_id)
+            if peer is not None:
+                peer.close = result.close
+                with contextlib.suppress(asyncio.QueueFull):
+                    peer.queue.put_nowait(None)
+
+    def _send(self, conn_id: int, message: dict[str, Any]) -> None:
+        peer = self._peers.get(conn_id)
+        if peer is None:
+            return
+        try:
+            peer.queue.put_nowait(p.encode(message))
+        except asyncio.QueueFull:
+            log.warning("event=slow_consumer conn=%d", conn_id)
+            self.metrics.errors.labels("slow_consumer").inc()
+            task = asyncio.ensure_future(peer.ws.close(CloseCode.SLOW_CONSUMER, "slow consumer"))
+            task.add_done_callback(lambda t: t.exception())
+
+    async def _write(self, peer: _Peer) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                text = await peer.queue.get()
+                if text is None:
+                    code, reason = peer.close or (CloseCode.NORMAL, "bye")
+                    await peer.ws.close(code, reason)
+                    return
+                await peer.ws.send(text)
+
+
+def _set_type(headers: Headers, content_type: str) -> None:
+    del headers["Content-Type"]
+    headers["Content-Type"] = content_type
+
+
+def _remote(ws: ServerConnection) -> str:
+    addr = ws.remote_address
+    return f"{addr[0]}:{addr[1]}" if addr else "-"
+
+
+def _kv(event: object) -> str:
+    fields = getattr(event, "__struct_fields__", ())
+    parts = []
+    for name in fields:
+        value = getattr(event, name)
+        if name in ("name", "membership_no", "steps"):
+            continue  # personal data stays out of the logs
+        parts.append(f"{name}={value}")
+    return " ".join(parts)
+
+
+async def run_server(server: SignalServer, stop: asyncio.Event) -> None:
+    """Run until ``stop`` is set or the log fails; close cleanly either way."""
+    await server.start()
+    fatal = asyncio.ensure_future(server.wait_fatal())
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({fatal, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (fatal, stopper):
+            task.cancel()
+        await server.close()
+    if fatal.done() and not fatal.cancelled():
+        raise RuntimeError(f"event log failed: {fatal.result()!r}")

@@ -1,0 +1,137 @@
+"""Signed access tokens: JWT (HS256) carrying role, identity, office and desk or booth.
+
+A secret file holds one key per line; the first signs, all verify (rotation). Each key's
+``kid`` is derived from the key so a token names the key that signed it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+
+from signaling.protocol import ErrorCode
+
+ROLES = ("officer", "booth", "supervisor", "admin")
+ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True)
+class Claims:
+    role: str
+    sub: str
+    office: str
+    desk: str | None = None
+    booth: str | None = None
+    exp: float = 0.0
+
+
+class TokenError(Exception):
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def key_id(key: bytes) -> str:
+    return hashlib.sha256(key).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """Keys accepted by a server; ``keys[0]`` signs new tokens."""
+
+    keys: tuple[bytes, ...]
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> KeyRing:
+        lines = [ln.strip() for ln in Path(path).read_text().splitlines()]
+        keys = tuple(ln.encode() for ln in lines if ln and not ln.startswith("#"))
+        if not keys:
+            raise ValueError(f"secret file {path} holds no key")
+        return cls(keys)
+
+    @classmethod
+    def generate(cls) -> KeyRing:
+        return cls((secrets.token_hex(32).encode(),))
+
+    def write(self, path: str | Path) -> None:
+        p = Path(path)
+        p.write_text("\n".join(k.decode() for k in self.keys) + "\n")
+        p.chmod(0o600)
+
+    def issue(
+        self,
+        role: str,
+        sub: str,
+        office: str,
+        desk: str | None = None,
+        booth: str | None = None,
+        ttl: float = 12 * 3600,
+        now: float | None = None,
+    ) -> str:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}")
+        if role == "officer" and not desk:
+            raise ValueError("an officer token needs a desk")
+        if role == "booth" and not booth:
+            raise ValueError("a booth token needs a booth")
+        iat = int(now if now is not None else time.time())
+        payload: dict[str, object] = {
+            "role": role,
+            "sub": sub,
+            "office": office,
+            "iat": iat,
+            "exp": iat + int(ttl),
+        }
+        if desk:
+            payload["desk"] = desk
+        if booth:
+            payload["booth"] = booth
+        key = self.keys[0]
+        return jwt.encode(payload, key, algorithm=ALGORITHM, headers={"kid": key_id(key)})
+
+    def verify(self, token: str, now: float | None = None) -> Claims:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise TokenError(ErrorCode.BAD_TOKEN, f"malformed token: {exc}") from None
+        by_kid = {key_id(k): k for k in self.keys}
+        key = by_kid.get(str(header.get("kid")))
+        if key is None:
+            raise TokenError(ErrorCode.BAD_TOKEN, "token signed by an unknown key")
+        options = {"require": ["exp", "iat", "role", "sub", "office"]}
+        try:
+            payload = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                options=options,
+                leeway=0,
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenError(ErrorCode.TOKEN_EXPIRED, "token has expired") from None
+        except jwt.PyJWTError as exc:
+            raise TokenError(ErrorCode.BAD_TOKEN, f"invalid token: {exc}") from None
+        role = payload.get("role")
+        if role not in ROLES:
+            raise TokenError(ErrorCode.BAD_TOKEN, f"unknown role {role!r}")
+        if now is not None and payload["exp"] <= now:
+            raise TokenError(ErrorCode.TOKEN_EXPIRED, "token has expired")
+        claims = Claims(
+            role=role,
+            sub=str(payload["sub"]),
+            office=str(payload["office"]),
+            desk=payload.get("desk"),
+            booth=payload.get("booth"),
+            exp=float(payload["exp"]),
+        )
+        if role == "officer" and not claims.desk:
+            raise TokenError(ErrorCode.BAD_TOKEN, "officer token without desk")
+        if role == "booth" and not claims.booth:
+            raise TokenError(ErrorCode.BAD_TOKEN, "booth token without booth")
+        return claims
