@@ -152,7 +152,8 @@ class AudioProbe:
     ``level_dbfs`` of the last frame, ``detected[freq]`` for the last frame, ``last_heard[freq]``
     (``time.monotonic()`` of the last frame with that tone, or None), ``frames`` received and
     ``last_frame_at``. ``on_frame(probe, mono)`` is called after each frame is analysed; its
-    exceptions are logged, never allowed to stop the drain.
+    exceptions are logged, never allowed to stop the drain. ``wait_until`` waits for a
+    condition frame by frame.
     """
 
     def __init__(
@@ -171,6 +172,7 @@ class AudioProbe:
         self.last_frame_at: float | None = None
         self.detected: dict[float, bool] = {}
         self.last_heard: dict[float, float | None] = {}
+        self._waiters: list[asyncio.Future[None]] = []
         for freq in frequencies:
             self.watch(freq)
 
@@ -207,6 +209,22 @@ class AudioProbe:
                 self.on_frame(self, mono)
             except Exception:
                 logger.exception("AudioProbe frame callback failed")
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait_until(self, predicate: Callable[[AudioProbe], bool]) -> None:
+        """Return once ``predicate(probe)`` holds, re-checked after every frame.
+
+        Frame-driven instead of polling; it never times out by itself, so bound it with
+        ``asyncio.timeout``.
+        """
+        loop = asyncio.get_running_loop()
+        while not predicate(self):
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            await waiter
 
     async def run(self, track: MediaStreamTrack) -> None:
         """Read ``track`` until it ends; cancel the task to stop earlier."""

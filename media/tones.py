@@ -43,7 +43,7 @@ def booth_frequency(index: int) -> float:
 
 
 def as_float(samples: np.ndarray) -> np.ndarray:
-    """Return mono samples as float64 in [-1, 1]; int16 is scaled by 1/32768, floats pass through."""
+    """Mono samples as float64 in [-1, 1]: int16 scaled by 1/32768, floats passed through."""
     arr = np.asarray(samples)
     if arr.dtype == np.int16:
         return arr.astype(np.float64) / _INT16_SCALE
@@ -62,10 +62,7 @@ def to_mono(frame: av.AudioFrame) -> np.ndarray:
     """
     data = frame.to_ndarray()
     channels = len(frame.layout.channels)
-    if frame.format.is_planar:
-        planes = data.reshape(channels, -1)
-    else:
-        planes = data.reshape(-1, channels).T
+    planes = data.reshape(channels, -1) if frame.format.is_planar else data.reshape(-1, channels).T
     if planes.dtype == np.int16:
         mono = planes.astype(np.float32).mean(axis=0) / np.float32(_INT16_SCALE)
     elif planes.dtype == np.int32:

@@ -49,7 +49,7 @@ def vp8_roundtrip(frames: list[av.VideoFrame], bitrate: int = 250_000) -> list[a
     for frame in frames:
         payloads, timestamp = encoder.encode(frame)
         data = b"".join(vp8_depayload(p) for p in payloads)
-        decoded.extend(decoder.decode(JitterFrame(data, timestamp)))  # type: ignore[arg-type]
+        decoded.extend(decoder.decode(JitterFrame(data, timestamp)))
     return decoded
 
 
@@ -94,7 +94,9 @@ def test_stamp_roundtrip_clean_downscaled_64x48() -> None:
         frame = av.VideoFrame.from_ndarray(card.frame_rgb(n / 15, wall), format="rgb24")
         for interpolation in SCALERS:
             got = read_stamp(scaled(frame, 64, 48, interpolation))
-            assert got == low32(wall), f"expected {low32(wall)} after {interpolation} 64x48, got {got}"
+            assert got == low32(wall), (
+                f"expected {low32(wall)} after {interpolation} 64x48, got {got}"
+            )
 
 
 def test_read_stamp_rejects_non_stamps() -> None:
@@ -274,8 +276,7 @@ async def test_loopback_booth_to_console(monkeypatch: pytest.MonkeyPatch) -> Non
         assert abs(age) < 2000, f"expected a stamp within 2 s of now, got {age} ms"
 
         async with asyncio.timeout(20):
-            while not probe.heard_within(freq, 5.0):
-                await asyncio.sleep(0.05)
+            await probe.wait_until(lambda p: p.heard_within(freq, 5.0))
         assert probe.frames > 0
         assert probe.last_heard[OFFICER_FREQUENCY] is None, "expected no officer tone from a booth"
     finally:

@@ -1,0 +1,147 @@
+"""The server's sans-I/O core, driven frame by frame without sockets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from signaling.hub import Hub
+from signaling.protocol import CloseCode
+from signaling.tokens import KeyRing
+
+NOW = 1_800_000_000.0
+
+
+def send(hub: Hub, conn: int, message: dict[str, Any] | str) -> list[tuple[int, dict]]:
+    frame = message if isinstance(message, str) else json.dumps(message)
+    return hub.receive(conn, frame, NOW).outputs
+
+
+def to(outputs: list[tuple[int, dict]], conn: int) -> list[dict]:
+    return [m for c, m in outputs if c == conn]
+
+
+@pytest.fixture
+def hub() -> Hub:
+    return Hub(KeyRing((b"k" * 32,)))
+
+
+def hello(hub: Hub, role: str, **kw: str) -> int:
+    conn = hub.connect()
+    token = hub.keys.issue(role, kw.pop("sub", role), kw.pop("office", "main"), now=NOW, **kw)
+    out = send(hub, conn, {"type": "hello", "id": 1, "token": token})
+    assert to(out, conn)[0]["type"] == "welcome", f"hello accepted: {out}"
+    return conn
+
+
+def test_nothing_before_hello(hub: Hub) -> None:
+    conn = hub.connect()
+    out = send(hub, conn, {"type": "focus", "id": 7, "visit": None})
+    assert to(out, conn) == [
+        {
+            "type": "error",
+            "re": 7,
+            "code": "hello_required",
+            "message": "send hello with a token first",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("{not json", "bad_json"),
+        ('{"type": "teleport", "id": 3}', "unknown_type"),
+        ('{"type": "decide", "id": 4, "visit": "V1"}', "invalid_message"),
+        ('{"type": "hello", "id": 5, "token": "x", "extra": 1}', "invalid_message"),
+        ("[1, 2]", "unknown_type"),
+        ("x" * 70_000, "too_big"),
+    ],
+)
+def test_bad_frames_get_stable_codes(hub: Hub, frame: str, code: str) -> None:
+    conn = hub.connect()
+    result = hub.receive(conn, frame, NOW)
+    assert [m["code"] for m in to(result.outputs, conn)] == [code]
+    assert result.events == [] and result.close is None, "bad input changes nothing"
+
+
+def test_forged_token_is_refused_and_closes(hub: Hub) -> None:
+    conn = hub.connect()
+    forged = KeyRing.generate().issue("officer", "eve", "main", desk="d1")
+    result = hub.receive(conn, json.dumps({"type": "hello", "id": 1, "token": forged}), NOW)
+    assert to(result.outputs, conn)[0]["code"] == "bad_token"
+    assert result.close is not None and result.close[0] == CloseCode.AUTH_FAILED
+    assert hub.state.desks == {}, "a refused hello opens nothing"
+
+
+def test_visit_routing_focus_and_decision_fan_out(hub: Hub) -> None:
+    officer = hello(hub, "officer", desk="d1")
+    booth = hello(hub, "booth", booth="b1")
+    out = send(
+        hub,
+        booth,
+        {"type": "start_visit", "id": 2, "claimant": {"name": "Siti", "membership_no": "1"}},
+    )
+    ack = to(out, booth)[0]
+    assert ack["type"] == "ack" and ack["re"] == 2
+    visit = ack["visit"]
+    delta = to(out, officer)[0]
+    assert delta["type"] == "delta" and delta["visits"][0]["slot"] == 1
+    assert to(out, booth)[1]["type"] == "booth_state" and to(out, booth)[1]["state"] == "active"
+
+    out = send(hub, officer, {"type": "focus", "id": 3, "visit": visit})
+    assert to(out, booth)[-1]["on_air"] is True, "the booth is told it is on air"
+    assert to(out, officer)[-1]["on_air"] == visit
+
+    out = send(
+        hub, officer, {"type": "decide", "id": 4, "visit": visit, "step": 0, "decision": "approve"}
+    )
+    assert to(out, officer)[0] == {"type": "ack", "re": 4, "visit": visit, "step": 0}
+    assert to(out, officer)[1]["visits"][0]["steps"][0]["status"] == "approved"
+    assert to(out, officer)[1]["seq"] == delta["seq"] + 2, "per-desk seq counts every delta"
+
+
+def test_supervisor_is_read_only_and_booth_cannot_steer(hub: Hub) -> None:
+    hello(hub, "officer", desk="d1")
+    sup = hello(hub, "supervisor")
+    booth = hello(hub, "booth", booth="b1")
+    for message in (
+        {"type": "focus", "id": 1, "visit": None},
+        {"type": "decide", "id": 2, "visit": "V000001", "step": 0, "decision": "approve"},
+        {"type": "start_visit", "id": 3, "claimant": {"name": "x", "membership_no": "1"}},
+        {"type": "end_visit", "id": 4, "visit": "V000001", "outcome": "completed"},
+    ):
+        result = hub.receive(sup, json.dumps(message), NOW)
+        assert to(result.outputs, sup)[0]["code"] == "read_only", message["type"]
+        assert result.events == []
+    out = send(hub, booth, {"type": "focus", "id": 5, "visit": None})
+    assert to(out, booth)[0]["code"] == "forbidden"
+    out = send(hub, sup, {"type": "watch", "id": 6, "desk": "d1"})
+    assert to(out, sup)[0]["type"] == "snapshot"
+
+
+def test_sdp_relays_between_the_peers_of_a_visit_only(hub: Hub) -> None:
+    officer = hello(hub, "officer", desk="d1")
+    booth = hello(hub, "booth", booth="b1")
+    other = hello(hub, "booth", booth="b2", sub="b2")
+    out = send(
+        hub,
+        booth,
+        {"type": "start_visit", "id": 2, "claimant": {"name": "S", "membership_no": "1"}},
+    )
+    visit = to(out, booth)[0]["visit"]
+    offer = {"type": "sdp", "id": 3, "visit": visit, "sdp_type": "offer", "sdp": "v=0"}
+    out = send(hub, officer, offer)
+    assert to(out, booth)[0]["sdp"] == "v=0" and to(out, booth)[0]["from"] == "officer"
+    out = send(hub, other, {**offer, "sdp_type": "answer"})
+    assert to(out, other)[0]["code"] == "forbidden"
+    assert to(out, officer) == [], "nothing reaches the officer from a stranger"
+
+
+def test_officer_watches_only_own_desk(hub: Hub) -> None:
+    hello(hub, "officer", desk="d1")
+    other = hello(hub, "officer", desk="d2", sub="o2")
+    out = send(hub, other, {"type": "watch", "id": 2, "desk": "d1"})
+    assert to(out, other)[0]["code"] == "forbidden"

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from signaling.protocol import ErrorCode
+from signaling.tokens import KeyRing, TokenError
+
+
+def test_roundtrip_carries_role_identity_and_place(keys: KeyRing) -> None:
+    token = keys.issue("officer", "ana", "main", desk="d1", ttl=60)
+    claims = keys.verify(token)
+    assert (claims.role, claims.sub, claims.office, claims.desk) == ("officer", "ana", "main", "d1")
+    assert claims.exp > time.time()
+
+
+def test_expired_forged_and_malformed_tokens_get_their_own_codes(keys: KeyRing) -> None:
+    expired = keys.issue("booth", "b1", "main", booth="b1", ttl=10, now=time.time() - 100)
+    with pytest.raises(TokenError) as err:
+        keys.verify(expired)
+    assert err.value.code == ErrorCode.TOKEN_EXPIRED
+    forged = KeyRing.generate().issue("admin", "eve", "main")
+    with pytest.raises(TokenError) as err:
+        keys.verify(forged)
+    assert err.value.code == ErrorCode.BAD_TOKEN
+    with pytest.raises(TokenError) as err:
+        keys.verify("not-a-token")
+    assert err.value.code == ErrorCode.BAD_TOKEN
+
+
+def test_rotation_old_key_still_verifies(tmp_path: Path) -> None:
+    old = KeyRing.generate()
+    token = old.issue("supervisor", "sri", "main")
+    rotated = KeyRing((KeyRing.generate().keys[0], old.keys[0]))
+    path = tmp_path / "secret"
+    rotated.write(path)
+    assert KeyRing.from_file(path).verify(token).sub == "sri"
+
+
+def test_roles_need_their_place(keys: KeyRing) -> None:
+    with pytest.raises(ValueError):
+        keys.issue("officer", "ana", "main")
+    with pytest.raises(ValueError):
+        keys.issue("booth", "b1", "main")
+    with pytest.raises(ValueError):
+        keys.issue("janitor", "x", "main")
