@@ -1,0 +1,74 @@
+"""`lapak demo` in a real pseudo-terminal: it shows booths, `q` quits, nothing is left."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+
+def read_until(fd: int, needle: bytes, timeout: float) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            seen += chunk
+            if needle in seen:
+                return seen
+    raise AssertionError(
+        f"expected {needle!r} on the screen within {timeout}s; got {seen[-400:]!r}"
+    )
+
+
+def test_demo_shows_booths_and_q_quits_cleanly(tmp_path: Path) -> None:
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    env = {**os.environ, "TMPDIR": str(tmp_path), "TERM": "xterm-256color"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "console", "demo", "--booths", "2", "--size", "160x120"],
+        stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
+        close_fds=True,
+    )  # fmt: skip
+    os.close(slave)
+    try:
+        read_until(master, b"booth-02", timeout=40)
+        read_until(master, "▀".encode(), timeout=30)  # live video cells are painted
+        os.write(master, b"q")
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        rest = b""
+        while True:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            rest += chunk
+        os.close(master)
+    assert proc.returncode == 0, f"demo exit code {proc.returncode}: {rest[-600:]!r}"
+    assert b"Traceback" not in rest, rest[-2000:]
+    leftovers = subprocess.run(
+        ["pgrep", "-f", f"secret-file {tmp_path}"], capture_output=True, text=True
+    )
+    assert leftovers.stdout == "", "no booth process is left behind"
+    assert list(tmp_path.iterdir()) == [], "no temporary file is left behind"
