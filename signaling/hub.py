@@ -230,30 +230,54 @@ class Hub:
         raise ProtocolError(ErrorCode.FORBIDDEN, f"may not watch desk {desk_id}")
 
     def _relay_sdp(self, conn: Conn, claims: Claims, msg: p.Sdp, result: Result) -> None:
+        """Relay SDP between the peers of a visit, and nobody else.
+
+        Officer <-> booth for the visit's desk; a supervisor watching the desk may offer a
+        receive-only connection to the booth, whose answer goes back to that supervisor only.
+        """
         visit = self.state.visits.get(msg.visit)
         if visit is None or visit.state != "active":
             raise DomainError(ErrorCode.VISIT_NOT_ACTIVE, f"visit {msg.visit} is not active")
+        peer: str | None = None
         if claims.role == "officer" and claims.desk == visit.desk:
             targets = self._booth_conns.get(visit.booth, set())
             sender = "officer"
+        elif claims.role in ("supervisor", "admin") and visit.desk in conn.watching:
+            if msg.sdp_type != "offer":
+                raise ProtocolError(ErrorCode.FORBIDDEN, "a supervisor only offers")
+            targets = self._booth_conns.get(visit.booth, set())
+            sender, peer = "supervisor", str(conn.id)
         elif claims.role == "booth" and claims.booth == visit.booth:
-            targets = {
-                cid
-                for cid in self._desk_watchers.get(visit.desk or "", set())
-                if (c := self.conns[cid].claims) and c.role == "officer"
-            }
             sender = "booth"
+            if msg.peer is not None:
+                watcher = self.conns.get(int(msg.peer)) if msg.peer.isdigit() else None
+                if (
+                    watcher is None
+                    or watcher.claims is None
+                    or watcher.claims.role not in ("supervisor", "admin")
+                    or visit.desk not in watcher.watching
+                ):
+                    raise DomainError(ErrorCode.NOT_CONNECTED, "that watcher is not connected")
+                targets, peer = {watcher.id}, msg.peer
+            else:
+                targets = {
+                    cid
+                    for cid in self._desk_watchers.get(visit.desk or "", set())
+                    if (c := self.conns[cid].claims) and c.role == "officer"
+                }
         else:
             raise ProtocolError(ErrorCode.FORBIDDEN, "not a peer of this visit")
         if not targets:
             raise DomainError(ErrorCode.NOT_CONNECTED, "the other peer is not connected")
-        relayed = {
+        relayed: dict[str, Any] = {
             "type": "sdp",
             "visit": msg.visit,
             "sdp_type": msg.sdp_type,
             "sdp": msg.sdp,
             "from": sender,
         }
+        if peer is not None:
+            relayed["peer"] = peer
         result.outputs += [(t, relayed) for t in sorted(targets)]
         result.outputs.append((conn.id, p.ack(msg.id)))
 

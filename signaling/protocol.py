@@ -101,11 +101,16 @@ class Watch(msgspec.Struct, tag="watch", tag_field="type", forbid_unknown_fields
 
 
 class Sdp(msgspec.Struct, tag="sdp", tag_field="type", forbid_unknown_fields=True):
-    """An SDP offer or answer relayed between the two peers of a visit."""
+    """An SDP offer or answer relayed between the two peers of a visit.
+
+    ``peer`` names a supervisor's connection: set by the server on a supervisor's offer
+    relayed to a booth, and echoed by the booth on its answer so it reaches only them.
+    """
 
     visit: str
     sdp_type: SdpType
     sdp: str
+    peer: str | None = None
     id: int | None = None
 
 

@@ -145,3 +145,34 @@ def test_officer_watches_only_own_desk(hub: Hub) -> None:
     other = hello(hub, "officer", desk="d2", sub="o2")
     out = send(hub, other, {"type": "watch", "id": 2, "desk": "d1"})
     assert to(out, other)[0]["code"] == "forbidden"
+
+
+def test_supervisor_may_offer_receive_only_media_to_a_watched_booth(hub: Hub) -> None:
+    hello(hub, "officer", desk="d1")
+    booth = hello(hub, "booth", booth="b1")
+    sup = hello(hub, "supervisor")
+    out = send(
+        hub,
+        booth,
+        {"type": "start_visit", "id": 2, "claimant": {"name": "S", "membership_no": "1"}},
+    )
+    visit = to(out, booth)[0]["visit"]
+    offer = {"type": "sdp", "id": 3, "visit": visit, "sdp_type": "offer", "sdp": "v=0"}
+    out = send(hub, sup, offer)
+    assert to(out, sup)[0]["code"] == "forbidden", "not before watching the desk"
+    send(hub, sup, {"type": "watch", "id": 4, "desk": "d1"})
+    out = send(hub, sup, offer)
+    relayed = to(out, booth)[0]
+    assert relayed["from"] == "supervisor" and relayed["peer"] == str(sup)
+    answer = {
+        "type": "sdp",
+        "id": 5,
+        "visit": visit,
+        "sdp_type": "answer",
+        "sdp": "a",
+        "peer": str(sup),
+    }
+    out = send(hub, booth, answer)
+    assert [m["sdp"] for m in to(out, sup)] == ["a"], "the answer reaches that supervisor only"
+    out = send(hub, booth, {**answer, "peer": "999"})
+    assert to(out, booth)[0]["code"] == "not_connected"
