@@ -60,6 +60,27 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="token keys, one per line (first signs); created when missing",
     )
+    p.add_argument("--config", type=Path, help="server TOML (offices, workflows, reasons, ...)")
+    p.add_argument(
+        "--office",
+        action="append",
+        default=[],
+        help="an office this server serves (repeatable; default: any in a valid token)",
+    )
+    p.add_argument("--grace", type=float, help="seconds a dropped client keeps its place")
+    p.add_argument("--tls-cert", type=Path, help="PEM certificate: serve wss:// and https://")
+    p.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
+
+    p = sub.add_parser("audit", help="verify or export the audit trail of a data directory")
+    audit = p.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    a = audit.add_parser("verify", help="check the hash chain: exit 1 if any event was altered")
+    a.add_argument("--data-dir", type=Path, required=True)
+    a = audit.add_parser("export", help="write who decided what, when, from which role")
+    a.add_argument("--data-dir", type=Path, required=True)
+    a.add_argument("--visit", help="only this visit")
+    a.add_argument("--day", help="only this day (YYYY-MM-DD, server local time)")
+    a.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    a.add_argument("--output", type=Path, help="file to write (default: stdout)")
 
     p = sub.add_parser("token", help="print a signed access token")
     p.add_argument("--secret-file", type=Path, required=True)
@@ -110,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(args.log_level)
     handlers = {
         "signal": cmd_signal,
+        "audit": cmd_audit,
         "token": cmd_token,
         "booth": cmd_booth,
         "console": cmd_console,
@@ -142,16 +164,60 @@ def _load_or_create_keys(path: Path):  # type: ignore[no-untyped-def]
 
 
 def cmd_signal(args: argparse.Namespace) -> int:
+    from signaling.config import ServerConfig
     from signaling.server import SignalServer, run_server
+
+    try:
+        config = ServerConfig.load(args.config)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        sys.stderr.write(f"lapak signal: bad --config: {exc}\n")
+        return 2
+    if args.office:
+        config.offices = list(args.office)
+    if args.grace is not None:
+        config.grace_s = args.grace
+    context = None
+    if args.tls_cert or args.tls_key:
+        import ssl
+
+        if not (args.tls_cert and args.tls_key):
+            sys.stderr.write("lapak signal: --tls-cert and --tls-key go together\n")
+            return 2
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
 
     async def run() -> None:
         keys = _load_or_create_keys(args.secret_file)
-        server = SignalServer(args.data_dir, keys, host=args.host, port=args.port)
+        server = SignalServer(
+            args.data_dir, keys, host=args.host, port=args.port, config=config,
+            ssl_context=context,
+        )  # fmt: skip
         stop = asyncio.Event()
         _stop_on_signals(stop)
         await run_server(server, stop)
 
     asyncio.run(run())
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from signaling.audit import export, verify_dir
+
+    if not (args.data_dir / "events.sqlite3").exists():
+        sys.stderr.write(f"lapak audit: no event log in {args.data_dir}\n")
+        return 2
+    if args.audit_command == "verify":
+        count, problems = verify_dir(args.data_dir)
+        for problem in problems:
+            sys.stdout.write(f"BROKEN {problem}\n")
+        sys.stdout.write(f"{count} events checked, {len(problems)} problems\n")
+        return 1 if problems else 0
+    out = args.output.open("w", newline="") if args.output else sys.stdout
+    try:
+        export(args.data_dir, out, fmt=args.format, visit=args.visit, day=args.day)
+    finally:
+        if args.output:
+            out.close()
     return 0
 
 

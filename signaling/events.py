@@ -1,7 +1,8 @@
 """Domain events: the only things written to the durable log.
 
 State is the replay of these events; a command is accepted by producing events, never by
-mutating state directly.
+mutating state directly. Every event names who caused it (``by``, ``role``) where a person
+did, so the audit trail can say who decided what, when, from which role.
 """
 
 from __future__ import annotations
@@ -14,6 +15,31 @@ class DeskOpened(msgspec.Struct, tag="desk_opened", tag_field="kind"):
     office: str
     officer: str
     capacity: int
+    at: float
+
+
+class DeskConfigured(msgspec.Struct, tag="desk_configured", tag_field="kind"):
+    """An admin set a desk's office and capacity (creating it if new)."""
+
+    desk: str
+    office: str
+    capacity: int
+    by: str
+    at: float
+
+
+class DeskClosed(msgspec.Struct, tag="desk_closed", tag_field="kind"):
+    """The desk takes no more visits; its seated visits went back to the queue head."""
+
+    desk: str
+    by: str
+    at: float
+
+
+class WorkflowSet(msgspec.Struct, tag="workflow_set", tag_field="kind"):
+    claim_type: str
+    steps: list[str]
+    by: str
     at: float
 
 
@@ -38,6 +64,7 @@ class VisitRouted(msgspec.Struct, tag="visit_routed", tag_field="kind"):
 class VisitQueued(msgspec.Struct, tag="visit_queued", tag_field="kind"):
     visit: str
     at: float
+    head: bool = False  # back to the head of the queue (its desk closed or its officer left)
 
 
 class FocusChanged(msgspec.Struct, tag="focus_changed", tag_field="kind"):
@@ -48,6 +75,8 @@ class FocusChanged(msgspec.Struct, tag="focus_changed", tag_field="kind"):
 
 
 class StepDecided(msgspec.Struct, tag="step_decided", tag_field="kind"):
+    """approve, reject (with a reason) or reopen (back to pending) one step."""
+
     visit: str
     step: int
     decision: str
@@ -57,20 +86,45 @@ class StepDecided(msgspec.Struct, tag="step_decided", tag_field="kind"):
     at: float
 
 
+class SnapshotTaken(msgspec.Struct, tag="snapshot_taken", tag_field="kind"):
+    """The officer saved a frame of the visit; its SHA-256 goes into the audit trail."""
+
+    visit: str
+    sha256: str
+    step: int | None
+    by: str
+    at: float
+
+
 class VisitEnded(msgspec.Struct, tag="visit_ended", tag_field="kind"):
     visit: str
     outcome: str
     note: str | None
     by: str
     at: float
+    role: str = "officer"
 
 
 Event = (
-    DeskOpened | VisitStarted | VisitRouted | VisitQueued | FocusChanged | StepDecided | VisitEnded
+    DeskOpened
+    | DeskConfigured
+    | DeskClosed
+    | WorkflowSet
+    | VisitStarted
+    | VisitRouted
+    | VisitQueued
+    | FocusChanged
+    | StepDecided
+    | SnapshotTaken
+    | VisitEnded
 )
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Event)
+
+
+def event_kind(event: Event) -> str:
+    return type(event).__struct_config__.tag  # type: ignore[return-value]
 
 
 def encode_event(event: Event) -> bytes:

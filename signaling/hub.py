@@ -1,23 +1,40 @@
 """The server's sans-I/O core: frames in, events and outbound messages out.
 
 Modelled on python-websockets' ``Protocol``: the asyncio server feeds each frame to
-``Hub.receive`` and gets back a ``Result`` (events to make durable, messages to deliver,
-maybe a close). The shell must deliver the outputs only after the events are durable; it
-never decides anything itself. Because the core is pure, it is tested without sockets.
+``Hub.receive`` (and the passing of time to ``Hub.tick``) and gets back a ``Result``: events
+to make durable, messages to deliver, maybe a close. The shell must deliver the outputs
+only after the events are durable; it never decides anything itself. Because the core is
+pure, it is tested without sockets.
 """
 
 from __future__ import annotations
 
 import itertools
+import secrets
+import statistics
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from signaling import protocol as p
-from signaling.domain import Domain, DomainError, State, desk_view, queue_position, visit_view
+from signaling.config import ServerConfig
+from signaling.domain import (
+    Domain,
+    DomainError,
+    Rules,
+    State,
+    desk_view,
+    queue_position,
+    visit_view,
+)
 from signaling.events import (
+    DeskClosed,
+    DeskConfigured,
+    DeskOpened,
     Event,
     FocusChanged,
+    SnapshotTaken,
     StepDecided,
     VisitEnded,
     VisitQueued,
@@ -27,7 +44,36 @@ from signaling.events import (
 from signaling.protocol import CloseCode, ErrorCode, ProtocolError
 from signaling.tokens import Claims, KeyRing, TokenError
 
-MUTATING = {"start_visit", "focus", "decide", "end_visit"}
+FLOOD_CLOSE_AFTER = 200  # refused frames in a row before the connection is closed
+
+# Which role may send what. "own" checks (own desk, own booth, office) happen in handlers.
+# A role not listed gets `forbidden`, a supervisor asking for a change gets `read_only`.
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "hello": frozenset({"officer", "booth", "supervisor", "admin"}),
+    "start_visit": frozenset({"booth"}),
+    "focus": frozenset({"officer"}),
+    "decide": frozenset({"officer"}),
+    "end_visit": frozenset({"officer", "booth"}),
+    "snapshot_taken": frozenset({"officer"}),
+    "watch": frozenset({"officer", "supervisor", "admin"}),
+    "office_stats": frozenset({"officer", "supervisor", "admin"}),
+    "sdp": frozenset({"officer", "booth", "supervisor", "admin"}),
+    "configure_desk": frozenset({"admin"}),
+    "close_desk": frozenset({"admin"}),
+    "set_workflow": frozenset({"admin"}),
+}
+MUTATING = frozenset(
+    {
+        "start_visit",
+        "focus",
+        "decide",
+        "end_visit",
+        "snapshot_taken",
+        "configure_desk",
+        "close_desk",
+        "set_workflow",
+    }
+)
 
 
 @dataclass
@@ -35,6 +81,10 @@ class Conn:
     id: int
     claims: Claims | None = None
     watching: set[str] = field(default_factory=set)
+    session: str | None = None
+    tokens: float = 0.0
+    refill_at: float = 0.0
+    refused_in_row: int = 0
 
 
 @dataclass
@@ -46,35 +96,112 @@ class Result:
     error_code: str | None = None
 
 
+def _identity(claims: Claims) -> tuple[str, str] | None:
+    """Whose place a connection holds: a booth, or an officer's desk."""
+    if claims.role == "booth" and claims.booth:
+        return ("booth", claims.booth)
+    if claims.role == "officer" and claims.desk:
+        return ("desk", claims.desk)
+    return None
+
+
 class Hub:
-    def __init__(self, keys: KeyRing, state: State | None = None) -> None:
+    def __init__(
+        self,
+        keys: KeyRing,
+        state: State | None = None,
+        config: ServerConfig | None = None,
+        now: float | None = None,
+    ) -> None:
         self.keys = keys
-        self.domain = Domain(state)
+        self.config = config or ServerConfig()
+        rules = Rules(
+            workflows=dict(self.config.workflows),
+            reasons=tuple(self.config.reasons),
+            pins=dict(self.config.pins),
+            default_visit_s=self.config.default_visit_minutes * 60,
+        )
+        self.domain = Domain(state, rules)
         self.conns: dict[int, Conn] = {}
         self._ids = itertools.count(1)
         self._desk_watchers: dict[str, set[int]] = {}
         self._booth_conns: dict[str, set[int]] = {}
         self._desk_seq: Counter[str] = Counter()
+        self._sessions: dict[tuple[str, str], str] = {}
+        # Places whose holder is away: (kind, id) -> since when. After a restart everyone
+        # is away until they say hello again, so the grace period starts at startup.
+        self.away: dict[tuple[str, str], float] = {}
+        started = time.time() if now is None else now
+        for booth in self.state.open_by_booth:
+            self.away[("booth", booth)] = started
+        for desk in self.state.desks.values():
+            if desk.slots:
+                self.away[("desk", desk.id)] = started
 
     @property
     def state(self) -> State:
         return self.domain.state
 
+    def bootstrap(self, now: float) -> list[Event]:
+        """Events that create the configured desks not yet in the log."""
+        events: list[Event] = []
+        for spec in self.config.desks:
+            if spec.id not in self.state.desks:
+                events += self.domain.configure_desk(
+                    spec.id, spec.office, spec.capacity, "config", now
+                )
+        return events
+
     # -- connection lifecycle ----------------------------------------------------------
 
     def connect(self) -> int:
-        conn = Conn(next(self._ids))
+        conn = Conn(next(self._ids), tokens=float(self.config.rate_burst))
         self.conns[conn.id] = conn
         return conn.id
 
-    def disconnect(self, conn_id: int) -> Result:
+    def disconnect(self, conn_id: int, now: float) -> Result:
+        """Forget a connection; its place (booth, desk) waits for the grace period."""
         conn = self.conns.pop(conn_id, None)
-        if conn is not None:
-            for desk in conn.watching:
-                self._desk_watchers.get(desk, set()).discard(conn_id)
-            if conn.claims and conn.claims.booth:
+        if conn is None:
+            return Result()
+        for desk in conn.watching:
+            self._desk_watchers.get(desk, set()).discard(conn_id)
+        if conn.claims is not None:
+            if conn.claims.booth:
                 self._booth_conns.get(conn.claims.booth, set()).discard(conn_id)
+            place = _identity(conn.claims)
+            if place is not None and not self._holders(place):
+                self.away[place] = now
         return Result()
+
+    def _holders(self, place: tuple[str, str]) -> list[int]:
+        kind, ident = place
+        found = []
+        for conn in self.conns.values():
+            if conn.claims is not None and _identity(conn.claims) == (kind, ident):
+                found.append(conn.id)
+        return found
+
+    def tick(self, now: float) -> Result:
+        """Let time pass: places away longer than the grace period are given up."""
+        result = Result()
+        for place, since in list(self.away.items()):
+            if now - since < self.config.grace_s:
+                continue
+            del self.away[place]
+            self._sessions.pop(place, None)
+            kind, ident = place
+            if kind == "booth":
+                visit_id = self.state.open_by_booth.get(ident)
+                if visit_id is not None:
+                    result.events += self.domain.end_visit(
+                        visit_id, "abandoned", "booth gone past the grace period", "server",
+                        now, role="system",
+                    )  # fmt: skip
+            else:
+                result.events += self.domain.vacate_desk(ident, now)
+        self._fan_out(result)
+        return result
 
     def role_counts(self) -> Counter[str]:
         return Counter(c.claims.role if c.claims else "anonymous" for c in self.conns.values())
@@ -87,8 +214,14 @@ class Hub:
     def receive(self, conn_id: int, frame: str | bytes, now: float) -> Result:
         conn = self.conns[conn_id]
         result = Result()
+        if not self._take_token(conn, now):
+            conn.refused_in_row += 1
+            self._fail(conn, result, ErrorCode.RATE_LIMITED, "slow down", None)
+            if conn.refused_in_row >= FLOOD_CLOSE_AFTER:
+                result.close = (CloseCode.FLOOD, "flood")
+            return result
         try:
-            msg = p.decode_client(frame)
+            msg = p.decode_client(frame, self.config.max_frame_bytes)
         except ProtocolError as exc:
             return self._fail(conn, result, exc.code, exc.message, exc.re)
         result.message_type = type(msg).__struct_config__.tag  # type: ignore[assignment]
@@ -98,16 +231,31 @@ class Hub:
             elif conn.claims is None:
                 raise ProtocolError(ErrorCode.HELLO_REQUIRED, "send hello with a token first")
             else:
+                self._authorize(conn.claims, result.message_type or "")
                 self._dispatch(conn, msg, now, result)
         except (ProtocolError, DomainError) as exc:
-            result.events.clear()
+            # Commands emit nothing before their last check, so no event is half-made.
+            assert not result.events, "a refused command must not have produced events"
             return self._fail(conn, result, exc.code, exc.message, msg.id)
         except TokenError as exc:
             self._fail(conn, result, exc.code, exc.message, msg.id)
             result.close = (CloseCode.AUTH_FAILED, exc.code)
             return result
+        conn.refused_in_row = 0
         self._fan_out(result)
         return result
+
+    def _take_token(self, conn: Conn, now: float) -> bool:
+        """Token bucket: ``rate_per_s`` sustained, ``rate_burst`` at once."""
+        elapsed = max(0.0, now - conn.refill_at)
+        conn.refill_at = now
+        conn.tokens = min(
+            float(self.config.rate_burst), conn.tokens + elapsed * self.config.rate_per_s
+        )
+        if conn.tokens < 1.0:
+            return False
+        conn.tokens -= 1.0
+        return True
 
     def _fail(
         self, conn: Conn, result: Result, code: ErrorCode, message: str, re: int | None
@@ -116,11 +264,39 @@ class Hub:
         result.outputs.append((conn.id, p.error(code, message, re)))
         return result
 
+    @staticmethod
+    def _authorize(claims: Claims, kind: str) -> None:
+        if claims.role in PERMISSIONS.get(kind, frozenset()):
+            return
+        if claims.role == "supervisor" and kind in MUTATING:
+            raise ProtocolError(ErrorCode.READ_ONLY, "a supervisor can only watch")
+        raise ProtocolError(ErrorCode.FORBIDDEN, f"a {claims.role} may not send {kind}")
+
     def _hello(self, conn: Conn, msg: p.Hello, now: float, result: Result) -> None:
         if conn.claims is not None:
             raise ProtocolError(ErrorCode.ALREADY_HELLO, "hello was already accepted")
         claims = self.keys.verify(msg.token, now=now)
+        offices = self.config.offices
+        if offices and claims.office not in offices and claims.office != "*":
+            raise TokenError(ErrorCode.WRONG_OFFICE, f"this server does not serve {claims.office}")
+        if claims.office == "*" and claims.role not in ("supervisor", "admin"):
+            raise TokenError(ErrorCode.BAD_TOKEN, "only supervisors and admins span offices")
+        place = _identity(claims)
+        resumed = False
+        session = None
+        if place is not None:
+            known = self._sessions.get(place)
+            resumed = msg.session is not None and msg.session == known
+            session = known if resumed else secrets.token_urlsafe(12)
+            self._sessions[place] = session
+            self.away.pop(place, None)
+        if claims.role == "officer":
+            assert claims.desk is not None
+            existing = self.state.desks.get(claims.desk)
+            if existing is not None and existing.office != claims.office:
+                raise TokenError(ErrorCode.WRONG_OFFICE, f"desk {claims.desk} is elsewhere")
         conn.claims = claims
+        conn.session = session
         welcome: dict[str, Any] = {
             "type": "welcome",
             "re": msg.id,
@@ -129,7 +305,14 @@ class Hub:
             "office": claims.office,
             "desk": claims.desk,
             "booth": claims.booth,
-            "desks": sorted(d.id for d in self.state.desks.values() if d.office == claims.office),
+            "session": session,
+            "resumed": resumed,
+            "desks": sorted(
+                d.id for d in self.state.desks.values() if claims.office in (d.office, "*")
+            ),
+            "claim_types": self.domain.claim_types(),
+            "reasons": list(self.domain.rules.reasons),
+            "grace_s": self.config.grace_s,
         }
         result.outputs.append((conn.id, welcome))
         if claims.role == "officer":
@@ -160,14 +343,11 @@ class Hub:
     def _dispatch(self, conn: Conn, msg: p.ClientMessage, now: float, result: Result) -> None:
         claims = conn.claims
         assert claims is not None
-        kind = result.message_type
-        if kind in MUTATING and claims.role == "supervisor":
-            raise ProtocolError(ErrorCode.READ_ONLY, "a supervisor can only watch")
+        d = self.domain
         match msg:
             case p.StartVisit():
-                self._require(claims, "booth")
                 assert claims.booth is not None
-                visit_id, events = self.domain.start_visit(
+                visit_id, events = d.start_visit(
                     claims.booth,
                     claims.office,
                     msg.claimant.name,
@@ -181,40 +361,76 @@ class Hub:
                     result.outputs.append((conn.id, self._booth_state(visit_id)))
             case p.Focus():
                 desk = self._officer_desk(claims)
-                result.events += self.domain.set_focus(desk, msg.visit, claims.sub, now)
+                result.events += d.set_focus(desk, msg.visit, claims.sub, now)
                 result.outputs.append((conn.id, p.ack(msg.id, on_air=msg.visit)))
             case p.Decide():
                 desk = self._officer_desk(claims)
-                result.events += self.domain.decide(
+                result.events += d.decide(
                     desk, msg.visit, msg.step, msg.decision, msg.reason, claims.sub,
                     claims.role, now,
                 )  # fmt: skip
                 result.outputs.append((conn.id, p.ack(msg.id, visit=msg.visit, step=msg.step)))
-            case p.EndVisit():
+            case p.SnapshotTaken():
                 desk = self._officer_desk(claims)
+                result.events += d.record_snapshot(
+                    desk, msg.visit, msg.sha256, msg.step, claims.sub, now
+                )
+                result.outputs.append((conn.id, p.ack(msg.id, visit=msg.visit)))
+            case p.EndVisit():
                 visit = self.state.visits.get(msg.visit)
-                if visit is None or visit.desk != desk:
-                    raise DomainError(ErrorCode.VISIT_NOT_ACTIVE, f"visit {msg.visit} not here")
-                result.events += self.domain.end_visit(
-                    msg.visit, msg.outcome, msg.note, claims.sub, now
+                if claims.role == "booth":
+                    if visit is None or visit.booth != claims.booth:
+                        raise ProtocolError(ErrorCode.FORBIDDEN, "not this booth's visit")
+                    if msg.outcome != "abandoned":
+                        raise ProtocolError(ErrorCode.FORBIDDEN, "a booth can only leave")
+                else:
+                    desk = self._officer_desk(claims)
+                    if visit is None or visit.desk != desk:
+                        raise DomainError(ErrorCode.VISIT_NOT_ACTIVE, f"visit {msg.visit} not here")
+                result.events += d.end_visit(
+                    msg.visit, msg.outcome, msg.note, claims.sub, now, role=claims.role
                 )
                 result.outputs.append((conn.id, p.ack(msg.id, visit=msg.visit)))
             case p.Watch():
                 self._authorize_watch(claims, msg.desk)
                 self._watch(conn, msg.desk, result, msg.id)
+            case p.OfficeStats():
+                office = msg.office or claims.office
+                if claims.office not in (office, "*"):
+                    raise ProtocolError(ErrorCode.FORBIDDEN, f"not your office: {office}")
+                result.outputs.append((conn.id, p.ack(msg.id, **self.office_stats(office, now))))
             case p.Sdp():
                 self._relay_sdp(conn, claims, msg, result)
+            case p.ConfigureDesk():
+                office = msg.office or claims.office
+                self._admin_office(claims, office)
+                existing = self.state.desks.get(msg.desk)
+                if existing is not None:
+                    self._admin_office(claims, existing.office)
+                result.events += d.configure_desk(msg.desk, office, msg.capacity, claims.sub, now)
+                result.outputs.append((conn.id, p.ack(msg.id, desk=msg.desk)))
+            case p.CloseDesk():
+                existing = self.state.desks.get(msg.desk)
+                if existing is None:
+                    raise DomainError(ErrorCode.NOT_FOUND, f"no desk {msg.desk}")
+                self._admin_office(claims, existing.office)
+                result.events += d.close_desk(msg.desk, claims.sub, now)
+                result.outputs.append((conn.id, p.ack(msg.id, desk=msg.desk)))
+            case p.SetWorkflow():
+                result.events += d.set_workflow(msg.claim_type, msg.steps, claims.sub, now)
+                result.outputs.append((conn.id, p.ack(msg.id, claim_type=msg.claim_type)))
             case _:  # pragma: no cover - decode_client admits only the types above
-                raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unhandled {kind}")
+                raise ProtocolError(ErrorCode.UNKNOWN_TYPE, "unhandled message")
 
     @staticmethod
-    def _require(claims: Claims, role: str) -> None:
-        if claims.role != role:
-            raise ProtocolError(ErrorCode.FORBIDDEN, f"only a {role} may do this")
+    def _admin_office(claims: Claims, office: str) -> None:
+        if claims.office not in (office, "*"):
+            raise ProtocolError(ErrorCode.FORBIDDEN, f"not an admin of office {office}")
 
-    def _officer_desk(self, claims: Claims) -> str:
-        self._require(claims, "officer")
-        assert claims.desk is not None
+    @staticmethod
+    def _officer_desk(claims: Claims) -> str:
+        if claims.role != "officer" or claims.desk is None:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "only an officer may do this")
         return claims.desk
 
     def _authorize_watch(self, claims: Claims, desk_id: str) -> None:
@@ -223,9 +439,7 @@ class Hub:
             raise DomainError(ErrorCode.NOT_FOUND, f"no desk {desk_id}")
         if claims.role == "officer" and claims.desk == desk_id:
             return
-        if claims.role == "supervisor" and claims.office in (desk.office, "*"):
-            return
-        if claims.role == "admin":
+        if claims.role in ("supervisor", "admin") and claims.office in (desk.office, "*"):
             return
         raise ProtocolError(ErrorCode.FORBIDDEN, f"may not watch desk {desk_id}")
 
@@ -281,6 +495,52 @@ class Hub:
         result.outputs += [(t, relayed) for t in sorted(targets)]
         result.outputs.append((conn.id, p.ack(msg.id)))
 
+    # -- office overview ---------------------------------------------------------------
+
+    def office_stats(self, office: str, now: float) -> dict[str, Any]:
+        """Desks, queue and today's figures for a supervisor's overview."""
+        s = self.state
+        day_start = _local_midnight(now)
+        desks = [
+            {
+                "desk": d.id,
+                "officer": d.officer,
+                "capacity": d.capacity,
+                "load": len(d.slots),
+                "on_air": d.on_air,
+                "on_air_booth": s.visits[d.on_air].booth if d.on_air in s.visits else None,
+                "closed": d.closed,
+                "present": ("desk", d.id) not in self.away and bool(self._holders(("desk", d.id))),
+            }
+            for d in sorted(s.desks.values(), key=lambda d: d.id)
+            if office in (d.office, "*")
+        ]
+        queue = []
+        for visit_id in s.queues.get(office, []):
+            v = s.visits[visit_id]
+            queue.append(
+                {
+                    "visit": v.id,
+                    "booth": v.booth,
+                    "position": queue_position(s, v),
+                    "waiting_s": now - v.started_at,
+                    "estimated_wait_s": self.domain.estimated_wait_s(v),
+                }
+            )
+        today = [v for v in s.visits.values() if v.office == office and v.started_at >= day_start]
+        waits = [v.routed_at - v.started_at for v in today if v.routed_at is not None]
+        ended = [v for v in today if v.ended_at is not None]
+        hours = max((now - min((v.started_at for v in today), default=now)) / 3600, 1 / 60)
+        return {
+            "office": office,
+            "desks": desks,
+            "queue": queue,
+            "median_wait_s": statistics.median(waits) if waits else None,
+            "visits_today": len(today),
+            "visits_per_hour": len(ended) / hours if ended else 0.0,
+            "outcomes": dict(Counter(v.outcome for v in ended)),
+        }
+
     # -- fan-out of accepted events ---------------------------------------------------
 
     def _booth_state(self, visit_id: str) -> dict[str, Any]:
@@ -291,6 +551,7 @@ class Hub:
             **visit_view(visit),
             "on_air": bool(desk and desk.on_air == visit.id),
             "position": queue_position(self.state, visit),
+            "estimated_wait_s": self.domain.estimated_wait_s(visit),
             "queue": len(self.state.queues.get(visit.office, [])),
         }
 
@@ -305,31 +566,60 @@ class Hub:
                     desks.setdefault(event.desk, set()).add(event.visit)
                     visits.add(event.visit)
                     offices.add(self.state.visits[event.visit].office)
-                case VisitQueued() | VisitStarted():
+                case VisitQueued():
+                    visits.add(event.visit)
+                    offices.add(self.state.visits[event.visit].office)
+                    # it may have left a desk: every desk of the office re-reads its seats
+                    for desk in self.state.desks.values():
+                        if desk.office == self.state.visits[event.visit].office:
+                            desks.setdefault(desk.id, set()).add(event.visit)
+                case VisitStarted():
                     visits.add(event.visit)
                 case FocusChanged():
                     desks.setdefault(event.desk, set())
                     visits.update(self.state.desks[event.desk].slots.values())
-                case StepDecided() | VisitEnded():
+                case StepDecided() | SnapshotTaken():
                     visit = self.state.visits[event.visit]
                     if visit.desk:
                         desks.setdefault(visit.desk, set()).add(visit.id)
                     visits.add(visit.id)
+                case VisitEnded():
+                    visit = self.state.visits[event.visit]
+                    for desk in self.state.desks.values():
+                        if desk.office == visit.office:
+                            desks.setdefault(desk.id, set()).add(visit.id)
+                    visits.add(visit.id)
                     offices.add(visit.office)
+                case DeskOpened() | DeskConfigured() | DeskClosed():
+                    desks.setdefault(event.desk, set())
+                    offices.add(self.state.desks[event.desk].office)
         for office in offices:  # queue positions moved for everyone still waiting
             visits.update(self.state.queues.get(office, []))
         for desk_id, changed in desks.items():
+            watchers = self._desk_watchers.get(desk_id)
             self._desk_seq[desk_id] += 1
+            if not watchers:
+                continue
+            desk = self.state.desks[desk_id]
             delta = {
                 "type": "delta",
                 "desk": desk_id,
                 "seq": self._desk_seq[desk_id],
-                "on_air": self.state.desks[desk_id].on_air,
-                "queue": len(self.state.queues.get(self.state.desks[desk_id].office, [])),
+                "on_air": desk.on_air,
+                "closed": desk.closed,
+                "capacity": desk.capacity,
+                "queue": len(self.state.queues.get(desk.office, [])),
                 "visits": [visit_view(self.state.visits[v]) for v in sorted(changed)],
             }
-            result.outputs += [(c, delta) for c in sorted(self._desk_watchers.get(desk_id, ()))]
+            result.outputs += [(c, delta) for c in sorted(watchers)]
         for visit_id in sorted(visits):
             booth = self.state.visits[visit_id].booth
-            message = self._booth_state(visit_id)
-            result.outputs += [(c, message) for c in sorted(self._booth_conns.get(booth, ()))]
+            conns = self._booth_conns.get(booth)
+            if conns:
+                message = self._booth_state(visit_id)
+                result.outputs += [(c, message) for c in sorted(conns)]
+
+
+def _local_midnight(now: float) -> float:
+    t = time.localtime(now)
+    return now - (t.tm_hour * 3600 + t.tm_min * 60 + t.tm_sec)

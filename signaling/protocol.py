@@ -30,6 +30,12 @@ class ErrorCode(StrEnum):
     READ_ONLY = "read_only"
     NOT_FOUND = "not_found"
     STEP_NOT_PENDING = "step_not_pending"
+    STEP_NOT_DECIDED = "step_not_decided"
+    BAD_REASON = "bad_reason"
+    CONFLICT = "conflict"
+    WRONG_OFFICE = "wrong_office"
+    RATE_LIMITED = "rate_limited"
+    SESSION_UNKNOWN = "session_unknown"
     VISIT_NOT_ACTIVE = "visit_not_active"
     NOT_CONNECTED = "not_connected"
     TOO_BIG = "too_big"
@@ -46,10 +52,11 @@ class CloseCode:
     INTERNAL = 1011
     AUTH_FAILED = 4001
     SLOW_CONSUMER = 4008
+    FLOOD = 4029
 
 
 Role = Literal["officer", "booth", "supervisor", "admin"]
-Decision = Literal["approve", "reject"]
+Decision = Literal["approve", "reject", "reopen"]
 Outcome = Literal["completed", "rejected", "escalated", "abandoned"]
 SdpType = Literal["offer", "answer"]
 
@@ -64,7 +71,10 @@ class Claimant(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class Hello(msgspec.Struct, tag="hello", tag_field="type", forbid_unknown_fields=True):
+    """First frame. ``session`` (from an earlier ``welcome``) resumes within the grace period."""
+
     token: str
+    session: str | None = None
     id: int | None = None
 
 
@@ -81,6 +91,8 @@ class Focus(msgspec.Struct, tag="focus", tag_field="type", forbid_unknown_fields
 
 
 class Decide(msgspec.Struct, tag="decide", tag_field="type", forbid_unknown_fields=True):
+    """approve or reject (with a configured reason) a pending step, or reopen a decided one."""
+
     visit: str
     step: int
     decision: Decision
@@ -114,7 +126,58 @@ class Sdp(msgspec.Struct, tag="sdp", tag_field="type", forbid_unknown_fields=Tru
     id: int | None = None
 
 
-ClientMessage = Hello | StartVisit | Focus | Decide | EndVisit | Watch | Sdp
+class SnapshotTaken(
+    msgspec.Struct, tag="snapshot_taken", tag_field="type", forbid_unknown_fields=True
+):
+    """The officer saved a frame of a visit as PNG; its SHA-256 joins the audit trail."""
+
+    visit: str
+    sha256: str
+    step: int | None = None
+    id: int | None = None
+
+
+class OfficeStats(msgspec.Struct, tag="office_stats", tag_field="type", forbid_unknown_fields=True):
+    """Ask for an office overview (desks, queue, waits, throughput, outcomes today)."""
+
+    office: str | None = None
+    id: int | None = None
+
+
+class ConfigureDesk(
+    msgspec.Struct, tag="configure_desk", tag_field="type", forbid_unknown_fields=True
+):
+    desk: str
+    capacity: int
+    office: str | None = None
+    id: int | None = None
+
+
+class CloseDesk(msgspec.Struct, tag="close_desk", tag_field="type", forbid_unknown_fields=True):
+    desk: str
+    id: int | None = None
+
+
+class SetWorkflow(msgspec.Struct, tag="set_workflow", tag_field="type", forbid_unknown_fields=True):
+    claim_type: str
+    steps: list[str]
+    id: int | None = None
+
+
+ClientMessage = (
+    Hello
+    | StartVisit
+    | Focus
+    | Decide
+    | EndVisit
+    | Watch
+    | Sdp
+    | SnapshotTaken
+    | OfficeStats
+    | ConfigureDesk
+    | CloseDesk
+    | SetWorkflow
+)
 
 CLIENT_TYPES: tuple[str, ...] = (
     "hello",
@@ -124,6 +187,11 @@ CLIENT_TYPES: tuple[str, ...] = (
     "end_visit",
     "watch",
     "sdp",
+    "snapshot_taken",
+    "office_stats",
+    "configure_desk",
+    "close_desk",
+    "set_workflow",
 )
 
 _client_decoder = msgspec.json.Decoder(ClientMessage)
@@ -140,10 +208,10 @@ class ProtocolError(Exception):
         self.re = re
 
 
-def decode_client(frame: str | bytes) -> ClientMessage:
+def decode_client(frame: str | bytes, max_bytes: int = MAX_FRAME_BYTES) -> ClientMessage:
     """Decode one inbound frame, raising ProtocolError with the precise code."""
-    if len(frame) > MAX_FRAME_BYTES:
-        raise ProtocolError(ErrorCode.TOO_BIG, f"frame exceeds {MAX_FRAME_BYTES} bytes")
+    if len(frame) > max_bytes:
+        raise ProtocolError(ErrorCode.TOO_BIG, f"frame exceeds {max_bytes} bytes")
     try:
         return _client_decoder.decode(frame)
     except msgspec.ValidationError as exc:

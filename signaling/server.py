@@ -12,6 +12,7 @@ import contextlib
 import http
 import json
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,8 +25,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from signaling import protocol as p
-from signaling.domain import State, replay
-from signaling.eventlog import EventLog, read_events
+from signaling.config import ServerConfig
+from signaling.eventlog import EventLog, load
 from signaling.hub import Hub, Result
 from signaling.metrics import ServerMetrics
 from signaling.protocol import CloseCode
@@ -53,12 +54,17 @@ class SignalServer:
         host: str = "127.0.0.1",
         port: int = 8765,
         clock: Callable[[], float] = time.time,
+        config: ServerConfig | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.keys = keys
         self.host = host
         self.port = port
         self.clock = clock
+        self.config = config or ServerConfig()
+        self.ssl_context = ssl_context
+        self._ticker: asyncio.Task[None] | None = None
         self.metrics = ServerMetrics()
         self.hub: Hub | None = None
         self.log: EventLog | None = None
@@ -68,24 +74,29 @@ class SignalServer:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.host}:{self.port}/ws"
+        scheme = "wss" if self.ssl_context else "ws"
+        return f"{scheme}://{self.host}:{self.port}/ws"
 
     async def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         path = self.data_dir / "events.sqlite3"
         started = time.perf_counter()
-        events = await asyncio.to_thread(lambda: list(read_events(path)))
-        state: State = await asyncio.to_thread(replay, events)
+        loaded = await asyncio.to_thread(load, path)
         log.info(
-            "event=replayed events=%d visits=%d ms=%.1f",
-            len(events),
-            len(state.visits),
+            "event=replayed events=%d from_snapshot=%d visits=%d ms=%.1f",
+            loaded.replayed,
+            loaded.from_snapshot,
+            len(loaded.state.visits),
             (time.perf_counter() - started) * 1000,
         )
-        self.hub = Hub(self.keys, state)
-        self.log = EventLog(path)
+        self.hub = Hub(self.keys, loaded.state, self.config, now=self.clock())
+        self.log = await asyncio.to_thread(EventLog, path, loaded, self.config.snapshot_every)
         self.log.start()
         self._fatal = asyncio.get_running_loop().create_future()
+        bootstrap = self.hub.bootstrap(self.clock())
+        if bootstrap:
+            await self.log.append(bootstrap)
+        self._ticker = asyncio.create_task(self._tick(), name="hub-ticker")
         self._server = await serve(
             self._handle,
             self.host,
@@ -95,6 +106,7 @@ class SignalServer:
             compression=None,
             ping_interval=20,
             ping_timeout=20,
+            ssl=self.ssl_context,
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
@@ -104,7 +116,23 @@ class SignalServer:
         assert self._fatal is not None
         return await self._fatal
 
+    async def _tick(self) -> None:
+        """Once a second, let the hub give up places whose grace period ran out."""
+        assert self.hub is not None and self.log is not None
+        while True:
+            await asyncio.sleep(1.0)
+            result = self.hub.tick(self.clock())
+            if result.events or result.outputs:
+                self._count(result)
+                fut = self.log.append(result.events)
+                fut.add_done_callback(lambda f, r=result: self._deliver(f, r, 0))
+
     async def close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(TimeoutError):
@@ -146,6 +174,7 @@ class SignalServer:
             "desks": len(self.hub.state.desks),
             "queued": sum(len(q) for q in self.hub.state.queues.values()),
             "events": self.hub.state.events_applied,
+            "away": len(self.hub.away),
         }
 
     # -- websocket connections ---------------------------------------------------------
@@ -166,7 +195,7 @@ class SignalServer:
         except ConnectionClosed:
             pass
         finally:
-            self.hub.disconnect(conn_id)
+            self.hub.disconnect(conn_id, self.clock())
             self._peers.pop(conn_id, None)
             peer.writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

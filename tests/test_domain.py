@@ -25,9 +25,10 @@ def test_visit_goes_to_least_loaded_desk_then_queue_then_drains() -> None:
     assert sorted(desks.values()) == ["d1", "d1", "d2"], f"two at d1, one at d2: {desks}"
     assert d.state.visits[e].state == "queued", "the fourth visit waits: no free slot"
     assert d.state.queues["main"] == [e]
+    freed = (d.state.visits[a].desk, d.state.visits[a].slot)
     d.end_visit(a, "completed", None, "o1", 1)
     assert d.state.visits[e].state == "active", "a freed slot pulls the queue head at once"
-    assert d.state.visits[e].slot == d.state.visits[a].slot
+    assert (d.state.visits[e].desk, d.state.visits[e].slot) == freed
 
 
 def test_slots_are_numbered_from_one_and_reused() -> None:
