@@ -1,0 +1,545 @@
+"""Load generator for bench/signaling.py: officers and booths over python-websockets.
+
+One worker process drives whole offices (their officers and booths) so that every visit it
+starts is routed to a desk it also drives. The coordinator talks to each worker through a
+``multiprocessing`` pipe: ``storm`` (connect, hello, snapshot / booth_state), ``load`` (paced
+step decisions), ``close``. The same worker runs against the real server (``mode="real"``)
+and against a bare echo server (``mode="echo"``, the floor: every request's echo is its ack).
+
+Also the echo server itself (``echo_main``), so that the floor runs in its own process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import resource
+import sys
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed, WebSocketException
+
+STEPS = 6  # the JHT workflow: identity, membership, family card, bank book, letter, decision
+WIRE_MAX_SIZE = 1024 * 1024
+TICK_S = 0.002
+ACK_GRACE_S = 10.0
+
+_encode = msgspec.json.encode
+_decode = msgspec.json.decode
+
+
+def raise_nofile() -> int:
+    """Raise this process's open-file limit to its hard limit (2,000 sockets need it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User+system CPU seconds of a process (all its threads) from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- plan ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Office:
+    name: str
+    desks: list[str]
+    booths: list[str]
+
+
+def make_offices(clients: int, desks_per_office: int = 10, capacity: int = 6) -> list[Office]:
+    """Spread ``clients`` over offices: one officer per desk, ``capacity`` booths per desk.
+
+    Clients left over after whole desks become extra booths, whose visits wait in the
+    office queue until a slot frees.
+    """
+    desks = max(1, clients // (capacity + 1))
+    booths = clients - desks
+    offices: list[Office] = []
+    for first in range(0, desks, desks_per_office):
+        n = min(desks_per_office, desks - first)
+        name = f"o{len(offices):03d}"
+        offices.append(Office(name, [f"{name}-d{i:02d}" for i in range(n)], []))
+    booth_no = 0
+    while booth_no < booths:  # fill desk slots office by office, then spread the rest
+        for office in offices:
+            share = len(office.desks) * capacity if booth_no < desks * capacity else 1
+            for _ in range(min(share, booths - booth_no)):
+                office.booths.append(f"{office.name}-b{len(office.booths):03d}")
+                booth_no += 1
+    return offices
+
+
+# -- clients ------------------------------------------------------------------------------
+
+
+@dataclass
+class Stats:
+    latencies: dict[str, list[float]] = field(
+        default_factory=lambda: {"decide": [], "end_visit": [], "start_visit": [], "ready": []}
+    )
+    errors: Counter[str] = field(default_factory=Counter)
+    messages_in: int = 0
+    seq_gaps: int = 0
+
+
+@dataclass
+class LocalVisit:
+    id: str
+    next_step: int
+    inflight: bool = False
+    ending: bool = False
+    gone: bool = False
+
+
+class Client:
+    """One websocket client: an officer (decides steps) or a booth (starts visits)."""
+
+    def __init__(self, worker: Worker, role: str, name: str, office: str, token: str) -> None:
+        self.worker = worker
+        self.role = role
+        self.name = name
+        self.office = office
+        self.token = token
+        self.ws: ClientConnection | None = None
+        self.ids = itertools.count(1)
+        self.pending: dict[int, tuple[str, float, str | None]] = {}
+        self.ready = asyncio.Event()
+        self.reader: asyncio.Task[None] | None = None
+        self.closing = False
+        # officer
+        self.seq = 0
+        self.visits: dict[str, LocalVisit] = {}
+        # booth
+        self.visit: str | None = None
+        self.starting = False
+        self.visits_started = 0
+        self.start_acked = False
+
+    @property
+    def stats(self) -> Stats:
+        return self.worker.stats
+
+    async def start(self) -> None:
+        """Connect, hello; an officer is ready at its snapshot, a booth at its booth_state."""
+        started = time.perf_counter()
+        self.ws = await connect(
+            self.worker.url, compression=None, max_size=WIRE_MAX_SIZE, open_timeout=60
+        )
+        self.reader = asyncio.create_task(self._read(), name=f"read-{self.name}")
+        await self.request("hello", {"type": "hello", "token": self.token})
+        if self.role == "booth":
+            await self.ready.wait()  # welcome (or its echo)
+            self.ready.clear()
+            await self.start_visit()
+        await self.ready.wait()
+        self.stats.latencies["ready"].append(time.perf_counter() - started)
+        if self.role == "officer" and self.worker.mode == "echo":
+            for k in range(self.worker.booths_per_desk):
+                visit = LocalVisit(f"{self.name}-v{k}", 0)
+                self.visits[visit.id] = visit
+                self.worker.ready_visits.append((self, visit))
+
+    async def request(self, kind: str, message: dict[str, Any], ref: str | None = None) -> None:
+        assert self.ws is not None
+        req_id = next(self.ids)
+        message["id"] = req_id
+        text = _encode(message).decode()
+        self.pending[req_id] = (kind, time.perf_counter(), ref)
+        if kind == "decide":
+            self.worker.inflight += 1
+        try:
+            await self.ws.send(text)
+        except ConnectionClosed:
+            if self.pending.pop(req_id, None) is not None and kind == "decide":
+                self.worker.answered_decide()
+            if not self.closing:
+                self.stats.errors[f"send_closed:{kind}"] += 1
+
+    async def start_visit(self) -> None:
+        self.starting = True
+        self.visits_started += 1
+        claimant = {
+            "name": f"Claimant {self.name} {self.visits_started}",
+            "membership_no": f"{abs(hash(self.name)) % 10**11:011d}",
+            "claim_type": "JHT",
+        }
+        await self.request("start_visit", {"type": "start_visit", "claimant": claimant})
+
+    async def decide(self, visit: LocalVisit) -> None:
+        visit.inflight = True
+        message = {"type": "decide", "visit": visit.id, "step": visit.next_step}
+        message["decision"] = "approve"
+        await self.request("decide", message, visit.id)
+
+    async def end_visit(self, visit: LocalVisit) -> None:
+        visit.ending = True
+        message = {"type": "end_visit", "visit": visit.id, "outcome": "completed", "note": None}
+        await self.request("end_visit", message, visit.id)
+
+    async def close(self) -> None:
+        self.closing = True
+        if self.ws is not None:
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+        if self.reader is not None:
+            self.reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.reader
+
+    # -- inbound ---------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        try:
+            async for frame in self.ws:
+                self.stats.messages_in += 1
+                msg = _decode(frame)
+                if self.worker.mode == "echo":
+                    self._on_echo(msg)
+                else:
+                    self._on_message(msg)
+        except ConnectionClosed as exc:
+            if not self.closing:
+                self.stats.errors[f"closed:{exc.rcvd.code if exc.rcvd else 'none'}"] += 1
+        except Exception as exc:  # a bug here must show up as an error, not a hang
+            self.stats.errors[f"client_bug:{type(exc).__name__}"] += 1
+            raise
+
+    def _answered(self, re: int | None) -> tuple[str, float, str | None] | None:
+        entry = self.pending.pop(re, None) if re is not None else None
+        if entry is not None:
+            kind, sent, _ = entry
+            if kind in self.stats.latencies and self.worker.recording:
+                self.stats.latencies[kind].append(time.perf_counter() - sent)
+            if kind == "decide":
+                self.worker.answered_decide()
+                if self.worker.recording:
+                    self.worker.acked_in_window += 1
+        return entry
+
+    def _on_message(self, msg: dict[str, Any]) -> None:
+        kind = msg.get("type")
+        if kind == "error":
+            entry = self._answered(msg.get("re"))
+            what = entry[0] if entry else "unsolicited"
+            self.stats.errors[f"{what}:{msg.get('code')}"] += 1
+            if entry and entry[2] in self.visits:  # drop it; the next delta brings it back
+                self.visits.pop(entry[2]).gone = True
+            if entry and entry[0] == "start_visit":
+                self.starting = False
+            return
+        if kind in ("ack", "welcome"):
+            entry = self._answered(msg.get("re"))
+            if entry is None:
+                self.stats.errors[f"unexpected_{kind}"] += 1
+                return
+            if entry[0] == "decide":
+                visit = self.visits.get(entry[2] or "")
+                if visit is not None:
+                    visit.inflight = False
+                    visit.next_step = max(visit.next_step, msg.get("step", -1) + 1)
+                    self._next(visit)
+            elif entry[0] == "end_visit":
+                visit = self.visits.pop(entry[2] or "", None)
+                if visit is not None:
+                    visit.gone = True
+            elif entry[0] == "start_visit":
+                self.visit = msg.get("visit")
+                self.start_acked = True
+            elif entry[0] == "hello" and self.role == "booth":
+                self.ready.set()
+            return
+        if kind == "snapshot":
+            self.seq = msg["seq"]
+            self._merge(msg["state"]["visits"])
+            self.ready.set()
+        elif kind == "delta":
+            if msg["seq"] != self.seq + 1:
+                self.stats.seq_gaps += 1
+                self.stats.errors["seq_gap"] += 1
+            self.seq = msg["seq"]
+            self._merge(msg["visits"])
+        elif kind == "booth_state":
+            if msg["visit"] != self.visit:
+                return
+            if self.start_acked:
+                self.ready.set()
+            if msg["state"] == "ended" and self.starting is False and not self.closing:
+                self.starting = True
+                self.worker.spawn(self.start_visit())
+            elif msg["state"] != "ended":
+                self.starting = False
+        elif kind != "sdp":
+            self.stats.errors[f"unexpected_{kind}"] += 1
+
+    def _merge(self, views: list[dict[str, Any]]) -> None:
+        """Apply visit views from a snapshot or delta to the officer's local desk."""
+        desk = self.worker.desk_of[self.name]
+        for view in views:
+            vid = view["visit"]
+            here = view["state"] == "active" and view["desk"] == desk
+            local = self.visits.get(vid)
+            if not here:
+                if local is not None and not local.ending:
+                    self.visits.pop(vid).gone = True
+                continue
+            current = view["current_step"]
+            step = STEPS if current is None else current
+            if local is None:
+                local = LocalVisit(vid, step)
+                self.visits[vid] = local
+                self._next(local)
+            else:
+                local.next_step = max(local.next_step, step)
+
+    def _next(self, visit: LocalVisit) -> None:
+        if visit.gone or visit.inflight or visit.ending:
+            return
+        if visit.next_step >= STEPS:
+            self.worker.spawn(self.end_visit(visit))
+        else:
+            self.worker.ready_visits.append((self, visit))
+
+    def _on_echo(self, msg: dict[str, Any]) -> None:
+        """The floor: the echo of a request is its ack; mirror the real message pattern."""
+        entry = self._answered(msg.get("id"))
+        if entry is None:
+            self.stats.errors["unexpected_echo"] += 1
+            return
+        kind, _, ref = entry
+        if kind in ("hello", "start_visit"):
+            self.ready.set()
+        if kind == "decide":
+            visit = self.visits[ref or ""]
+            visit.inflight = False
+            visit.next_step += 1
+            self._next(visit)
+        elif kind == "end_visit":
+            visit = self.visits[ref or ""]
+            booth = self.worker.booth_for.get(visit.id)
+            if booth is not None:  # the visit's booth starts the next one, as for real
+                self.worker.restarts[booth.name] = visit
+                self.worker.spawn(booth.start_visit())
+            else:
+                self._restart(visit)
+        elif kind == "start_visit" and self.role == "booth":
+            visit = self.worker.restarts.pop(self.name, None)
+            if visit is not None:
+                owner = self.worker.officer_of[visit.id]
+                owner._restart(visit)
+
+    def _restart(self, visit: LocalVisit) -> None:
+        visit.next_step, visit.ending = 0, False
+        self._next(visit)
+
+
+class Worker:
+    def __init__(self, url: str, mode: str, offices: list[Office], secret: Path) -> None:
+        from signaling.tokens import KeyRing
+
+        self.url = url
+        self.mode = mode
+        self.stats = Stats()
+        self.recording = False
+        self.inflight = 0
+        self.drained = asyncio.Event()
+        self.acked_in_window = 0
+        self.ready_visits: deque[tuple[Client, LocalVisit]] = deque()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.desk_of: dict[str, str] = {}
+        self.booth_for: dict[str, Client] = {}
+        self.officer_of: dict[str, Client] = {}
+        self.restarts: dict[str, LocalVisit] = {}
+        self.booths_per_desk = 6
+        keys = KeyRing.from_file(secret)
+        self.officers: list[Client] = []
+        self.booths: list[Client] = []
+        for office in offices:
+            for desk in office.desks:
+                name = f"officer-{desk}"
+                token = keys.issue("officer", name, office.name, desk=desk)
+                self.officers.append(Client(self, "officer", name, office.name, token))
+                self.desk_of[name] = desk
+            for booth in office.booths:
+                token = keys.issue("booth", booth, office.name, booth=booth)
+                self.booths.append(Client(self, "booth", booth, office.name, token))
+        if mode == "echo":  # pair each officer's virtual visits with booths of its office
+            by_office: dict[str, list[Client]] = {}
+            for booth_client in self.booths:
+                by_office.setdefault(booth_client.office, []).append(booth_client)
+            for office in offices:
+                pool = by_office.get(office.name, [])
+                officers = [c for c in self.officers if c.office == office.name]
+                for i, officer in enumerate(officers):
+                    for k in range(self.booths_per_desk):
+                        vid = f"{officer.name}-v{k}"
+                        self.officer_of[vid] = officer
+                        if i * self.booths_per_desk + k < len(pool):
+                            self.booth_for[vid] = pool[i * self.booths_per_desk + k]
+
+    def answered_decide(self) -> None:
+        self.inflight -= 1
+        if self.inflight == 0:
+            self.drained.set()
+
+    @property
+    def clients(self) -> list[Client]:
+        return self.officers + self.booths
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def storm(self) -> dict[str, Any]:
+        """Connect every client at once; done when all have their snapshot/booth_state."""
+        started = time.perf_counter()
+        results = await asyncio.gather(*(c.start() for c in self.clients), return_exceptions=True)
+        elapsed = time.perf_counter() - started
+        for r in results:
+            if isinstance(r, BaseException):
+                self.stats.errors[f"connect:{type(r).__name__}"] += 1
+        return {"storm_s": elapsed, "clients": len(self.clients)}
+
+    async def load(self, rate: float, duration: float) -> dict[str, Any]:
+        """Send decisions at ``rate`` per second for ``duration`` s, open loop."""
+        loop = asyncio.get_running_loop()
+        for kind in self.stats.latencies:
+            if kind != "ready":
+                self.stats.latencies[kind].clear()
+        self.recording = True
+        cpu0, t0 = cpu_seconds(), loop.time()
+        sent = starved_ticks = 0
+        lags: list[float] = []
+        end = t0 + duration
+        next_tick = t0
+        while (now := loop.time()) < end:
+            lags.append(max(0.0, now - next_tick))
+            due = int((now - t0) * rate) - sent
+            while due > 0 and self.ready_visits:
+                client, visit = self.ready_visits.popleft()
+                if visit.gone or visit.inflight or visit.ending or visit.next_step >= STEPS:
+                    continue
+                await client.decide(visit)
+                sent += 1
+                due -= 1
+            if due > 0:
+                starved_ticks += 1
+            next_tick = loop.time() + TICK_S
+            await asyncio.sleep(TICK_S)
+        window = loop.time() - t0
+        if self.inflight > 0:
+            self.drained.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(ACK_GRACE_S):
+                    await self.drained.wait()
+        self.recording = False
+        unacked = sum(
+            1 for c in self.officers for kind, _, _ in c.pending.values() if kind == "decide"
+        )
+        if unacked:
+            self.stats.errors["decide:unacked"] += unacked
+        lags.sort()
+        return {
+            "sent": sent,
+            "acked": self.acked_in_window,
+            "window_s": window,
+            "target": int(rate * duration),
+            "starved_ticks": starved_ticks,
+            "loop_lag_p99_ms": lags[int(0.99 * (len(lags) - 1))] * 1000 if lags else 0.0,
+            "worker_cpu_s": cpu_seconds() - cpu0,
+        }
+
+    async def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for c in self.clients:
+            c.closing = True
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(30):
+                await asyncio.gather(*(c.close() for c in self.clients), return_exceptions=True)
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "latencies": self.stats.latencies,
+            "errors": dict(self.stats.errors),
+            "messages_in": self.stats.messages_in,
+            "seq_gaps": self.stats.seq_gaps,
+        }
+
+
+async def _serve_commands(pipe: Connection) -> None:
+    loop = asyncio.get_running_loop()
+    worker: Worker | None = None
+    while True:
+        cmd: dict[str, Any] = await loop.run_in_executor(None, pipe.recv)
+        op = cmd["op"]
+        if op == "quit":
+            return
+        try:
+            if op == "storm":
+                offices = [Office(**o) for o in cmd["offices"]]
+                worker = Worker(cmd["url"], cmd["mode"], offices, Path(cmd["secret"]))
+                pipe.send(await worker.storm())
+            elif op == "load":
+                assert worker is not None
+                pipe.send(await worker.load(cmd["rate"], cmd["duration"]))
+            elif op == "close":
+                assert worker is not None
+                await worker.close()
+                pipe.send(worker.report())
+                worker = None
+        except (OSError, WebSocketException) as exc:
+            pipe.send({"failed": f"{type(exc).__name__}: {exc}"})
+
+
+def worker_main(pipe: Connection) -> None:
+    """Entry point of a load process (multiprocessing target)."""
+    raise_nofile()
+    asyncio.run(_serve_commands(pipe))
+
+
+# -- the floor: a bare echo server ----------------------------------------------------------
+
+
+async def _echo(ws: ServerConnection) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        async for message in ws:
+            await ws.send(message)
+
+
+async def _run_echo(host: str, port: int) -> None:
+    async with serve(
+        _echo, host, port, compression=None, max_size=WIRE_MAX_SIZE, ping_interval=20
+    ) as server:
+        sys.stdout.write("# echo server listening\n")
+        sys.stdout.flush()
+        await server.serve_forever()
+
+
+def echo_main(host: str, port: int) -> None:
+    """Entry point of the echo server process: same websocket settings as lapak signal."""
+    raise_nofile()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_run_echo(host, port))
+
+
+if __name__ == "__main__":
+    echo_main(sys.argv[1], int(sys.argv[2]))

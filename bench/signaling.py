@@ -1,0 +1,419 @@
+"""Benchmark: the signalling server under load, against a bare websocket echo floor.
+
+The real ``lapak signal`` runs in its own process (fresh data directory, default log level,
+its log to a file). Load processes (``bench/_load.py``, python-websockets' asyncio client)
+drive officers and booths spread over offices of ten desks: one officer per desk, six booths
+per desk (clients left over become extra booths whose visits queue). All clients connect at
+once, say hello and get their snapshot (officers) or, after ``start_visit``, their
+``booth_state`` (booths): that is the connect storm. Then officers approve pending steps at
+``--rate`` decisions per second in total (open loop, paced per load process) for
+``--duration`` s. A visit's six steps decided, its officer ends it and its booth starts the
+next visit, which the server routes to a free slot. An ack counts only when the server sends
+it, which it does after the SQLite group commit.
+
+In the same run the same load processes drive a bare python-websockets echo server (its own
+process, same websocket settings) with the same clients and the same request pattern and
+rate; the echo of a request is its ack. That is the floor: ``ratio_p99`` is ack p99 over
+floor p99. Run from the repository root::
+
+    .venv/bin/python bench/signaling.py [--clients N] [--rate R] [--duration S]
+                                        [--workers W] [--curve] [--quick]
+
+``--curve`` runs 250, 500, 1,000 and 2,000 clients (``--duration`` per point, default 20 s
+so the whole curve fits in five minutes); the top-level figures are then those of the
+largest point. Progress goes to stdout as lines starting with '#'; the last line is one
+JSON object. Targets: clients >= 2,000, connect_storm_s <= 10, decisions_per_s >= 1,000,
+ratio_p99 <= 2, errors = 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+# This script's name is also the server package's: keep the package first on the path and
+# this directory last (where ``_load`` is found), also for the spawned load processes.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.insert(0, str(HERE.parent))
+sys.path.append(str(HERE))
+
+import _load  # noqa: E402  (the load generator lives next to this script)
+
+from signaling.tokens import KeyRing  # noqa: E402
+
+ROOT = HERE.parent
+LAPAK = ROOT / ".venv" / "bin" / "lapak"
+CURVE = (250, 500, 1000, 2000)
+TARGETS = {
+    "clients": (">=", 2000),
+    "connect_storm_s": ("<=", 10),
+    "decisions_per_s": (">=", 1000),
+    "ratio_p99": ("<=", 2),
+    "errors": ("==", 0),
+}
+
+
+def say(text: str) -> None:
+    sys.stdout.write(f"# {text}\n")
+    sys.stdout.flush()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile in milliseconds."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered)) - 1))
+    return round(ordered[rank] * 1000, 3)
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident set size of a process in MB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before answering {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"no answer from {url} within {timeout} s")
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"echo server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"echo server not listening on {port} within {timeout} s")
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+class Workers:
+    """The load processes, reused by every phase and every point of a run."""
+
+    def __init__(self, count: int) -> None:
+        ctx = mp.get_context("spawn")
+        self.pipes: list[Connection] = []
+        self.procs = []
+        for _ in range(count):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_load.worker_main, args=(child,), daemon=True)
+            proc.start()
+            self.pipes.append(parent)
+            self.procs.append(proc)
+
+    def ask(self, commands: list[dict[str, Any]], timeout: float = 240) -> list[dict[str, Any]]:
+        for pipe, cmd in zip(self.pipes, commands, strict=True):
+            pipe.send(cmd)
+        answers = []
+        for pipe in self.pipes:
+            if not pipe.poll(timeout):
+                raise RuntimeError(f"a load process did not answer {commands[0]['op']}")
+            answer = pipe.recv()
+            if "failed" in answer:
+                raise RuntimeError(f"a load process failed: {answer['failed']}")
+            answers.append(answer)
+        return answers
+
+    def close(self) -> None:
+        for pipe in self.pipes:
+            pipe.send({"op": "quit"})
+        for proc in self.procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.terminate()
+
+
+def split(offices: list[_load.Office], n: int) -> list[list[dict[str, Any]]]:
+    """Whole offices per load process, balanced by client count."""
+    shares: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+    load = [0] * n
+    for office in sorted(offices, key=lambda o: -(len(o.desks) + len(o.booths))):
+        i = load.index(min(load))
+        shares[i].append({"name": office.name, "desks": office.desks, "booths": office.booths})
+        load[i] += len(office.desks) + len(office.booths)
+    return shares
+
+
+def run_phase(
+    workers: Workers,
+    mode: str,
+    url: str,
+    offices: list[_load.Office],
+    secret: Path,
+    rate: float,
+    duration: float,
+    server_pid: int,
+) -> dict[str, Any]:
+    """Connect storm, paced decisions, close; against the real server or the echo floor."""
+    shares = split(offices, len(workers.pipes))
+    officers = sum(len(o.desks) for o in offices)
+    clients = officers + sum(len(o.booths) for o in offices)
+    label = "server" if mode == "real" else "floor"
+    say(f"{label}: connect storm of {clients} clients ({officers} officers) to {url}")
+    started = time.perf_counter()
+    storms = workers.ask(
+        [
+            {"op": "storm", "url": url, "mode": mode, "offices": share, "secret": str(secret)}
+            for share in shares
+        ]
+    )
+    storm_s = time.perf_counter() - started
+    slowest = max(s["storm_s"] for s in storms)
+    say(
+        f"{label}: all connected and snapshotted in {storm_s:.2f} s "
+        f"(slowest load process {slowest:.2f} s)"
+    )
+    time.sleep(1.0)  # let the last routings land before pacing starts
+    per_officer = rate / officers
+    commands = [
+        {
+            "op": "load",
+            "rate": per_officer * sum(len(o["desks"]) for o in share),
+            "duration": duration,
+        }
+        for share in shares
+    ]
+    say(f"{label}: {rate:g} decisions/s for {duration:g} s")
+    cpu0, wall0 = _load.cpu_seconds(server_pid), time.perf_counter()
+    loads = workers.ask(commands, timeout=duration + 120)
+    cpu_cores = (_load.cpu_seconds(server_pid) - cpu0) / (time.perf_counter() - wall0)
+    rss, rss_peak = rss_mb(server_pid)
+    reports = workers.ask([{"op": "close"}] * len(shares))
+    latencies: dict[str, list[float]] = {}
+    errors: dict[str, int] = {}
+    for report in reports:
+        for kind, values in report["latencies"].items():
+            latencies.setdefault(kind, []).extend(values)
+        for code, count in report["errors"].items():
+            errors[code] = errors.get(code, 0) + count
+    window = max(w["window_s"] for w in loads)
+    acked = sum(w["acked"] for w in loads)
+    result = {
+        "clients": clients,
+        "officers": officers,
+        "connect_storm_s": round(storm_s, 3),
+        "ready_p99_ms": percentile(latencies.get("ready", []), 99),
+        "decisions_sent": sum(w["sent"] for w in loads),
+        "decisions_target": sum(w["target"] for w in loads),
+        "decisions_acked": acked,
+        "decisions_per_s": round(acked / window, 1),
+        "ack_p50_ms": percentile(latencies.get("decide", []), 50),
+        "ack_p99_ms": percentile(latencies.get("decide", []), 99),
+        "ack_max_ms": percentile(latencies.get("decide", []), 100),
+        "end_visit_p99_ms": percentile(latencies.get("end_visit", []), 99),
+        "start_visit_p99_ms": percentile(latencies.get("start_visit", []), 99),
+        "visits_ended": len(latencies.get("end_visit", [])),
+        "errors": sum(errors.values()),
+        "error_codes": errors,
+        "messages_in": sum(r["messages_in"] for r in reports),
+        "starved_ticks": sum(w["starved_ticks"] for w in loads),
+        "load_loop_lag_p99_ms": round(max(w["loop_lag_p99_ms"] for w in loads), 3),
+        "load_cpu_cores": round(sum(w["worker_cpu_s"] for w in loads) / window, 3),
+        "server_cpu_cores": round(cpu_cores, 3),
+        "server_rss_mb": round(rss, 1),
+        "server_rss_peak_mb": round(rss_peak, 1),
+    }
+    say(
+        f"{label}: {result['decisions_per_s']}/s acked, p50 {result['ack_p50_ms']} ms, "
+        f"p99 {result['ack_p99_ms']} ms, errors {result['errors']} {errors or ''}, "
+        f"server {result['server_cpu_cores']} cores {result['server_rss_mb']} MB"
+    )
+    return result
+
+
+def run_point(
+    workers: Workers,
+    tmp: Path,
+    secret: Path,
+    echo: tuple[int, subprocess.Popen[bytes]],
+    clients: int,
+    rate: float,
+    duration: float,
+) -> dict[str, Any]:
+    offices = _load.make_offices(clients)
+    port = free_port()
+    data = tmp / f"data-{clients}"
+    server_log = tmp / f"server-{clients}.log"
+    cmd = [str(LAPAK), "signal", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--data-dir", str(data), "--secret-file", str(secret)]
+    say(f"starting {' '.join(cmd)}")
+    with server_log.open("wb") as log_file:
+        server = subprocess.Popen(cmd, stdout=log_file, stderr=log_file)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", server)
+        real = run_phase(
+            workers, "real", f"ws://127.0.0.1:{port}/ws", offices, secret, rate, duration,
+            server.pid,
+        )  # fmt: skip
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            health = json.load(response)
+    finally:
+        stop(server)
+    lines = server_log.read_text(errors="replace").splitlines()
+    bad = [ln for ln in lines if " level=warning " in ln or " level=error " in ln]
+    bad += [ln for ln in lines if " level=critical " in ln]
+    say(f"server log: {len(lines)} lines, {len(bad)} warnings or worse")
+    for line in bad[:5]:
+        say(f"  {line}")
+    echo_port, echo_proc = echo
+    floor = run_phase(
+        workers, "echo", f"ws://127.0.0.1:{echo_port}/", offices, secret, rate, duration,
+        echo_proc.pid,
+    )  # fmt: skip
+    ratio = None
+    if real["ack_p99_ms"] is not None and floor["ack_p99_ms"]:
+        ratio = round(real["ack_p99_ms"] / floor["ack_p99_ms"], 2)
+    point = {
+        **{k: v for k, v in real.items()},
+        "floor_p50_ms": floor["ack_p50_ms"],
+        "floor_p99_ms": floor["ack_p99_ms"],
+        "floor_decisions_per_s": floor["decisions_per_s"],
+        "floor_connect_storm_s": floor["connect_storm_s"],
+        "floor_errors": floor["errors"],
+        "floor_server_cpu_cores": floor["server_cpu_cores"],
+        "ratio_p99": ratio,
+        "server_log_lines": len(lines),
+        "server_log_warnings": len(bad),
+        "server_events": health.get("events"),
+    }
+    point["errors"] += floor["errors"]
+    point["meets_targets"] = meets(point)
+    say(
+        f"{clients} clients: storm {point['connect_storm_s']} s, "
+        f"{point['decisions_per_s']}/s, ack p99 {point['ack_p99_ms']} ms vs floor "
+        f"{point['floor_p99_ms']} ms (ratio {ratio}), errors {point['errors']}, "
+        f"meets targets: {point['meets_targets']}"
+    )
+    return point
+
+
+def meets(point: dict[str, Any]) -> bool:
+    for key, (op, bound) in TARGETS.items():
+        value = point.get(key)
+        if value is None:
+            return False
+        ok = value >= bound if op == ">=" else value <= bound if op == "<=" else value == bound
+        if not ok:
+            return False
+    return True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=2000, help="clients (default 2000)")
+    parser.add_argument("--rate", type=float, default=1000, help="decisions/s in total")
+    parser.add_argument("--duration", type=float, help="seconds of load (60; 20 per curve point)")
+    parser.add_argument("--workers", type=int, default=2, help="load processes (default 2)")
+    parser.add_argument("--curve", action="store_true", help="run 250, 500, 1000, 2000 clients")
+    parser.add_argument("--quick", action="store_true", help="tiny configuration (smoke test)")
+    args = parser.parse_args()
+    if args.quick:
+        points, rate, duration, n_workers = [30], 80.0, 3.0, 1
+    elif args.curve:
+        points, rate, duration = list(CURVE), args.rate, args.duration or 20.0
+        n_workers = args.workers
+    else:
+        points, rate, duration = [args.clients], args.rate, args.duration or 60.0
+        n_workers = args.workers
+    nofile = _load.raise_nofile()
+    say(
+        f"machine: {os.cpu_count()} cores; open-file limit {nofile}; points {points}; "
+        f"rate {rate:g}/s; {duration:g} s per phase; {n_workers} load processes"
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="lapak-bench-signal-"))
+    secret = tmp / "secret"
+    KeyRing.generate().write(secret)
+    echo_port = free_port()
+    echo_proc = subprocess.Popen(
+        [sys.executable, str(Path(_load.__file__)), "127.0.0.1", str(echo_port)],
+        stdout=subprocess.DEVNULL,
+    )
+    workers = Workers(n_workers)
+    started = time.perf_counter()
+    try:
+        wait_port(echo_port, echo_proc)
+        curve = [
+            run_point(workers, tmp, secret, (echo_port, echo_proc), n, rate, duration)
+            for n in points
+        ]
+    finally:
+        workers.close()
+        stop(echo_proc)
+        shutil.rmtree(tmp, ignore_errors=True)
+    top = curve[-1]
+    result: dict[str, Any] = {
+        key: top[key]
+        for key in (
+            "clients",
+            "connect_storm_s",
+            "decisions_per_s",
+            "ack_p50_ms",
+            "ack_p99_ms",
+            "floor_p50_ms",
+            "floor_p99_ms",
+            "ratio_p99",
+            "errors",
+            "server_rss_mb",
+        )
+    }
+    result["meets_targets"] = top["meets_targets"]
+    result["rate"] = rate
+    result["duration_s"] = duration
+    result["cores"] = os.cpu_count()
+    result["detail"] = top
+    if len(curve) > 1:
+        result["curve"] = curve
+        broken = [p["clients"] for p in curve if not p["meets_targets"]]
+        result["breaks_at"] = broken[0] if broken else None
+    result["bench_s"] = round(time.perf_counter() - started, 1)
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
