@@ -15,6 +15,7 @@ from signaling.events import (
     DeskClosed,
     DeskConfigured,
     DeskOpened,
+    DeskVacated,
     Event,
     FocusChanged,
     SnapshotTaken,
@@ -104,9 +105,10 @@ class Desk:
     slots: dict[int, str] = field(default_factory=dict)
     on_air: str | None = None
     closed: bool = False
+    vacant: bool = False  # officer gone past the grace period
 
     def free_slot(self) -> int | None:
-        if self.closed:
+        if self.closed or self.vacant:
             return None
         for slot in range(1, self.capacity + 1):
             if slot not in self.slots:
@@ -163,7 +165,9 @@ def apply(state: State, event: Event) -> None:
                     event.desk, event.office, event.officer, event.capacity
                 )
             else:
-                desk.officer, desk.closed = event.officer, False
+                desk.officer, desk.closed, desk.vacant = event.officer, False, False
+        case DeskVacated():
+            state.desks[event.desk].vacant = True
         case DeskConfigured():
             desk = state.desks.get(event.desk)
             if desk is None:
@@ -320,7 +324,8 @@ class Domain:
         if existing is not None:
             if existing.office != office:
                 raise DomainError(ErrorCode.FORBIDDEN, f"desk {desk} belongs to another office")
-            if existing.officer == officer and not existing.closed:
+            if existing.officer == officer and not existing.closed and not existing.vacant:
+                self._drain_queue(office, now, events)  # back from an absence: refill
                 return events
             capacity = existing.capacity
         if not 1 <= capacity <= MAX_CAPACITY:
@@ -362,22 +367,17 @@ class Domain:
         return events
 
     def vacate_desk(self, desk_id: str, now: float) -> list[Event]:
-        """The officer is gone past the grace period: their visits go back to the queue head."""
+        """The officer is gone past the grace period: their visits go back to the queue head
+        (other desks may take them) and the desk waits for its officer."""
         desk = self.state.desks.get(desk_id)
-        if desk is None or not desk.slots:
+        if desk is None or desk.vacant or desk.closed:
             return []
         events: list[Event] = []
         seated = [desk.slots[s] for s in sorted(desk.slots)]
-        for visit_id in reversed(seated):
+        self._emit(events, DeskVacated(desk_id, now))
+        for visit_id in reversed(seated):  # reversed inserts at the head keep slot order
             self._emit(events, VisitQueued(visit_id, now, head=True))
-        # Other desks of the office may take them; this desk waits for its officer.
-        office = desk.office
-        closed_before = desk.closed
-        desk.closed = True  # routing must skip it while we drain (restored below)
-        try:
-            self._drain_queue(office, now, events)
-        finally:
-            desk.closed = closed_before
+        self._drain_queue(desk.office, now, events)
         return events
 
     def set_workflow(self, claim_type: str, steps: list[str], by: str, now: float) -> list[Event]:
@@ -533,6 +533,7 @@ def desk_view(state: State, desk_id: str) -> dict[str, Any]:
         "officer": desk.officer,
         "capacity": desk.capacity,
         "closed": desk.closed,
+        "vacant": desk.vacant,
         "on_air": desk.on_air,
         "visits": [visit_view(state.visits[v]) for _, v in sorted(desk.slots.items())],
         "queue": len(state.queues.get(desk.office, [])),

@@ -36,6 +36,13 @@ class DeskClosed(msgspec.Struct, tag="desk_closed", tag_field="kind"):
     at: float
 
 
+class DeskVacated(msgspec.Struct, tag="desk_vacated", tag_field="kind"):
+    """The officer was gone past the grace period; the desk takes nobody until they return."""
+
+    desk: str
+    at: float
+
+
 class WorkflowSet(msgspec.Struct, tag="workflow_set", tag_field="kind"):
     claim_type: str
     steps: list[str]
@@ -109,6 +116,7 @@ Event = (
     DeskOpened
     | DeskConfigured
     | DeskClosed
+    | DeskVacated
     | WorkflowSet
     | VisitStarted
     | VisitRouted

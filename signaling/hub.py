@@ -32,6 +32,7 @@ from signaling.events import (
     DeskClosed,
     DeskConfigured,
     DeskOpened,
+    DeskVacated,
     Event,
     FocusChanged,
     SnapshotTaken,
@@ -510,6 +511,7 @@ class Hub:
                 "on_air": d.on_air,
                 "on_air_booth": s.visits[d.on_air].booth if d.on_air in s.visits else None,
                 "closed": d.closed,
+                "vacant": d.vacant,
                 "present": ("desk", d.id) not in self.away and bool(self._holders(("desk", d.id))),
             }
             for d in sorted(s.desks.values(), key=lambda d: d.id)
@@ -590,7 +592,7 @@ class Hub:
                             desks.setdefault(desk.id, set()).add(visit.id)
                     visits.add(visit.id)
                     offices.add(visit.office)
-                case DeskOpened() | DeskConfigured() | DeskClosed():
+                case DeskOpened() | DeskConfigured() | DeskClosed() | DeskVacated():
                     desks.setdefault(event.desk, set())
                     offices.add(self.state.desks[event.desk].office)
         for office in offices:  # queue positions moved for everyone still waiting
@@ -607,6 +609,7 @@ class Hub:
                 "seq": self._desk_seq[desk_id],
                 "on_air": desk.on_air,
                 "closed": desk.closed,
+                "vacant": desk.vacant,
                 "capacity": desk.capacity,
                 "queue": len(self.state.queues.get(desk.office, [])),
                 "visits": [visit_view(self.state.visits[v]) for v in sorted(changed)],

@@ -106,12 +106,16 @@ commands = st.lists(
         st.tuples(st.just("end"), st.integers(0, 20)),
         st.tuples(st.just("focus"), st.integers(0, 2), st.integers(0, 20)),
         st.tuples(st.just("decide"), st.integers(0, 20), st.integers(0, 6)),
+        st.tuples(st.just("reopen"), st.integers(0, 20), st.integers(0, 6)),
+        st.tuples(st.just("close"), st.integers(0, 2)),
+        st.tuples(st.just("configure"), st.integers(0, 2), st.integers(1, 6)),
+        st.tuples(st.just("vacate"), st.integers(0, 2)),
     ),
     max_size=60,
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(commands)
 def test_invariants_hold_and_replay_gives_the_same_state(cmds: list[tuple]) -> None:
     d = Domain()
@@ -132,6 +136,15 @@ def test_invariants_hold_and_replay_gives_the_same_state(cmds: list[tuple]) -> N
                 case ("decide", vi, step) if visits:
                     v = d.state.visits[visits[vi % len(visits)]]
                     log += d.decide(v.desk or "-", v.id, step, "approve", None, "o", "officer", now)
+                case ("reopen", vi, step) if visits:
+                    v = d.state.visits[visits[vi % len(visits)]]
+                    log += d.decide(v.desk or "-", v.id, step, "reopen", None, "o", "officer", now)
+                case ("close", desk):
+                    log += d.close_desk(f"d{desk}", "admin", now)
+                case ("configure", desk, cap):
+                    log += d.configure_desk(f"d{desk}", "main", cap, "admin", now)
+                case ("vacate", desk):
+                    log += d.vacate_desk(f"d{desk}", now)
         except DomainError:
             pass
         s = d.state
@@ -140,8 +153,11 @@ def test_invariants_hold_and_replay_gives_the_same_state(cmds: list[tuple]) -> N
             if v.state != "ended":
                 open_per_booth[v.booth] = open_per_booth.get(v.booth, 0) + 1
         assert all(n == 1 for n in open_per_booth.values()), "a booth is in at most one visit"
+        seated = [v for desk in s.desks.values() for v in desk.slots.values()]
+        assert len(seated) == len(set(seated)), "a visit sits in one slot only"
         for desk in s.desks.values():
             assert len(desk.slots) <= desk.capacity, f"desk {desk.id} over capacity"
+            assert not (desk.closed and desk.slots), f"closed desk {desk.id} seats nobody"
             assert desk.on_air is None or desk.on_air in desk.slots.values(), "on air is seated"
         free = any(desk.free_slot() for desk in s.desks.values())
         assert not (free and s.queues.get("main")), "queue holds a visit while a slot is free"

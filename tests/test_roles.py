@@ -1,0 +1,100 @@
+"""Every message type from every role, checked against the table in docs/protocol.md."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from signaling.hub import Hub
+from signaling.tokens import KeyRing
+
+NOW = 1_800_000_000.0
+DOC = Path(__file__).resolve().parents[1] / "docs" / "protocol.md"
+ROLES = ("officer", "booth", "supervisor", "admin")
+
+
+def role_table() -> dict[str, dict[str, str]]:
+    text = DOC.read_text()
+    block = text.split("<!-- role-table -->")[1].split("<!-- /role-table -->")[0]
+    rows = [r for r in block.strip().splitlines() if r.startswith("|")][2:]
+    table = {}
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        table[cells[0]] = dict(zip(ROLES, cells[1:], strict=True))
+    return table
+
+
+TABLE = role_table()
+
+
+def test_table_covers_every_client_message() -> None:
+    from signaling.protocol import CLIENT_TYPES
+
+    assert set(TABLE) == set(CLIENT_TYPES) - {"hello"}, "docs table lists every message"
+
+
+def world() -> tuple[Hub, dict[str, int], str]:
+    """One office with a desk, an open visit, and one connection per role (all watching)."""
+    hub = Hub(KeyRing((b"r" * 32,)), now=NOW)
+    conns: dict[str, int] = {}
+    extra = {"officer": {"desk": "d1"}, "booth": {"booth": "b1"}, "supervisor": {}, "admin": {}}
+    for role in ROLES:
+        conn = hub.connect()
+        token = hub.keys.issue(role, f"{role}-1", "main", now=NOW, **extra[role])
+        hub.receive(conn, json.dumps({"type": "hello", "id": 1, "token": token}), NOW)
+        conns[role] = conn
+    out = hub.receive(
+        conns["booth"],
+        json.dumps(
+            {"type": "start_visit", "id": 2, "claimant": {"name": "S", "membership_no": "1"}}
+        ),
+        NOW,
+    ).outputs
+    visit = next(m["visit"] for c, m in out if m.get("type") == "ack")
+    for role in ("supervisor", "admin"):
+        hub.receive(conns[role], json.dumps({"type": "watch", "id": 3, "desk": "d1"}), NOW)
+    return hub, conns, visit
+
+
+def sample(kind: str, role: str, visit: str) -> dict[str, Any]:
+    return {
+        "start_visit": {"claimant": {"name": "N", "membership_no": "2"}},
+        "focus": {"visit": visit},
+        "decide": {"visit": visit, "step": 0, "decision": "approve"},
+        "snapshot_taken": {"visit": visit, "sha256": "a" * 64},
+        "end_visit": {"visit": visit, "outcome": "abandoned" if role == "booth" else "completed"},
+        "watch": {"desk": "d1"},
+        "office_stats": {},
+        "sdp": {"visit": visit, "sdp_type": "answer" if role == "booth" else "offer", "sdp": "v=0"},
+        "configure_desk": {"desk": "d2", "capacity": 3},
+        "close_desk": {"desk": "d1"},
+        "set_workflow": {"claim_type": "JKM", "steps": ["identity", "decision"]},
+    }[kind]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("kind", sorted(TABLE))
+def test_role_may_send_exactly_what_the_table_says(kind: str, role: str) -> None:
+    hub, conns, visit = world()
+    before = hub.state.events_applied
+    message = {"type": kind, "id": 99, **sample(kind, role, visit)}
+    result = hub.receive(conns[role], json.dumps(message), NOW)
+    answers = [m for c, m in result.outputs if c == conns[role] and m.get("re") == 99]
+    assert answers, f"{role} sending {kind} gets an answer"
+    expected = TABLE[kind][role]
+    if expected == "ok":
+        assert answers[0]["type"] != "error", f"{role} may send {kind}: got {answers[0]}"
+    else:
+        assert answers[0].get("code") == expected, f"{role} sending {kind}: want {expected}"
+        assert hub.state.events_applied == before, "a refused message changes nothing"
+        assert result.events == []
+
+
+def test_doc_table_uses_only_known_outcomes() -> None:
+    cells = {v for row in TABLE.values() for v in row.values()}
+    assert cells <= {"ok", "forbidden", "read_only"}, cells
+    assert re.search(r"\| `read_only` \|", DOC.read_text()), "read_only is a documented code"
