@@ -1,36 +1,58 @@
-"""The booth agent: one kiosk's signalling session and its media peer.
+"""The booth agent: one kiosk's signalling session and its media peers.
 
-It says hello with its booth token, starts (or resumes) a visit, answers the officer's
-offers with its camera and microphone (synthetic ones in the simulator), and listens to
-what the officer sends. It never decides anything: the server's ``booth_state`` says
-whether it is queued, connected or on air.
+It says hello with its booth token, starts (or resumes) a visit, answers the officer's offers
+with its camera and microphone (real devices when asked for and present, else the synthetic
+test card and tone, clearly logged), and plays what the officer sends only while on air. It
+never decides anything: the server's ``booth_state`` says whether it is queued, at a desk or on
+air. Supervisors' offers are answered too, on their own peer connections, but only when the
+server relayed them as such (``from: "supervisor"`` with a ``peer``), and send-only: the booth
+takes nothing from a supervisor.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import av
+import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaBlackhole
+from aiortc.mediastreams import MediaStreamError
 
+from media.audio_out import AudioSink, open_sink
 from media.audio_tracks import AudioProbe, SourceAudioTrack
+from media.booth_status import BoothScreen, booth_screen
 from media.peer import cancel_tasks, close_peers, new_peer_connection
 from media.testcard import TestCardTrack
-from media.tones import OFFICER_FREQUENCY, ToneBurstSource, booth_frequency
+from media.tones import OFFICER_FREQUENCY, ToneBurstSource, booth_frequency, to_mono
+from media.video_tracks import Fanout, FanoutTrack
 from signaling.client import SignalClient
 
 log = logging.getLogger("lapak.booth")
 
+MAX_SUPERVISOR_PEERS = 4
+
 
 @dataclass
 class BoothMediaConfig:
+    """Video size and rate, and the devices: None means the synthetic source.
+
+    ``camera``/``mic``: a capture device (see ``media.devices``); ``source``: a recording played
+    as camera and microphone; ``speaker``: ``none``, ``device``/a name, or a ``.wav`` path.
+    """
+
     width: int = 640
     height: int = 480
     fps: int = 15
+    camera: str | None = None
+    mic: str | None = None
+    source: str | None = None
+    speaker: str = "none"
 
 
 @dataclass
@@ -42,7 +64,7 @@ class ClaimantInfo:
 
 @dataclass
 class BoothAgent:
-    """A simulated booth (synthetic camera and voice) speaking the real protocol."""
+    """One booth speaking the real protocol, with real or synthetic media."""
 
     url: str
     token: str
@@ -57,31 +79,62 @@ class BoothAgent:
         self.visit: str | None = None
         self.status: dict[str, Any] = {}
         self.officer_audio = AudioProbe([OFFICER_FREQUENCY])
+        """Everything the officer's audio track delivers (on air or not)."""
+        self.played_audio = AudioProbe([OFFICER_FREQUENCY])
+        """What the booth plays to the claimant: the officer's audio, only while on air."""
+        self.officer_frame: av.VideoFrame | None = None
+        self.officer_frames_shown = 0
+        self.officer_frame_at: float | None = None
+        self.offers_answered = 0
+        self.offers_refused = 0
+        self.supervisor_peers: dict[str, RTCPeerConnection] = {}
+        self.screen: BoothScreen = booth_screen({}, False)
         self._pc: RTCPeerConnection | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sinks: list[MediaBlackhole] = []
-        self.offers_answered = 0
+        self._speaker: AudioSink | None = None
+        self._video: Fanout | None = None
+        self._mic: Fanout | None = None
+        self._sources_ready = False
+
+    # -- state --------------------------------------------------------------------------------
 
     @property
     def on_air(self) -> bool:
         return bool(self.status.get("on_air"))
 
     @property
+    def media_connected(self) -> bool:
+        return self._pc is not None and self._pc.connectionState == "connected"
+
+    @property
     def state(self) -> str:
-        """What the claimant's screen shows: queued, connected, on_air or finished."""
-        visit_state = self.status.get("state")
-        if visit_state == "ended":
-            return "finished"
-        if visit_state == "queued":
-            return "queued"
-        if visit_state == "active":
-            return "on_air" if self.on_air else "connected"
-        return "starting"
+        """The claimant's screen: starting, queued, waiting_officer, connected, on_air,
+        finished (see ``media.booth_status``)."""
+        return self.screen.state
 
     def hears_officer(self, within: float = 0.5) -> bool:
-        return self.officer_audio.heard_within(OFFICER_FREQUENCY, within)
+        """Whether the booth played the officer's tone in the last ``within`` seconds."""
+        return self.played_audio.heard_within(OFFICER_FREQUENCY, within)
+
+    def _refresh_screen(self) -> None:
+        screen = booth_screen(self.status, self.media_connected)
+        if screen != self.screen:
+            self.screen = screen
+            log.info(
+                "event=booth_screen booth=%s visit=%s state=%s position=%s",
+                self.name,
+                self.status.get("visit"),
+                screen.state,
+                self.status.get("position"),
+            )
+            if self.on_change is not None:
+                self.on_change(self)
+
+    # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> str:
+        self._open_sources()
         await self.client.connect()
         answer = await self.client.request(
             {
@@ -99,12 +152,22 @@ class BoothAgent:
 
     async def close(self) -> None:
         await cancel_tasks(self._tasks)
+        peers = list(self.supervisor_peers.values())
+        self.supervisor_peers.clear()
         if self._pc is not None:
-            await close_peers([self._pc])
+            peers.append(self._pc)
             self._pc = None
+        await close_peers(peers)
         for sink in self._sinks:
             await sink.stop()
         self._sinks.clear()
+        for fanout in (self._video, self._mic):
+            if fanout is not None:
+                await fanout.close()
+        self._video = self._mic = None
+        if self._speaker is not None:
+            self._speaker.close()
+            self._speaker = None
         await self.client.close()
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -112,26 +175,89 @@ class BoothAgent:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    # -- sources ------------------------------------------------------------------------------
+
+    def _open_sources(self) -> None:
+        """Open devices once; any that is missing falls back to the synthetic one, logged."""
+        if self._sources_ready:
+            return
+        self._sources_ready = True
+        from media.devices import open_camera, open_microphone, open_recording
+
+        cfg = self.media
+        camera = mic = None
+        if cfg.source:
+            camera = open_recording(cfg.source, "video")
+            mic = open_recording(cfg.source, "audio")
+        if cfg.camera and camera is None:
+            camera = open_camera(cfg.camera, cfg.width, cfg.height, cfg.fps)
+        if cfg.mic and cfg.mic != "none" and mic is None:
+            mic = open_microphone(cfg.mic)
+        if camera is None:
+            if cfg.camera or cfg.source:
+                log.warning("event=fallback booth=%s kind=video source=test_card", self.name)
+            track: MediaStreamTrack = TestCardTrack(
+                self.name, self.index, width=cfg.width, height=cfg.height, fps=cfg.fps
+            )
+        else:
+            track = camera.track
+        self._video = Fanout(track, depth=2)
+        self._video.start()
+        if mic is not None:
+            self._mic = Fanout(mic.track, depth=8)
+            self._mic.start()
+        elif cfg.mic == "none":
+            log.info("event=no_microphone booth=%s", self.name)
+        elif cfg.mic or cfg.source:
+            log.warning("event=fallback booth=%s kind=audio source=tone", self.name)
+        self._speaker = open_sink(cfg.speaker, who=f"booth:{self.name}")
+
+    def _camera_track(self) -> MediaStreamTrack:
+        assert self._video is not None
+        return FanoutTrack(self._video)
+
+    def _mic_track(self) -> MediaStreamTrack | None:
+        if self._mic is not None:
+            return FanoutTrack(self._mic)
+        if self.media.mic == "none":
+            return None
+        return SourceAudioTrack(ToneBurstSource(booth_frequency(self.index)))
+
+    # -- signalling ---------------------------------------------------------------------------
+
     async def _on_message(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "booth_state":
-            previous = self.state
             self.status = message
-            if self.state != previous:
-                log.info(
-                    "event=booth_state booth=%s visit=%s state=%s position=%s",
-                    self.name,
-                    message.get("visit"),
-                    self.state,
-                    message.get("position"),
-                )
-            if self.on_change is not None:
-                self.on_change(self)
+            if not self.on_air:
+                self.officer_frame = None  # off air: the waiting screen, never the officer
+            self._refresh_screen()
         elif kind == "sdp" and message.get("sdp_type") == "offer":
-            self._spawn(self._answer(message), f"answer-{self.name}")
+            sender = message.get("from")
+            peer = message.get("peer")
+            if sender == "officer" and not peer:
+                self._spawn(self._answer_officer(message), f"answer-{self.name}")
+            elif sender == "supervisor" and isinstance(peer, str) and peer:
+                self._spawn(self._answer_supervisor(message, peer), f"sup-{self.name}-{peer}")
+            else:
+                self.offers_refused += 1
+                log.warning("event=offer_refused booth=%s from=%s peer=%s", self.name, sender, peer)
 
-    async def _answer(self, message: dict[str, Any]) -> None:
-        """Answer an offer with a fresh peer; an old one (a rebuilt link) is closed first."""
+    async def _send_answer(self, pc: RTCPeerConnection, visit: str, peer: str | None) -> None:
+        await pc.setLocalDescription(await pc.createAnswer())
+        local = pc.localDescription
+        answer: dict[str, Any] = {
+            "type": "sdp",
+            "visit": visit,
+            "sdp_type": local.type,
+            "sdp": local.sdp,
+        }
+        if peer is not None:
+            answer["peer"] = peer
+        await self.client.send(answer)
+
+    async def _answer_officer(self, message: dict[str, Any]) -> None:
+        """Answer with a fresh peer; an old one (a rebuilt link) is closed first."""
         if self._pc is not None:
             old, self._pc = self._pc, None
             await close_peers([old])
@@ -141,30 +267,95 @@ class BoothAgent:
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind == "audio":
-                self._spawn(self.officer_audio.run(track), f"officer-audio-{self.name}")
+                self._spawn(self._play_officer_audio(track), f"officer-audio-{self.name}")
             else:
-                sink = MediaBlackhole()  # officer video is shown in a later step; never leak
-                sink.addTrack(track)
-                self._sinks.append(sink)
-                self._spawn(sink.start(), f"officer-video-{self.name}")
+                self._spawn(self._show_officer_video(track), f"officer-video-{self.name}")
+
+        @pc.on("connectionstatechange")
+        def on_state() -> None:
+            log.info("event=media_state booth=%s state=%s", self.name, pc.connectionState)
+            self._refresh_screen()
 
         await pc.setRemoteDescription(
             RTCSessionDescription(sdp=message["sdp"], type=message["sdp_type"])
         )
-        pc.addTrack(
-            TestCardTrack(
-                self.name,
-                self.index,
-                width=self.media.width,
-                height=self.media.height,
-                fps=self.media.fps,
-            )
-        )
-        pc.addTrack(SourceAudioTrack(ToneBurstSource(booth_frequency(self.index))))
-        await pc.setLocalDescription(await pc.createAnswer())
-        local = pc.localDescription
-        await self.client.send(
-            {"type": "sdp", "visit": message["visit"], "sdp_type": local.type, "sdp": local.sdp}
-        )
+        pc.addTrack(self._camera_track())
+        mic = self._mic_track()
+        if mic is not None:
+            pc.addTrack(mic)
+        await self._send_answer(pc, message["visit"], None)
         self.offers_answered += 1
         log.info("event=answered booth=%s visit=%s", self.name, message["visit"])
+
+    async def _answer_supervisor(self, message: dict[str, Any], peer: str) -> None:
+        """A watching supervisor: send camera and microphone, take nothing, keep it bounded."""
+        old = self.supervisor_peers.pop(peer, None)
+        if old is not None:
+            await close_peers([old])
+        if len(self.supervisor_peers) >= MAX_SUPERVISOR_PEERS:
+            log.warning(
+                "event=supervisor_refused booth=%s peer=%s reason=too_many", self.name, peer
+            )
+            self.offers_refused += 1
+            return
+        pc = new_peer_connection()
+        self.supervisor_peers[peer] = pc
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            sink = MediaBlackhole()  # a supervisor sends nothing; drain anything that comes
+            sink.addTrack(track)
+            self._sinks.append(sink)
+            self._spawn(sink.start(), f"sup-drain-{self.name}")
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed") and self.supervisor_peers.get(peer) is pc:
+                del self.supervisor_peers[peer]
+                await close_peers([pc])
+
+        await pc.setRemoteDescription(
+            RTCSessionDescription(sdp=message["sdp"], type=message["sdp_type"])
+        )
+        tracks: dict[str, MediaStreamTrack | None] = {
+            "video": self._camera_track(),
+            "audio": self._mic_track(),
+        }
+        for transceiver in pc.getTransceivers():
+            track = tracks.pop(transceiver.kind, None)
+            if track is not None:
+                transceiver.sender.replaceTrack(track)
+            transceiver.direction = "sendonly" if track is not None else "inactive"
+        await self._send_answer(pc, message["visit"], peer)
+        log.info("event=answered_supervisor booth=%s peer=%s", self.name, peer)
+
+    # -- what the claimant sees and hears -----------------------------------------------------
+
+    async def _play_officer_audio(self, track: MediaStreamTrack) -> None:
+        """Drain the officer's audio; play it (probe + speaker) only while on air."""
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            if not isinstance(frame, av.AudioFrame):
+                continue
+            self.officer_audio.feed(frame)
+            if self.on_air:
+                self.played_audio.feed(frame)
+                if self._speaker is not None:
+                    self._speaker.write(to_mono(frame))
+            elif self._speaker is not None:
+                self._speaker.write(np.zeros(frame.samples, dtype=np.float32))
+
+    async def _show_officer_video(self, track: MediaStreamTrack) -> None:
+        """Drain the officer's picture; keep the newest frame only while on air."""
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            if self.on_air and isinstance(frame, av.VideoFrame):
+                self.officer_frame = frame
+                self.officer_frames_shown += 1
+                self.officer_frame_at = time.monotonic()
