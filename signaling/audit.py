@@ -35,8 +35,8 @@ def records(
         fields = msgspec.structs.asdict(event)
         if isinstance(event, VisitStarted):
             booths[event.visit] = event.booth
-            fields = {"office": event.office, "booth": event.booth, "claim_type": event.claim_type,
-                      "steps": event.steps}  # fmt: skip
+            fields = {"visit": event.visit, "office": event.office, "booth": event.booth,
+                      "claim_type": event.claim_type, "steps": event.steps}  # fmt: skip
         event_visit = fields.pop("visit", None)
         if visit is not None and event_visit != visit:
             continue
