@@ -93,6 +93,7 @@ class Stats:
     latencies: dict[str, list[float]] = field(
         default_factory=lambda: {"decide": [], "end_visit": [], "start_visit": [], "ready": []}
     )
+    decide_at: list[float] = field(default_factory=list)  # wall clock of each decide's ack
     errors: Counter[str] = field(default_factory=Counter)
     messages_in: int = 0
     seq_gaps: int = 0
@@ -227,6 +228,8 @@ class Client:
             kind, sent, _ = entry
             if kind in self.stats.latencies and self.worker.recording:
                 self.stats.latencies[kind].append(time.perf_counter() - sent)
+                if kind == "decide":
+                    self.stats.decide_at.append(time.time())
             if kind == "decide":
                 self.worker.answered_decide()
                 if self.worker.recording:
@@ -423,6 +426,7 @@ class Worker:
         for kind in self.stats.latencies:
             if kind != "ready":
                 self.stats.latencies[kind].clear()
+        self.stats.decide_at.clear()
         self.recording = True
         cpu0, t0 = cpu_seconds(), loop.time()
         sent = starved_ticks = 0
@@ -479,6 +483,7 @@ class Worker:
     def report(self) -> dict[str, Any]:
         return {
             "latencies": self.stats.latencies,
+            "decide_at": self.stats.decide_at,
             "errors": dict(self.stats.errors),
             "messages_in": self.stats.messages_in,
             "seq_gaps": self.stats.seq_gaps,

@@ -179,6 +179,21 @@ def split(offices: list[_load.Office], n: int) -> list[list[dict[str, Any]]]:
     return shares
 
 
+def worst_seconds(per_second: dict[int, list[float]], n: int = 5) -> list[dict[str, Any]]:
+    """The seconds (UTC, when the acks came) with the highest ack p99, to match with logs."""
+    rows = [
+        {
+            "utc": time.strftime("%H:%M:%S", time.gmtime(second)),
+            "p99_ms": percentile(values, 99),
+            "max_ms": percentile(values, 100),
+            "acks": len(values),
+        }
+        for second, values in per_second.items()
+    ]
+    rows.sort(key=lambda r: -(r["p99_ms"] or 0))
+    return rows[:n]
+
+
 def run_phase(
     workers: Workers,
     mode: str,
@@ -188,6 +203,8 @@ def run_phase(
     rate: float,
     duration: float,
     server_pid: int,
+    profile: Path | None = None,
+    keep: Path | None = None,
 ) -> dict[str, Any]:
     """Connect storm, paced decisions, close; against the real server or the echo floor."""
     shares = split(offices, len(workers.pipes))
@@ -219,14 +236,33 @@ def run_phase(
         for share in shares
     ]
     say(f"{label}: {rate:g} decisions/s for {duration:g} s")
+    spy = None
+    if profile is not None:
+        spy_cmd = [str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--pid", str(server_pid)]
+        spy_cmd += ["--duration", str(int(duration)), "--format", "raw", "--threads"]
+        spy_cmd += ["--nonblocking", "--output", str(profile)]
+        say(f"profiling the server: {' '.join(spy_cmd)}")
+        spy = subprocess.Popen(spy_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cpu0, wall0 = _load.cpu_seconds(server_pid), time.perf_counter()
     loads = workers.ask(commands, timeout=duration + 120)
+    if spy is not None:
+        spy.wait(30)
     cpu_cores = (_load.cpu_seconds(server_pid) - cpu0) / (time.perf_counter() - wall0)
     rss, rss_peak = rss_mb(server_pid)
     reports = workers.ask([{"op": "close"}] * len(shares))
     latencies: dict[str, list[float]] = {}
     errors: dict[str, int] = {}
+    per_second: dict[int, list[float]] = {}
+    if keep is not None:  # every decision's ack: when it came (UTC) and how long it took
+        keep.mkdir(parents=True, exist_ok=True)
+        with (keep / f"acks-{mode}-{clients}.csv").open("w") as out:
+            out.write("at,ack_ms\n")
+            for report in reports:
+                pairs = zip(report["decide_at"], report["latencies"]["decide"], strict=True)
+                out.writelines(f"{at:.4f},{lat * 1000:.3f}\n" for at, lat in pairs)
     for report in reports:
+        for at, latency in zip(report["decide_at"], report["latencies"]["decide"], strict=True):
+            per_second.setdefault(int(at), []).append(latency)
         for kind, values in report["latencies"].items():
             latencies.setdefault(kind, []).extend(values)
         for code, count in report["errors"].items():
@@ -257,6 +293,7 @@ def run_phase(
         "server_cpu_cores": round(cpu_cores, 3),
         "server_rss_mb": round(rss, 1),
         "server_rss_peak_mb": round(rss_peak, 1),
+        "worst_seconds": worst_seconds(per_second),
     }
     say(
         f"{label}: {result['decisions_per_s']}/s acked, p50 {result['ack_p50_ms']} ms, "
@@ -274,6 +311,8 @@ def run_point(
     clients: int,
     rate: float,
     duration: float,
+    profile: Path | None = None,
+    keep: Path | None = None,
 ) -> dict[str, Any]:
     offices = _load.make_offices(clients)
     port = free_port()
@@ -288,7 +327,7 @@ def run_point(
         wait_http(f"http://127.0.0.1:{port}/healthz", server)
         real = run_phase(
             workers, "real", f"ws://127.0.0.1:{port}/ws", offices, secret, rate, duration,
-            server.pid,
+            server.pid, profile, keep,
         )  # fmt: skip
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
             health = json.load(response)
@@ -303,7 +342,7 @@ def run_point(
     echo_port, echo_proc = echo
     floor = run_phase(
         workers, "echo", f"ws://127.0.0.1:{echo_port}/", offices, secret, rate, duration,
-        echo_proc.pid,
+        echo_proc.pid, None, keep,
     )  # fmt: skip
     ratio = None
     if real["ack_p99_ms"] is not None and floor["ack_p99_ms"]:
@@ -351,6 +390,13 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="load processes (default 2)")
     parser.add_argument("--curve", action="store_true", help="run 250, 500, 1000, 2000 clients")
     parser.add_argument("--quick", action="store_true", help="tiny configuration (smoke test)")
+    parser.add_argument("--keep", type=Path, help="copy the server logs into this directory")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="record the server with py-spy during the load (raw stacks to this file; "
+        "needs `.venv/bin/pip install py-spy`, not a project dependency)",
+    )
     args = parser.parse_args()
     if args.quick:
         points, rate, duration, n_workers = [30], 80.0, 3.0, 1
@@ -378,12 +424,26 @@ def main() -> int:
     try:
         wait_port(echo_port, echo_proc)
         curve = [
-            run_point(workers, tmp, secret, (echo_port, echo_proc), n, rate, duration)
+            run_point(
+                workers,
+                tmp,
+                secret,
+                (echo_port, echo_proc),
+                n,
+                rate,
+                duration,
+                args.profile,
+                args.keep,
+            )
             for n in points
         ]
     finally:
         workers.close()
         stop(echo_proc)
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for server_log in tmp.glob("server-*.log"):
+                shutil.copy(server_log, args.keep / server_log.name)
         shutil.rmtree(tmp, ignore_errors=True)
     top = curve[-1]
     result: dict[str, Any] = {
