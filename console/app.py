@@ -2,90 +2,250 @@
 
 The app is a thin shell: desk state comes from the server (``DeskModel``), media from
 ``OfficerMedia``; keys turn into protocol requests. A decision is shown as sent until the
-server acknowledges it, and rolled back with the server's message if refused.
+server acknowledges it, and rolled back with the server's message if refused. Anything drawn
+over the tiles (dialogs, help, the command palette) suspends the desk screen, which pauses
+the video: raw video rows cannot be composited under an overlay.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import inspect
+import io
 import logging
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual.app import App, ComposeResult
+import av
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.containers import Container
+from textual.containers import Container, Horizontal
+from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from console import i18n
+from console.config import ConsoleConfig, colour_mode, default_snapshot_dir
 from console.desk import MAX_SLOTS, DeskModel
-from console.tile import BoothTile
+from console.i18n import t
+from console.layout import grid_shape, visible_slots
+from console.paintlog import PaintLog, driver_for
+from console.screens import (
+    ConfirmQuit,
+    HelpScreen,
+    KeyHelp,
+    NoteScreen,
+    OfficeOverview,
+    PickScreen,
+    figures_from,
+)
+from console.tile import BoothTile, TileInfo
+from media import officer as officer_media
 from media.officer import OfficerMedia
 from media.tones import AudioSource
 from signaling.client import RequestError, SignalClient
 
 log = logging.getLogger("lapak.console")
 
-VIDEO_FPS = 15
+FAILURES = (RequestError, ConnectionError, TimeoutError, OSError)
+WRITE_BACKLOG = 2  # pending terminal writes above which a video tick is dropped
+
+# (binding id, key, action, label key, help key, shown in footer)
+_OFFICER_KEYS: list[tuple[str, str, str, str, str, bool]] = [
+    *(
+        (f"on_air_{n}", str(n), f"focus_slot({n})", "key.on_air", "help.on_air", n == 1)
+        for n in range(1, MAX_SLOTS + 1)
+    ),
+    ("next", "tab", "select(1)", "key.next", "help.next", False),
+    ("previous", "shift+tab", "select(-1)", "key.previous", "help.previous", False),
+    ("longest", "space", "longest", "key.longest", "help.longest", True),
+    ("approve", "a", "approve", "key.approve", "help.approve", True),
+    ("reject", "x", "reject", "key.reject", "help.reject", True),
+    ("reopen", "o", "reopen", "key.reopen", "help.reopen", True),
+    ("zoom", "z", "zoom", "key.zoom", "help.zoom", True),
+    ("mute", "m", "mute", "key.mute", "help.mute", True),
+    ("finish", "d", "finish", "key.finish", "help.finish", True),
+    ("escalate", "e", "escalate", "key.escalate", "help.escalate", True),
+    ("snapshot", "s", "snapshot", "key.snapshot", "help.snapshot", True),
+    ("help", "question_mark", "help", "key.help", "help.help", True),
+    ("quit", "q", "quit_console", "key.quit", "help.quit", True),
+]
+
+_SUPERVISOR_KEYS: list[tuple[str, str, str, str, str, bool]] = [
+    ("next", "tab", "select(1)", "key.next", "help.next", True),
+    ("previous", "shift+tab", "select(-1)", "key.previous", "help.previous", False),
+    ("zoom", "z", "zoom", "key.zoom", "help.zoom", True),
+    ("overview", "v", "overview", "key.overview", "help.overview", True),
+    ("desks", "w", "pick_desk", "key.desks", "help.desks", True),
+    ("help", "question_mark", "help", "key.help", "help.help", True),
+    ("quit", "q", "quit_console", "key.quit", "help.quit", True),
+]
+
+MUTATING_ACTIONS = frozenset(
+    {"focus_slot", "longest", "approve", "reject", "reopen", "mute", "finish", "escalate",
+     "snapshot"}
+)  # fmt: skip
+
+
+def make_bindings(table: list[tuple[str, str, str, str, str, bool]]) -> list[BindingType]:
+    """The bindings of a key table in the current language."""
+    return [
+        Binding(
+            key,
+            action,
+            t(label),
+            show=show,
+            id=binding_id,
+            key_display="1-6" if binding_id == "on_air_1" else None,
+            priority=key in ("tab", "shift+tab"),
+            tooltip=t(help_key),
+        )
+        for binding_id, key, action, label, help_key, show in table
+    ]
+
+
+class DeskScreen(Screen[None]):
+    """The tiles. Suspended (video paused) whenever another screen is on top."""
+
+    def compose(self) -> ComposeResult:
+        app = self.app
+        assert isinstance(app, LapakConsole)
+        yield Static("", id="banner")
+        with Container(id="grid"):
+            for slot in range(1, MAX_SLOTS + 1):
+                yield BoothTile(slot, app.colour_mode, raw=app.raw_video)
+        with Horizontal(id="statusbar"):
+            yield Static(t("status.connecting"), id="status")
+            yield Static("", id="message")
+            yield Static("", id="mic")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        app = self.app
+        assert isinstance(app, LapakConsole)
+        app.desk_mounted()
+
+    def on_screen_suspend(self) -> None:
+        for tile in self.query(BoothTile):
+            tile.video.paused = True
+
+    def on_screen_resume(self) -> None:
+        for tile in self.query(BoothTile):
+            tile.video.placeholder = t("tile.paused") if tile.info.visit else t("tile.empty")
+            tile.video.paused = False
+
+    def on_resize(self) -> None:
+        app = self.app
+        if isinstance(app, LapakConsole):
+            app.relayout()
 
 
 class LapakConsole(App[None]):
     CSS_PATH = Path(__file__).with_name("console.tcss")
     TITLE = "Lapak"
+    ENABLE_COMMAND_PALETTE = True
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        *(
-            Binding(str(n), f"focus_slot({n})", f"On air {n}", show=n == 1, key_display="1-6")
-            for n in range(1, MAX_SLOTS + 1)
-        ),
-        Binding("tab", "select(1)", "Next", show=False, priority=True),
-        Binding("shift+tab", "select(-1)", "Previous", show=False, priority=True),
-        Binding("a", "approve", "Approve step"),
-        Binding("q", "quit", "Quit"),
-    ]
+    KEYS = _OFFICER_KEYS
+    BINDINGS: ClassVar[list[BindingType]] = make_bindings(_OFFICER_KEYS)
 
     def __init__(
         self,
-        url: str,
+        url: str | None,
         token: str,
         *,
         read_only: bool = False,
         desk: str | None = None,
         voice: AudioSource | None = None,
         media: bool = True,
+        media_options: Any = None,
+        config: ConsoleConfig | None = None,
+        language: str | None = None,
+        raw_video: bool = True,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__()
+        self.config = config or ConsoleConfig()
+        i18n.set_language(language or self.config.language or i18n.default_language())
+        self.paint_log = PaintLog.from_env()
+        super().__init__(driver_class=driver_for(self.paint_log) if self.paint_log else None)
+        for binding in make_bindings(self.KEYS):  # labels in the chosen language
+            self._bindings.key_to_bindings[binding.key] = [binding]
+        if self.config.keys:
+            self.set_keymap(self.config.keys)
         self.url = url
         self.token = token
         self.read_only = read_only
         self.watch_desk = desk
-        self.model = DeskModel()
-        self.client = SignalClient(url, token, self._on_server_message)
-        self.media: OfficerMedia | None = (
-            OfficerMedia(self._send_sdp, voice) if media and not read_only else None
-        )
+        self.clock = clock
+        self.raw_video = raw_video
+        self.colour_mode = colour_mode(self.config.colour)  # type: ignore[assignment]
+        self.models: dict[str, DeskModel] = {}
+        self.current_desk: str | None = None
+        self._spare_model = DeskModel()
+        self.client = SignalClient(url or "", token, self._on_server_message)
+        self.media: Any = self._make_media(media, voice, media_options)
         self.selected_slot = 1
+        self.zoomed = False
         self.connected = asyncio.Event()
+        self.welcome: dict[str, Any] = {}
+        self.office_stats: dict[str, Any] | None = None
+        self.messages: list[tuple[str, str]] = []  # (severity, text), newest last
+        self.snapshots: list[tuple[Path, str]] = []
         self._link_tasks: set[asyncio.Task[Any]] = set()
+        self.desk_screen = DeskScreen(id="desk")
 
-    # -- layout -----------------------------------------------------------------------
+    def _make_media(self, enabled: bool, voice: AudioSource | None, options: Any) -> Any:
+        if not enabled:
+            return None
+        if self.read_only:
+            cls = getattr(officer_media, "SupervisorMedia", None)
+            return cls(self._send_sdp) if cls is not None else None
+        params = inspect.signature(OfficerMedia).parameters
+        if "options" in params:
+            opts_cls = getattr(officer_media, "OfficerMediaOptions", None)
+            if options is None and voice is not None and opts_cls is not None:
+                fields = inspect.signature(opts_cls).parameters
+                options = opts_cls(voice=voice) if "voice" in fields else None
+            return OfficerMedia(self._send_sdp, options)
+        return OfficerMedia(self._send_sdp, voice)
 
-    def compose(self) -> ComposeResult:
-        yield Static("READ-ONLY · supervisor view", id="banner")
-        with Container(id="grid"):
-            for slot in range(1, MAX_SLOTS + 1):
-                yield BoothTile(slot)
-        yield Static("connecting…", id="status")
-        yield Footer()
+    def get_default_screen(self) -> Screen[Any]:
+        return self.desk_screen
+
+    # -- model ------------------------------------------------------------------------
+
+    @property
+    def model(self) -> DeskModel:
+        if self.current_desk is None:
+            return self._spare_model
+        return self.models.setdefault(self.current_desk, DeskModel())
 
     def tile(self, slot: int) -> BoothTile:
-        return self.query_one(f"#slot-{slot}", BoothTile)
+        return self.desk_screen.query_one(f"#slot-{slot}", BoothTile)
 
-    async def on_mount(self) -> None:
+    def load_snapshot(self, message: dict[str, Any]) -> None:
+        """Apply a desk snapshot (what the server sends on hello and watch)."""
+        desk = message["state"]["desk"]
+        if self.current_desk is None:
+            self.current_desk = desk
+        self.models.setdefault(desk, DeskModel()).load_snapshot(message, now=self.clock())
+        if desk == self.current_desk:
+            self._sync()
+
+    def desk_mounted(self) -> None:
+        """The tiles exist: show them, then connect and start the video and clock timers."""
+        screen = self.desk_screen
+        banner = screen.query_one("#banner", Static)
         if self.read_only:
-            self.query_one("#banner").add_class("read-only")
+            banner.add_class("read-only")
+            banner.update(t("banner.read_only", desk=self.watch_desk or "…"))
         self.tile(self.selected_slot).selected = True
-        self.run_worker(self._session(), name="session", exclusive=True)
-        self.set_interval(1 / VIDEO_FPS, self._paint_video)
+        self.relayout()
+        self._show_mic()
+        if self.url:
+            self.run_worker(self._session(), name="session", exclusive=True)
+        self.set_interval(1 / max(1.0, self.config.fps), self._paint_video)
         self.set_interval(1.0, self._housekeeping)
 
     # -- session ----------------------------------------------------------------------
@@ -93,21 +253,52 @@ class LapakConsole(App[None]):
     async def _session(self) -> None:
         try:
             welcome = await self.client.connect()
-        except (OSError, RequestError, TimeoutError) as exc:
-            self._status(f"cannot connect to {self.url}: {exc}")
+        except FAILURES as exc:
+            self._status(t("status.cannot_connect", url=self.url, error=exc))
             return
+        self.welcome = welcome
         role = welcome["role"]
+        desk = welcome.get("desk")
         if role != "officer":
-            desk = self.watch_desk or (welcome["desks"] or [None])[0]
+            desks = list(welcome.get("desks") or [])
+            desk = self.watch_desk or (desks[0] if desks else None)
             if desk is None:
-                self._status("no desk to watch in this office yet")
+                self._status(t("status.no_desk"))
                 return
-            await self.client.request({"type": "watch", "desk": desk})
+            self.current_desk = desk
+            self._set_banner(desk)
+            for other in [desk, *(d for d in desks if d != desk)]:
+                try:
+                    await self.client.request({"type": "watch", "desk": other})
+                except FAILURES as exc:
+                    log.info("event=watch_refused desk=%s error=%s", other, exc)
         self.connected.set()
-        self._status(f"{role} {welcome['sub']} · office {welcome['office']}")
+        self._status(
+            t("status.connected", role=role, sub=welcome["sub"], office=welcome["office"],
+              desk=desk or "-")
+        )  # fmt: skip
+
+    def _set_banner(self, desk: str) -> None:
+        if self.read_only:
+            self.desk_screen.query_one("#banner", Static).update(t("banner.read_only", desk=desk))
 
     def _status(self, text: str) -> None:
-        self.query_one("#status", Static).update(text)
+        self.desk_screen.query_one("#status", Static).update(text)
+
+    def say(self, text: str, severity: str = "information") -> None:
+        """Messages go to the status bar, never to a toast over the video."""
+        self.messages.append((severity, text))
+        del self.messages[:-50]
+        log.info("event=message severity=%s text=%r", severity, text)
+        message = self.desk_screen.query_one("#message", Static)
+        message.update(text)
+        message.set_classes(severity)
+
+    def _show_mic(self) -> None:
+        muted = bool(getattr(self.media, "muted", False))
+        mic = self.desk_screen.query_one("#mic", Static)
+        mic.update("" if self.read_only else t("status.muted") if muted else t("status.live"))
+        mic.set_class(muted, "muted")
 
     async def _send_sdp(self, visit: str, sdp_type: str, sdp: str) -> None:
         try:
@@ -120,32 +311,84 @@ class LapakConsole(App[None]):
     async def _on_server_message(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "snapshot":
-            self.model.load_snapshot(message)
-            self._sync()
+            self.load_snapshot(message)
         elif kind == "delta":
-            if not self.model.apply_delta(message):
-                log.warning("event=seq_gap desk=%s", message.get("desk"))
-                await self.client.send({"type": "watch", "desk": self.model.desk})
-            self._sync()
+            desk = message.get("desk")
+            model = self.models.get(desk or "")
+            if model is None:
+                return
+            if not model.apply_delta(message, now=self.clock()):
+                log.warning("event=seq_gap desk=%s", desk)
+                await self.client.send({"type": "watch", "desk": desk})
+            if desk == self.current_desk:
+                self._sync()
         elif kind == "sdp" and message.get("sdp_type") == "answer" and self.media:
             await self.media.on_answer(message["visit"], message["sdp"])
 
+    # -- tiles ------------------------------------------------------------------------
+
+    def relayout(self) -> None:
+        """Show as many tiles as the desk needs, in a grid that fits the screen."""
+        screen = self.desk_screen
+        if not screen.is_mounted:
+            return
+        occupied = set(self.model.by_slot())
+        count = visible_slots(occupied | {self.selected_slot}, self.model.capacity)
+        grid = screen.query_one("#grid", Container)
+        if self.zoomed:
+            cols, rows = 1, 1
+        else:
+            cols, rows = grid_shape(count, screen.size.width, screen.size.height)
+        grid.styles.grid_size_columns = cols
+        grid.styles.grid_size_rows = rows
+        for slot in range(1, MAX_SLOTS + 1):
+            shown = slot == self.selected_slot if self.zoomed else slot <= count
+            self.tile(slot).display = shown
+
+    def _tile_info(self, slot: int, visit: dict[str, Any] | None, now: float) -> TileInfo:
+        if visit is None:
+            return TileInfo(None)
+        model = self.model
+        visit_id = visit["visit"]
+        steps = [(s["name"], model.step_status(visit_id, i)) for i, s in enumerate(visit["steps"])]
+        silent = model.silent_for(visit_id, now)
+        level = ""
+        if silent is not None and visit_id != model.on_air:
+            if silent >= self.config.red_after_s:
+                level = "red"
+            elif silent >= self.config.amber_after_s:
+                level = "amber"
+        info = TileInfo(
+            visit,
+            steps,
+            on_air=visit_id == model.on_air,
+            in_visit_s=now - visit["started_at"],
+            silent_s=None if visit_id not in model.last_spoken and silent is None else silent,
+            silence_level=level,
+        )
+        link = self.media.links.get(visit_id) if self.media is not None else None
+        if link is not None:
+            info.link_state = getattr(link, "state", "connecting")
+            stats = getattr(link, "stats", None)
+            if stats is not None and info.link_state == "connected":
+                info.grade = getattr(stats, "grade", None)
+                info.rtt_ms = getattr(stats, "rtt_ms", None)
+            audio = getattr(link, "audio", None)
+            info.audio_dbfs = float(getattr(audio, "level_dbfs", -100.0))
+        return info
+
     def _sync(self) -> None:
         """Make tiles and media links match the desk model."""
+        if not self.desk_screen.is_mounted:
+            return
+        now = self.clock()
         by_slot = self.model.by_slot()
         for slot in range(1, MAX_SLOTS + 1):
-            visit = by_slot.get(slot)
-            tile = self.tile(slot)
-            steps = []
-            if visit is not None:
-                steps = [
-                    (s["name"], self.model.step_status(visit["visit"], i))
-                    for i, s in enumerate(visit["steps"])
-                ]
-            tile.set_visit(visit, steps)
-            tile.on_air = visit is not None and visit["visit"] == self.model.on_air
+            self.tile(slot).update_info(self._tile_info(slot, by_slot.get(slot), now))
+        self.relayout()
         if self.media is not None:
-            self.media.set_on_air(self.model.on_air)
+            if hasattr(self.media, "set_on_air"):
+                self.media.set_on_air(self.model.on_air)
             wanted = set(self.model.visits)
             for visit_id in wanted:
                 if visit_id not in self.media.links:
@@ -160,75 +403,352 @@ class LapakConsole(App[None]):
 
     def _housekeeping(self) -> None:
         """Re-offer links that failed or got no answer; refresh clocks and meters."""
-        if self.media is not None:
+        if not self.desk_screen.is_mounted:
+            return
+        if self.media is not None and hasattr(self.media, "needs_offer"):
             for visit_id in self.model.visits:
                 if self.media.needs_offer(visit_id):
                     self._spawn(self.media.ensure(visit_id))
+        now = self.clock()
         for slot, visit in self.model.by_slot().items():
-            tile = self.tile(slot)
-            link = self.media.links.get(visit["visit"]) if self.media else None
-            tile.link_state = link.state if link else "-"
-            tile.audio_dbfs = link.audio.level_dbfs if link else -100.0
-            tile.refresh_text()
+            self.tile(slot).update_info(self._tile_info(slot, visit, now))
+        self._show_mic()
+
+    def _terminal_backlog(self) -> int:
+        writer = getattr(self._driver, "_writer_thread", None)
+        queue = getattr(writer, "_queue", None)
+        return queue.qsize() if queue is not None else 0
 
     def _paint_video(self) -> None:
-        if self.media is None:
+        """Paint each tile's newest frame; drop the tick when the terminal is behind."""
+        if self.media is None or self.screen is not self.desk_screen:
             return
+        if self._terminal_backlog() > WRITE_BACKLOG:
+            return  # frames stay unread and are replaced by newer ones: dropped, not queued
         for slot, visit in self.model.by_slot().items():
             link = self.media.links.get(visit["visit"])
             if link is None:
                 continue
             frame = link.take_frame()
-            if frame is not None:
-                self.tile(slot).video.show(frame)
+            if frame is None:
+                continue
+            video = self.tile(slot).video
+            if video.show(frame) and self.paint_log is not None and video.last_rgb is not None:
+                self.paint_log.painted(slot, video.last_rgb)
+
+    def _display(self, screen: Screen[Any], renderable: Any) -> None:
+        super()._display(screen, renderable)
+        if self.paint_log is not None and renderable is not None and self._driver is not None:
+            marker = self.paint_log.marker()
+            if marker is not None:
+                self._driver.write(marker)
+
+    def show_frame(self, slot: int, frame: av.VideoFrame) -> None:
+        """Paint a frame in a slot (snapshots and screenshots use a fixed test frame)."""
+        self.tile(slot).video.show(frame)
+
+    # -- commands and help ------------------------------------------------------------
+
+    def key_help(self) -> list[KeyHelp]:
+        rows = []
+        keymap = self._keymap
+        for binding_id, key, _action, label, help_key, _show in self.KEYS:
+            if binding_id.startswith("on_air_") and binding_id != "on_air_1":
+                continue
+            keys = keymap.get(binding_id, key)
+            if binding_id == "on_air_1":
+                keys = (
+                    "1-6"
+                    if not any(f"on_air_{n}" in keymap for n in range(1, 7))
+                    else ",".join(keymap.get(f"on_air_{n}", str(n)) for n in range(1, 7))
+                )
+            rows.append(KeyHelp(self.get_key_display(Binding(keys, "")) if "," not in keys
+                                else keys, t(label), t(help_key)))  # fmt: skip
+        return rows
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """Every key's action is also a command in the palette (ctrl+p)."""
+        for binding_id, _key, action, label, help_key, _show in self.KEYS:
+            title = t(label)
+            if binding_id.startswith("on_air_"):
+                title = t("key.on_air_n", n=binding_id.rsplit("_", 1)[1])
+            yield SystemCommand(title, t(help_key), self._runner(action))
+
+    def _runner(self, action: str) -> Callable[[], Any]:
+        async def run() -> None:
+            await self.run_action(action)
+
+        return run
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (self.read_only and action in MUTATING_ACTIONS)
 
     # -- actions ----------------------------------------------------------------------
+
+    def _go(self, work: Any) -> None:
+        """Requests run as workers: keys keep working while the server answers."""
+        self.run_worker(work, group="actions")
 
     def _select(self, slot: int) -> None:
         self.tile(self.selected_slot).selected = False
         self.selected_slot = slot
         self.tile(slot).selected = True
+        if self.zoomed:
+            self.relayout()
 
     def action_select(self, step: int) -> None:
-        self._select((self.selected_slot - 1 + step) % MAX_SLOTS + 1)
+        count = visible_slots(set(self.model.by_slot()), self.model.capacity)
+        self._select((self.selected_slot - 1 + step) % count + 1)
 
-    async def action_focus_slot(self, slot: int) -> None:
+    def action_zoom(self) -> None:
+        self.zoomed = not self.zoomed
+        self.relayout()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.key_help()))
+
+    def action_focus_slot(self, slot: int) -> None:
         self._select(slot)
         visit = self.model.visit_in_slot(slot)
         if visit is None:
-            self.notify(f"slot {slot} is empty", severity="warning")
+            self.say(t("msg.slot_empty", n=slot), "warning")
             return
+        self._go(self._focus(visit["visit"]))
+
+    async def _focus(self, visit_id: str) -> None:
+        what = t("what.focus")
+        self.say(t("msg.sending", what=what))
         try:
-            await self.client.request({"type": "focus", "visit": visit["visit"]})
-        except (RequestError, ConnectionError, TimeoutError) as exc:
-            self.notify(f"focus refused: {exc}", severity="error")
+            await self.client.request({"type": "focus", "visit": visit_id})
+        except FAILURES as exc:
+            self.say(t("msg.refused", what=what, error=exc), "error")
+        else:
+            self.say(t("msg.done", what=what))
 
-    async def action_approve(self) -> None:
-        await self._decide("approve")
+    def action_longest(self) -> None:
+        visit_id = self.model.longest_waiting(self.clock())
+        if visit_id is None:
+            self.say(t("msg.nobody_waiting"), "warning")
+            return
+        slot = self.model.visits[visit_id].get("slot")
+        if slot:
+            self._select(slot)
+        self._go(self._focus(visit_id))
 
-    async def _decide(self, decision: str, reason: str | None = None) -> None:
+    def _selected_visit(self) -> str | None:
         visit = self.model.visit_in_slot(self.selected_slot)
         if visit is None:
-            self.notify("no visit in the selected slot", severity="warning")
+            self.say(t("msg.no_visit"), "warning")
+            return None
+        return str(visit["visit"])
+
+    def action_approve(self) -> None:
+        visit_id = self._selected_visit()
+        if visit_id is None:
             return
-        visit_id = visit["visit"]
         step = self.model.next_step(visit_id)
         if step is None:
-            self.notify("every step is decided", severity="information")
+            self.say(t("msg.all_decided"))
             return
-        self.model.mark_pending(visit_id, step, decision)
+        self._go(self._decide(visit_id, step, "approve"))
+
+    def action_reject(self) -> None:
+        visit_id = self._selected_visit()
+        if visit_id is None:
+            return
+        step = self.model.next_step(visit_id)
+        if step is None:
+            self.say(t("msg.all_decided"))
+            return
+        name = self.model.visits[visit_id]["steps"][step]["name"]
+        reasons = self.config.reject_reasons(self.welcome.get("reasons"))
+
+        def picked(reason: str | None) -> None:
+            if reason is not None:
+                self._go(self._decide(visit_id, step, "reject", reason))
+
+        self.push_screen(
+            PickScreen(
+                t("dialog.reason", step=i18n.step_label(name)),
+                [(r, i18n.reason_label(r)) for r in reasons],
+                id="reasons",
+            ),
+            picked,
+        )
+
+    def action_reopen(self) -> None:
+        visit_id = self._selected_visit()
+        if visit_id is None:
+            return
+        step = self.model.last_decided(visit_id)
+        if step is None:
+            self.say(t("msg.nothing_to_reopen"), "warning")
+            return
+        self._go(self._decide(visit_id, step, "reopen"))
+
+    async def _decide(
+        self, visit_id: str, step: int, decision: str, reason: str | None = None
+    ) -> None:
+        """Pending until the server's ack; refused: rolled back, the server's message shown."""
+        what = t(f"what.{decision}")
+        model = self.model
+        model.mark_pending(visit_id, step, decision)
         self._sync()
-        message = {"type": "decide", "visit": visit_id, "step": step, "decision": decision}
+        message: dict[str, Any] = {
+            "type": "decide", "visit": visit_id, "step": step, "decision": decision,
+        }  # fmt: skip
         if reason:
             message["reason"] = reason
         try:
             await self.client.request(message)
-        except (RequestError, ConnectionError, TimeoutError) as exc:
-            self.model.refuse(visit_id, step, str(exc))
-            self.notify(f"decision refused: {exc}", severity="error")
+        except RequestError as exc:
+            model.refuse(visit_id, step, str(exc))
+            self.say(t("msg.refused", what=what, error=exc), "error")
+        except FAILURES as exc:
+            model.refuse(visit_id, step, str(exc))
+            self.say(t("msg.lost", what=what, error=exc), "error")
         else:
-            self.model.acknowledged(visit_id, step)
+            model.acknowledged(visit_id, step)
+            self.say(t("msg.done", what=what))
         self._sync()
+
+    def action_finish(self) -> None:
+        visit_id = self._selected_visit()
+        if visit_id is None:
+            return
+        name = self.model.visits[visit_id]["name"]
+
+        def picked(outcome: str | None) -> None:
+            if outcome is not None:
+                self._go(self._end(visit_id, outcome, ""))
+
+        outcomes = ("completed", "rejected", "abandoned")
+        self.push_screen(
+            PickScreen(
+                t("dialog.outcome", name=name),
+                [(o, t(f"outcome.{o}")) for o in outcomes],
+                id="outcomes",
+            ),
+            picked,
+        )
+
+    def action_escalate(self) -> None:
+        visit_id = self._selected_visit()
+        if visit_id is None:
+            return
+        name = self.model.visits[visit_id]["name"]
+
+        def noted(note: str | None) -> None:
+            if note:
+                self._go(self._end(visit_id, "escalated", note))
+
+        self.push_screen(NoteScreen(t("dialog.note", name=name)), noted)
+
+    async def _end(self, visit_id: str, outcome: str, note: str) -> None:
+        what = t("what.escalate" if outcome == "escalated" else "what.finish")
+        self.say(t("msg.sending", what=what))
+        try:
+            await self.client.request(
+                {"type": "end_visit", "visit": visit_id, "outcome": outcome, "note": note}
+            )
+        except FAILURES as exc:
+            self.say(t("msg.refused", what=what, error=exc), "error")
+        else:
+            self.say(t("msg.done", what=what))
+
+    async def action_mute(self) -> None:
+        set_muted = getattr(self.media, "set_muted", None)
+        if set_muted is None:
+            self.say(t("msg.no_mute"), "warning")
+            return
+        muted = not bool(getattr(self.media, "muted", False))
+        outcome = set_muted(muted)
+        if inspect.isawaitable(outcome):
+            await outcome
+        self._show_mic()
+        self.say(t("msg.muted" if muted else "msg.unmuted"))
+
+    def action_snapshot(self) -> None:
+        visit_id = self._selected_visit()
+        if visit_id is None:
+            return
+        frame = self.tile(self.selected_slot).video.last_frame
+        if frame is None:
+            self.say(t("msg.no_frame"), "warning")
+            return
+        self._go(self._snapshot(visit_id, frame, self.model.next_step(visit_id)))
+
+    async def _snapshot(self, visit_id: str, frame: av.VideoFrame, step: int | None) -> None:
+        folder = self.config.snapshot_dir or default_snapshot_dir()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(self.clock()))
+        path = folder / f"{visit_id}-{stamp}-{int(self.clock() * 1000) % 1000:03d}.png"
+        digest = await asyncio.to_thread(_save_png, frame, path)
+        self.snapshots.append((path, digest))
+        self.say(t("msg.snapshot_saved", path=path, sha=digest[:12]))
+        what = t("what.snapshot")
+        try:
+            await self.client.request(
+                {"type": "snapshot_taken", "visit": visit_id, "sha256": digest, "step": step}
+            )
+        except FAILURES as exc:
+            self.say(
+                t("msg.snapshot_saved", path=path, sha=digest[:12])
+                + " · "
+                + t("msg.refused", what=what, error=exc),
+                "error",
+            )
+        else:
+            self.say(t("msg.snapshot_saved", path=path, sha=digest[:12]) + " · " + t(
+                "msg.done", what=what))  # fmt: skip
+
+    def action_quit_console(self) -> None:
+        open_visits = 0 if self.read_only else len(self.model.visits)
+        if not open_visits:
+            self.exit()
+            return
+
+        def answered(choice: str | None) -> None:
+            if choice == "yes":
+                self.exit()
+
+        self.push_screen(ConfirmQuit(open_visits), answered)
+
+    # -- supervisor -------------------------------------------------------------------
+
+    async def action_overview(self) -> None:
+        try:
+            self.office_stats = await self.client.request({"type": "office_stats"}, timeout=3)
+        except FAILURES as exc:
+            self.office_stats = None
+            log.info("event=office_stats_unavailable error=%s", exc)
+        self.open_overview()
+
+    def open_overview(self) -> None:
+        booth_of = {v["visit"]: v["booth"] for m in self.models.values() for v in m.visits.values()}
+        figures = figures_from(
+            self.welcome.get("office") or self.model.office or "-",
+            self.models,
+            self.office_stats,
+            booth_of,
+        )
+        self.push_screen(OfficeOverview(figures), self._switch_desk)
+
+    def action_pick_desk(self) -> None:
+        desks = sorted(set(self.welcome.get("desks") or []) | set(self.models))
+        self.push_screen(
+            PickScreen(t("overview.pick"), [(d, d) for d in desks], id="desk-picker"),
+            self._switch_desk,
+        )
+
+    def _switch_desk(self, desk: str | None) -> None:
+        if desk is None or desk == self.current_desk:
+            return
+        self.current_desk = desk
+        self._set_banner(desk)
+        self._select(1)
+        self._sync()
+
+    # -- shutdown ---------------------------------------------------------------------
 
     async def on_unmount(self) -> None:
         await self.shutdown()
@@ -240,17 +760,33 @@ class LapakConsole(App[None]):
         if self.media is not None:
             await self.media.close()
         await self.client.close()
+        if self.paint_log is not None:
+            self.paint_log.close()
 
 
-class SupervisorConsole(LapakConsole):
+def _save_png(frame: av.VideoFrame, path: Path) -> str:
+    """Write the frame as PNG; return the SHA-256 of exactly the bytes written."""
+    buffer = io.BytesIO()
+    frame.to_image().save(buffer, format="PNG")
+    data = buffer.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+class SupervisorConsole(LapakConsole, inherit_bindings=False):
     """The same tiles, read-only: no mutating key is bound at all."""
 
-    inherit_bindings = False
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("tab", "select(1)", "Next", show=False, priority=True),
-        Binding("shift+tab", "select(-1)", "Previous", show=False, priority=True),
-        Binding("q", "quit", "Quit"),
-    ]
+    KEYS = _SUPERVISOR_KEYS
+    BINDINGS: ClassVar[list[BindingType]] = make_bindings(_SUPERVISOR_KEYS)
 
-    def __init__(self, url: str, token: str, desk: str | None = None) -> None:
-        super().__init__(url, token, read_only=True, desk=desk, media=False)
+    def __init__(
+        self,
+        url: str | None,
+        token: str,
+        desk: str | None = None,
+        *,
+        media: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(url, token, read_only=True, desk=desk, media=media, **kwargs)

@@ -6,6 +6,7 @@ Pure (no Textual, no I/O) so that the rules a screen shows are tested without on
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,20 +26,27 @@ class DeskModel:
     pending: dict[tuple[str, int], str] = field(default_factory=dict)  # (visit, step) -> decision
     refused: dict[tuple[str, int], str] = field(default_factory=dict)  # (visit, step) -> message
     synced: bool = False
+    # visit -> when the officer last stopped speaking to it (it left the air); absent: never
+    last_spoken: dict[str, float] = field(default_factory=dict)
 
-    def load_snapshot(self, message: dict[str, Any]) -> None:
+    def load_snapshot(self, message: dict[str, Any], now: float | None = None) -> None:
         state = message["state"]
+        self._on_air_changes(state["on_air"], now)
         self.desk = state["desk"]
         self.office = state["office"]
         self.officer = state["officer"]
         self.capacity = state["capacity"]
-        self.on_air = state["on_air"]
         self.queue = state["queue"]
         self.seq = message["seq"]
         self.visits = {v["visit"]: v for v in state["visits"]}
         self.synced = True
 
-    def apply_delta(self, message: dict[str, Any]) -> bool:
+    def _on_air_changes(self, on_air: str | None, now: float | None) -> None:
+        if self.on_air is not None and on_air != self.on_air:
+            self.last_spoken[self.on_air] = time.time() if now is None else now
+        self.on_air = on_air
+
+    def apply_delta(self, message: dict[str, Any], now: float | None = None) -> bool:
         """Apply one delta; False means a gap in ``seq`` (the caller must resync)."""
         if not self.synced or message["desk"] != self.desk:
             return True
@@ -48,13 +56,14 @@ class DeskModel:
             self.synced = False
             return False
         self.seq = message["seq"]
-        self.on_air = message["on_air"]
+        self._on_air_changes(message["on_air"], now)
         self.queue = message["queue"]
         for visit in message["visits"]:
             if visit["state"] == "active" and visit["desk"] == self.desk:
                 self.visits[visit["visit"]] = visit
             else:
                 self.visits.pop(visit["visit"], None)
+                self.last_spoken.pop(visit["visit"], None)
             for key in [k for k in self.pending if k[0] == visit["visit"]]:
                 step = visit["steps"][key[1]] if key[1] < len(visit["steps"]) else None
                 if step is None or step["status"] != "pending":
@@ -78,7 +87,7 @@ class DeskModel:
         decision = self.pending.pop((visit, step), None)
         record = self.visits.get(visit)
         if decision is not None and record is not None and step < len(record["steps"]):
-            status = {"approve": "approved", "reject": "rejected"}[decision]
+            status = {"approve": "approved", "reject": "rejected", "reopen": "pending"}[decision]
             record["steps"][step]["status"] = status
 
     def refuse(self, visit: str, step: int, message: str) -> None:
@@ -105,3 +114,44 @@ class DeskModel:
             if step["status"] == "pending" and (visit, i) not in self.pending:
                 return i
         return None
+
+    def last_decided(self, visit: str) -> int | None:
+        """The decided step a reopen would clear: the last one approved or rejected."""
+        record = self.visits.get(visit)
+        if record is None:
+            return None
+        for i in range(len(record["steps"]) - 1, -1, -1):
+            if (
+                record["steps"][i]["status"] in ("approved", "rejected")
+                and (
+                    visit,
+                    i,
+                )
+                not in self.pending
+            ):
+                return i
+        return None
+
+    # -- who has waited longest ---------------------------------------------------------
+
+    def silent_for(self, visit: str, now: float) -> float | None:
+        """Seconds since the officer last spoke to this visit; 0 while on air.
+
+        A visit never on air has waited since it started.
+        """
+        if visit == self.on_air:
+            return 0.0
+        record = self.visits.get(visit)
+        if record is None:
+            return None
+        since = self.last_spoken.get(visit, record["started_at"])
+        return max(0.0, now - since)
+
+    def longest_waiting(self, now: float) -> str | None:
+        """The visit (not on air) that has waited longest since it was last spoken to."""
+        waits = [
+            (self.silent_for(v, now) or 0.0, -(record.get("slot") or 0), v)
+            for v, record in self.visits.items()
+            if v != self.on_air
+        ]
+        return max(waits)[2] if waits else None

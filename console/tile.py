@@ -1,17 +1,23 @@
-"""One booth slot on the officer's screen: who, how long, video, audio, checklist."""
+"""One booth slot on the officer's screen: who, how long, video, audio, checklist, link.
+
+The tile only shows; ``TileInfo`` carries everything it needs, computed by the app from the
+desk model and the media link, so the text is the same whatever feeds it (tests, snapshots).
+"""
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass, field
 from typing import Any
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from console.i18n import STRINGS, step_label, t
+from console.render import ColourMode
 from console.video import VideoView
-from signaling.workflows import STEP_LABELS
 
 STATUS_MARK = {
     "approved": "✔",
@@ -22,85 +28,141 @@ STATUS_MARK = {
 }
 
 
-def _elapsed(seconds: float) -> str:
+def elapsed(seconds: float) -> str:
     seconds = max(0, int(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}"
     return f"{seconds // 60:02d}:{seconds % 60:02d}"
+
+
+@dataclass
+class TileInfo:
+    """What one tile shows besides the video."""
+
+    visit: dict[str, Any] | None
+    steps: list[tuple[str, str]] = field(default_factory=list)  # (step name, display status)
+    on_air: bool = False
+    in_visit_s: float = 0.0
+    silent_s: float | None = None  # since last spoken to; 0 on air
+    silence_level: str = ""  # "" | "amber" | "red"
+    link_state: str = "none"
+    grade: str | None = None
+    rtt_ms: float | None = None
+    audio_dbfs: float = -100.0
 
 
 class BoothTile(Vertical):
     """A slot; empty until a visit is routed into it."""
 
     selected: reactive[bool] = reactive(False)
-    on_air: reactive[bool] = reactive(False)
 
-    def __init__(self, slot: int) -> None:
-        super().__init__(id=f"slot-{slot}", classes="tile")
+    def __init__(self, slot: int, colour_mode: ColourMode = "truecolor", raw: bool = True) -> None:
+        super().__init__(id=f"slot-{slot}", classes="tile empty")
         self.slot = slot
-        self.visit: dict[str, Any] | None = None
-        self.link_state = "-"
-        self.audio_dbfs = -100.0
-        self.steps_text: list[tuple[str, str]] = []
+        self.info = TileInfo(None)
+        self._colour_mode = colour_mode
+        self._raw = raw
 
     def compose(self) -> ComposeResult:
         yield Static(id="title", classes="title")
-        yield VideoView(id="video")
-        yield Static(id="info", classes="info")
+        yield Static(id="who", classes="who")
+        yield VideoView(self._colour_mode, raw=self._raw, id="video")
+        yield Static(id="steps", classes="steps")
+        yield Static(id="meta", classes="meta")
 
     @property
     def video(self) -> VideoView:
         return self.query_one(VideoView)
 
+    @property
+    def visit_id(self) -> str | None:
+        return (self.info.visit or {}).get("visit")
+
     def on_mount(self) -> None:
+        self.video.placeholder = t("tile.empty")
         self.refresh_text()
 
     def watch_selected(self, selected: bool) -> None:
         self.set_class(selected, "selected")
 
-    def watch_on_air(self, on_air: bool) -> None:
-        self.set_class(on_air, "on-air")
-        self.refresh_text()
-
-    def set_visit(self, visit: dict[str, Any] | None, steps: list[tuple[str, str]]) -> None:
-        changed = (visit or {}).get("visit") != (self.visit or {}).get("visit")
-        self.visit = visit
-        self.steps_text = steps
-        self.set_class(visit is None, "empty")
+    def update_info(self, info: TileInfo) -> None:
+        changed = (info.visit or {}).get("visit") != self.visit_id
+        self.info = info
+        self.set_class(info.visit is None, "empty")
+        self.set_class(info.on_air, "on-air")
+        self.set_class(info.silence_level == "amber", "amber")
+        self.set_class(info.silence_level == "red", "red")
         if changed:
-            self.video.clear("connecting…" if visit else "empty slot")
+            self.video.clear(t("tile.connecting") if info.visit else t("tile.empty"))
+        elif info.visit is not None and info.link_state in ("reconnecting", "failed"):
+            self.video.clear(t(f"tile.{info.link_state}"))
         self.refresh_text()
 
     def refresh_text(self) -> None:
         if not self.is_mounted:
             return
+        info = self.info
         title = self.query_one("#title", Static)
-        info = self.query_one("#info", Static)
-        if self.visit is None:
-            title.update(f"[b]{self.slot}[/b]  empty slot")
-            info.update("")
+        who = self.query_one("#who", Static)
+        steps = self.query_one("#steps", Static)
+        meta = self.query_one("#meta", Static)
+        v = info.visit
+        if v is None:
+            title.update(f"[b]{self.slot}[/b]  {t('tile.empty')}")
+            for widget in (who, steps, meta):
+                widget.update("")
             return
-        v = self.visit
-        mark = " [b reverse] ON AIR [/]" if self.on_air else ""
-        title.update(
-            f"[b]{self.slot}[/b] {v['booth']}{mark}  {v['name']} · {v['membership_no']} · "
-            f"{v['claim_type']} · {_elapsed(time.time() - v['started_at'])}"
+        mark = f" [b reverse]● {t('tile.on_air')}[/]" if info.on_air else ""
+        title.update(f"[b]{self.slot}[/b] {escape(v['booth'])}{mark}")
+        who.update(
+            f"[b]{escape(v['name'])}[/b] · {escape(v['membership_no'])} · {escape(v['claim_type'])}"
         )
-        meter = _meter(self.audio_dbfs)
-        checklist = " ".join(
-            f"{'[reverse]' if i == _current(self.steps_text) else ''}"
-            f"{STATUS_MARK.get(status, '?')}{STEP_LABELS.get(name, name).split(' ')[0]}"
-            f"{'[/reverse]' if i == _current(self.steps_text) else ''}"
-            for i, (name, status) in enumerate(self.steps_text)
-        )
-        info.update(f"{checklist}\nlink {self.link_state}  audio {meter}")
+        steps.update(checklist(info.steps))
+        meta.update(meta_line(info))
 
 
-def _current(steps: list[tuple[str, str]]) -> int | None:
+def checklist(steps: list[tuple[str, str]]) -> str:
+    """Short step labels with their marks; the current step in reverse video, with ▶."""
+    current = current_step(steps)
+    parts = []
+    for i, (name, status) in enumerate(steps):
+        label = f"{STATUS_MARK.get(status, '?')}{step_label(name, short=True)}"
+        parts.append(f"[reverse]▶{label}[/reverse]" if i == current else label)
+    return " ".join(parts)
+
+
+def meta_line(info: TileInfo) -> str:
+    spoke = (
+        t("tile.on_air")
+        if info.on_air
+        else t("tile.never")
+        if info.silent_s is None
+        else elapsed(info.silent_s)
+    )
+    if info.silence_level:
+        mark = "!" if info.silence_level == "amber" else "!!"
+        spoke = f"[b]{spoke}{mark}[/b]"
+    if info.grade:
+        link = t(f"grade.{info.grade}")
+        if info.rtt_ms is not None:
+            link += f" {info.rtt_ms:.0f}ms"
+    else:
+        key = f"link.{info.link_state}"
+        link = t(key) if key in STRINGS else info.link_state
+    return (
+        f"{t('tile.visit')} {elapsed(info.in_visit_s)} · {t('tile.spoke')} "
+        f"{spoke} · {t('tile.link')} {link} · {meter(info.audio_dbfs)}"
+    )
+
+
+def current_step(steps: list[tuple[str, str]]) -> int | None:
     for i, (_, status) in enumerate(steps):
         if status in ("pending", "sending", "refused"):
             return i
     return None
 
 
-def _meter(dbfs: float, width: int = 8) -> str:
+def meter(dbfs: float, width: int = 6) -> str:
+    """Audio level as a bar: -60 dBFS empty, 0 dBFS full."""
     filled = round(max(0.0, min(1.0, (dbfs + 60) / 60)) * width)
     return "▮" * filled + "▯" * (width - filled)

@@ -1,0 +1,247 @@
+"""Every label the console shows, in English and Bahasa Indonesia.
+
+Pure: a table and a lookup. The language is chosen once at start-up (``--lang``, the config file,
+else the locale); ``t(key, **fields)`` formats the label in that language. A missing key is a
+bug, so it raises rather than showing the key.
+"""
+
+from __future__ import annotations
+
+import locale
+import os
+
+LANGUAGES = ("en", "id")
+
+_language = "en"
+
+STRINGS: dict[str, tuple[str, str]] = {
+    # key: (English, Bahasa Indonesia)
+    # bindings (footer, help, command palette)
+    "key.on_air": ("On air", "Siarkan"),
+    "key.on_air_n": ("Put booth {n} on air", "Siarkan bilik {n}"),
+    "key.next": ("Next", "Berikut"),
+    "key.previous": ("Previous", "Sebelum"),
+    "key.longest": ("Longest waiting", "Terlama menunggu"),
+    "key.approve": ("Approve", "Setujui"),
+    "key.reject": ("Reject", "Tolak"),
+    "key.reopen": ("Reopen", "Buka lagi"),
+    "key.zoom": ("Zoom", "Perbesar"),
+    "key.mute": ("Mute", "Bisu"),
+    "key.finish": ("Finish", "Selesai"),
+    "key.escalate": ("Escalate", "Eskalasi"),
+    "key.snapshot": ("Snapshot", "Potret"),
+    "key.help": ("Help", "Bantuan"),
+    "key.quit": ("Quit", "Keluar"),
+    "key.overview": ("Office", "Kantor"),
+    "key.desks": ("Desks", "Meja"),
+    # help texts (help screen, command palette)
+    "help.title": ("Keys", "Tombol"),
+    "help.on_air": (
+        "Put the booth in that slot on air: only it hears you, you hear it at full level",
+        "Siarkan bilik di slot itu: hanya bilik itu yang mendengar Anda",
+    ),
+    "help.next": ("Select the next slot", "Pilih slot berikutnya"),
+    "help.previous": ("Select the previous slot", "Pilih slot sebelumnya"),
+    "help.longest": (
+        "Put on air the booth waiting longest since you last spoke to it",
+        "Siarkan bilik yang paling lama menunggu sejak terakhir Anda ajak bicara",
+    ),
+    "help.approve": (
+        "Approve the current step of the selected visit",
+        "Setujui langkah saat ini dari kunjungan terpilih",
+    ),
+    "help.reject": (
+        "Reject the current step with a reason from the list",
+        "Tolak langkah saat ini dengan alasan dari daftar",
+    ),
+    "help.reopen": ("Reopen the last decision", "Buka lagi keputusan terakhir"),
+    "help.zoom": ("Show the selected booth full screen, and back", "Tampilkan bilik penuh layar"),
+    "help.mute": ("Mute or unmute your microphone", "Bisukan atau aktifkan mikrofon Anda"),
+    "help.finish": ("Finish the visit (asks for the outcome)", "Akhiri kunjungan (pilih hasil)"),
+    "help.escalate": (
+        "Escalate the visit to a supervisor with a note",
+        "Eskalasi kunjungan ke supervisor dengan catatan",
+    ),
+    "help.snapshot": (
+        "Save the selected booth's picture as PNG; its SHA-256 goes to the audit trail",
+        "Simpan gambar bilik terpilih sebagai PNG; SHA-256 dicatat di jejak audit",
+    ),
+    "help.help": ("Show this help", "Tampilkan bantuan ini"),
+    "help.quit": ("Quit (asks first if visits are open)", "Keluar (bertanya bila ada kunjungan)"),
+    "help.overview": ("Office overview", "Ringkasan kantor"),
+    "help.desks": ("Watch another desk", "Awasi meja lain"),
+    "help.close": ("esc closes", "esc menutup"),
+    # tiles
+    "tile.empty": ("empty slot", "slot kosong"),
+    "tile.no_booths": ("waiting for claimants", "menunggu peserta"),
+    "tile.on_air": ("ON AIR", "SIARAN"),
+    "tile.connecting": ("connecting…", "menyambung…"),
+    "tile.reconnecting": ("reconnecting…", "menyambung ulang…"),
+    "tile.failed": ("link failed, retrying", "sambungan gagal, mencoba lagi"),
+    "tile.no_video": ("no video", "tanpa video"),
+    "tile.paused": ("video paused", "video dijeda"),
+    "tile.visit": ("visit", "kunjungan"),
+    "tile.spoke": ("spoke", "bicara"),
+    "tile.never": ("never", "belum"),
+    "tile.link": ("link", "jaringan"),
+    "tile.audio": ("audio", "suara"),
+    "grade.good": ("good", "baik"),
+    "grade.fair": ("fair", "sedang"),
+    "grade.poor": ("poor", "buruk"),
+    "link.connecting": ("connecting", "menyambung"),
+    "link.connected": ("connected", "tersambung"),
+    "link.reconnecting": ("reconnecting", "menyambung ulang"),
+    "link.failed": ("failed", "gagal"),
+    "link.closed": ("closed", "tertutup"),
+    "link.none": ("-", "-"),
+    # steps
+    "step.identity": ("Identity (e-KTP)", "Identitas (e-KTP)"),
+    "step.membership": ("Membership card", "Kartu peserta"),
+    "step.family_card": ("Family card (KK)", "Kartu Keluarga (KK)"),
+    "step.bank_book": ("Bank book", "Buku tabungan"),
+    "step.termination_letter": ("Termination letter", "Surat paklaring"),
+    "step.decision": ("Decision", "Keputusan"),
+    "step.accident_report": ("Accident report", "Laporan kecelakaan"),
+    "step.medical_report": ("Medical report", "Laporan medis"),
+    "short.accident_report": ("Accident", "Laka"),
+    "short.medical_report": ("Medical", "Medis"),
+    "short.identity": ("ID", "KTP"),
+    "short.membership": ("Member", "Peserta"),
+    "short.family_card": ("KK", "KK"),
+    "short.bank_book": ("Bank", "Buku"),
+    "short.termination_letter": ("Letter", "Surat"),
+    "short.decision": ("Decide", "Putus"),
+    # status line and messages
+    "status.connecting": ("connecting…", "menyambung…"),
+    "status.cannot_connect": (
+        "cannot connect to {url}: {error}",
+        "tidak bisa tersambung ke {url}: {error}",
+    ),
+    "status.connected": (
+        "{role} {sub} · office {office} · desk {desk}",
+        "{role} {sub} · kantor {office} · meja {desk}",
+    ),
+    "status.no_desk": ("no desk to watch in this office yet", "belum ada meja untuk diawasi"),
+    "status.muted": ("MIC MUTED", "MIK BISU"),
+    "status.live": ("mic live", "mik aktif"),
+    "status.queue": ("queue {n}", "antrean {n}"),
+    "msg.slot_empty": ("slot {n} is empty", "slot {n} kosong"),
+    "msg.no_visit": ("no visit in the selected slot", "tidak ada kunjungan di slot terpilih"),
+    "msg.all_decided": ("every step is decided", "semua langkah sudah diputuskan"),
+    "msg.nothing_to_reopen": ("no decision to reopen", "tidak ada keputusan untuk dibuka"),
+    "msg.nobody_waiting": ("no other booth is waiting", "tidak ada bilik lain yang menunggu"),
+    "msg.sending": ("{what} sent, waiting for the server…", "{what} dikirim, menunggu server…"),
+    "msg.done": ("{what}: recorded", "{what}: tercatat"),
+    "msg.refused": ("{what} refused: {error}", "{what} ditolak: {error}"),
+    "msg.lost": ("{what} not confirmed: {error}", "{what} belum terkonfirmasi: {error}"),
+    "msg.muted": ("microphone muted", "mikrofon dibisukan"),
+    "msg.unmuted": ("microphone live", "mikrofon aktif"),
+    "msg.no_mute": ("muting is not available", "bisu tidak tersedia"),
+    "msg.no_frame": ("no picture from this booth yet", "belum ada gambar dari bilik ini"),
+    "msg.snapshot_saved": (
+        "snapshot saved {path} sha256 {sha}",
+        "potret disimpan {path} sha256 {sha}",
+    ),
+    "msg.read_only": (
+        "read-only: supervisors cannot change anything",
+        "hanya-baca: supervisor tidak dapat mengubah",
+    ),
+    "what.focus": ("on air", "siaran"),
+    "what.approve": ("approval", "persetujuan"),
+    "what.reject": ("rejection", "penolakan"),
+    "what.reopen": ("reopen", "buka lagi"),
+    "what.finish": ("finish", "penyelesaian"),
+    "what.escalate": ("escalation", "eskalasi"),
+    "what.snapshot": ("snapshot record", "catatan potret"),
+    # dialogs
+    "dialog.reason": ("Reject “{step}”: pick a reason", "Tolak “{step}”: pilih alasan"),
+    "dialog.outcome": ("Finish the visit of {name}: outcome", "Akhiri kunjungan {name}: hasil"),
+    "dialog.note": (
+        "Escalate {name}: note for the supervisor",
+        "Eskalasi {name}: catatan untuk supervisor",
+    ),
+    "dialog.note_placeholder": (
+        "what should the supervisor know?",
+        "apa yang perlu diketahui supervisor?",
+    ),
+    "dialog.quit": (
+        "{n} visit(s) still open. Quit anyway?",
+        "{n} kunjungan masih terbuka. Tetap keluar?",
+    ),
+    "dialog.keys": ("enter choose · esc cancel", "enter pilih · esc batal"),
+    "dialog.yes": ("Quit", "Keluar"),
+    "dialog.no": ("Stay", "Tetap"),
+    "outcome.completed": ("completed", "selesai"),
+    "outcome.rejected": ("rejected", "ditolak"),
+    "outcome.abandoned": ("abandoned (claimant left)", "ditinggalkan (peserta pergi)"),
+    "outcome.escalated": ("escalated", "dieskalasi"),
+    # supervisor
+    "banner.read_only": (
+        "READ-ONLY · supervisor view · desk {desk}",
+        "HANYA-BACA · tampilan supervisor · meja {desk}",
+    ),
+    "overview.title": ("Office {office}", "Kantor {office}"),
+    "overview.desk": ("desk", "meja"),
+    "overview.officer": ("officer", "petugas"),
+    "overview.load": ("load", "beban"),
+    "overview.on_air": ("on air", "siaran"),
+    "overview.queue": ("Queue", "Antrean"),
+    "overview.waiting": ("waiting", "menunggu"),
+    "overview.median_wait": ("median wait today", "median tunggu hari ini"),
+    "overview.per_hour": ("visits per hour", "kunjungan per jam"),
+    "overview.outcomes": ("decisions by outcome", "keputusan per hasil"),
+    "overview.in_queue": ("{n} in queue", "{n} dalam antrean"),
+    "overview.no_stats": (
+        "(figures need the server's office_stats)",
+        "(angka perlu office_stats dari server)",
+    ),
+    "overview.pick": ("Watch desk", "Awasi meja"),
+    "overview.none": ("nobody", "tidak ada"),
+}
+
+
+REASONS_ID: dict[str, str] = {
+    "document unreadable": "dokumen tidak terbaca",
+    "document missing": "dokumen tidak ada",
+    "name does not match": "nama tidak cocok",
+    "face does not match the photo": "wajah tidak cocok dengan foto",
+    "document expired": "dokumen kedaluwarsa",
+    "not the account holder": "bukan pemilik rekening",
+}
+"""Indonesian labels for the server's default reasons (the value sent stays the server's)."""
+
+
+def reason_label(reason: str) -> str:
+    return REASONS_ID.get(reason, reason) if _language == "id" else reason
+
+
+def default_language() -> str:
+    """``id`` when the locale is Indonesian, else English."""
+    for var in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(var)
+        if value:
+            return "id" if value.lower().startswith(("id", "in_")) else "en"
+    code = (locale.getlocale()[0] or "").lower()
+    return "id" if code.startswith("id") else "en"
+
+
+def set_language(lang: str) -> None:
+    global _language
+    if lang not in LANGUAGES:
+        raise ValueError(f"language must be one of {', '.join(LANGUAGES)}, got {lang!r}")
+    _language = lang
+
+
+def language() -> str:
+    return _language
+
+
+def t(key: str, **fields: object) -> str:
+    en, id_ = STRINGS[key]
+    text = id_ if _language == "id" else en
+    return text.format(**fields) if fields else text
+
+
+def step_label(name: str, short: bool = False) -> str:
+    key = f"{'short' if short else 'step'}.{name}"
+    return t(key) if key in STRINGS else name

@@ -1,0 +1,265 @@
+"""Screens drawn over the tiles: help, pickers, the escalation note, quit, office overview.
+
+All keyboard-only. While any of them is up the desk screen is suspended and its video paused
+(raw video rows cannot be composited under an overlay; see console/video.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Footer, Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+from console.i18n import t
+
+
+@dataclass(frozen=True)
+class KeyHelp:
+    keys: str
+    label: str
+    help: str
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key, as bound now (the config file may have changed them)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,question_mark,q", "dismiss", show=False),
+    ]
+
+    def __init__(self, rows: list[KeyHelp]) -> None:
+        super().__init__(id="help")
+        self.rows = rows
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="help-box", classes="dialog"):
+            yield Static(f"[b]{t('help.title')}[/b]", classes="dialog-title")
+            table: DataTable[str] = DataTable(show_cursor=False, zebra_stripes=True)
+            table.add_columns("", "", "")
+            for row in self.rows:
+                table.add_row(row.keys, row.label, row.help)
+            yield table
+            yield Static(t("help.close"), classes="dialog-keys")
+
+
+class PickScreen(ModalScreen[str | None]):
+    """Pick one of a list with the arrow keys (or its number) and enter; esc cancels."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", show=False),
+        *(Binding(str(n), f"pick({n - 1})", show=False) for n in range(1, 10)),
+    ]
+
+    def __init__(self, title: str, choices: list[tuple[str, str]], *, id: str) -> None:
+        """``choices`` are (value, label) pairs."""
+        super().__init__(id=id)
+        self.title_text = title
+        self.choices = choices
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(f"[b]{self.title_text}[/b]", classes="dialog-title")
+            yield OptionList(
+                *(
+                    Option(f"{n}  {label}", id=str(n - 1))
+                    for n, (_, label) in enumerate(self.choices, 1)
+                ),
+            )
+            yield Static(t("dialog.keys"), classes="dialog-keys")
+
+    def on_mount(self) -> None:
+        options = self.query_one(OptionList)
+        options.highlighted = 0
+        options.focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.action_pick(int(event.option.id or 0))
+
+    def action_pick(self, index: int) -> None:
+        if 0 <= index < len(self.choices):
+            self.dismiss(self.choices[index][0])
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class NoteScreen(ModalScreen[str | None]):
+    """One line of text (the escalation note); enter sends, esc cancels."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", show=False)]
+
+    def __init__(self, title: str) -> None:
+        super().__init__(id="note")
+        self.title_text = title
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(f"[b]{self.title_text}[/b]", classes="dialog-title")
+            yield Input(placeholder=t("dialog.note_placeholder"), max_length=500)
+            yield Static(t("dialog.keys"), classes="dialog-keys")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        note = event.value.strip()
+        if note:
+            self.dismiss(note)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmQuit(PickScreen):
+    def __init__(self, open_visits: int) -> None:
+        super().__init__(
+            t("dialog.quit", n=open_visits),
+            [("no", t("dialog.no")), ("yes", t("dialog.yes"))],
+            id="confirm-quit",
+        )
+
+
+@dataclass
+class DeskSummary:
+    desk: str
+    officer: str | None
+    load: int
+    capacity: int
+    on_air: str | None  # booth on air
+
+
+@dataclass
+class OfficeFigures:
+    """What the overview shows; the figures are None when the server cannot give them."""
+
+    office: str
+    desks: list[DeskSummary]
+    queue_count: int
+    queue: list[tuple[str, float]] | None = None  # (visit, waiting seconds)
+    median_wait_s: float | None = None
+    visits_per_hour: float | None = None
+    outcomes: dict[str, int] | None = None
+
+
+def _minutes(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60:d}:{seconds % 60:02d}"
+
+
+class OfficeOverview(Screen[str | None]):
+    """Supervisor: desks, load, on-air booth, the queue and today's figures; pick a desk."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,v", "close", t("key.overview"), id="overview_close"),
+        Binding("enter", "watch", t("overview.pick"), show=True),
+        Binding("q", "app.quit", t("key.quit")),
+    ]
+
+    def __init__(self, figures: OfficeFigures) -> None:
+        super().__init__(id="overview")
+        self.figures = figures
+
+    def compose(self) -> ComposeResult:
+        f = self.figures
+        yield Static(t("banner.read_only", desk="*"), id="banner", classes="read-only")
+        yield Static(f"[b]{t('overview.title', office=f.office)}[/b]", classes="overview-title")
+        table: DataTable[str] = DataTable(id="desks", cursor_type="row")
+        table.add_columns(
+            t("overview.desk"), t("overview.officer"), t("overview.load"), t("overview.on_air")
+        )
+        for d in f.desks:
+            table.add_row(
+                d.desk,
+                d.officer or "-",
+                f"{d.load}/{d.capacity}",
+                d.on_air or t("overview.none"),
+                key=d.desk,
+            )
+        yield table
+        yield Static(self._figures_text(), id="figures")
+        yield Footer()
+
+    def _figures_text(self) -> str:
+        f = self.figures
+        lines = [f"[b]{t('overview.queue')}[/b]  {t('overview.in_queue', n=f.queue_count)}"]
+        if f.queue:
+            lines.append(
+                "  ".join(f"{v} {t('overview.waiting')} {_minutes(w)}" for v, w in f.queue[:8])
+            )
+        if f.median_wait_s is None:
+            lines.append(t("overview.no_stats"))
+        else:
+            lines.append(f"{t('overview.median_wait')}: {_minutes(f.median_wait_s)}")
+            lines.append(f"{t('overview.per_hour')}: {f.visits_per_hour or 0:.1f}")
+            outcomes = f.outcomes or {}
+            lines.append(
+                f"{t('overview.outcomes')}: "
+                + ", ".join(f"{t('outcome.' + k)} {n}" for k, n in sorted(outcomes.items()))
+            )
+        return "\n".join(lines)
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).focus()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_watch(self) -> None:
+        table = self.query_one(DataTable)
+        if table.row_count:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+            self.dismiss(str(key.value))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.dismiss(str(event.row_key.value))
+
+
+def figures_from(
+    office: str, desks: dict[str, Any], stats: dict[str, Any] | None, booth_of: dict[str, str]
+) -> OfficeFigures:
+    """Build the overview from desk snapshots, enriched by ``office_stats`` when present.
+
+    ``desks`` maps desk id to a ``DeskModel``; ``booth_of`` maps visit to booth name.
+    """
+    summaries = []
+    queue_count = 0
+    for desk_id, model in sorted(desks.items()):
+        summaries.append(
+            DeskSummary(
+                desk=desk_id,
+                officer=model.officer,
+                load=len(model.visits),
+                capacity=model.capacity,
+                on_air=booth_of.get(model.on_air or "", model.on_air),
+            )
+        )
+        queue_count = max(queue_count, model.queue)
+    figures = OfficeFigures(office=office, desks=summaries, queue_count=queue_count)
+    if stats:
+        if isinstance(stats.get("desks"), list):
+            figures.desks = [
+                DeskSummary(
+                    desk=str(d.get("desk")),
+                    officer=d.get("officer"),
+                    load=int(d.get("load", 0)),
+                    capacity=int(d.get("capacity", 0)),
+                    on_air=d.get("on_air_booth") or d.get("on_air"),
+                )
+                for d in stats["desks"]
+            ]
+        queue = stats.get("queue")
+        if isinstance(queue, list):
+            figures.queue = [
+                (str(q.get("booth") or q.get("visit")), float(q.get("waiting_s", 0))) for q in queue
+            ]
+            figures.queue_count = len(queue)
+        figures.median_wait_s = stats.get("median_wait_s")
+        figures.visits_per_hour = stats.get("visits_per_hour")
+        figures.outcomes = stats.get("outcomes") or {}
+    return figures

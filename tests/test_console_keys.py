@@ -1,0 +1,311 @@
+"""Every key of the officer's console, driven through Textual's pilot against a real server.
+
+Booths are real ``SignalClient``s sending ``start_visit`` (no video is needed here); the
+server is the real ``SignalServer`` on loopback. Each wait is bounded and says what it expects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from conftest import wait_for
+
+from console.app import LapakConsole, SupervisorConsole
+from console.config import ConsoleConfig
+from console.screens import HelpScreen, NoteScreen, OfficeOverview, PickScreen
+from signaling.client import SignalClient
+from signaling.server import SignalServer
+from signaling.tokens import KeyRing
+
+SIZE = (160, 48)
+
+
+async def start_booths(server: SignalServer, keys: KeyRing, n: int) -> list[SignalClient]:
+    """n booths, each with a started visit; started in order, so booth i takes slot i + 1."""
+    booths = []
+    for i in range(n):
+        name = f"booth-{i + 1:02d}"
+        client = SignalClient(server.url, keys.issue("booth", name, "main", booth=name))
+        await client.connect()
+        await client.request(
+            {
+                "type": "start_visit",
+                "claimant": {"name": f"Claimant {i + 1}", "membership_no": f"1000000000{i}"},
+            }
+        )
+        booths.append(client)
+    return booths
+
+
+@pytest.fixture
+async def booths(server: SignalServer, keys: KeyRing) -> AsyncIterator[list[SignalClient]]:
+    clients = await start_booths(server, keys, 3)
+    try:
+        yield clients
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))
+
+
+def officer(server: SignalServer, keys: KeyRing, **kwargs: Any) -> LapakConsole:
+    token = keys.issue("officer", "ana", "main", desk="d1")
+    return LapakConsole(server.url, token, media=False, **kwargs)
+
+
+def visit_in(app: LapakConsole, slot: int) -> str:
+    visit = app.model.visit_in_slot(slot)
+    assert visit is not None, f"expected a visit in slot {slot}, slots: {app.model.by_slot()}"
+    return str(visit["visit"])
+
+
+def server_visit(server: SignalServer, visit: str) -> Any:
+    assert server.hub is not None
+    return server.hub.state.visits[visit]
+
+
+async def ready(app: LapakConsole, n: int = 3) -> None:
+    await wait_for(lambda: len(app.model.visits) == n, f"{n} visits on the officer's desk")
+
+
+async def test_number_keys_tab_and_space_move_the_air(
+    server: SignalServer, keys: KeyRing, booths: list[SignalClient]
+) -> None:
+    app = officer(server, keys)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app)
+        assert server.hub is not None
+        desk = server.hub.state.desks["d1"]
+
+        await pilot.press("2")
+        await wait_for(lambda: desk.on_air == visit_in(app, 2), "slot 2 on air at the server")
+        await wait_for(lambda: app.tile(2).info.on_air, "tile 2 marked ON AIR")
+        assert "ON AIR" in str(app.tile(2).query_one("#title").render())
+        assert app.selected_slot == 2
+
+        await pilot.press("tab")
+        assert app.selected_slot == 3, "tab selects the next slot"
+        await pilot.press("shift+tab", "shift+tab")
+        assert app.selected_slot == 1, "shift+tab selects the previous slot"
+        await pilot.press("shift+tab")
+        assert app.selected_slot == 3, "selection wraps around the visible slots"
+
+        # Slot 1 has waited longest (never spoken to, started first).
+        await pilot.press("space")
+        await wait_for(lambda: desk.on_air == visit_in(app, 1), "space puts slot 1 on air")
+        # Now slot 3 has never been spoken to; slot 2 was left just now.
+        await pilot.press("space")
+        await wait_for(lambda: desk.on_air == visit_in(app, 3), "space then puts slot 3 on air")
+        assert app.model.silent_for(visit_in(app, 2), app.clock()) is not None
+
+        await pilot.press("6")
+        assert "6" in app.desk_screen.query_one("#message").render().plain, (
+            "an empty slot says so in the status bar"
+        )
+
+
+async def test_approve_shows_pending_until_the_ack(
+    server: SignalServer, keys: KeyRing, booths: list[SignalClient]
+) -> None:
+    app = officer(server, keys)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app)
+        visit = visit_in(app, 1)
+        # Hold the request back (the real one, sent once released) to see the pending state.
+        gate = asyncio.Event()
+        send = app.client.request
+
+        async def held(message: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+            await gate.wait()
+            return await send(message, timeout)
+
+        app.client.request = held  # type: ignore[method-assign]
+        await pilot.press("a")
+        await wait_for(lambda: app.model.step_status(visit, 0) == "sending", "step 0 pending")
+        assert "…" in str(app.tile(1).query_one("#steps").render())
+        assert server_visit(server, visit).steps[0].status == "pending"
+        gate.set()
+        await wait_for(lambda: app.model.step_status(visit, 0) == "approved", "approved on ack")
+        assert server_visit(server, visit).steps[0].status == "approved"
+        assert "✔" in str(app.tile(1).query_one("#steps").render())
+
+
+async def test_refused_decision_is_rolled_back_with_the_servers_message(
+    server: SignalServer, keys: KeyRing, booths: list[SignalClient]
+) -> None:
+    app = officer(server, keys)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app)
+        visit = visit_in(app, 1)
+        await pilot.press("a")
+        await wait_for(lambda: app.model.step_status(visit, 0) == "approved", "step 0 approved")
+        # The console's copy goes stale (as after a missed delta): it believes step 0 pending.
+        app.model.visits[visit]["steps"][0]["status"] = "pending"
+        await pilot.press("a")
+        await wait_for(lambda: app.model.step_status(visit, 0) == "refused", "refusal shown")
+        message = app.desk_screen.query_one("#message").render().plain
+        assert "step_not_pending" in message, f"expected the server's code, got {message!r}"
+        assert "!" in str(app.tile(1).query_one("#steps").render())
+        assert server_visit(server, visit).steps[0].status == "approved", "nothing changed"
+
+
+async def test_reject_picks_a_reason_by_keyboard_and_reopen_clears_it(
+    server: SignalServer, keys: KeyRing, booths: list[SignalClient]
+) -> None:
+    app = officer(server, keys)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app)
+        visit = visit_in(app, 1)
+        reasons = app.welcome.get("reasons") or []
+        assert len(reasons) >= 2, f"expected the server's reasons in welcome, got {reasons}"
+        await pilot.press("x")
+        await wait_for(lambda: isinstance(app.screen, PickScreen), "the reason picker")
+        assert app.tile(1).video.paused, "video pauses under the picker"
+        await pilot.press("down", "enter")  # the second reason
+        await wait_for(lambda: app.model.step_status(visit, 0) == "rejected", "step 0 rejected")
+        step = server_visit(server, visit).steps[0]
+        assert (step.status, step.reason) == ("rejected", reasons[1])
+        assert not app.tile(1).video.paused, "video resumes after the picker"
+
+        await pilot.press("x", "escape")
+        await pilot.pause()
+        assert server_visit(server, visit).steps[1].status == "pending", "esc cancels"
+
+        await pilot.press("o")
+        await wait_for(
+            lambda: server_visit(server, visit).steps[0].status == "pending",
+            "reopen clears step 0 at the server",
+        )
+        await wait_for(lambda: app.model.step_status(visit, 0) == "pending", "step 0 pending")
+        await pilot.press("o")
+        await pilot.pause()
+        assert "reopen" in app.desk_screen.query_one("#message").render().plain
+
+
+async def test_finish_asks_the_outcome_and_escalate_asks_a_note(
+    server: SignalServer, keys: KeyRing, booths: list[SignalClient]
+) -> None:
+    app = officer(server, keys)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app)
+        first, second = visit_in(app, 1), visit_in(app, 2)
+        await pilot.press("d")
+        await wait_for(lambda: isinstance(app.screen, PickScreen), "the outcome picker")
+        await pilot.press("1")  # completed
+        await wait_for(lambda: server_visit(server, first).state == "ended", "visit 1 ended")
+        assert server_visit(server, first).outcome == "completed"
+        await wait_for(lambda: app.model.visit_in_slot(1) is None, "slot 1 empties")
+        assert app.tile(1).info.visit is None
+
+        await pilot.press("tab")
+        assert app.selected_slot == 2
+        await pilot.press("e")
+        await wait_for(lambda: isinstance(app.screen, NoteScreen), "the note box")
+        await pilot.press(*"needs review", "enter")
+        await wait_for(lambda: server_visit(server, second).state == "ended", "visit 2 ended")
+        ended = server_visit(server, second)
+        assert (ended.outcome, ended.note) == ("escalated", "needs review")
+
+
+async def test_zoom_help_palette_and_quit_confirmation(
+    server: SignalServer, keys: KeyRing, booths: list[SignalClient]
+) -> None:
+    app = officer(server, keys)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app)
+        shown = [s for s in range(1, 7) if app.tile(s).display]
+        assert shown == [1, 2, 3], f"three booths show three tiles, got {shown}"
+        await pilot.press("tab", "z")
+        assert [s for s in range(1, 7) if app.tile(s).display] == [2], "zoom shows slot 2 only"
+        assert app.tile(2).size.width > SIZE[0] - 4
+        await pilot.press("z")
+        assert [s for s in range(1, 7) if app.tile(s).display] == [1, 2, 3]
+
+        await pilot.press("question_mark")
+        await wait_for(lambda: isinstance(app.screen, HelpScreen), "the help screen")
+        assert all(app.tile(s).video.paused for s in (1, 2, 3)), "help pauses the video"
+        labels = [row.label for row in app.screen.rows]  # type: ignore[attr-defined]
+        assert "Approve" in labels and "Reopen" in labels and "Snapshot" in labels
+        await pilot.press("escape")
+        await wait_for(lambda: not isinstance(app.screen, HelpScreen), "help closes")
+
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Approve" in titles and "Put booth 3 on air" in titles, titles
+
+        await pilot.press("q")
+        await wait_for(lambda: isinstance(app.screen, PickScreen), "quit asks first")
+        await pilot.press("1")  # stay
+        await pilot.pause()
+        assert app.is_running
+        await pilot.press("q", "2")  # quit
+        await wait_for(lambda: not app.is_running, "the console quits")
+
+
+async def test_mute_toggles_the_microphone(server: SignalServer, keys: KeyRing) -> None:
+    token = keys.issue("officer", "ana", "main", desk="d1")
+    app = LapakConsole(server.url, token)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(lambda: app.connected.is_set(), "connected")
+        if not hasattr(app.media, "set_muted"):
+            pytest.xfail("OfficerMedia.set_muted is not there yet (media helper)")
+        assert app.media.muted is False
+        await pilot.press("m")
+        assert app.media.muted is True
+        assert "MUTED" in app.desk_screen.query_one("#mic").render().plain
+        await pilot.press("m")
+        assert app.media.muted is False
+
+
+async def test_keys_rebind_from_config_and_labels_follow_the_language(
+    server: SignalServer, keys: KeyRing, booths: list[SignalClient]
+) -> None:
+    config = ConsoleConfig(keys={"approve": "y", "zoom": "f2"})
+    app = officer(server, keys, config=config, language="id")
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app)
+        visit = visit_in(app, 1)
+        await pilot.press("a")
+        await pilot.pause()
+        assert app.model.step_status(visit, 0) == "pending", "a no longer approves"
+        await pilot.press("y")
+        await wait_for(lambda: app.model.step_status(visit, 0) == "approved", "y approves")
+        await pilot.press("f2")
+        assert app.zoomed
+        labels = {b.description for _, b in app._bindings}
+        assert "Setujui" in labels and "Perbesar" in labels, labels
+        rows = {row.label: row.keys for row in app.key_help()}
+        assert rows["Setujui"] == "y", rows
+
+
+async def test_supervisor_is_read_only_and_sees_the_office(
+    server: SignalServer, keys: KeyRing, booths: list[SignalClient]
+) -> None:
+    # An officer opens desk d1 so the supervisor has something to watch.
+    desk_app = officer(server, keys)
+    async with desk_app.run_test(size=SIZE):
+        await ready(desk_app)
+    supervisor = SupervisorConsole(server.url, keys.issue("supervisor", "sri", "main"), media=False)
+    async with supervisor.run_test(size=SIZE) as pilot:
+        await wait_for(lambda: len(supervisor.model.visits) == 3, "the supervisor sees 3 visits")
+        banner = supervisor.desk_screen.query_one("#banner")
+        assert banner.display and "READ-ONLY" in banner.render().plain
+        bound = {key for key, _ in supervisor._bindings}
+        for key in ("a", "x", "o", "d", "e", "s", "m", "space", "1", "2"):
+            assert key not in bound, f"{key} must not be bound for a supervisor"
+        await pilot.press("a", "1", "x", "d")
+        await pilot.pause()
+        visit = supervisor.model.visit_in_slot(1)
+        assert visit is not None
+        assert server_visit(server, visit["visit"]).steps[0].status == "pending"
+        assert isinstance(supervisor.screen, type(supervisor.desk_screen))
+
+        await pilot.press("v")
+        await wait_for(lambda: isinstance(supervisor.screen, OfficeOverview), "the overview")
+        figures = supervisor.screen.figures  # type: ignore[attr-defined]
+        assert [d.desk for d in figures.desks] == ["d1"]
+        assert figures.desks[0].load == 3
+        await pilot.press("escape")
+        await pilot.press("w")
+        await wait_for(lambda: isinstance(supervisor.screen, PickScreen), "the desk picker")
+        await pilot.press("escape")
