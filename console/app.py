@@ -83,6 +83,8 @@ _SUPERVISOR_KEYS: list[tuple[str, str, str, str, str, bool]] = [
     ("quit", "q", "quit_console", "key.quit", "help.quit", True),
 ]
 
+BINDING_IDS = frozenset(k[0] for k in _OFFICER_KEYS + _SUPERVISOR_KEYS)
+
 MUTATING_ACTIONS = frozenset(
     {"focus_slot", "longest", "approve", "reject", "reopen", "mute", "finish", "escalate",
      "snapshot"}

@@ -111,16 +111,41 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         help="what the on-air booth hears: silence or a test tone (default none)",
     )
+    _ui_options(p)
 
     p = sub.add_parser("supervise", help="watch a desk, read-only")
     p.add_argument("--server", required=True)
     p.add_argument("--token", required=True, help="a supervisor token")
     p.add_argument("--desk", help="desk to watch (default: the office's first)")
+    _ui_options(p)
 
     p = sub.add_parser("demo", help="server, simulated booths and the console in one go")
     p.add_argument("--booths", type=int, default=6, help="how many booths (1..6, default 6)")
     p.add_argument("--size", type=_size, default=(640, 480), help="booth video size (640x480)")
+    _ui_options(p)
     return parser
+
+
+def _ui_options(p: argparse.ArgumentParser) -> None:
+    """Language and settings file of the console screens."""
+    p.add_argument("--lang", choices=("en", "id"), help="en or id (default: config, then locale)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="console settings (TOML); default $LAPAK_CONFIG or ~/.config/lapak/console.toml",
+    )
+
+
+def _ui_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The console settings, or None after saying why they cannot be read."""
+    from console.app import BINDING_IDS
+    from console.config import ConfigError, load_config
+
+    try:
+        return load_config(args.config, known_bindings=BINDING_IDS)
+    except ConfigError as exc:
+        sys.stderr.write(f"lapak {args.command}: {exc}\n")
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -283,23 +308,36 @@ def cmd_console(args: argparse.Namespace) -> int:
     from console.app import LapakConsole
     from media.tones import OFFICER_FREQUENCY, ToneSource
 
+    config = _ui_config(args)
+    if config is None:
+        return 2
     _console_logging()
     voice = ToneSource(OFFICER_FREQUENCY) if args.audio_in == "tone" else None
-    LapakConsole(server_url(args.server), args.token, voice=voice).run()
+    LapakConsole(
+        server_url(args.server), args.token, voice=voice, config=config, language=args.lang
+    ).run()
     return 0
 
 
 def cmd_supervise(args: argparse.Namespace) -> int:
     from console.app import SupervisorConsole
 
+    config = _ui_config(args)
+    if config is None:
+        return 2
     _console_logging()
-    SupervisorConsole(server_url(args.server), args.token, desk=args.desk).run()
+    SupervisorConsole(
+        server_url(args.server), args.token, desk=args.desk, config=config, language=args.lang
+    ).run()
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     if not 1 <= args.booths <= 6:
         sys.stderr.write("lapak demo: --booths must be 1..6\n")
+        return 2
+    args.ui_config = _ui_config(args)
+    if args.ui_config is None:
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="lapak-demo-"))
     try:
@@ -335,7 +373,9 @@ async def _demo(args: argparse.Namespace, tmp: Path) -> None:
             stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
             start_new_session=True,
         )  # fmt: skip
-        await LapakConsole(server.url, officer).run_async()
+        await LapakConsole(
+            server.url, officer, config=args.ui_config, language=args.lang
+        ).run_async()
     finally:
         if booths is not None and booths.returncode is None:
             booths.terminate()
