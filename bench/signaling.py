@@ -29,6 +29,7 @@ ratio_p99 <= 2, errors = 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -38,6 +39,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from multiprocessing.connection import Connection
@@ -146,6 +148,10 @@ class Workers:
             self.pipes.append(parent)
             self.procs.append(proc)
 
+    @property
+    def pids(self) -> list[int]:
+        return [proc.pid for proc in self.procs if proc.pid is not None]
+
     def ask(self, commands: list[dict[str, Any]], timeout: float = 240) -> list[dict[str, Any]]:
         for pipe, cmd in zip(self.pipes, commands, strict=True):
             pipe.send(cmd)
@@ -179,14 +185,62 @@ def split(offices: list[_load.Office], n: int) -> list[list[dict[str, Any]]]:
     return shares
 
 
-def worst_seconds(per_second: dict[int, list[float]], n: int = 5) -> list[dict[str, Any]]:
-    """The seconds (UTC, when the acks came) with the highest ack p99, to match with logs."""
+class CpuSampler:
+    """Each second: CPU used on the machine by processes outside this bench (noise)."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.foreign: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _machine_busy() -> float:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]
+        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+    def _ours(self) -> float:
+        total = 0.0
+        for pid in self.pids:
+            with contextlib.suppress(OSError):
+                total += _load.cpu_seconds(pid)
+        return total
+
+    def _run(self) -> None:
+        busy, ours, at = self._machine_busy(), self._ours(), time.time()
+        while not self._stop.wait(1.0):
+            busy2, ours2, at2 = self._machine_busy(), self._ours(), time.time()
+            self.foreign[int(at2)] = max(0.0, ((busy2 - busy) - (ours2 - ours)) / (at2 - at))
+            busy, ours, at = busy2, ours2, at2
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def mean(self) -> float | None:
+        values = list(self.foreign.values())
+        return round(sum(values) / len(values), 3) if values else None
+
+
+def worst_seconds(
+    per_second: dict[int, list[float]], foreign: dict[int, float], n: int = 5
+) -> list[dict[str, Any]]:
+    """The seconds (UTC, when the acks came) with the highest ack p99, to match with logs.
+
+    ``foreign_cpu`` is the CPU (in cores) that processes outside the bench used then.
+    """
     rows = [
         {
             "utc": time.strftime("%H:%M:%S", time.gmtime(second)),
             "p99_ms": percentile(values, 99),
             "max_ms": percentile(values, 100),
             "acks": len(values),
+            "foreign_cpu": round(foreign[second], 2) if second in foreign else None,
         }
         for second, values in per_second.items()
     ]
@@ -243,8 +297,10 @@ def run_phase(
         spy_cmd += ["--nonblocking", "--output", str(profile)]
         say(f"profiling the server: {' '.join(spy_cmd)}")
         spy = subprocess.Popen(spy_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ours = [server_pid, os.getpid(), *workers.pids, *([spy.pid] if spy else [])]
     cpu0, wall0 = _load.cpu_seconds(server_pid), time.perf_counter()
-    loads = workers.ask(commands, timeout=duration + 120)
+    with CpuSampler(ours) as sampler:
+        loads = workers.ask(commands, timeout=duration + 120)
     if spy is not None:
         spy.wait(30)
     cpu_cores = (_load.cpu_seconds(server_pid) - cpu0) / (time.perf_counter() - wall0)
@@ -293,12 +349,14 @@ def run_phase(
         "server_cpu_cores": round(cpu_cores, 3),
         "server_rss_mb": round(rss, 1),
         "server_rss_peak_mb": round(rss_peak, 1),
-        "worst_seconds": worst_seconds(per_second),
+        "foreign_cpu_cores": sampler.mean(),
+        "worst_seconds": worst_seconds(per_second, sampler.foreign),
     }
     say(
         f"{label}: {result['decisions_per_s']}/s acked, p50 {result['ack_p50_ms']} ms, "
         f"p99 {result['ack_p99_ms']} ms, errors {result['errors']} {errors or ''}, "
-        f"server {result['server_cpu_cores']} cores {result['server_rss_mb']} MB"
+        f"server {result['server_cpu_cores']} cores {result['server_rss_mb']} MB; "
+        f"others on the machine used {result['foreign_cpu_cores']} cores"
     )
     return result
 
@@ -355,6 +413,7 @@ def run_point(
         "floor_connect_storm_s": floor["connect_storm_s"],
         "floor_errors": floor["errors"],
         "floor_server_cpu_cores": floor["server_cpu_cores"],
+        "floor_foreign_cpu_cores": floor["foreign_cpu_cores"],
         "ratio_p99": ratio,
         "server_log_lines": len(lines),
         "server_log_warnings": len(bad),
