@@ -30,6 +30,8 @@ from signaling.protocol import ErrorCode
 from signaling.workflows import JHT_STEPS
 
 MAX_CAPACITY = 6
+KEEP_ENDED_S = 24 * 3600  # ended visits stay in memory a day (the log keeps them forever)
+KEEP_FOCUS_RECORDS = 10_000
 OUTCOMES = ("completed", "rejected", "escalated", "abandoned")
 
 
@@ -133,6 +135,8 @@ class State:
     workflows: dict[str, list[str]] = field(default_factory=dict)  # set by admins
     focus_history: list[FocusRecord] = field(default_factory=list)
     ended_durations: dict[str, list[float]] = field(default_factory=dict)  # office -> seconds
+    ended_order: list[str] = field(default_factory=list)  # ended visits, oldest first
+    visit_counter: int = 0
     events_applied: int = 0
 
 
@@ -179,6 +183,8 @@ def apply(state: State, event: Event) -> None:
         case WorkflowSet():
             state.workflows[event.claim_type] = list(event.steps)
         case VisitStarted():
+            _forget_old(state, event.at)
+            state.visit_counter += 1
             state.visits[event.visit] = Visit(
                 id=event.visit,
                 office=event.office,
@@ -217,6 +223,8 @@ def apply(state: State, event: Event) -> None:
                 state.focus_history.append(
                     FocusRecord(event.desk, visit.id, event.at, event.at - visit.waiting_since())
                 )
+                if len(state.focus_history) > KEEP_FOCUS_RECORDS:
+                    del state.focus_history[: -KEEP_FOCUS_RECORDS // 2]
                 visit.on_air_since = event.at
         case StepDecided():
             step = state.visits[event.visit].steps[event.step]
@@ -236,12 +244,28 @@ def apply(state: State, event: Event) -> None:
                 queue.remove(visit.id)
             visit.state, visit.outcome, visit.note = "ended", event.outcome, event.note
             visit.ended_at = event.at
+            state.ended_order.append(visit.id)
             if state.open_by_booth.get(visit.booth) == visit.id:
                 del state.open_by_booth[visit.booth]
             if event.outcome != "abandoned":
                 durations = state.ended_durations.setdefault(visit.office, [])
                 durations.append(event.at - visit.started_at)
                 del durations[:-50]  # recent visits tell the wait best
+
+
+def _forget_old(state: State, now: float) -> None:
+    """Keep memory bounded: drop visits that ended over a day before ``now`` (by event time,
+    so replay forgets exactly the same ones)."""
+    order = state.ended_order
+    cut = 0
+    while cut < len(order):
+        visit = state.visits.get(order[cut])
+        if visit is not None and (visit.ended_at or now) > now - KEEP_ENDED_S:
+            break
+        state.visits.pop(order[cut], None)
+        cut += 1
+    if cut:
+        del order[:cut]
 
 
 class Domain:
@@ -256,7 +280,7 @@ class Domain:
         events.append(event)
 
     def _new_visit_id(self) -> str:
-        return f"V{len(self.state.visits) + 1:06d}"
+        return f"V{self.state.visit_counter + 1:06d}"
 
     def steps_for(self, claim_type: str) -> list[str]:
         table = {**self.rules.workflows, **self.state.workflows}

@@ -156,6 +156,7 @@ class EventLog:
         self._seq = loaded.last_seq
         self._hash = loaded.last_hash
         self._since_snapshot = loaded.last_seq - loaded.from_snapshot
+        self._replica_ok = True
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -214,10 +215,15 @@ class EventLog:
         self._seq, self._hash = seq, previous
         self.appended += len(rows)
         self.commits += 1
-        for event in events:
-            apply(self._replica, event)
+        if self._replica_ok:
+            try:
+                for event in events:
+                    apply(self._replica, event)
+            except Exception:  # a bug, never a reason to stop writing: lose snapshots only
+                log.exception("event=replica_failed seq=%d snapshots=off", seq)
+                self._replica_ok = False
         self._since_snapshot += len(events)
-        if self._since_snapshot >= self.snapshot_every:
+        if self._replica_ok and self._since_snapshot >= self.snapshot_every:
             self._snapshot(conn)
 
     def _snapshot(self, conn: sqlite3.Connection) -> None:

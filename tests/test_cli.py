@@ -18,7 +18,7 @@ from console.cli import build_parser, server_url
 from signaling.tokens import KeyRing
 
 LAPAK = [sys.executable, "-m", "console"]
-SUBCOMMANDS = ("signal", "token", "booth", "console", "supervise", "demo")
+SUBCOMMANDS = ("signal", "audit", "token", "booth", "console", "supervise", "demo")
 
 
 def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:

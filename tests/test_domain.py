@@ -165,3 +165,13 @@ def test_invariants_hold_and_replay_gives_the_same_state(cmds: list[tuple]) -> N
     assert replayed.visits == d.state.visits, "replaying the log rebuilds the same visits"
     assert replayed.desks == d.state.desks
     assert replayed.queues == d.state.queues
+
+
+def test_memory_forgets_visits_ended_over_a_day_ago_and_ids_keep_counting() -> None:
+    d = Domain()
+    d.open_desk("d1", "main", "o1", 0)
+    old = start(d, "b1", now=0)
+    d.end_visit(old, "completed", None, "o1", 10)
+    fresh = start(d, "b2", now=10 + 25 * 3600)
+    assert old not in d.state.visits, "a visit ended over a day ago is dropped from memory"
+    assert fresh == "V000002", "visit ids keep counting"
