@@ -166,7 +166,7 @@ class OfficeOverview(Screen[str | None]):
 
     def compose(self) -> ComposeResult:
         f = self.figures
-        yield Static(t("banner.read_only", desk="*"), id="banner", classes="read-only")
+        yield Static(t("banner.overview"), id="banner", classes="read-only")
         yield Static(f"[b]{t('overview.title', office=f.office)}[/b]", classes="overview-title")
         table: DataTable[str] = DataTable(id="desks", cursor_type="row")
         table.add_columns(

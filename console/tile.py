@@ -82,6 +82,9 @@ class BoothTile(Vertical):
         self.video.placeholder = t("tile.empty")
         self.refresh_text()
 
+    def on_resize(self) -> None:
+        self.refresh_text()  # narrow tiles use the compact text
+
     def watch_selected(self, selected: bool) -> None:
         self.set_class(selected, "selected")
 
@@ -113,12 +116,14 @@ class BoothTile(Vertical):
                 widget.update("")
             return
         mark = f" [b reverse]● {t('tile.on_air')}[/]" if info.on_air else ""
-        title.update(f"[b]{self.slot}[/b] {escape(v['booth'])}{mark}")
+        compact = 0 < self.size.width < 44
+        link = f" · {link_text(info)}" if compact else ""
+        title.update(f"[b]{self.slot}[/b] {escape(v['booth'])}{mark}{link}")
         who.update(
             f"[b]{escape(v['name'])}[/b] · {escape(v['membership_no'])} · {escape(v['claim_type'])}"
         )
         steps.update(checklist(info.steps))
-        meta.update(meta_line(info))
+        meta.update(meta_line(info, compact=compact))
 
 
 def checklist(steps: list[tuple[str, str]]) -> str:
@@ -131,7 +136,19 @@ def checklist(steps: list[tuple[str, str]]) -> str:
     return " ".join(parts)
 
 
-def meta_line(info: TileInfo) -> str:
+def link_text(info: TileInfo) -> str:
+    if info.grade:
+        link = t(f"grade.{info.grade}")
+        if info.rtt_ms is not None:
+            link += f" {info.rtt_ms:.0f}ms"
+        return link
+    key = f"link.{info.link_state}"
+    return t(key) if key in STRINGS else info.link_state
+
+
+def meta_line(info: TileInfo, compact: bool = False) -> str:
+    """Time in visit, time since last spoken to, link, audio; ``compact`` for narrow tiles
+    (the link then moves to the title line)."""
     spoke = (
         t("tile.on_air")
         if info.on_air
@@ -142,13 +159,12 @@ def meta_line(info: TileInfo) -> str:
     if info.silence_level:
         mark = "!" if info.silence_level == "amber" else "!!"
         spoke = f"[b]{spoke}{mark}[/b]"
-    if info.grade:
-        link = t(f"grade.{info.grade}")
-        if info.rtt_ms is not None:
-            link += f" {info.rtt_ms:.0f}ms"
-    else:
-        key = f"link.{info.link_state}"
-        link = t(key) if key in STRINGS else info.link_state
+    if compact:
+        return (
+            f"{t('tile.in')} {elapsed(info.in_visit_s)} {t('tile.quiet')} {spoke} "
+            f"{meter(info.audio_dbfs, 4)}"
+        )
+    link = link_text(info)
     return (
         f"{t('tile.visit')} {elapsed(info.in_visit_s)} · {t('tile.spoke')} "
         f"{spoke} · {t('tile.link')} {link} · {meter(info.audio_dbfs)}"
