@@ -21,6 +21,7 @@ import threading
 import time
 import wave
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -141,6 +142,8 @@ class AudioMixer:
         self.sink = sink
         self.gains: dict[str, float] = {}
         self.frames_out = 0
+        self.listeners: list[Callable[[np.ndarray], None]] = []
+        """Called with each mixed frame (what the officer hears), e.g. an ``AudioProbe``."""
         self._buffers: dict[str, deque[np.ndarray]] = {}
         self._pending: dict[str, int] = {}
 
@@ -200,5 +203,8 @@ class AudioMixer:
                 await asyncio.sleep(delay)
             elif delay < -1.0:
                 n = int((time.monotonic() - start) / period)
-            self.sink.write(self.mix_frame())
+            mixed = self.mix_frame()
+            self.sink.write(mixed)
             self.frames_out += 1
+            for listener in self.listeners:
+                listener(mixed)

@@ -192,15 +192,16 @@ class AudioProbe:
 
     def feed(self, frame: av.AudioFrame) -> None:
         """Analyse one decoded frame (public so callers with their own reader can reuse it)."""
-        mono = to_mono(frame)
+        self.feed_mono(to_mono(frame), frame.sample_rate or SAMPLE_RATE)
+
+    def feed_mono(self, mono: np.ndarray, rate: int = SAMPLE_RATE) -> None:
+        """Analyse one frame of mono float samples (what a mixer or speaker produced)."""
         now = time.monotonic()
         self.frames += 1
         self.last_frame_at = now
         self.level_dbfs = level_dbfs(mono)
         for freq in self.detected:
-            present = tone_present(
-                mono, freq, self.threshold, frame.sample_rate or SAMPLE_RATE, self.min_share
-            )
+            present = tone_present(mono, freq, self.threshold, rate, self.min_share)
             self.detected[freq] = present
             if present:
                 self.last_heard[freq] = now

@@ -55,8 +55,8 @@ class HeadlessDesk:
     async def start(self) -> None:
         await self.client.connect()
         if self.supervise is not None:
-            snapshot = await self.client.request({"type": "watch", "desk": self.supervise})
-            self._apply_state(snapshot.get("state", {}))
+            # The answer to ``watch`` is a snapshot, which arrives through ``_on_message``.
+            await self.client.send({"type": "watch", "desk": self.supervise, "id": 1_000_000})
 
     async def focus(self, visit: str | None) -> dict[str, Any]:
         """The officer's focus key: the request; the gates move on the server's event."""

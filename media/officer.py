@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +88,8 @@ class BoothLink:
     stats: LinkStats | None = None
     latest: av.VideoFrame | None = None
     frames: int = 0
+    frame_times: deque[float] = field(default_factory=lambda: deque(maxlen=512))
+    """Arrival times (monotonic) of the latest video frames: gaps, fps."""
     last_frame_at: float | None = None
     offered_at: float = 0.0
     connected_at: float | None = None
@@ -322,9 +325,11 @@ class _MediaEngine:
                 frame = await track.recv()
             except MediaStreamError:
                 return
+            now = time.monotonic()
             link.latest = frame
             link.frames += 1
-            link.last_frame_at = time.monotonic()
+            link.last_frame_at = now
+            link.frame_times.append(now)
 
 
 class OfficerMedia(_MediaEngine):
@@ -391,6 +396,11 @@ class OfficerMedia(_MediaEngine):
                 link.video_out.open = on
             if self.mixer is not None:
                 self.mixer.set_gain(link.visit, self._gain(link.visit))
+
+    def set_monitor_level(self, level: float) -> None:
+        """Gain (0..1) for the booths that are not on air; 0 mutes them."""
+        self.options.monitor_level = max(0.0, min(1.0, float(level)))
+        self._apply_gates()
 
     def _gain(self, visit: str) -> float:
         return 1.0 if visit == self.on_air else self.options.monitor_level
