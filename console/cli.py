@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--booth", help="the booth id (role booth)")
     p.add_argument("--ttl", type=float, default=12 * 3600, help="seconds until expiry")
 
-    p = sub.add_parser("booth", help="run simulated booths (test card and tone)")
+    p = sub.add_parser("booth", help="run a booth (camera, mic, speaker) or simulated booths")
     p.add_argument("--server", required=True, help="ws://host:port of the signalling server")
     auth = p.add_mutually_exclusive_group(required=True)
     auth.add_argument("--token", help="a booth token (then --count must be 1)")
@@ -101,15 +101,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--office", default="main", help="office of minted tokens (default main)")
     p.add_argument("--size", type=_size, default=(640, 480), help="video size (640x480)")
     p.add_argument("--fps", type=int, default=15, help="video frames per second (15)")
+    p.add_argument(
+        "--camera", help="capture device (/dev/video0, 0 on macOS, a dshow name); else test card"
+    )
+    p.add_argument("--mic", help="microphone (default, hw:1, alsa:hw:1, :0) or none; else a tone")
+    p.add_argument(
+        "--speaker", default="none", help="where the officer is played: device, a name, FILE.wav"
+    )
+    p.add_argument("--source", help="a recording played as camera and microphone (looped)")
+    p.add_argument(
+        "--status-view", action="store_true", help="show the claimant's screen state here"
+    )
 
     p = sub.add_parser("console", help="the officer's console")
     p.add_argument("--server", required=True)
     p.add_argument("--token", required=True, help="an officer token")
     p.add_argument(
         "--audio-in",
-        choices=("none", "tone"),
         default="none",
-        help="what the on-air booth hears: silence or a test tone (default none)",
+        help="what the on-air booth hears: none, tone, or FILE played as the mic (default none)",
+    )
+    p.add_argument("--camera", help="the officer's camera; else a card with name and desk")
+    p.add_argument(
+        "--audio-out", default="none", help="where booths are heard: device, a name, FILE.wav"
+    )
+    p.add_argument(
+        "--monitor-level",
+        type=float,
+        default=0.0,
+        help="gain 0..1 for booths not on air (default 0: muted)",
     )
     _ui_options(p)
 
@@ -269,7 +289,18 @@ def cmd_booth(args: argparse.Namespace) -> int:
     from signaling.tokens import KeyRing
 
     url = server_url(args.server)
-    media = BoothMediaConfig(width=args.size[0], height=args.size[1], fps=args.fps)
+    media = BoothMediaConfig(
+        width=args.size[0],
+        height=args.size[1],
+        fps=args.fps,
+        camera=args.camera,
+        mic=args.mic,
+        source=args.source,
+        speaker=args.speaker,
+    )
+    if args.count != 1 and (args.camera or args.mic or args.source or args.speaker != "none"):
+        sys.stderr.write("lapak booth: devices are for one booth; drop --count\n")
+        return 2
     if args.token:
         if args.count != 1:
             sys.stderr.write("lapak booth: one --token runs one booth; use --secret-file\n")
@@ -286,6 +317,17 @@ def cmd_booth(args: argparse.Namespace) -> int:
         keys = KeyRing.from_file(args.secret_file)
         agents = make_booths(url, keys, args.count, args.office, media, first=args.first)
 
+    if args.status_view:
+
+        def show_status(agent: BoothAgent) -> None:
+            """The claimant's screen, redrawn in this terminal on every change."""
+            clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
+            sys.stdout.write(f"{clear}{agent.name}\n{agent.screen.render()}\n")
+            sys.stdout.flush()
+
+        for agent in agents:
+            agent.on_change = show_status
+
     async def run() -> None:
         stop = asyncio.Event()
         _stop_on_signals(stop)
@@ -293,6 +335,16 @@ def cmd_booth(args: argparse.Namespace) -> int:
 
     asyncio.run(run())
     return 0
+
+
+def _unverified_claims(token: str) -> dict[str, object]:
+    """Name and desk for the officer's card; the server verifies the token, not us."""
+    import jwt
+
+    try:
+        return dict(jwt.decode(token, options={"verify_signature": False}))
+    except jwt.PyJWTError:
+        return {}
 
 
 def _console_logging(path: Path | None = None) -> None:
@@ -306,15 +358,31 @@ def _console_logging(path: Path | None = None) -> None:
 
 def cmd_console(args: argparse.Namespace) -> int:
     from console.app import LapakConsole
-    from media.tones import OFFICER_FREQUENCY, ToneSource
 
     config = _ui_config(args)
     if config is None:
         return 2
     _console_logging()
-    voice = ToneSource(OFFICER_FREQUENCY) if args.audio_in == "tone" else None
+    from media.officer import OfficerMediaOptions
+
+    if not 0.0 <= args.monitor_level <= 1.0:
+        sys.stderr.write("lapak console: --monitor-level must be within 0..1\n")
+        return 2
+    claims = _unverified_claims(args.token)
+    options = OfficerMediaOptions(
+        audio_in=args.audio_in,
+        camera=args.camera,
+        audio_out=args.audio_out,
+        monitor_level=args.monitor_level,
+        officer_name=str(claims.get("sub", "Officer")),
+        desk=str(claims.get("desk", "")),
+    )
     LapakConsole(
-        server_url(args.server), args.token, voice=voice, config=config, language=args.lang
+        server_url(args.server),
+        args.token,
+        media_options=options,
+        config=config,
+        language=args.lang,
     ).run()
     return 0
 
