@@ -247,7 +247,8 @@ class LapakConsole(App[None]):
         self._show_mic()
         if self.url:
             self.run_worker(self._session(), name="session", exclusive=True)
-        self.set_interval(1 / max(1.0, self.config.fps), self._paint_video)
+        # Poll for new frames faster than they come: a frame waits at most one poll.
+        self.set_interval(1 / (2.5 * max(1.0, self.config.fps)), self._paint_video)
         self.set_interval(1.0, self._housekeeping)
 
     # -- session ----------------------------------------------------------------------
@@ -427,14 +428,19 @@ class LapakConsole(App[None]):
             return
         if self._terminal_backlog() > WRITE_BACKLOG:
             return  # frames stay unread and are replaced by newer ones: dropped, not queued
+        now = time.monotonic()
+        min_gap = 0.8 / max(1.0, self.config.fps)  # video.fps caps each tile's paint rate
         for slot, visit in self.model.by_slot().items():
             link = self.media.links.get(visit["visit"])
             if link is None:
                 continue
+            video = self.tile(slot).video
+            if now - video.painted_at < min_gap:
+                continue
             frame = link.take_frame()
             if frame is None:
                 continue
-            video = self.tile(slot).video
+            video.painted_at = now
             if video.show(frame) and self.paint_log is not None and video.last_rgb is not None:
                 self.paint_log.painted(slot, video.last_rgb)
 

@@ -54,6 +54,7 @@ class VideoView(Widget):
         self.last_rgb: np.ndarray | None = None
         self.last_frame: av.VideoFrame | None = None
         self.frames_painted = 0
+        self.painted_at = 0.0  # monotonic time of the last paint (the app caps the rate)
 
     def get_line_filters(self) -> tuple[()]:  # type: ignore[override]
         return ()  # filters would restyle our raw rows; they cost ~6% CPU too

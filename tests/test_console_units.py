@@ -1,0 +1,183 @@
+"""The console's pure parts: settings file, layout, desk model rules, translations."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import pytest
+
+from console import i18n
+from console.app import _OFFICER_KEYS, _SUPERVISOR_KEYS, BINDING_IDS, MUTATING_ACTIONS
+from console.config import ConfigError, colour_mode, load_config, parse_config
+from console.desk import DeskModel
+from console.layout import grid_shape, visible_slots
+from console.tile import TileInfo, checklist, meta_line
+
+
+def test_config_file_sets_thresholds_reasons_keys_language_and_video(tmp_path: Path) -> None:
+    path = tmp_path / "console.toml"
+    path.write_text(
+        'language = "id"\n'
+        "[thresholds]\namber_after_s = 60\nred_after_s = 180\n"
+        '[reject]\nreasons = ["blurred", "wrong person"]\n'
+        '[keys]\napprove = "y"\nzoom = "f2"\n'
+        '[video]\ncolour = "256"\nfps = 10\n'
+        '[snapshots]\ndir = "~/shots"\n'
+    )
+    config = load_config(path, known_bindings=set(BINDING_IDS))
+    assert config.language == "id"
+    assert (config.amber_after_s, config.red_after_s) == (60.0, 180.0)
+    assert config.reject_reasons(None) == ["blurred", "wrong person"]
+    assert config.reject_reasons(["server list"]) == ["server list"], "the server's list wins"
+    assert config.keys == {"approve": "y", "zoom": "f2"}
+    assert (config.colour, config.fps) == ("256", 10.0)
+    assert config.snapshot_dir == Path.home() / "shots"
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        ({"langauge": "en"}, "unknown setting(s) langauge"),
+        ({"thresholds": {"amber": 3}}, "thresholds.amber"),
+        ({"thresholds": {"amber_after_s": 300, "red_after_s": 100}}, "above amber"),
+        ({"reject": {"reasons": []}}, "non-empty list"),
+        ({"keys": {"aprove": "y"}}, "keys.aprove is not an action"),
+        ({"video": {"colour": "16"}}, "auto, truecolor or 256"),
+        ({"language": "fr"}, "language must be one of"),
+    ],
+)
+def test_config_refuses_what_it_does_not_understand(data: dict, says: str) -> None:
+    with pytest.raises(ConfigError, match=None) as info:
+        parse_config(data, known_bindings=set(BINDING_IDS))
+    assert says in str(info.value), f"expected {says!r} in {info.value}"
+
+
+def test_config_missing_default_is_defaults_but_missing_explicit_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAPAK_CONFIG", str(tmp_path / "absent.toml"))
+    assert load_config().amber_after_s == 120.0
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "absent.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("language = \n")
+    with pytest.raises(ConfigError, match=r"broken\.toml"):
+        load_config(broken)
+
+
+def test_colour_mode_follows_colorterm_unless_set() -> None:
+    assert colour_mode("auto", {"COLORTERM": "truecolor"}) == "truecolor"
+    assert colour_mode("auto", {}) == "256"
+    assert colour_mode("truecolor", {}) == "truecolor"
+
+
+@pytest.mark.parametrize(
+    ("tiles", "size", "shape"),
+    [
+        (1, (80, 24), (1, 1)),
+        (2, (200, 50), (2, 1)),
+        (2, (60, 40), (1, 2)),
+        (3, (80, 24), (2, 2)),
+        (4, (200, 50), (2, 2)),
+        (5, (80, 24), (3, 2)),
+        (6, (200, 50), (3, 2)),
+    ],
+)
+def test_grid_shape(tiles: int, size: tuple[int, int], shape: tuple[int, int]) -> None:
+    assert grid_shape(tiles, *size) == shape
+
+
+def test_visible_slots_reach_the_highest_occupied_slot() -> None:
+    assert visible_slots(set()) == 1
+    assert visible_slots({1, 2}) == 2
+    assert visible_slots({5}) == 5
+    assert visible_slots({6}, capacity=4) == 4
+
+
+def _visit(visit: str, slot: int, started: float, steps: list[str] | None = None) -> dict:
+    statuses = steps or ["pending"] * 3
+    return {
+        "visit": visit,
+        "slot": slot,
+        "state": "active",
+        "desk": "d1",
+        "started_at": started,
+        "steps": [{"name": f"s{i}", "status": s, "reason": None} for i, s in enumerate(statuses)],
+    }
+
+
+def _snapshot(on_air: str | None, visits: list[dict]) -> dict:
+    state = {"desk": "d1", "office": "o", "officer": "a", "capacity": 6, "on_air": on_air,
+             "visits": visits, "queue": 0}  # fmt: skip
+    return {"seq": 1, "state": state}
+
+
+def test_longest_waiting_counts_from_the_last_time_on_air() -> None:
+    model = DeskModel()
+    model.load_snapshot(
+        _snapshot(None, [_visit("A", 1, 100.0), _visit("B", 2, 110.0), _visit("C", 3, 120.0)]),
+        now=130.0,
+    )
+    assert model.longest_waiting(130.0) == "A", "never spoken to: waiting since the start"
+    delta = {"desk": "d1", "seq": 2, "on_air": "A", "queue": 0, "visits": []}
+    model.apply_delta(delta, now=140.0)
+    assert model.silent_for("A", 150.0) == 0.0
+    model.apply_delta({**delta, "seq": 3, "on_air": "B"}, now=200.0)
+    assert model.silent_for("A", 210.0) == 10.0, "A left the air at 200"
+    assert model.longest_waiting(210.0) == "C"
+
+
+def test_last_decided_and_reopen_ack() -> None:
+    model = DeskModel()
+    model.load_snapshot(_snapshot(None, [_visit("A", 1, 0.0, ["approved", "rejected", "pending"])]))
+    assert model.last_decided("A") == 1
+    model.mark_pending("A", 1, "reopen")
+    assert model.step_status("A", 1) == "sending"
+    assert model.last_decided("A") == 0, "a reopen in flight is not offered again"
+    model.acknowledged("A", 1)
+    assert model.step_status("A", 1) == "pending"
+    assert model.next_step("A") == 1
+
+
+def test_every_label_exists_in_both_languages_with_the_same_fields() -> None:
+    fields = string.Formatter()
+    for key, (en, id_) in i18n.STRINGS.items():
+        assert en.strip() and id_.strip(), f"{key} is empty in a language"
+        names_en = {f for _, f, _, _ in fields.parse(en) if f}
+        names_id = {f for _, f, _, _ in fields.parse(id_) if f}
+        assert names_en == names_id, f"{key}: fields differ {names_en} vs {names_id}"
+    for _id, _key, _action, label, help_key, _show in _OFFICER_KEYS + _SUPERVISOR_KEYS:
+        assert label in i18n.STRINGS and help_key in i18n.STRINGS
+
+
+def test_language_switch_changes_labels() -> None:
+    try:
+        i18n.set_language("id")
+        assert i18n.t("key.approve") == "Setujui"
+        assert i18n.step_label("family_card") == "Kartu Keluarga (KK)"
+        assert i18n.reason_label("document missing") == "dokumen tidak ada"
+        with pytest.raises(ValueError, match="language"):
+            i18n.set_language("fr")
+    finally:
+        i18n.set_language("en")
+    assert i18n.t("key.approve") == "Approve"
+
+
+def test_supervisor_keys_have_no_mutating_action() -> None:
+    for _id, _key, action, *_ in _SUPERVISOR_KEYS:
+        assert action.split("(")[0] not in MUTATING_ACTIONS, action
+
+
+def test_tile_text_marks_on_air_silence_and_current_step() -> None:
+    steps = [("identity", "approved"), ("membership", "sending"), ("family_card", "pending")]
+    text = checklist(steps)
+    assert "✔ID" in text and "[reverse]▶…Member[/reverse]" in text and "·KK" in text
+    quiet = meta_line(TileInfo({"visit": "A"}, steps, silent_s=400, silence_level="red"))
+    assert "06:40!!" in quiet, quiet
+    on_air = meta_line(TileInfo({"visit": "A"}, steps, on_air=True, silent_s=0.0))
+    assert "ON AIR" in on_air
+    graded = meta_line(
+        TileInfo({"visit": "A"}, steps, link_state="connected", grade="fair", rtt_ms=84.4)
+    )
+    assert "fair 84ms" in graded
