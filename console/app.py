@@ -166,8 +166,10 @@ class LapakConsole(App[None]):
         language: str | None = None,
         raw_video: bool = True,
         clock: Callable[[], float] = time.time,
+        confirm_quit: bool = True,
     ) -> None:
         self.config = config or ConsoleConfig()
+        self.confirm_quit = confirm_quit
         i18n.set_language(language or self.config.language or i18n.default_language())
         self.paint_log = PaintLog.from_env()
         super().__init__(driver_class=driver_for(self.paint_log) if self.paint_log else None)
@@ -710,7 +712,7 @@ class LapakConsole(App[None]):
                 "msg.done", what=what))  # fmt: skip
 
     def action_quit_console(self) -> None:
-        open_visits = 0 if self.read_only else len(self.model.visits)
+        open_visits = 0 if self.read_only or not self.confirm_quit else len(self.model.visits)
         if not open_visits:
             self.exit()
             return

@@ -441,8 +441,8 @@ async def _demo(args: argparse.Namespace, tmp: Path) -> None:
             stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
             start_new_session=True,
         )  # fmt: skip
-        await LapakConsole(
-            server.url, officer, config=args.ui_config, language=args.lang
+        await LapakConsole(  # a demo's visits are thrown away anyway: q quits at once
+            server.url, officer, config=args.ui_config, language=args.lang, confirm_quit=False
         ).run_async()
     finally:
         if booths is not None and booths.returncode is None:

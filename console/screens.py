@@ -116,6 +116,10 @@ class NoteScreen(ModalScreen[str | None]):
 
 
 class ConfirmQuit(PickScreen):
+    """Open visits: quit only on a second answer (``2``, or ``q`` again)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("q", "pick(1)", show=False)]
+
     def __init__(self, open_visits: int) -> None:
         super().__init__(
             t("dialog.quit", n=open_visits),
