@@ -36,6 +36,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -248,6 +249,41 @@ def worst_seconds(
     return rows[:n]
 
 
+def commit_probe(path: Path, seconds: float) -> dict[str, Any]:
+    """What durability alone costs on this disk: SQLite commits as the server makes them.
+
+    WAL, ``synchronous=FULL``, one small transaction every 2 ms (a group commit of the few
+    events that arrive meanwhile at 1,000 requests per second), nothing else running. No ack
+    can come sooner than its commit, so this is the floor for a durable ack's latency.
+    """
+    say(f"commit probe: SQLite WAL synchronous=FULL, a 2-row commit every 2 ms for {seconds:g} s")
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+    body = b"x" * 300
+    latencies: list[float] = []
+    end = time.perf_counter() + seconds
+    try:
+        while time.perf_counter() < end:
+            started = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("INSERT INTO events (body) VALUES (?)", [(body,), (body,)])
+            conn.execute("COMMIT")
+            latencies.append(time.perf_counter() - started)
+            time.sleep(0.002)
+    finally:
+        conn.close()
+    probe = {
+        "commits": len(latencies),
+        "commit_p50_ms": percentile(latencies, 50),
+        "commit_p99_ms": percentile(latencies, 99),
+        "commit_max_ms": percentile(latencies, 100),
+    }
+    say(f"commit probe: p50 {probe['commit_p50_ms']} ms, p99 {probe['commit_p99_ms']} ms")
+    return probe
+
+
 def run_phase(
     workers: Workers,
     mode: str,
@@ -295,6 +331,8 @@ def run_phase(
         spy_cmd = [str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--pid", str(server_pid)]
         spy_cmd += ["--duration", str(int(duration)), "--format", "raw", "--threads"]
         spy_cmd += ["--nonblocking", "--output", str(profile)]
+        if os.environ.get("BENCH_PYSPY_GIL"):
+            spy_cmd.append("--gil")  # only samples of the thread holding the GIL
         say(f"profiling the server: {' '.join(spy_cmd)}")
         spy = subprocess.Popen(spy_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ours = [server_pid, os.getpid(), *workers.pids, *([spy.pid] if spy else [])]
@@ -448,6 +486,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, help="seconds of load (60; 20 per curve point)")
     parser.add_argument("--workers", type=int, default=2, help="load processes (default 2)")
     parser.add_argument("--curve", action="store_true", help="run 250, 500, 1000, 2000 clients")
+    parser.add_argument("--points", help="client counts to run, comma-separated (a custom curve)")
     parser.add_argument("--quick", action="store_true", help="tiny configuration (smoke test)")
     parser.add_argument("--keep", type=Path, help="copy the server logs into this directory")
     parser.add_argument(
@@ -459,9 +498,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         points, rate, duration, n_workers = [30], 80.0, 3.0, 1
-    elif args.curve:
-        points, rate, duration = list(CURVE), args.rate, args.duration or 20.0
-        n_workers = args.workers
+    elif args.curve or args.points:
+        points = [int(n) for n in args.points.split(",")] if args.points else list(CURVE)
+        rate, duration, n_workers = args.rate, args.duration or 20.0, args.workers
     else:
         points, rate, duration = [args.clients], args.rate, args.duration or 60.0
         n_workers = args.workers
@@ -482,6 +521,7 @@ def main() -> int:
     started = time.perf_counter()
     try:
         wait_port(echo_port, echo_proc)
+        durable = commit_probe(tmp / "probe.sqlite3", 3.0 if args.quick else 15.0)
         curve = [
             run_point(
                 workers,
@@ -521,6 +561,7 @@ def main() -> int:
         )
     }
     result["meets_targets"] = top["meets_targets"]
+    result["commit_probe"] = durable
     result["rate"] = rate
     result["duration_s"] = duration
     result["cores"] = os.cpu_count()
