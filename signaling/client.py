@@ -32,25 +32,80 @@ class RequestError(Exception):
 
 
 class SignalClient:
-    def __init__(self, url: str, token: str, on_message: MessageHandler | None = None) -> None:
+    """One signalling session. With ``reconnect=True`` a dropped connection is re-opened
+    with back-off and resumed with the session id from ``welcome`` (within the server's
+    grace period the client keeps its place); ``on_reconnect(welcome)`` then runs."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        on_message: MessageHandler | None = None,
+        *,
+        reconnect: bool = True,
+        on_reconnect: MessageHandler | None = None,
+        backoff: tuple[float, float] = (0.25, 5.0),
+    ) -> None:
         self.url = url
         self.token = token
         self.on_message = on_message
+        self.reconnect = reconnect
+        self.on_reconnect = on_reconnect
+        self.backoff = backoff
         self.welcome: dict[str, Any] = {}
         self._ws: ClientConnection | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._reader: asyncio.Task[None] | None = None
+        self._reconnector: asyncio.Task[None] | None = None
+        self._closing = False
         self.closed = asyncio.Event()
+        self.connected = asyncio.Event()
+        self.reconnects = 0
 
     async def connect(self, timeout: float = 10.0) -> dict[str, Any]:
         async with asyncio.timeout(timeout):
-            self._ws = await connect(self.url, compression=None, max_size=1024 * 1024)
-            self._reader = asyncio.create_task(self._read(), name="signal-reader")
-            self.welcome = await self.request({"type": "hello", "token": self.token})
+            await self._open()
         return self.welcome
 
+    async def _open(self) -> None:
+        self._ws = await connect(self.url, compression=None, max_size=1024 * 1024)
+        self.closed.clear()
+        self._reader = asyncio.create_task(self._read(), name="signal-reader")
+        hello: dict[str, Any] = {"type": "hello", "token": self.token}
+        if self.welcome.get("session"):
+            hello["session"] = self.welcome["session"]
+        self.welcome = await self.request(hello)
+        self.connected.set()
+
+    async def _reconnect_loop(self) -> None:
+        delay, ceiling = self.backoff
+        while not self._closing:
+            await asyncio.sleep(delay)
+            try:
+                async with asyncio.timeout(10):
+                    await self._open()
+            except (OSError, TimeoutError, RequestError, ConnectionError) as exc:
+                log.info("event=reconnect_failed url=%s error=%r", self.url, exc)
+                if self._ws is not None:
+                    await self._ws.close()
+                delay = min(delay * 2, ceiling)
+                continue
+            self.reconnects += 1
+            log.info("event=reconnected resumed=%s", self.welcome.get("resumed"))
+            if self.on_reconnect is not None:
+                outcome = self.on_reconnect(self.welcome)
+                if asyncio.iscoroutine(outcome):
+                    await outcome
+            return
+
     async def close(self) -> None:
+        self._closing = True
+        if self._reconnector is not None:
+            self._reconnector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconnector
+            self._reconnector = None
         if self._ws is not None:
             await self._ws.close()
         if self._reader is not None:
@@ -62,17 +117,25 @@ class SignalClient:
 
     async def send(self, message: dict[str, Any]) -> None:
         """Send without waiting for the answer (SDP relays)."""
-        assert self._ws is not None
-        await self._ws.send(json.dumps(message))
+        if self._ws is None:
+            raise ConnectionError("not connected")
+        try:
+            await self._ws.send(json.dumps(message))
+        except ConnectionClosed as exc:
+            raise ConnectionError("connection closed") from exc
 
     async def request(self, message: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
         """Send with an id and wait for its ack; raise RequestError on error."""
-        assert self._ws is not None
+        if self._ws is None:
+            raise ConnectionError("not connected")
         req_id = next(self._ids)
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[req_id] = fut
         try:
-            await self._ws.send(json.dumps({**message, "id": req_id}))
+            try:
+                await self._ws.send(json.dumps({**message, "id": req_id}))
+            except ConnectionClosed as exc:
+                raise ConnectionError("connection closed") from exc
             async with asyncio.timeout(timeout):
                 answer = await fut
         finally:
@@ -107,5 +170,11 @@ class SignalClient:
         except ConnectionClosed:
             pass
         finally:
+            self.connected.clear()
             self._fail_pending(ConnectionError("connection closed"))
             self.closed.set()
+            idle = self._reconnector is None or self._reconnector.done()
+            if self.reconnect and not self._closing and self.welcome and idle:
+                self._reconnector = asyncio.get_running_loop().create_task(
+                    self._reconnect_loop(), name="signal-reconnect"
+                )

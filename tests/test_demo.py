@@ -46,7 +46,9 @@ def test_demo_shows_booths_and_q_quits_cleanly(tmp_path: Path) -> None:
     try:
         read_until(master, b"booth-02", timeout=40)
         read_until(master, "▀".encode(), timeout=30)  # live video cells are painted
-        os.write(master, b"q")
+        os.write(master, b"q")  # visits are open, so the console asks first
+        time.sleep(1.0)
+        os.write(master, b"2")  # "2  yes"
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:

@@ -7,6 +7,7 @@ import json
 import urllib.request
 from pathlib import Path
 
+from conftest import wait_for
 from websockets.asyncio.client import connect
 
 from signaling.client import SignalClient
@@ -101,3 +102,39 @@ async def test_event_log_group_commits_and_reads_back(tmp_path: Path) -> None:
     await log.close()
     desks = [e.desk for e in read_events(tmp_path / "events.sqlite3")]
     assert desks == [f"d{i}" for i in range(200)], "events come back in order"
+
+
+async def test_clients_reconnect_and_resume_across_a_server_restart(
+    tmp_path: Path, keys: KeyRing
+) -> None:
+    data = tmp_path / "data"
+    srv = SignalServer(data, keys, port=0)
+    await srv.start()
+    port = srv.port
+    states: list[dict] = []
+    resumed: list[dict] = []
+    booth = SignalClient(
+        srv.url,
+        keys.issue("booth", "b1", "main", booth="b1"),
+        lambda m: states.append(m) if m["type"] == "booth_state" else None,
+        reconnect=True,
+        on_reconnect=resumed.append,
+        backoff=(0.05, 0.5),
+    )
+    await booth.connect()
+    claimant = {"name": "Siti", "membership_no": "123"}
+    visit = (await booth.request({"type": "start_visit", "claimant": claimant}))["visit"]
+    await srv.close()
+    async with asyncio.timeout(10):
+        await booth.closed.wait()
+    again = SignalServer(data, keys, port=port)
+    await again.start()
+    try:
+        await wait_for(lambda: bool(resumed), "the booth reconnects and resumes", timeout=15)
+        assert booth.reconnects == 1
+        assert states[-1]["visit"] == visit, "after reconnecting the booth hears where its visit is"
+        answer = await booth.request({"type": "start_visit", "claimant": claimant})
+        assert answer["visit"] == visit, "the visit resumes"
+    finally:
+        await booth.close()
+        await again.close()
