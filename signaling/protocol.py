@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     HELLO_REQUIRED = "hello_required"
     ALREADY_HELLO = "already_hello"
     BAD_TOKEN = "bad_token"
+    BAD_SIGNATURE = "bad_signature"
     TOKEN_EXPIRED = "token_expired"
     FORBIDDEN = "forbidden"
     READ_ONLY = "read_only"

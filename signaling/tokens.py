@@ -104,7 +104,7 @@ class KeyRing:
         by_kid = {key_id(k): k for k in self.keys}
         key = by_kid.get(str(header.get("kid")))
         if key is None:
-            raise TokenError(ErrorCode.BAD_TOKEN, "token signed by an unknown key")
+            raise TokenError(ErrorCode.BAD_SIGNATURE, "token signed by an unknown key")
         # Time checks are ours, against the caller's clock, so the core stays testable.
         options = {
             "require": ["exp", "iat", "role", "sub", "office"],
@@ -118,6 +118,8 @@ class KeyRing:
                 algorithms=[ALGORITHM],
                 options=options,
             )
+        except jwt.InvalidSignatureError:
+            raise TokenError(ErrorCode.BAD_SIGNATURE, "token signature does not verify") from None
         except jwt.PyJWTError as exc:
             raise TokenError(ErrorCode.BAD_TOKEN, f"invalid token: {exc}") from None
         role = payload.get("role")

@@ -71,7 +71,7 @@ def test_forged_token_is_refused_and_closes(hub: Hub) -> None:
     conn = hub.connect()
     forged = KeyRing.generate().issue("officer", "eve", "main", desk="d1")
     result = hub.receive(conn, json.dumps({"type": "hello", "id": 1, "token": forged}), NOW)
-    assert to(result.outputs, conn)[0]["code"] == "bad_token"
+    assert to(result.outputs, conn)[0]["code"] == "bad_signature"
     assert result.close is not None and result.close[0] == CloseCode.AUTH_FAILED
     assert hub.state.desks == {}, "a refused hello opens nothing"
 

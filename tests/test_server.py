@@ -50,7 +50,7 @@ async def test_bad_input_gets_codes_and_the_server_goes_on(
         assert (answer["code"], answer["re"]) == ("unknown_type", 9)
         forged = KeyRing.generate().issue("officer", "eve", "main", desk="d1")
         await ws.send(json.dumps({"type": "hello", "id": 1, "token": forged}))
-        assert json.loads(await ws.recv())["code"] == "bad_token"
+        assert json.loads(await ws.recv())["code"] == "bad_signature"
         async with asyncio.timeout(5):
             await ws.wait_closed()
         assert ws.close_code == 4001, "a refused hello closes with 4001"

@@ -24,7 +24,12 @@ def test_expired_forged_and_malformed_tokens_get_their_own_codes(keys: KeyRing) 
     forged = KeyRing.generate().issue("admin", "eve", "main")
     with pytest.raises(TokenError) as err:
         keys.verify(forged)
-    assert err.value.code == ErrorCode.BAD_TOKEN
+    assert err.value.code == ErrorCode.BAD_SIGNATURE, "an unknown key is a bad signature"
+    head, body, sig = keys.issue("admin", "eve", "main").split(".")
+    tampered = f"{head}.{body}.{sig[:-4]}AAAA"
+    with pytest.raises(TokenError) as err:
+        keys.verify(tampered)
+    assert err.value.code == ErrorCode.BAD_SIGNATURE, "a tampered signature is a bad signature"
     with pytest.raises(TokenError) as err:
         keys.verify("not-a-token")
     assert err.value.code == ErrorCode.BAD_TOKEN
