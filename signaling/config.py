@@ -9,6 +9,7 @@ rate_per_s = 50           # per-connection message rate (token bucket) ...
 rate_burst = 100          # ... and burst; beyond it: error rate_limited
 snapshot_every = 10000    # events between state snapshots in the log
 default_visit_minutes = 10  # used for wait estimates until visits have ended today
+allowed_origins = []      # browser origins allowed besides the server's own (kiosk pages)
 
 [workflows.JHT]
 steps = ["identity", "membership", "family_card", "bank_book", "termination_letter", "decision"]
@@ -57,6 +58,7 @@ class ServerConfig:
     reasons: list[str] = field(default_factory=list)
     pins: dict[str, str] = field(default_factory=dict)
     desks: list[DeskSpec] = field(default_factory=list)
+    allowed_origins: list[str] = field(default_factory=list)  # besides the server's own
 
     def __post_init__(self) -> None:
         defaults = _defaults()
@@ -84,6 +86,7 @@ class ServerConfig:
             "rate_burst",
             "snapshot_every",
             "default_visit_minutes",
+            "allowed_origins",
         }
         if unknown:
             raise ValueError(f"unknown [server] keys: {sorted(unknown)}")

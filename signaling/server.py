@@ -149,9 +149,19 @@ class SignalServer:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path == "/ws":
+            if not self._origin_allowed(request):
+                self.metrics.errors.labels("bad_origin").inc()
+                log.warning(
+                    "event=refused code=bad_origin origin=%s", request.headers.get("Origin")
+                )
+                return connection.respond(http.HTTPStatus.FORBIDDEN, "origin not allowed\n")
             return None
         if request.method != "GET":
             return connection.respond(http.HTTPStatus.METHOD_NOT_ALLOWED, "GET only\n")
+        if path == "/booth" or path.startswith("/booth/"):
+            from signaling import kiosk
+
+            return kiosk.respond(connection, path)
         assert self.hub is not None
         if path == "/healthz":
             body = json.dumps(self.health())
@@ -164,6 +174,19 @@ class SignalServer:
             _set_type(response.headers, "text/plain; version=0.0.4; charset=utf-8")
             return response
         return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+
+    def _origin_allowed(self, request: Request) -> bool:
+        """Browsers send Origin: only pages this server served (same host) or configured
+        origins may open the websocket. Machine clients send no Origin and are let through
+        (they authenticate with their token like everyone)."""
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True
+        if origin in self.config.allowed_origins:
+            return True
+        host = request.headers.get("Host", "")
+        scheme = "https" if self.ssl_context else "http"
+        return origin == f"{scheme}://{host}"
 
     def health(self) -> dict[str, Any]:
         assert self.hub is not None

@@ -201,3 +201,16 @@ async def test_configured_desks_exist_at_startup(tmp_path: Path, keys: KeyRing) 
         assert server.hub is not None and server.hub.state.desks["desk-7"].capacity == 2
     finally:
         await server.close()
+
+
+async def test_websocket_origin_must_be_the_servers_own(server: SignalServer) -> None:
+    from websockets.exceptions import InvalidStatus
+
+    with pytest.raises(InvalidStatus) as err:
+        async with connect(server.url, origin="http://evil.example"):
+            pass
+    assert err.value.response.status_code == 403
+    own = f"http://127.0.0.1:{server.port}"
+    async with connect(server.url, origin=own) as ws:
+        await ws.send("{}")
+        assert json.loads(await ws.recv())["type"] == "error", "the own origin is let in"
