@@ -44,6 +44,7 @@ class _Peer:
     queue: asyncio.Queue[str | None]
     writer: asyncio.Task[None] | None = None
     close: tuple[int, str] | None = None
+    dropping: bool = False  # closed as a slow consumer: send nothing more
 
 
 class SignalServer:
@@ -246,8 +247,12 @@ class SignalServer:
             if self._fatal is not None and not self._fatal.done():
                 self._fatal.set_result(exc)
             return
+        encoded: dict[int, str] = {}  # a delta goes to every watcher: encode it once
         for target, message in result.outputs:
-            self._send(target, message)
+            text = encoded.get(id(message))
+            if text is None:
+                text = encoded[id(message)] = p.encode(message)
+            self._send(target, text)
         if result.close is not None:
             peer = self._peers.get(conn_id)
             if peer is not None:
@@ -255,13 +260,14 @@ class SignalServer:
                 with contextlib.suppress(asyncio.QueueFull):
                     peer.queue.put_nowait(None)
 
-    def _send(self, conn_id: int, message: dict[str, Any]) -> None:
+    def _send(self, conn_id: int, text: str) -> None:
         peer = self._peers.get(conn_id)
-        if peer is None:
+        if peer is None or peer.dropping:
             return
         try:
-            peer.queue.put_nowait(p.encode(message))
+            peer.queue.put_nowait(text)
         except asyncio.QueueFull:
+            peer.dropping = True
             log.warning("event=slow_consumer conn=%d", conn_id)
             self.metrics.errors.labels("slow_consumer").inc()
             task = asyncio.ensure_future(peer.ws.close(CloseCode.SLOW_CONSUMER, "slow consumer"))
