@@ -269,12 +269,16 @@ def run_once(booths: int, warmup: float, duration: float, tmp: Path) -> dict[str
     frames = [r for r in read_paint_log(paint_log) if t0_ms <= r[3] <= t1_ms]
     per_slot = {s: 0 for s in range(1, booths + 1)}
     latencies: list[float] = []
-    for slot, stamp, _painted, flushed in frames:
+    to_paint: list[float] = []
+    paint_to_flush: list[float] = []
+    for slot, stamp, painted, flushed in frames:
         per_slot[slot] = per_slot.get(slot, 0) + 1
+        paint_to_flush.append(float(flushed - painted))
         if stamp is not None:
             age = stamp_age_ms(stamp, flushed)
             if 0 <= age < 10_000:
                 latencies.append(float(age))
+                to_paint.append(float(stamp_age_ms(stamp, painted)))
     fps = [n / elapsed for n in per_slot.values()]
     result: dict[str, object] = {
         "booths": booths,
@@ -285,6 +289,10 @@ def run_once(booths: int, warmup: float, duration: float, tmp: Path) -> dict[str
         "rss_mb": round(rss_peak, 1),
         "latency_p50_ms": percentile(latencies, 50),
         "latency_p95_ms": percentile(latencies, 95),
+        "capture_to_paint_p50_ms": percentile(to_paint, 50),
+        "capture_to_paint_p95_ms": percentile(to_paint, 95),
+        "paint_to_flush_p50_ms": percentile(paint_to_flush, 50),
+        "paint_to_flush_p95_ms": percentile(paint_to_flush, 95),
         "stamps_read": len(latencies),
         "frames_painted": len(frames),
         "tty_bytes_per_s": round((bytes1 - bytes0) / elapsed),

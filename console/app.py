@@ -250,7 +250,7 @@ class LapakConsole(App[None]):
         if self.url:
             self.run_worker(self._session(), name="session", exclusive=True)
         # Poll for new frames faster than they come: a frame waits at most one poll.
-        self.set_interval(1 / (2.5 * max(1.0, self.config.fps)), self._paint_video)
+        self.set_interval(1 / (4 * max(1.0, self.config.fps)), self._paint_video)
         self.set_interval(1.0, self._housekeeping)
 
     # -- session ----------------------------------------------------------------------
