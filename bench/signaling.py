@@ -61,6 +61,20 @@ from signaling.tokens import KeyRing  # noqa: E402
 ROOT = HERE.parent
 LAPAK = ROOT / ".venv" / "bin" / "lapak"
 CURVE = (250, 500, 1000, 2000)
+SERVER_GLOBAL: list[str] = []  # experiments only: `lapak --log-level X signal ...`
+SERVER_EXTRA: list[str] = []  # experiments only: `lapak signal ... --config FILE`
+SERVER_ENV: dict[str, str] = {}  # experiments only: the server's environment
+GC_HOOK = """import gc, sys, time
+_t = [0.0]
+def _gc(phase, info):
+    if phase == "start":
+        _t[0] = time.perf_counter()
+    elif info["generation"] == 2 or time.perf_counter() - _t[0] > 0.005:
+        ms = (time.perf_counter() - _t[0]) * 1000
+        sys.stderr.write(f"ts={time.time():.3f} level=info logger=bench.gc event=gc "
+                         f"generation={info['generation']} ms={ms:.1f}\\n")
+gc.callbacks.append(_gc)
+"""
 TARGETS = {
     "clients": (">=", 2000),
     "connect_storm_s": ("<=", 10),
@@ -414,11 +428,11 @@ def run_point(
     port = free_port()
     data = tmp / f"data-{clients}"
     server_log = tmp / f"server-{clients}.log"
-    cmd = [str(LAPAK), "signal", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--data-dir", str(data), "--secret-file", str(secret)]
+    cmd = [str(LAPAK), *SERVER_GLOBAL, "signal", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--data-dir", str(data), "--secret-file", str(secret), *SERVER_EXTRA]
     say(f"starting {' '.join(cmd)}")
     with server_log.open("wb") as log_file:
-        server = subprocess.Popen(cmd, stdout=log_file, stderr=log_file)
+        server = subprocess.Popen(cmd, stdout=log_file, stderr=log_file, env=SERVER_ENV or None)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", server)
         real = run_phase(
@@ -488,6 +502,15 @@ def main() -> int:
     parser.add_argument("--curve", action="store_true", help="run 250, 500, 1000, 2000 clients")
     parser.add_argument("--points", help="client counts to run, comma-separated (a custom curve)")
     parser.add_argument("--quick", action="store_true", help="tiny configuration (smoke test)")
+    parser.add_argument(
+        "--server-log-level", help="experiment: the server's --log-level (default: its own)"
+    )
+    parser.add_argument("--server-config", type=Path, help="experiment: the server's --config")
+    parser.add_argument(
+        "--server-gc-log",
+        action="store_true",
+        help="experiment: log the server's garbage collections (gen 2, or over 5 ms)",
+    )
     parser.add_argument("--keep", type=Path, help="copy the server logs into this directory")
     parser.add_argument(
         "--profile",
@@ -504,12 +527,20 @@ def main() -> int:
     else:
         points, rate, duration = [args.clients], args.rate, args.duration or 60.0
         n_workers = args.workers
+    if args.server_log_level:
+        SERVER_GLOBAL.extend(["--log-level", args.server_log_level])
+    if args.server_config:
+        SERVER_EXTRA.extend(["--config", str(args.server_config.resolve())])
     nofile = _load.raise_nofile()
+    tmp = Path(tempfile.mkdtemp(prefix="lapak-bench-signal-"))
+    if args.server_gc_log:  # a sitecustomize on the server's path installs a gc callback
+        (tmp / "gchook").mkdir()
+        (tmp / "gchook" / "sitecustomize.py").write_text(GC_HOOK)
+        SERVER_ENV.update(os.environ, PYTHONPATH=str(tmp / "gchook"))
     say(
         f"machine: {os.cpu_count()} cores; open-file limit {nofile}; points {points}; "
         f"rate {rate:g}/s; {duration:g} s per phase; {n_workers} load processes"
     )
-    tmp = Path(tempfile.mkdtemp(prefix="lapak-bench-signal-"))
     secret = tmp / "secret"
     KeyRing.generate().write(secret)
     echo_port = free_port()
@@ -562,6 +593,9 @@ def main() -> int:
     }
     result["meets_targets"] = top["meets_targets"]
     result["commit_probe"] = durable
+    result["server_command_extra"] = (
+        SERVER_GLOBAL + SERVER_EXTRA + (["(gc log)"] if SERVER_ENV else [])
+    )
     result["rate"] = rate
     result["duration_s"] = duration
     result["cores"] = os.cpu_count()
