@@ -40,6 +40,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# This folder comes first on sys.path when run as a script; this file would shadow the console
+# package there, so look in the repository root instead.
+sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
 from media.testcard import stamp_age_ms  # noqa: E402

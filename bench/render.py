@@ -41,8 +41,14 @@ from typing import Any
 import av
 import numpy as np
 
-from console.render import DEFAULT_THRESHOLD, HALF_BLOCK, CellRenderer
-from media.frames import FrameScaler
+# Run as a script, this folder comes first on sys.path and bench/console.py would shadow the
+# console package: look in the repository root instead.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+sys.path.insert(0, os.path.dirname(_HERE))
+
+from console.render import DEFAULT_THRESHOLD, HALF_BLOCK, CellRenderer  # noqa: E402
+from media.frames import FrameScaler  # noqa: E402
 
 COLS, ROWS = 64, 24
 WIDTH, HEIGHT = 640, 480
