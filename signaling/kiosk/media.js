@@ -1,0 +1,290 @@
+// The booth's media: camera and microphone, answering the officer's offers, and playing the
+// officer's voice and picture only while the booth is on air.
+//
+// The officer's console is the offerer (docs/protocol.md, "WebRTC set-up"). Each offer is
+// answered on a fresh RTCPeerConnection (the old one is closed first), like the Python booth:
+// that is how a failed link is rebuilt, since the console re-offers on failure. The answer is
+// sent once ICE gathering is complete (the console, aiortc, does not trickle candidates).
+// Supervisors' offers (from "supervisor" with a peer id) get send-only answers.
+
+const GATHER_TIMEOUT_MS = 5000;
+const MAX_SUPERVISOR_PEERS = 4;
+
+// Audio processing (echo cancellation, noise suppression, auto gain) is on: a booth has a
+// loudspeaker next to its microphone. `#audio=raw` at enrolment switches it off (for
+// measurements, and for tests that check a known tone's level).
+export function audioConstraints(raw) {
+  const on = !raw;
+  return { echoCancellation: on, noiseSuppression: on, autoGainControl: on };
+}
+
+// getUserMedia's error names → the device-check screen's variants.
+export function classifyDeviceError(error) {
+  const name = error?.name || "";
+  if (name === "NotFoundError" || name === "DevicesNotFoundError" || name === "OverconstrainedError") {
+    return "no_camera";
+  }
+  if (name === "NotAllowedError" || name === "PermissionDeniedError" || name === "SecurityError") {
+    return "denied";
+  }
+  if (name === "NotReadableError" || name === "TrackStartError" || name === "AbortError") {
+    return "busy";
+  }
+  return "other";
+}
+
+export async function openDevices(raw) {
+  if (!navigator.mediaDevices?.getUserMedia) {
+    const error = new Error("this browser cannot capture media here (https needed?)");
+    error.name = "SecurityError";
+    throw error;
+  }
+  return navigator.mediaDevices.getUserMedia({
+    video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 15 } },
+    audio: audioConstraints(raw),
+  });
+}
+
+// A level and tone meter on a stream, read on demand (no timers of its own).
+export class Meter {
+  constructor(ctx, node) {
+    this.ctx = ctx;
+    this.analyser = ctx.createAnalyser();
+    this.analyser.fftSize = 4096;
+    this.analyser.minDecibels = -120;
+    this.analyser.maxDecibels = 0;
+    this.analyser.smoothingTimeConstant = 0;
+    node.connect(this.analyser);
+    this.time = new Float32Array(this.analyser.fftSize);
+    this.freq = new Float32Array(this.analyser.frequencyBinCount);
+  }
+
+  levelDb() {
+    this.analyser.getFloatTimeDomainData(this.time);
+    let sum = 0;
+    for (const v of this.time) sum += v * v;
+    const rms = Math.sqrt(sum / this.time.length);
+    return rms > 0 ? Math.max(-120, 20 * Math.log10(rms)) : -120;
+  }
+
+  // The strongest frequency and the level (dB) of the spectrum near `hz`.
+  tone(hz) {
+    this.analyser.getFloatFrequencyData(this.freq);
+    const binHz = this.ctx.sampleRate / this.analyser.fftSize;
+    let peak = 0;
+    for (let i = 1; i < this.freq.length; i++) if (this.freq[i] > this.freq[peak]) peak = i;
+    const at = Math.round(hz / binHz);
+    let near = -Infinity;
+    for (let i = Math.max(0, at - 2); i <= Math.min(this.freq.length - 1, at + 2); i++) {
+      near = Math.max(near, this.freq[i]);
+    }
+    return { peakHz: peak * binHz, peakDb: this.freq[peak], db: near };
+  }
+
+  disconnect() {
+    this.analyser.disconnect();
+  }
+}
+
+export class BoothMedia {
+  constructor({ sendAnswer, onChange, officerVideo, officerAudio }) {
+    this.sendAnswer = sendAnswer;
+    this.onChange = onChange;
+    this.officerVideo = officerVideo;
+    this.officerAudio = officerAudio;
+    this.stream = null;
+    this.pc = null;
+    this.pcState = "new";
+    this.answered = 0;
+    this.supervisors = new Map();
+    this.onAir = false;
+    this.ctx = null;
+    this.micMeter = null;
+    this.remoteSource = null;
+    this.gain = null;
+    this.received = null;
+    this.played = null;
+  }
+
+  // The AudioContext plays the officer's voice through a gain that is open only on air.
+  // Created at the first user gesture (or at once where autoplay is allowed, as in kiosk mode).
+  audio() {
+    if (!this.ctx) {
+      this.ctx = new AudioContext({ sampleRate: 48000 });
+      this.gain = this.ctx.createGain();
+      this.gain.gain.value = this.onAir ? 1 : 0;
+      this.gain.connect(this.ctx.destination);
+      this.played = new Meter(this.ctx, this.gain);
+    }
+    if (this.ctx.state === "suspended") this.ctx.resume().catch(() => {});
+    return this.ctx;
+  }
+
+  get soundBlocked() {
+    return !this.ctx || this.ctx.state !== "running";
+  }
+
+  setStream(stream) {
+    this.stream = stream;
+    this.micMeter?.disconnect();
+    this.micMeter = null;
+    const ctx = this.audio();
+    if (stream.getAudioTracks().length) {
+      this.micMeter = new Meter(ctx, ctx.createMediaStreamSource(stream));
+    }
+  }
+
+  stopStream() {
+    this.micMeter?.disconnect();
+    this.micMeter = null;
+    for (const track of this.stream?.getTracks() ?? []) track.stop();
+    this.stream = null;
+  }
+
+  setOnAir(onAir) {
+    this.onAir = onAir;
+    if (this.gain) this.gain.gain.setTargetAtTime(onAir ? 1 : 0, this.ctx.currentTime, 0.01);
+  }
+
+  async onOffer(message) {
+    if (message.from === "supervisor" && typeof message.peer === "string" && message.peer) {
+      return this.answerSupervisor(message);
+    }
+    if (message.from !== "officer" || message.peer) return;
+    if (this.pc) {
+      this.pc.close();
+      this.pc = null;
+    }
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    this.pc = pc;
+    this.pcState = "connecting";
+    pc.ontrack = (event) => {
+      if (pc !== this.pc) return;
+      if (event.track.kind === "video") {
+        this.officerVideo.srcObject = new MediaStream([event.track]);
+        this.officerVideo.play().catch(() => {});
+      } else {
+        this.attachVoice(event.track);
+      }
+    };
+    pc.onconnectionstatechange = () => {
+      if (pc !== this.pc) return;
+      this.pcState = pc.connectionState;
+      if (pc.connectionState === "failed") {
+        // The console re-offers a failed link; the next offer gets a fresh connection.
+        pc.close();
+      }
+      this.onChange?.();
+    };
+    await pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
+    this.attachLocal(pc, "sendrecv");
+    await pc.setLocalDescription(await pc.createAnswer());
+    await gathered(pc);
+    if (pc !== this.pc) return;
+    await this.sendAnswer(message.visit, pc.localDescription.sdp, null);
+    this.answered += 1;
+    this.onChange?.();
+  }
+
+  attachLocal(pc, direction) {
+    const tracks = {
+      audio: this.stream?.getAudioTracks()[0] ?? null,
+      video: this.stream?.getVideoTracks()[0] ?? null,
+    };
+    for (const transceiver of pc.getTransceivers()) {
+      const kind = transceiver.receiver.track.kind;
+      const track = tracks[kind];
+      tracks[kind] = null; // one track per kind
+      if (track) {
+        transceiver.sender.replaceTrack(track);
+        transceiver.direction = direction;
+      } else {
+        transceiver.direction = direction === "sendonly" ? "inactive" : "recvonly";
+      }
+    }
+  }
+
+  attachVoice(track) {
+    const stream = new MediaStream([track]);
+    // Chromium only pulls a remote stream into WebAudio when a media element plays it too;
+    // the element stays muted: what is heard goes through the on-air gain.
+    this.officerAudio.srcObject = stream;
+    this.officerAudio.muted = true;
+    this.officerAudio.play().catch(() => {});
+    const ctx = this.audio();
+    this.remoteSource?.disconnect();
+    this.received?.disconnect();
+    this.remoteSource = ctx.createMediaStreamSource(stream);
+    this.remoteSource.connect(this.gain);
+    this.received = new Meter(ctx, this.remoteSource);
+  }
+
+  async answerSupervisor(message) {
+    const old = this.supervisors.get(message.peer);
+    if (old) {
+      old.close();
+      this.supervisors.delete(message.peer);
+    }
+    if (this.supervisors.size >= MAX_SUPERVISOR_PEERS) return;
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    this.supervisors.set(message.peer, pc);
+    pc.onconnectionstatechange = () => {
+      if (["failed", "closed"].includes(pc.connectionState)
+          && this.supervisors.get(message.peer) === pc) {
+        this.supervisors.delete(message.peer);
+        pc.close();
+      }
+    };
+    await pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
+    this.attachLocal(pc, "sendonly");
+    await pc.setLocalDescription(await pc.createAnswer());
+    await gathered(pc);
+    await this.sendAnswer(message.visit, pc.localDescription.sdp, message.peer);
+  }
+
+  closePeers() {
+    this.pc?.close();
+    this.pc = null;
+    this.pcState = "new";
+    for (const pc of this.supervisors.values()) pc.close();
+    this.supervisors.clear();
+    this.officerVideo.srcObject = null;
+  }
+
+  // What the page shows and plays, for the status line and for tests (no secrets here).
+  diagnostics(hz) {
+    const video = this.officerVideo;
+    const quality = video.getVideoPlaybackQuality?.();
+    return {
+      pcState: this.pcState,
+      answered: this.answered,
+      supervisors: this.supervisors.size,
+      audioContext: this.ctx?.state ?? "none",
+      micDb: this.micMeter?.levelDb() ?? null,
+      micTone: this.micMeter?.tone(hz.mic) ?? null,
+      received: this.received?.tone(hz.officer) ?? null,
+      played: this.played?.tone(hz.officer) ?? null,
+      officerVideo: {
+        width: video.videoWidth,
+        height: video.videoHeight,
+        frames: quality?.totalVideoFrames ?? 0,
+      },
+    };
+  }
+}
+
+function gathered(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, GATHER_TIMEOUT_MS);
+    function done() {
+      clearTimeout(timer);
+      pc.removeEventListener("icegatheringstatechange", check);
+      resolve();
+    }
+    function check() {
+      if (pc.iceGatheringState === "complete") done();
+    }
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}

@@ -1,0 +1,148 @@
+// One signalling session over the server's websocket (docs/protocol.md).
+//
+// Requests carry an `id` and resolve with the server's `ack`/`welcome`, or reject with
+// {code, message} from its `error`. Everything else goes to onMessage in arrival order.
+// A dropped connection is reopened with back-off and resumed with `hello` + the `session`
+// from the earlier `welcome` (the server keeps the booth's place for `grace_s`). A refused
+// hello (close 4001: bad or expired token) is final: onFatal says why and nothing retries.
+// The token is only ever sent inside the `hello` frame, never in a URL or a log.
+
+const TOKEN_CODES = new Set(["bad_token", "bad_signature", "token_expired", "wrong_office"]);
+const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
+const REQUEST_TIMEOUT_MS = 10000;
+
+export class RequestError extends Error {
+  constructor(code, message) {
+    super(`${code}: ${message}`);
+    this.code = code;
+  }
+}
+
+export class Signal {
+  constructor(token, { onMessage, onWelcome, onStatus, onFatal }) {
+    this.token = token;
+    this.onMessage = onMessage;
+    this.onWelcome = onWelcome;
+    this.onStatus = onStatus;
+    this.onFatal = onFatal;
+    this.welcome = null;
+    this.session = null;
+    this.ws = null;
+    this.nextId = 1;
+    this.pending = new Map();
+    this.attempt = 0;
+    this.reconnects = 0;
+    this.stopped = false;
+    this.timer = null;
+  }
+
+  get url() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    return `${scheme}//${location.host}/ws`;
+  }
+
+  start() {
+    this.stopped = false;
+    this.open();
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    if (this.ws) this.ws.close(1000);
+  }
+
+  open() {
+    this.onStatus?.(this.welcome ? "reconnecting" : "connecting");
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch (error) {
+      this.retry();
+      return;
+    }
+    this.ws = ws;
+    ws.onopen = () => this.hello(ws);
+    ws.onmessage = (event) => this.receive(event.data);
+    ws.onclose = (event) => this.closed(ws, event);
+  }
+
+  async hello(ws) {
+    const message = { type: "hello", token: this.token };
+    if (this.session) message.session = this.session;
+    try {
+      const welcome = await this.request(message);
+      if (ws !== this.ws) return;
+      if (this.welcome) this.reconnects += 1;
+      this.welcome = welcome;
+      this.session = welcome.session;
+      this.attempt = 0;
+      this.onStatus?.("online");
+      this.onWelcome?.(welcome);
+    } catch (error) {
+      if (error.code && TOKEN_CODES.has(error.code)) {
+        this.stopped = true;
+        this.onFatal?.(error.code);
+      }
+      // anything else: the close that follows schedules a retry
+    }
+  }
+
+  receive(data) {
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if ((message.type === "ack" || message.type === "welcome" || message.type === "error")
+        && this.pending.has(message.re)) {
+      const { resolve, reject, timer } = this.pending.get(message.re);
+      this.pending.delete(message.re);
+      clearTimeout(timer);
+      if (message.type === "error") reject(new RequestError(message.code, message.message));
+      else resolve(message);
+      return;
+    }
+    this.onMessage?.(message);
+  }
+
+  closed(ws, event) {
+    if (ws !== this.ws) return;
+    this.ws = null;
+    for (const { reject, timer } of this.pending.values()) {
+      clearTimeout(timer);
+      reject(new RequestError("disconnected", "the connection to the server closed"));
+    }
+    this.pending.clear();
+    if (this.stopped || event.code === 4001) {
+      if (!this.stopped) this.onFatal?.("bad_token");
+      return;
+    }
+    this.retry();
+  }
+
+  retry() {
+    const base = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+    const delay = base / 2 + Math.random() * base / 2;
+    this.attempt += 1;
+    this.onStatus?.(this.welcome ? "reconnecting" : "offline", Math.ceil(delay / 1000));
+    this.timer = setTimeout(() => this.open(), delay);
+  }
+
+  request(message, timeoutMs = REQUEST_TIMEOUT_MS) {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) {
+      return Promise.reject(new RequestError("disconnected", "not connected to the server"));
+    }
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new RequestError("timeout", `no answer to ${message.type} in ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+      ws.send(JSON.stringify({ ...message, id }));
+    });
+  }
+}

@@ -1,0 +1,47 @@
+// Pure: which screen the kiosk shows, from what the page knows. No DOM, no I/O.
+//
+// The server's `booth_state` decides everything about the visit (queued, at a desk, on air,
+// ended); the page adds only what the server cannot know: the token's fate, the connection,
+// the claimant's progress through the form and the device check, and device errors.
+
+export const SCREENS = [
+  "token", "connecting", "start", "devices", "queue", "waiting", "on-air", "finished",
+];
+
+export function visitOpen(status) {
+  return status?.state === "queued" || status?.state === "active";
+}
+
+export function chooseScreen(s) {
+  if (s.tokenProblem) return "token";
+  if (s.status?.state === "ended") return "finished";
+  if (visitOpen(s.status)) {
+    if (s.devicesError) return "devices"; // with a retry; the visit keeps its place
+    if (s.status.state === "queued") return "queue";
+    return s.status.on_air ? "on-air" : "waiting";
+  }
+  if (!s.welcome) return "connecting";
+  if (s.phase === "devices") return "devices";
+  return "start";
+}
+
+// The step the officer checks now (or next): the server's current_step, else the first pending.
+export function currentStep(status) {
+  const steps = status?.steps ?? [];
+  const index = Number.isInteger(status?.current_step)
+    ? status.current_step
+    : steps.findIndex((step) => step.status === "pending");
+  return index >= 0 && index < steps.length ? { index, name: steps[index].name } : null;
+}
+
+export function waitMinutes(seconds) {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return null;
+  return Math.max(1, Math.ceil(seconds / 60));
+}
+
+export function tokenProblem(code) {
+  if (code === "missing") return "missing";
+  if (code === "token_expired") return "expired";
+  if (code === "wrong_office") return "office";
+  return "invalid"; // bad_signature, bad_token: revoked, forged or damaged
+}
