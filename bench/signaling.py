@@ -89,6 +89,15 @@ def say(text: str) -> None:
     sys.stdout.flush()
 
 
+def listen_overflows() -> int | None:
+    """Connections the kernel dropped because a listen queue was full (machine-wide)."""
+    with contextlib.suppress(OSError, ValueError):
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+        names, values = (ln.split() for ln in lines if ln.startswith("TcpExt:"))
+        return int(values[names.index("ListenOverflows")])
+    return None
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -316,6 +325,7 @@ def run_phase(
     clients = officers + sum(len(o.booths) for o in offices)
     label = "server" if mode == "real" else "floor"
     say(f"{label}: connect storm of {clients} clients ({officers} officers) to {url}")
+    overflows = listen_overflows()
     started = time.perf_counter()
     storms = workers.ask(
         [
@@ -324,10 +334,13 @@ def run_phase(
         ]
     )
     storm_s = time.perf_counter() - started
+    overflowed = listen_overflows()
+    if overflowed is not None and overflows is not None:
+        overflowed -= overflows
     slowest = max(s["storm_s"] for s in storms)
     say(
         f"{label}: all connected and snapshotted in {storm_s:.2f} s "
-        f"(slowest load process {slowest:.2f} s)"
+        f"(slowest load process {slowest:.2f} s; listen-queue overflows {overflowed})"
     )
     time.sleep(1.0)  # let the last routings land before pacing starts
     per_officer = rate / officers
@@ -381,6 +394,7 @@ def run_phase(
         "clients": clients,
         "officers": officers,
         "connect_storm_s": round(storm_s, 3),
+        "listen_overflows": overflowed,
         "ready_p99_ms": percentile(latencies.get("ready", []), 99),
         "decisions_sent": sum(w["sent"] for w in loads),
         "decisions_target": sum(w["target"] for w in loads),
@@ -463,6 +477,7 @@ def run_point(
         "floor_p99_ms": floor["ack_p99_ms"],
         "floor_decisions_per_s": floor["decisions_per_s"],
         "floor_connect_storm_s": floor["connect_storm_s"],
+        "floor_listen_overflows": floor["listen_overflows"],
         "floor_errors": floor["errors"],
         "floor_server_cpu_cores": floor["server_cpu_cores"],
         "floor_foreign_cpu_cores": floor["foreign_cpu_cores"],
