@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import warnings
 import wave
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -35,12 +36,13 @@ from signaling.tokens import KeyRing
 
 CHROMIUM = Path(os.environ.get("LAPAK_CHROMIUM", "/usr/bin/chromium"))
 if not CHROMIUM.exists():
-    pytest.skip(
-        f"Chromium not found at {CHROMIUM}: the kiosk browser tests need it. Install it with "
+    _why = (
+        f"kiosk browser tests skipped: no Chromium at {CHROMIUM}. Install it with "
         "`apt-get install -y chromium` (as root; .ci/run does this) or point LAPAK_CHROMIUM at a "
-        "Chromium binary.",
-        allow_module_level=True,
+        "Chromium binary."
     )
+    warnings.warn(_why, stacklevel=1)  # shown in the summary even without -rs
+    pytest.skip(_why, allow_module_level=True)
 async_api = pytest.importorskip(
     "playwright.async_api", reason="playwright is in the dev extra: pip install -e '.[dev]'"
 )

@@ -287,12 +287,13 @@ function renderScreen(screen) {
   } else if (screen === "devices") {
     const error = state.devicesError;
     $("[data-for=devices]").dataset.error = error ?? (state.devicesBusy ? "starting" : "ok");
+    $("[data-for=devices]").dataset.failed = error ? "true" : "false";
     $("#devices-title").textContent = error ? t(`devices.${error}.title`) : t("devices.title");
     $("#devices-body").textContent = error
       ? t(`devices.${error}.body`, { error: state.devicesDetail })
       : state.devicesBusy ? t("devices.starting") : t("devices.lead");
     $("#devices-retry").hidden = !error;
-    $("#devices-continue").hidden = visitOpen(status);
+    $("#devices-continue").hidden = visitOpen(status) || Boolean(error);
     $("#devices-continue").disabled = Boolean(error) || state.devicesBusy || !media.stream;
     $("#devices-back").hidden = visitOpen(status);
     $("#devices-note").hidden = !visitOpen(status);

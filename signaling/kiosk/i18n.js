@@ -50,6 +50,9 @@ const TEXT = {
       "Kamera atau mikrofon sedang dipakai aplikasi lain. Tutup aplikasi itu, lalu tekan Coba lagi.",
     "devices.other.title": "Kamera tidak dapat dinyalakan",
     "devices.other.body": "Terjadi kesalahan ({error}). Tekan Coba lagi atau hubungi petugas.",
+    "devices.insecure.title": "Halaman ini perlu koneksi aman",
+    "devices.insecure.body":
+      "Browser hanya mengizinkan kamera pada halaman https. Minta petugas membuka bilik ini melalui https.",
     "devices.visit_note": "Kunjungan Anda tetap tersimpan selama kamera diperbaiki.",
     "queue.title": "Mohon tunggu giliran Anda",
     "queue.position": "Nomor antrean Anda",
@@ -120,6 +123,9 @@ const TEXT = {
       "Another application is using the camera or microphone. Close it, then press Try again.",
     "devices.other.title": "The camera could not start",
     "devices.other.body": "Something went wrong ({error}). Press Try again or ask the staff.",
+    "devices.insecure.title": "This page needs a secure connection",
+    "devices.insecure.body":
+      "Browsers allow the camera only on https pages. Ask the staff to open this booth over https.",
     "devices.visit_note": "Your visit is kept while the camera is fixed.",
     "queue.title": "Please wait for your turn",
     "queue.position": "Your place in the queue",

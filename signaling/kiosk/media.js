@@ -21,6 +21,7 @@ export function audioConstraints(raw) {
 // getUserMedia's error names → the device-check screen's variants.
 export function classifyDeviceError(error) {
   const name = error?.name || "";
+  if (!window.isSecureContext) return "insecure"; // http:// from another host: no camera API
   if (name === "NotFoundError" || name === "DevicesNotFoundError" || name === "OverconstrainedError") {
     return "no_camera";
   }
