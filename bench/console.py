@@ -131,16 +131,20 @@ def stop_group(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
         proc.wait()
 
 
-def read_paint_log(path: Path) -> list[tuple[int, int | None, int, int]]:
+def read_paint_log(path: Path) -> list[tuple[int, int | None, int, int, int]]:
+    """(slot, stamp, painted ms, flushed ms, ms from the decoded frame's arrival to its paint)."""
     rows = []
     if not path.exists():
         return rows
     for line in path.read_text().splitlines():
         parts = line.split()
-        if len(parts) != 4:
+        if len(parts) != 5:
             continue
-        slot, stamp, painted, flushed = parts
-        rows.append((int(slot), None if stamp == "-" else int(stamp), int(painted), int(flushed)))
+        slot, stamp, painted, flushed, waited = parts
+        rows.append(
+            (int(slot), None if stamp == "-" else int(stamp), int(painted), int(flushed),
+             int(waited))
+        )  # fmt: skip
     return rows
 
 
@@ -274,9 +278,12 @@ def run_once(booths: int, warmup: float, duration: float, tmp: Path) -> dict[str
     latencies: list[float] = []
     to_paint: list[float] = []
     paint_to_flush: list[float] = []
-    for slot, stamp, painted, flushed in frames:
+    arrival_to_paint: list[float] = []
+    for slot, stamp, painted, flushed, waited in frames:
         per_slot[slot] = per_slot.get(slot, 0) + 1
         paint_to_flush.append(float(flushed - painted))
+        if waited >= 0:
+            arrival_to_paint.append(float(waited))
         if stamp is not None:
             age = stamp_age_ms(stamp, flushed)
             if 0 <= age < 10_000:
@@ -294,6 +301,8 @@ def run_once(booths: int, warmup: float, duration: float, tmp: Path) -> dict[str
         "latency_p95_ms": percentile(latencies, 95),
         "capture_to_paint_p50_ms": percentile(to_paint, 50),
         "capture_to_paint_p95_ms": percentile(to_paint, 95),
+        "arrival_to_paint_p50_ms": percentile(arrival_to_paint, 50),
+        "arrival_to_paint_p95_ms": percentile(arrival_to_paint, 95),
         "paint_to_flush_p50_ms": percentile(paint_to_flush, 50),
         "paint_to_flush_p95_ms": percentile(paint_to_flush, 95),
         "stamps_read": len(latencies),

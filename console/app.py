@@ -14,6 +14,7 @@ import hashlib
 import inspect
 import io
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -50,6 +51,7 @@ from signaling.client import RequestError, SignalClient
 log = logging.getLogger("lapak.console")
 
 FAILURES = (RequestError, ConnectionError, TimeoutError, OSError)
+SWITCH_INTERVAL_S = 0.001
 WRITE_BACKLOG = 2  # pending terminal writes above which a video tick is dropped
 
 # (binding id, key, action, label key, help key, shown in footer)
@@ -172,6 +174,9 @@ class LapakConsole(App[None]):
         self.confirm_quit = confirm_quit
         i18n.set_language(language or self.config.language or i18n.default_language())
         self.paint_log = PaintLog.from_env()
+        # The terminal writer and the video decoders are threads: with Python's default 5 ms
+        # GIL switch interval a finished paint waits ~5-10 ms for the writer to get the GIL.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         super().__init__(driver_class=driver_for(self.paint_log) if self.paint_log else None)
         for binding in make_bindings(self.KEYS):  # labels in the chosen language
             self._bindings.key_to_bindings[binding.key] = [binding]
@@ -443,8 +448,10 @@ class LapakConsole(App[None]):
             if frame is None:
                 continue
             video.painted_at = now
-            if video.show(frame) and self.paint_log is not None and video.last_rgb is not None:
-                self.paint_log.painted(slot, video.last_rgb)
+            if not video.show(frame):
+                continue
+            if self.paint_log is not None and video.last_rgb is not None:
+                self.paint_log.painted(slot, video.last_rgb, getattr(link, "last_frame_at", None))
 
     def _display(self, screen: Screen[Any], renderable: Any) -> None:
         super()._display(screen, renderable)

@@ -4,7 +4,8 @@ log it when the paint reaches the terminal.
 Enabled only when ``LAPAK_PAINT_LOG`` names a file. The booth draws its capture time into the
 pixels (``media.testcard``); the console reads it back from the scaled tile pixels when it
 paints that frame, and a spy around the terminal file logs the frame when the write that
-carries it is flushed. Lines: ``slot stamp_ms paint_ms flush_ms`` (stamp ``-`` when unreadable).
+carries it is flushed. Lines: ``slot stamp_ms paint_ms flush_ms waited_ms`` (stamp ``-`` when
+unreadable; ``waited_ms``: from the frame's arrival at the link, decoded, to its paint).
 """
 
 from __future__ import annotations
@@ -25,21 +26,23 @@ ENV = "LAPAK_PAINT_LOG"
 class Marker(str):
     """An empty write queued right after a screen update; carries the frames it painted."""
 
-    frames: list[tuple[int, int | None, int]]
+    frames: list[tuple[int, int | None, int, int]]
 
 
 class PaintLog:
     def __init__(self, path: str) -> None:
         self._out = open(path, "a", buffering=1)  # noqa: SIM115 - closed in close()
-        self._painted: list[tuple[int, int | None, int]] = []
+        self._painted: list[tuple[int, int | None, int, int]] = []
 
     @staticmethod
     def from_env() -> PaintLog | None:
         path = os.environ.get(ENV)
         return PaintLog(path) if path else None
 
-    def painted(self, slot: int, rgb: np.ndarray) -> None:
-        self._painted.append((slot, read_stamp(rgb), int(time.time() * 1000)))
+    def painted(self, slot: int, rgb: np.ndarray, arrived: float | None = None) -> None:
+        """``arrived``: monotonic time the decoded frame reached the link."""
+        waited = -1 if arrived is None else int((time.monotonic() - arrived) * 1000)
+        self._painted.append((slot, read_stamp(rgb), int(time.time() * 1000), waited))
 
     def marker(self) -> Marker | None:
         if not self._painted:
@@ -51,9 +54,9 @@ class PaintLog:
     def flushed(self, marks: list[Marker]) -> None:
         now = int(time.time() * 1000)
         lines = [
-            f"{slot} {'-' if stamp is None else stamp} {painted} {now}\n"
+            f"{slot} {'-' if stamp is None else stamp} {painted} {now} {waited}\n"
             for mark in marks
-            for slot, stamp, painted in mark.frames
+            for slot, stamp, painted, waited in mark.frames
         ]
         self._out.write("".join(lines))
 
