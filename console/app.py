@@ -52,6 +52,8 @@ log = logging.getLogger("lapak.console")
 
 FAILURES = (RequestError, ConnectionError, TimeoutError, OSError)
 SWITCH_INTERVAL_S = 0.001
+RECONNECT_MIN_S = 0.5
+RECONNECT_MAX_S = 10.0
 WRITE_BACKLOG = 2  # pending terminal writes above which a video tick is dropped
 
 # (binding id, key, action, label key, help key, shown in footer)
@@ -261,32 +263,53 @@ class LapakConsole(App[None]):
     # -- session ----------------------------------------------------------------------
 
     async def _session(self) -> None:
-        try:
-            welcome = await self.client.connect()
-        except FAILURES as exc:
-            self._status(t("status.cannot_connect", url=self.url, error=exc))
-            return
+        """Connect, and reconnect with back-off whenever the connection drops.
+
+        After a reconnect the server sends a fresh snapshot; requests that were in flight when
+        the connection dropped were shown as not confirmed, never as done.
+        """
+        delay = RECONNECT_MIN_S
+        while True:
+            try:
+                if await self._connect_once():
+                    delay = RECONNECT_MIN_S
+                    await self.client.closed.wait()
+                    self._status(t("status.lost", url=self.url))
+                    log.warning("event=connection_lost url=%s", self.url)
+                else:
+                    return
+            except FAILURES as exc:
+                self._status(t("status.cannot_connect", url=self.url, error=exc))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_S)
+            await self.client.close()
+            self.client = SignalClient(self.url or "", self.token, self._on_server_message)
+
+    async def _connect_once(self) -> bool:
+        """One connection: hello, then watch (supervisors). False: nothing to watch."""
+        welcome = await self.client.connect()
         self.welcome = welcome
         role = welcome["role"]
         desk = welcome.get("desk")
         if role != "officer":
             desks = list(welcome.get("desks") or [])
-            desk = self.watch_desk or (desks[0] if desks else None)
+            desk = self.current_desk or self.watch_desk or (desks[0] if desks else None)
             if desk is None:
                 self._status(t("status.no_desk"))
-                return
+                return False
             self.current_desk = desk
             self._set_banner(desk)
             for other in [desk, *(d for d in desks if d != desk)]:
                 try:
                     await self.client.request({"type": "watch", "desk": other})
-                except FAILURES as exc:
+                except RequestError as exc:
                     log.info("event=watch_refused desk=%s error=%s", other, exc)
         self.connected.set()
         self._status(
             t("status.connected", role=role, sub=welcome["sub"], office=welcome["office"],
               desk=desk or "-")
         )  # fmt: skip
+        return True
 
     def _set_banner(self, desk: str) -> None:
         if self.read_only:

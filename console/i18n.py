@@ -123,6 +123,10 @@ STRINGS: dict[str, tuple[str, str]] = {
         "{role} {sub} · office {office} · desk {desk}",
         "{role} {sub} · kantor {office} · meja {desk}",
     ),
+    "status.lost": (
+        "connection to {url} lost, reconnecting…",
+        "sambungan ke {url} terputus, menyambung ulang…",
+    ),
     "status.no_desk": ("no desk to watch in this office yet", "belum ada meja untuk diawasi"),
     "status.muted": ("MIC MUTED", "MIK BISU"),
     "status.live": ("mic live", "mik aktif"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -309,3 +310,36 @@ async def test_supervisor_is_read_only_and_sees_the_office(
         await pilot.press("w")
         await wait_for(lambda: isinstance(supervisor.screen, PickScreen), "the desk picker")
         await pilot.press("escape")
+
+
+async def test_console_says_when_the_server_is_gone_and_reconnects(
+    tmp_path: Path, keys: KeyRing
+) -> None:
+    first = SignalServer(tmp_path / "data", keys, port=0)
+    await first.start()
+    port = int(first.url.rsplit(":", 1)[1].split("/")[0])
+    clients = await start_booths(first, keys, 2)
+    app = officer(first, keys)
+    second: SignalServer | None = None
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await ready(app, 2)
+            await asyncio.gather(*(c.close() for c in clients))
+            await first.close()
+            status = app.desk_screen.query_one("#status")
+            await wait_for(lambda: "lost" in status.render().plain, "the status says: lost")
+            second = SignalServer(tmp_path / "data", keys, port=port)
+            await second.start()
+            await wait_for(lambda: "office main" in status.render().plain, "reconnected")
+            await ready(app, 2)
+            visit = visit_in(app, 1)
+            await pilot.press("a")
+            await wait_for(
+                lambda: app.model.step_status(visit, 0) == "approved", "approve after reconnect"
+            )
+            assert second.hub is not None
+            assert second.hub.state.visits[visit].steps[0].status == "approved"
+    finally:
+        if second is not None:
+            await second.close()
+        await first.close()
