@@ -255,7 +255,10 @@ class _MediaEngine:
         if link.pc.connectionState in ("failed", "closed"):
             return "failed"
         if link.state == "connected":
-            last = link.last_frame_at or link.connected_at or now
+            # Stalled means nothing at all arrives: a squeezed link that still carries audio (or
+            # a few video frames) is left alone, since rebuilding it would only make it worse.
+            heard = [link.last_frame_at, link.audio.last_frame_at, link.connected_at]
+            last = max((t for t in heard if t is not None), default=now)
             if now - last > self.stall_s:
                 return "stalled"
             return None

@@ -1,0 +1,88 @@
+"""The officer's side of the constrained-link test, run inside its own network namespace.
+
+Starts a signalling server on ``--host``:``--port`` and the officer media engine for desk d1,
+then prints one JSON line every half second about the (single) booth link: video frames,
+audio frames, frames carrying the booth's tone, received bytes, link state. The test reads
+these lines through the pipe (pipes cross namespaces; sockets here only reach the veth).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import contextlib
+
+from media.audio_tracks import AudioProbe
+from media.headless import HeadlessDesk
+from media.officer import OfficerMediaOptions
+from media.tones import booth_frequency
+from signaling.server import SignalServer
+from signaling.tokens import KeyRing
+
+
+async def main(args: argparse.Namespace) -> None:
+    keys = KeyRing.from_file(Path(args.secret))
+    server = SignalServer(Path(args.data), keys, host=args.host, port=args.port)
+    await server.start()
+    desk = HeadlessDesk(
+        server.url,
+        keys.issue("officer", "ana", "main", desk="d1"),
+        OfficerMediaOptions(audio_in="tone", send_video=False),
+    )
+    tone = booth_frequency(0)
+    counts: dict[str, Any] = {"tone": 0}
+
+    def on_frame(probe: AudioProbe, _mono: Any) -> None:
+        counts["tone"] += probe.detected.get(tone, False)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await desk.start()
+    print(json.dumps({"ready": True, "url": desk.client.url}), flush=True)
+    try:
+        while not stop.is_set():
+            for link in desk.engine.links.values():
+                if link.audio.on_frame is None:
+                    link.audio.watch(tone)
+                    link.audio.on_frame = on_frame
+                report = await link.pc.getStats() if link.state == "connected" else {}
+                rx_bytes = sum(
+                    int(getattr(s, "bytesReceived", 0) or 0)
+                    for s in report.values()
+                    if getattr(s, "type", "") == "transport"
+                )
+                line = {
+                    "t": time.monotonic(),
+                    "state": link.state,
+                    "frames": link.frames,
+                    "audio_frames": link.audio.frames,
+                    "tone_frames": counts["tone"],
+                    "rx_bytes": rx_bytes,
+                    "rebuilds": link.rebuilds,
+                }
+                print(json.dumps(line), flush=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+    finally:
+        await desk.close()
+        await server.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--secret", required=True)
+    parser.add_argument("--data", required=True)
+    asyncio.run(main(parser.parse_args()))
