@@ -48,6 +48,7 @@ async_api = pytest.importorskip(
 )
 
 from console.app import LapakConsole  # noqa: E402
+from media.headless import HeadlessDesk  # noqa: E402
 from media.tones import OFFICER_FREQUENCY, ToneSource  # noqa: E402
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(150)]
@@ -253,7 +254,8 @@ async def test_token_problems_have_their_own_screen(
     assert title == expected, f"{case} token: expected {expected!r}, page says {title!r}"
     await asyncio.sleep(1.0)  # a refused token is final: no reconnect loop
     assert (await snapshot(page))["reconnects"] == 0
-    await shot(env, page, f"token-{case}")
+    if case != "garbage":  # the same screen as a forged token
+        await shot(env, page, f"token-{reason}")
 
 
 # -- device errors --------------------------------------------------------------------------------
@@ -422,6 +424,29 @@ async def test_kiosk_visit_end_to_end(env: Env, context: Any) -> None:
                 "off air: the waiting screen, and the officer's voice gated off",
             )
 
+            # A supervisor watching the desk gets the kiosk's camera and voice, receive-only.
+            sup = HeadlessDesk(
+                server.url, env.keys.issue("supervisor", "sri", "main"), supervise="d1"
+            )
+            await sup.start()
+            try:
+                await wait_until(
+                    lambda: visit in sup.engine.links and sup.engine.links[visit].frames > 3,
+                    "the supervisor receives the kiosk's video",
+                    timeout=20,
+                )
+                sup_link = sup.engine.links[visit]
+                sup_link.audio.watch(KIOSK_FREQUENCY)
+                await wait_until(
+                    lambda: sup_link.audio.last_heard.get(KIOSK_FREQUENCY) is not None,
+                    "the supervisor hears the claimant's tone",
+                )
+                snap = await snapshot(page)
+                assert snap["media"]["supervisors"] == 1, f"one supervisor peer: {snap}"
+                assert snap["screen"] == "waiting" and silent(snap["media"]["played"])
+            finally:
+                await sup.close()
+
             # A network drop: the page reconnects and resumes its session.
             for conn_id in list(hub._booth_conns.get("booth-07", ())):
                 peer = server._peers[conn_id]
@@ -440,6 +465,7 @@ async def test_kiosk_visit_end_to_end(env: Env, context: Any) -> None:
                 page,
                 lambda s: (
                     s["visit"] == visit
+                    and s["resumed"]
                     and s["screen"] == "waiting"
                     and s["media"]["pcState"] == "connected"
                 ),

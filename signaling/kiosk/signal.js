@@ -10,6 +10,7 @@
 const TOKEN_CODES = new Set(["bad_token", "bad_signature", "token_expired", "wrong_office"]);
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
 const REQUEST_TIMEOUT_MS = 10000;
+const SESSION_KEY = "lapak.booth.session";
 
 export class RequestError extends Error {
   constructor(code, message) {
@@ -26,7 +27,8 @@ export class Signal {
     this.onStatus = onStatus;
     this.onFatal = onFatal;
     this.welcome = null;
-    this.session = null;
+    // Survives a reload (not a closed tab): the reloaded page resumes the same session.
+    this.session = sessionStorage.getItem(SESSION_KEY);
     this.ws = null;
     this.nextId = 1;
     this.pending = new Map();
@@ -76,6 +78,7 @@ export class Signal {
       if (this.welcome) this.reconnects += 1;
       this.welcome = welcome;
       this.session = welcome.session;
+      if (welcome.session) sessionStorage.setItem(SESSION_KEY, welcome.session);
       this.attempt = 0;
       this.onStatus?.("online");
       this.onWelcome?.(welcome);
