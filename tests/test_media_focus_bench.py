@@ -26,7 +26,7 @@ def test_bench_focus_tiny_run_prints_its_figures() -> None:
             "10",
             "--warmup",
             "0.5",
-        ],  # fmt: skip
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
