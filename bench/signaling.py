@@ -24,6 +24,13 @@ so the whole curve fits in five minutes); the top-level figures are then those o
 largest point. Progress goes to stdout as lines starting with '#'; the last line is one
 JSON object. Targets: clients >= 2,000, connect_storm_s <= 10, decisions_per_s >= 1,000,
 ratio_p99 <= 2, errors = 0.
+
+Each run also times SQLite commits alone on the same disk (``commit_probe``), the floor for
+any durable ack. Diagnostics for whoever optimises the server: ``--keep DIR`` (server logs and
+every ack's time and latency), ``--profile FILE`` (py-spy raw stacks of the server during the
+load; ``BENCH_PYSPY_GIL=1`` for GIL holders only), ``--server-gc-log``, ``--server-log-level``,
+``--server-config``, ``--points N,N,...``. ``foreign_cpu_cores`` says how much CPU other work
+on the machine took meanwhile.
 """
 
 from __future__ import annotations
