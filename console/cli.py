@@ -235,7 +235,7 @@ def cmd_signal(args: argparse.Namespace) -> int:
         keys = _load_or_create_keys(args.secret_file)
         server = SignalServer(
             args.data_dir, keys, host=args.host, port=args.port, config=config,
-            ssl_context=context,
+            ssl_context=context, tune_gc=True,
         )  # fmt: skip
         stop = asyncio.Event()
         _stop_on_signals(stop)

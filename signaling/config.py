@@ -7,7 +7,8 @@ grace_s = 30              # how long a dropped booth or officer keeps its place
 max_frame_bytes = 65536   # larger frames get error too_big
 rate_per_s = 50           # per-connection message rate (token bucket) ...
 rate_burst = 100          # ... and burst; beyond it: error rate_limited
-snapshot_every = 10000    # events between state snapshots in the log
+snapshot_every = 10000    # events between state snapshots in the log ...
+snapshot_min_s = 300      # ... but no more often than this (encoding the state pauses the loop)
 default_visit_minutes = 10  # used for wait estimates until visits have ended today
 allowed_origins = []      # browser origins allowed besides the server's own (kiosk pages)
 
@@ -53,6 +54,7 @@ class ServerConfig:
     rate_per_s: float = 50.0
     rate_burst: int = 100
     snapshot_every: int = 10_000
+    snapshot_min_s: float = 300.0
     default_visit_minutes: float = 10.0
     workflows: dict[str, list[str]] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
@@ -85,6 +87,7 @@ class ServerConfig:
             "rate_per_s",
             "rate_burst",
             "snapshot_every",
+            "snapshot_min_s",
             "default_visit_minutes",
             "allowed_origins",
         }

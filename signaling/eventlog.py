@@ -147,10 +147,16 @@ def verify(path: Path) -> tuple[int, list[str]]:
 
 class EventLog:
     def __init__(
-        self, path: Path, loaded: Loaded | None = None, snapshot_every: int = 10_000
+        self,
+        path: Path,
+        loaded: Loaded | None = None,
+        snapshot_every: int = 10_000,
+        snapshot_min_s: float = 0.0,
     ) -> None:
         self.path = path
         self.snapshot_every = snapshot_every
+        self.snapshot_min_s = snapshot_min_s
+        self._last_snapshot = float("-inf")
         loaded = loaded or Loaded(State(), 0, GENESIS, 0, 0)
         self._replica = msgspec.json.decode(_state_encoder.encode(loaded.state), type=State)
         self._seq = loaded.last_seq
@@ -208,37 +214,53 @@ class EventLog:
             conn.executemany(
                 "INSERT INTO events (seq, at, kind, body, hash) VALUES (?, ?, ?, ?, ?)", rows
             )
+            self._advance_replica(events, seq)
+            if self._snapshot_due(len(events)):
+                self._snapshot(conn, seq, previous)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
+            self._replica_ok = False  # it may hold events that were rolled back
             raise
         self._seq, self._hash = seq, previous
         self.appended += len(rows)
         self.commits += 1
-        if self._replica_ok:
-            try:
-                for event in events:
-                    apply(self._replica, event)
-            except Exception:  # a bug, never a reason to stop writing: lose snapshots only
-                log.exception("event=replica_failed seq=%d snapshots=off", seq)
-                self._replica_ok = False
-        self._since_snapshot += len(events)
-        if self._replica_ok and self._since_snapshot >= self.snapshot_every:
-            self._snapshot(conn)
 
-    def _snapshot(self, conn: sqlite3.Connection) -> None:
+    def _advance_replica(self, events: list[Event], seq: int) -> None:
+        if not self._replica_ok:
+            return
+        try:
+            for event in events:
+                apply(self._replica, event)
+        except Exception:  # a bug, never a reason to stop writing: lose snapshots only
+            log.exception("event=replica_failed seq=%d snapshots=off", seq)
+            self._replica_ok = False
+
+    def _snapshot_due(self, added: int) -> bool:
+        """Every ``snapshot_every`` events, but not more often than ``snapshot_min_s``:
+        encoding the state holds the GIL, so under heavy load snapshots go by time."""
+        self._since_snapshot += added
+        return (
+            self._replica_ok
+            and self._since_snapshot >= self.snapshot_every
+            and time.monotonic() - self._last_snapshot >= self.snapshot_min_s
+        )
+
+    def _snapshot(self, conn: sqlite3.Connection, seq: int, seq_hash: str) -> None:
+        """Written in the same transaction as the batch it follows (no extra fsync)."""
         started = time.perf_counter()
         body = _state_encoder.encode(self._replica)
         conn.execute(
             "INSERT OR REPLACE INTO snapshots (seq, hash, body) VALUES (?, ?, ?)",
-            (self._seq, self._hash, body),
+            (seq, seq_hash, body),
         )
-        conn.execute("DELETE FROM snapshots WHERE seq < ?", (self._seq,))
+        conn.execute("DELETE FROM snapshots WHERE seq < ?", (seq,))
         self._since_snapshot = 0
+        self._last_snapshot = time.monotonic()
         self.snapshots += 1
         log.info(
             "event=snapshot seq=%d bytes=%d ms=%.1f",
-            self._seq,
+            seq,
             len(body),
             (time.perf_counter() - started) * 1000,
         )

@@ -545,12 +545,12 @@ class Hub:
 
     # -- fan-out of accepted events ---------------------------------------------------
 
-    def _booth_state(self, visit_id: str) -> dict[str, Any]:
+    def _booth_state(self, visit_id: str, view: dict[str, Any] | None = None) -> dict[str, Any]:
         visit = self.state.visits[visit_id]
         desk = self.state.desks.get(visit.desk) if visit.desk else None
         return {
             "type": "booth_state",
-            **visit_view(visit),
+            **(view or visit_view(visit)),
             "on_air": bool(desk and desk.on_air == visit.id),
             "position": queue_position(self.state, visit),
             "estimated_wait_s": self.domain.estimated_wait_s(visit),
@@ -597,6 +597,14 @@ class Hub:
                     offices.add(self.state.desks[event.desk].office)
         for office in offices:  # queue positions moved for everyone still waiting
             visits.update(self.state.queues.get(office, []))
+        views: dict[str, dict[str, Any]] = {}
+
+        def view(visit_id: str) -> dict[str, Any]:
+            found = views.get(visit_id)
+            if found is None:
+                found = views[visit_id] = visit_view(self.state.visits[visit_id])
+            return found
+
         for desk_id, changed in desks.items():
             watchers = self._desk_watchers.get(desk_id)
             self._desk_seq[desk_id] += 1
@@ -612,14 +620,14 @@ class Hub:
                 "vacant": desk.vacant,
                 "capacity": desk.capacity,
                 "queue": len(self.state.queues.get(desk.office, [])),
-                "visits": [visit_view(self.state.visits[v]) for v in sorted(changed)],
+                "visits": [view(v) for v in sorted(changed)],
             }
             result.outputs += [(c, delta) for c in sorted(watchers)]
         for visit_id in sorted(visits):
             booth = self.state.visits[visit_id].booth
             conns = self._booth_conns.get(booth)
             if conns:
-                message = self._booth_state(visit_id)
+                message = self._booth_state(visit_id, view(visit_id))
                 result.outputs += [(c, message) for c in sorted(conns)]
 
 

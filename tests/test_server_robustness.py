@@ -98,8 +98,8 @@ async def test_oversize_frames_get_too_big_or_1009(server: SignalServer) -> None
 async def test_slow_reader_is_closed_and_others_are_served(tmp_path: Path, keys: KeyRing) -> None:
     import signaling.server as srv_module
 
-    limit = srv_module.SEND_QUEUE_LIMIT
-    srv_module.SEND_QUEUE_LIMIT = 8
+    limit = srv_module.SEND_BUFFER_LIMIT
+    srv_module.SEND_BUFFER_LIMIT = 64 * 1024
     config = ServerConfig(rate_per_s=1e6, rate_burst=100_000)
     server = SignalServer(tmp_path / "d", keys, port=0, config=config)
     await server.start()
@@ -134,7 +134,7 @@ async def test_slow_reader_is_closed_and_others_are_served(tmp_path: Path, keys:
     finally:
         for client in clients:
             await client.close()
-        srv_module.SEND_QUEUE_LIMIT = limit
+        srv_module.SEND_BUFFER_LIMIT = limit
         await server.close()
 
 
