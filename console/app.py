@@ -459,7 +459,9 @@ class LapakConsole(App[None]):
         if self._terminal_backlog() > WRITE_BACKLOG:
             return  # frames stay unread and are replaced by newer ones: dropped, not queued
         now = time.monotonic()
-        min_gap = 0.8 / max(1.0, self.config.fps)  # video.fps caps each tile's paint rate
+        # At most twice video.fps per tile: a frame that arrives early after a late one is
+        # painted at once (waiting to space them out would only add latency).
+        min_gap = 0.5 / max(1.0, self.config.fps)
         for slot, visit in self.model.by_slot().items():
             link = self.media.links.get(visit["visit"])
             if link is None:
