@@ -121,6 +121,12 @@ async def booths_worker(url: str, secret: str, count: int, size: str, fps: int) 
 # -- the officer side and the measurement ----------------------------------------------------
 
 
+def audio_prefetch() -> int:
+    from media.peer import AUDIO_PREFETCH
+
+    return AUDIO_PREFETCH
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -292,6 +298,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "booth_told_p50_ms": pct(told_ms, 50),
             "gate_to_tone_p50_ms": pct(wire_ms, 50),
             "gate_to_tone_p95_ms": pct(wire_ms, 95),
+            "audio_prefetch": audio_prefetch(),
             "booths": args.booths,
             "size": args.size,
             "fps": args.fps,

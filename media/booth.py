@@ -96,6 +96,7 @@ class BoothAgent:
         self._video: Fanout | None = None
         self._mic: Fanout | None = None
         self._sources_ready = False
+        self._answering = asyncio.Lock()  # offers are answered one at a time, in order
 
     # -- state --------------------------------------------------------------------------------
 
@@ -166,7 +167,7 @@ class BoothAgent:
                 await fanout.close()
         self._video = self._mic = None
         if self._speaker is not None:
-            self._speaker.close()
+            await asyncio.to_thread(self._speaker.close)
             self._speaker = None
         await self.client.close()
 
@@ -258,6 +259,13 @@ class BoothAgent:
 
     async def _answer_officer(self, message: dict[str, Any]) -> None:
         """Answer with a fresh peer; an old one (a rebuilt link) is closed first."""
+        async with self._answering:
+            try:
+                await self._answer_officer_now(message)
+            except Exception as exc:  # a bad offer or a peer closed under us: wait for the next
+                log.warning("event=answer_failed booth=%s reason=%r", self.name, str(exc))
+
+    async def _answer_officer_now(self, message: dict[str, Any]) -> None:
         if self._pc is not None:
             old, self._pc = self._pc, None
             await close_peers([old])
@@ -289,6 +297,15 @@ class BoothAgent:
 
     async def _answer_supervisor(self, message: dict[str, Any], peer: str) -> None:
         """A watching supervisor: send camera and microphone, take nothing, keep it bounded."""
+        async with self._answering:
+            try:
+                await self._answer_supervisor_now(message, peer)
+            except Exception as exc:
+                log.warning(
+                    "event=answer_failed booth=%s peer=%s reason=%r", self.name, peer, str(exc)
+                )
+
+    async def _answer_supervisor_now(self, message: dict[str, Any], peer: str) -> None:
         old = self.supervisor_peers.pop(peer, None)
         if old is not None:
             await close_peers([old])

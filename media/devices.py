@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import MediaStreamTrack
 
@@ -25,7 +26,9 @@ log = logging.getLogger("lapak.devices")
 
 def _platform_format(kind: str) -> str:
     if sys.platform.startswith("linux"):
-        return "v4l2" if kind == "video" else "pulse"
+        if kind == "video":
+            return "v4l2"
+        return "pulse" if "pulse" in av.formats_available else "alsa"
     if sys.platform == "darwin":
         return "avfoundation"
     if sys.platform.startswith("win"):

@@ -163,7 +163,7 @@ class _MediaEngine:
         await cancel_tasks(self._tasks)
         await asyncio.gather(*(self.drop(v) for v in list(self.links)))
         if self._sink is not None:
-            self._sink.close()
+            await asyncio.to_thread(self._sink.close)
             self._sink = None
         await self._close_sources()
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Iterable
 
 import aioice.ice
 import aiortc.codecs.vpx
+import aiortc.rtcrtpreceiver
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+from aiortc.jitterbuffer import JitterBuffer
 
 log = logging.getLogger("lapak.media")
 
@@ -35,6 +38,22 @@ VIDEO_MIN_BITRATE = 100_000
 thin link the picture then crowds out the voice. Let it yield down to 100 kbps (a softer
 picture, fewer frames) so audio keeps its share; measured in tests/test_media_netns.py."""
 aiortc.codecs.vpx.MIN_BITRATE = VIDEO_MIN_BITRATE
+
+AUDIO_PREFETCH = int(os.environ.get("LAPAK_AUDIO_PREFETCH", "1"))
+"""aiortc holds each received audio packet until ``prefetch`` later ones have arrived (4 by
+default: 80 ms) before decoding it. That is a fixed delay, not a playout schedule (arrival
+jitter passes straight through either way, and our mixer and speaker buffers absorb it), and
+it is most of the focus switch time measured by bench/focus.py. One packet (20 ms) is enough
+on a branch LAN; ``LAPAK_AUDIO_PREFETCH=4`` restores aiortc's default."""
+
+
+def _jitter_buffer(capacity: int, prefetch: int = 0, is_video: bool = False) -> JitterBuffer:
+    if not is_video:
+        prefetch = min(prefetch, AUDIO_PREFETCH)
+    return JitterBuffer(capacity=capacity, prefetch=prefetch, is_video=is_video)
+
+
+aiortc.rtcrtpreceiver.JitterBuffer = _jitter_buffer  # type: ignore[assignment,misc]
 
 
 def new_peer_connection(ice_servers: Iterable[str] = ()) -> RTCPeerConnection:
