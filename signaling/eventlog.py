@@ -156,7 +156,7 @@ class EventLog:
         self.path = path
         self.snapshot_every = snapshot_every
         self.snapshot_min_s = snapshot_min_s
-        self._last_snapshot = float("-inf")
+        self._last_snapshot = time.monotonic()  # startup just loaded one or replayed all
         loaded = loaded or Loaded(State(), 0, GENESIS, 0, 0)
         self._replica = msgspec.json.decode(_state_encoder.encode(loaded.state), type=State)
         self._seq = loaded.last_seq

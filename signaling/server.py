@@ -127,7 +127,7 @@ class SignalServer:
         while True:
             await asyncio.sleep(1.0)
             beats += 1
-            if self.tune_gc and beats % 60 == 0:
+            if self.tune_gc and beats % 10 == 0:
                 _freeze_long_lived()
             result = self.hub.tick(self.clock())
             if result.events or result.outputs:
@@ -287,7 +287,7 @@ class SignalServer:
 
 
 def _freeze_long_lived() -> None:
-    """Move what survived so far out of the collector's reach.
+    """Move what survived so far out of the collector's reach (every 10 s).
 
     The state (visits, steps, desks) and connections are long-lived and acyclic; without
     this each full collection walks all of them while the loop waits (tens of ms at 2,000
