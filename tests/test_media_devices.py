@@ -85,7 +85,8 @@ async def test_booth_sends_its_devices_and_falls_back_when_they_are_missing(
         real_link, broken_link = links[real.visit], links[broken.visit]
         real_link.audio.on_frame = lambda _p, mono: heard_1k.append(goertzel_power(mono, 1000))
         await wait_for(lambda: len(heard_1k) > 20, "audio from the booth's microphone")
-        assert max(heard_1k) > 0.01, "the officer hears the microphone's 1 kHz"
+        # lavfi's sine is at 1/8 of full scale: power ~0.0078 after Opus
+        assert min(heard_1k[-10:]) > 0.003, "the officer hears the microphone's 1 kHz"
         await wait_for(lambda: real_link.latest is not None, "a fresh frame")
         rgb = real_link.latest.to_ndarray(format="rgb24")  # type: ignore[union-attr]
         assert rgb.shape == (120, 160, 3) and identify_booth(rgb) is None, (
