@@ -93,7 +93,11 @@ class SignalServer:
             (time.perf_counter() - started) * 1000,
         )
         self.hub = Hub(self.keys, loaded.state, self.config, now=self.clock())
-        self.log = await asyncio.to_thread(EventLog, path, loaded, self.config.snapshot_every)
+        self.log = await asyncio.to_thread(
+            EventLog, path, loaded, self.config.snapshot_every, self.config.snapshot_min_s
+        )
+        if self.tune_gc:
+            _freeze_long_lived(full=True)
         self.log.start()
         self._fatal = asyncio.get_running_loop().create_future()
         bootstrap = self.hub.bootstrap(self.clock())
@@ -286,15 +290,21 @@ class SignalServer:
         task.add_done_callback(self._closers.discard)
 
 
-def _freeze_long_lived() -> None:
-    """Move what survived so far out of the collector's reach (every 10 s).
+def _freeze_long_lived(full: bool = False) -> None:
+    """Move what survived so far out of the collector's reach (at start, then every 10 s).
 
     The state (visits, steps, desks) and connections are long-lived and acyclic; without
-    this each full collection walks all of them while the loop waits (tens of ms at 2,000
-    clients, measured by bench/signaling.py). Frozen objects are still freed by reference
-    counting; only cyclic garbage among them would wait for a process restart.
+    this each full collection walks all of them while the loop waits (20-120 ms at 2,000
+    clients, measured by bench/signaling.py). Only the young generations are collected
+    before freezing, so this never costs a full collection itself; automatic full
+    collections become rare. Frozen objects are still freed by reference counting; only
+    cyclic garbage that had already aged would wait for a process restart.
     """
-    gc.collect()
+    if full:
+        gc.collect()
+        gc.set_threshold(7000, 20, 1000)
+    else:
+        gc.collect(1)
     gc.freeze()
 
 
