@@ -302,7 +302,7 @@ def _freeze_long_lived(full: bool = False) -> None:
     """
     if full:
         gc.collect()
-        gc.set_threshold(7000, 20, 1000)
+        gc.set_threshold(700, 10, 1000)
     else:
         gc.collect(1)
     gc.freeze()
