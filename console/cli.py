@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -111,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="a recording played as camera and microphone (looped)")
     p.add_argument(
         "--status-view", action="store_true", help="show the claimant's screen state here"
+    )
+    p.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="stop when the starting process ends (used by lapak demo)",
     )
 
     p = sub.add_parser("console", help="the officer's console")
@@ -331,10 +337,29 @@ def cmd_booth(args: argparse.Namespace) -> int:
     async def run() -> None:
         stop = asyncio.Event()
         _stop_on_signals(stop)
-        await run_booths(agents, stop)
+        watcher = None
+        if args.exit_with_parent:
+            watcher = asyncio.create_task(_watch_parent(stop), name="parent-watch")
+        try:
+            await run_booths(agents, stop)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
 
     asyncio.run(run())
     return 0
+
+
+async def _watch_parent(stop: asyncio.Event) -> None:
+    """Stop when the process that started us is gone (even if it was SIGKILLed)."""
+    parent = os.getppid()
+    while not stop.is_set():
+        await asyncio.sleep(0.5)
+        if os.getppid() != parent:
+            log.info("event=parent_gone action=stop")
+            stop.set()
 
 
 def _unverified_claims(token: str) -> dict[str, object]:
@@ -435,7 +460,7 @@ async def _demo(args: argparse.Namespace, tmp: Path) -> None:
         officer = keys.issue("officer", "officer-1", "main", desk="desk-1")
         w, h = args.size
         booths = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "console", "booth",
+            sys.executable, "-m", "console", "booth", "--exit-with-parent",
             "--server", server.url, "--secret-file", str(secret),
             "--count", str(args.booths), "--size", f"{w}x{h}",
             stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,

@@ -54,6 +54,7 @@ def test_demo_shows_booths_and_q_quits_cleanly(tmp_path: Path) -> None:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+            subprocess.run(["pkill", "-9", "-f", f"secret-file {tmp_path}"], capture_output=True)
         rest = b""
         while True:
             ready, _, _ = select.select([master], [], [], 0.1)
@@ -74,3 +75,34 @@ def test_demo_shows_booths_and_q_quits_cleanly(tmp_path: Path) -> None:
     )
     assert leftovers.stdout == "", "no booth process is left behind"
     assert list(tmp_path.iterdir()) == [], "no temporary file is left behind"
+
+
+def test_booths_stop_when_the_demo_is_killed(tmp_path: Path) -> None:
+    """Even a SIGKILLed demo leaves no booth process behind."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    env = {**os.environ, "TMPDIR": str(tmp_path), "TERM": "xterm-256color"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "console", "demo", "--booths", "1", "--size", "160x120"],
+        stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
+        close_fds=True,
+    )  # fmt: skip
+    os.close(slave)
+    pattern = f"secret-file {tmp_path}"
+    try:
+        read_until(master, b"booth-01", timeout=40)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+            if not found.stdout:
+                break
+            time.sleep(0.2)
+        assert not found.stdout, "the booth process stops once the demo is gone"
+    finally:
+        subprocess.run(["pkill", "-9", "-f", pattern], capture_output=True)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
