@@ -28,7 +28,6 @@ from signaling.tokens import KeyRing
 
 ROOT = Path(__file__).resolve().parent.parent
 OFFICER_IP, BOOTH_IP = "10.231.7.1", "10.231.7.2"
-RATE = "340kbit"
 
 
 def sh(*cmd: str) -> None:
@@ -176,13 +175,15 @@ async def test_video_degrades_audio_holds_and_both_recover_across_a_squeezed_lin
 
         free = await reader.rates(4.0)
         assert free["fps"] > 10 and free["audio_fps"] > 40, f"a free link carries it all: {free}"
-        assert free["kbps"] > 390, f"the video should need more than {RATE}: {free}"
-
-        ns.limit(RATE)
+        assert free["kbps"] > 300, f"the free link should carry the video at full rate: {free}"
+        # Squeeze to 85% of what this encoder just used (it varies a little from run to run):
+        # below the video's need, well above the voice's.
+        rate_kbit = max(200, int(free["kbps"] * 0.85))
+        ns.limit(f"{rate_kbit}kbit")
         await asyncio.sleep(5.0)  # let the queue fill and the sender adapt
         squeezed = await reader.rates(6.0)
-        assert squeezed["kbps"] < 0.9 * free["kbps"] and squeezed["kbps"] < 360, (
-            f"the {RATE} limit should hold the booth's traffic down: {free} -> {squeezed}"
+        assert squeezed["kbps"] < 0.93 * free["kbps"] and squeezed["kbps"] < rate_kbit * 1.06, (
+            f"the {rate_kbit} kbit limit should hold the booth's traffic down: {free} -> {squeezed}"
         )
         assert squeezed["fps"] > 1, f"video keeps flowing at a reduced rate: {squeezed}"
         assert squeezed["audio_fps"] > 40, f"audio frames keep arriving: {squeezed}"
