@@ -233,6 +233,11 @@ class BoothAgent:
             if not self.on_air:
                 self.officer_frame = None  # off air: the waiting screen, never the officer
             self._refresh_screen()
+        elif kind == "peer_left":
+            pc = self.supervisor_peers.pop(str(message.get("peer")), None)
+            if pc is not None:
+                log.info("event=supervisor_left booth=%s peer=%s", self.name, message.get("peer"))
+                self._spawn(close_peers([pc]), f"sup-close-{self.name}")
         elif kind == "sdp" and message.get("sdp_type") == "offer":
             sender = message.get("from")
             peer = message.get("peer")

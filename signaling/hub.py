@@ -165,15 +165,24 @@ class Hub:
         conn = self.conns.pop(conn_id, None)
         if conn is None:
             return Result()
+        result = Result()
         for desk in conn.watching:
             self._desk_watchers.get(desk, set()).discard(conn_id)
+        if conn.claims is not None and conn.claims.role in ("supervisor", "admin"):
+            # Booths may hold a receive-only peer for this watcher: tell them to drop it.
+            for desk_id in sorted(conn.watching):
+                desk = self.state.desks.get(desk_id)
+                for visit_id in sorted(desk.slots.values()) if desk else ():
+                    booth = self.state.visits[visit_id].booth
+                    left = {"type": "peer_left", "visit": visit_id, "peer": str(conn_id)}
+                    result.outputs += [(c, left) for c in sorted(self._booth_conns.get(booth, ()))]
         if conn.claims is not None:
             if conn.claims.booth:
                 self._booth_conns.get(conn.claims.booth, set()).discard(conn_id)
             place = _identity(conn.claims)
             if place is not None and not self._holders(place):
                 self.away[place] = now
-        return Result()
+        return result
 
     def _holders(self, place: tuple[str, str]) -> list[int]:
         kind, ident = place

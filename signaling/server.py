@@ -231,8 +231,12 @@ class SignalServer:
         except ConnectionClosed:
             pass
         finally:
-            self.hub.disconnect(conn_id, self.clock())
             self._peers.pop(conn_id, None)
+            gone = self.hub.disconnect(conn_id, self.clock())
+            if gone.outputs:
+                self.log.append([]).add_done_callback(
+                    lambda f, r=gone, c=conn_id: self._deliver(f, r, c)
+                )
             log.info("event=disconnected conn=%d code=%s", conn_id, ws.close_code)
 
     def _count(self, result: Result) -> None:

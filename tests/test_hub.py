@@ -176,3 +176,18 @@ def test_supervisor_may_offer_receive_only_media_to_a_watched_booth(hub: Hub) ->
     assert [m["sdp"] for m in to(out, sup)] == ["a"], "the answer reaches that supervisor only"
     out = send(hub, booth, {**answer, "peer": "999"})
     assert to(out, booth)[0]["code"] == "not_connected"
+
+
+def test_booths_hear_when_a_watching_supervisor_leaves(hub: Hub) -> None:
+    hello(hub, "officer", desk="d1")
+    booth = hello(hub, "booth", booth="b1")
+    sup = hello(hub, "supervisor")
+    out = send(
+        hub,
+        booth,
+        {"type": "start_visit", "id": 2, "claimant": {"name": "S", "membership_no": "1"}},
+    )
+    visit = to(out, booth)[0]["visit"]
+    send(hub, sup, {"type": "watch", "id": 3, "desk": "d1"})
+    gone = hub.disconnect(sup, NOW)
+    assert to(gone.outputs, booth) == [{"type": "peer_left", "visit": visit, "peer": str(sup)}]

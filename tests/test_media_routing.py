@@ -227,6 +227,11 @@ async def test_supervisor_receives_every_booth_receive_only(rig: Rig) -> None:
         assert all(link.voice is None for link in sup.engine.links.values())
     finally:
         await sup.close()
+    await wait_for(
+        lambda: all(not b.supervisor_peers for b in rig.booths),
+        "every booth drops the supervisor's peer when the server says it left (peer_left)",
+        timeout=10,
+    )
     # The officer's links were never disturbed.
     assert all(link.state == "connected" for link in rig.desk.engine.links.values())
 
