@@ -454,7 +454,8 @@ class LapakConsole(App[None]):
 
     def _paint_video(self) -> None:
         """Paint each tile's newest frame; drop the tick when the terminal is behind."""
-        if self.media is None or self.screen is not self.desk_screen:
+        stack = self.screen_stack  # empty while the app shuts down
+        if self.media is None or not stack or stack[-1] is not self.desk_screen:
             return
         if self._terminal_backlog() > WRITE_BACKLOG:
             return  # frames stay unread and are replaced by newer ones: dropped, not queued
