@@ -126,7 +126,9 @@ class Hub:
         self.conns: dict[int, Conn] = {}
         self._ids = itertools.count(1)
         self._desk_watchers: dict[str, set[int]] = {}
-        self._booth_conns: dict[str, set[int]] = {}
+        # Who holds each place (a booth, an officer's desk): connection ids, kept as they come
+        # and go so that presence and booth fan-out never scan every connection.
+        self._holders: dict[tuple[str, str], set[int]] = {}
         self._desk_seq: Counter[str] = Counter()
         self._sessions: dict[tuple[str, str], str] = {}
         # Places whose holder is away: (kind, id) -> since when. After a restart everyone
@@ -175,22 +177,18 @@ class Hub:
                 for visit_id in sorted(desk.slots.values()) if desk else ():
                     booth = self.state.visits[visit_id].booth
                     left = {"type": "peer_left", "visit": visit_id, "peer": str(conn_id)}
-                    result.outputs += [(c, left) for c in sorted(self._booth_conns.get(booth, ()))]
-        if conn.claims is not None:
-            if conn.claims.booth:
-                self._booth_conns.get(conn.claims.booth, set()).discard(conn_id)
-            place = _identity(conn.claims)
-            if place is not None and not self._holders(place):
+                    result.outputs += [(c, left) for c in self._booth_holders(booth)]
+        place = _identity(conn.claims) if conn.claims is not None else None
+        if place is not None:
+            holders = self._holders.get(place, set())
+            holders.discard(conn_id)
+            if not holders:
+                self._holders.pop(place, None)
                 self.away[place] = now
         return result
 
-    def _holders(self, place: tuple[str, str]) -> list[int]:
-        kind, ident = place
-        found = []
-        for conn in self.conns.values():
-            if conn.claims is not None and _identity(conn.claims) == (kind, ident):
-                found.append(conn.id)
-        return found
+    def _booth_holders(self, booth: str) -> list[int]:
+        return sorted(self._holders.get(("booth", booth), ()))
 
     def tick(self, now: float) -> Result:
         """Let time pass: places away longer than the grace period are given up."""
@@ -291,6 +289,11 @@ class Hub:
             raise TokenError(ErrorCode.WRONG_OFFICE, f"this server does not serve {claims.office}")
         if claims.office == "*" and claims.role not in ("supervisor", "admin"):
             raise TokenError(ErrorCode.BAD_TOKEN, "only supervisors and admins span offices")
+        if claims.role == "officer":
+            assert claims.desk is not None
+            existing = self.state.desks.get(claims.desk)
+            if existing is not None and existing.office != claims.office:
+                raise TokenError(ErrorCode.WRONG_OFFICE, f"desk {claims.desk} is elsewhere")
         place = _identity(claims)
         resumed = False
         session = None
@@ -300,11 +303,7 @@ class Hub:
             session = known if resumed else secrets.token_urlsafe(12)
             self._sessions[place] = session
             self.away.pop(place, None)
-        if claims.role == "officer":
-            assert claims.desk is not None
-            existing = self.state.desks.get(claims.desk)
-            if existing is not None and existing.office != claims.office:
-                raise TokenError(ErrorCode.WRONG_OFFICE, f"desk {claims.desk} is elsewhere")
+            self._holders.setdefault(place, set()).add(conn.id)
         conn.claims = claims
         conn.session = session
         welcome: dict[str, Any] = {
@@ -331,7 +330,6 @@ class Hub:
             self._watch(conn, claims.desk, result)
         elif claims.role == "booth":
             assert claims.booth is not None
-            self._booth_conns.setdefault(claims.booth, set()).add(conn.id)
             visit_id = self.state.open_by_booth.get(claims.booth)
             if visit_id is not None:
                 result.outputs.append((conn.id, self._booth_state(visit_id)))
@@ -464,12 +462,12 @@ class Hub:
             raise DomainError(ErrorCode.VISIT_NOT_ACTIVE, f"visit {msg.visit} is not active")
         peer: str | None = None
         if claims.role == "officer" and claims.desk == visit.desk:
-            targets = self._booth_conns.get(visit.booth, set())
+            targets = set(self._booth_holders(visit.booth))
             sender = "officer"
         elif claims.role in ("supervisor", "admin") and visit.desk in conn.watching:
             if msg.sdp_type != "offer":
                 raise ProtocolError(ErrorCode.FORBIDDEN, "a supervisor only offers")
-            targets = self._booth_conns.get(visit.booth, set())
+            targets = set(self._booth_holders(visit.booth))
             sender, peer = "supervisor", str(conn.id)
         elif claims.role == "booth" and claims.booth == visit.booth:
             sender = "booth"
@@ -521,7 +519,7 @@ class Hub:
                 "on_air_booth": s.visits[d.on_air].booth if d.on_air in s.visits else None,
                 "closed": d.closed,
                 "vacant": d.vacant,
-                "present": ("desk", d.id) not in self.away and bool(self._holders(("desk", d.id))),
+                "present": bool(self._holders.get(("desk", d.id))),
             }
             for d in sorted(s.desks.values(), key=lambda d: d.id)
             if office in (d.office, "*")
@@ -634,7 +632,7 @@ class Hub:
             result.outputs += [(c, delta) for c in sorted(watchers)]
         for visit_id in sorted(visits):
             booth = self.state.visits[visit_id].booth
-            conns = self._booth_conns.get(booth)
+            conns = self._booth_holders(booth)
             if conns:
                 message = self._booth_state(visit_id, view(visit_id))
                 result.outputs += [(c, message) for c in sorted(conns)]
