@@ -11,7 +11,6 @@ ring: a reader that falls behind by more than 200 ms skips to 40 ms behind the n
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from media.peer import cancel_tasks
 from media.tones import SAMPLE_RATE
 
 log = logging.getLogger("lapak.live_audio")
@@ -89,8 +89,6 @@ class LiveAudioSource:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await cancel_tasks([self._task])
             self._task = None
         self.track.stop()

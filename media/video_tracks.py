@@ -9,7 +9,6 @@ video and no encoder runs for them. Focus moves by flipping gates, never by rene
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fractions
 import logging
 import time
@@ -18,6 +17,8 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from PIL import Image, ImageDraw, ImageFont
+
+from media.peer import cancel_tasks
 
 log = logging.getLogger("lapak.officer_video")
 
@@ -114,9 +115,7 @@ class Fanout:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await cancel_tasks([self._task])
             self._task = None
         self.source.stop()
 
