@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+from tests_support import run_bench
 
-ROOT = Path(__file__).resolve().parent.parent
 KEYS = {
     "clients",
     "connect_storm_s",
@@ -23,21 +19,7 @@ KEYS = {
 
 
 def test_bench_signaling_quick_prints_json_with_its_keys() -> None:
-    proc = subprocess.run(
-        [sys.executable, "bench/signaling.py", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, f"expected exit 0, got {proc.returncode}; stderr:\n{proc.stderr}"
-    lines = proc.stdout.strip().splitlines()
-    assert lines, f"expected output, got none; stderr:\n{proc.stderr}"
-    result = json.loads(lines[-1])
-    assert isinstance(result, dict), f"expected a JSON object on the last line, got {lines[-1]!r}"
-    missing = KEYS - result.keys()
-    assert not missing, f"expected keys {sorted(KEYS)}; missing {sorted(missing)}"
+    result, _ = run_bench("signaling.py", "--quick", keys=KEYS)
     assert result["errors"] == 0, f"expected no errors in the tiny run, got {result['detail']}"
     assert result["clients"] > 0, f"expected clients to connect, got {result['clients']!r}"
     for key in ("decisions_per_s", "ack_p50_ms", "ack_p99_ms", "floor_p99_ms", "ratio_p99"):

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+from tests_support import run_bench
 
-ROOT = Path(__file__).resolve().parent.parent
 KEYS = {
     "ms_per_tile_frame",
     "naive_ms_per_tile_frame",
@@ -20,21 +16,7 @@ KEYS = {
 
 
 def test_bench_render_quick_prints_json_with_its_keys() -> None:
-    proc = subprocess.run(
-        [sys.executable, "bench/render.py", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, f"expected exit 0, got {proc.returncode}; stderr:\n{proc.stderr}"
-    lines = proc.stdout.strip().splitlines()
-    assert lines, f"expected output, got none; stderr:\n{proc.stderr}"
-    result = json.loads(lines[-1])
-    assert isinstance(result, dict), f"expected a JSON object on the last line, got {lines[-1]!r}"
-    missing = KEYS - result.keys()
-    assert not missing, f"expected keys {sorted(KEYS)}; missing {sorted(missing)}"
+    result, proc = run_bench("render.py", "--quick", keys=KEYS)
     for key in ("ms_per_tile_frame", "naive_ms_per_tile_frame", "speedup"):
         assert isinstance(result[key], int | float) and result[key] > 0, (
             f"expected {key} to be a positive number, got {result[key]!r}"

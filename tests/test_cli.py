@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from tests_support import free_port
 
 from console.cli import build_parser, server_url
 from signaling.tokens import KeyRing
@@ -45,12 +45,6 @@ def test_token_prints_a_verifiable_token(tmp_path: Path) -> None:
     bad = run("token", "--secret-file", str(secret), "--role", "officer", "--sub", "a",
               "--office", "main")  # fmt: skip
     assert bad.returncode == 2 and "desk" in bad.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_signal_runs_headless_logs_structured_and_stops_on_sigterm(tmp_path: Path) -> None:

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+from tests_support import run_bench
 
-ROOT = Path(__file__).resolve().parent.parent
 KEYS = {
     "fps_per_tile_min",
     "fps_per_tile_median",
@@ -20,18 +16,7 @@ KEYS = {
 
 
 def test_bench_console_quick_prints_json_with_its_keys() -> None:
-    proc = subprocess.run(
-        [sys.executable, "bench/console.py", "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert proc.returncode == 0, f"expected exit 0, got {proc.returncode}; output:\n{proc.stdout}"
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    missing = KEYS - result.keys()
-    assert not missing, f"expected keys {sorted(KEYS)}; missing {sorted(missing)}"
+    result, _ = run_bench("console.py", "--quick", keys=KEYS, timeout=110)
     assert result["frames_painted"] > 0, f"expected painted frames, got {result}"
     assert result["stamps_read"] > 0, "expected clock stamps read back from painted tiles"
     assert result["tty_bytes_per_s"] > 0

@@ -33,16 +33,23 @@ def read_until(fd: int, needle: bytes, timeout: float) -> bytes:
     )
 
 
-def test_demo_shows_booths_and_q_quits_cleanly(tmp_path: Path) -> None:
+def start_demo(tmp_path: Path, booths: int) -> tuple[subprocess.Popen[bytes], int]:
+    """`lapak demo` in a 100x30 pseudo-terminal with its temporary files under tmp_path;
+    returns the process and the terminal's master side."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     env = {**os.environ, "TMPDIR": str(tmp_path), "TERM": "xterm-256color"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "console", "demo", "--booths", "2", "--size", "160x120"],
+        [sys.executable, "-m", "console", "demo", "--booths", str(booths), "--size", "160x120"],
         stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
         close_fds=True,
     )  # fmt: skip
     os.close(slave)
+    return proc, master
+
+
+def test_demo_shows_booths_and_q_quits_cleanly(tmp_path: Path) -> None:
+    proc, master = start_demo(tmp_path, booths=2)
     try:
         read_until(master, b"booth-02", timeout=40)
         read_until(master, "▀".encode(), timeout=30)  # live video cells are painted
@@ -79,15 +86,7 @@ def test_demo_shows_booths_and_q_quits_cleanly(tmp_path: Path) -> None:
 
 def test_booths_stop_when_the_demo_is_killed(tmp_path: Path) -> None:
     """Even a SIGKILLed demo leaves no booth process behind."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    env = {**os.environ, "TMPDIR": str(tmp_path), "TERM": "xterm-256color"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "console", "demo", "--booths", "1", "--size", "160x120"],
-        stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
-        close_fds=True,
-    )  # fmt: skip
-    os.close(slave)
+    proc, master = start_demo(tmp_path, booths=1)
     pattern = f"secret-file {tmp_path}"
     try:
         read_until(master, b"booth-01", timeout=40)

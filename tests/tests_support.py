@@ -2,10 +2,44 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def run_bench(
+    script: str, *args: str, keys: Iterable[str] = (), timeout: float = 120
+) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+    """Run ``bench/<script>`` from the repository root; check it exits 0 and that its last
+    line is one JSON object carrying ``keys``. Returns that object and the finished process."""
+    proc = subprocess.run(
+        [sys.executable, f"bench/{script}", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert proc.returncode == 0, (
+        f"expected exit 0, got {proc.returncode}; stderr:\n{proc.stderr[-3000:]}\n"
+        f"stdout:\n{proc.stdout[-1500:]}"
+    )
+    lines = proc.stdout.strip().splitlines()
+    assert lines, f"expected output, got none; stderr:\n{proc.stderr[-3000:]}"
+    result = json.loads(lines[-1])
+    assert isinstance(result, dict), f"expected a JSON object on the last line, got {lines[-1]!r}"
+    missing = set(keys) - result.keys()
+    assert not missing, f"expected keys {sorted(keys)}; missing {sorted(missing)}"
+    return result, proc
