@@ -36,6 +36,13 @@ def hello(hub: Hub, role: str, **kw: str) -> int:
     return conn
 
 
+def start_visit(hub: Hub, booth: int) -> str:
+    """The booth starts a visit; returns its id from the ack."""
+    claimant = {"name": "S", "membership_no": "1"}
+    out = send(hub, booth, {"type": "start_visit", "id": 2, "claimant": claimant})
+    return str(to(out, booth)[0]["visit"])
+
+
 def test_nothing_before_hello(hub: Hub) -> None:
     conn = hub.connect()
     out = send(hub, conn, {"type": "focus", "id": 7, "visit": None})
@@ -126,12 +133,7 @@ def test_sdp_relays_between_the_peers_of_a_visit_only(hub: Hub) -> None:
     officer = hello(hub, "officer", desk="d1")
     booth = hello(hub, "booth", booth="b1")
     other = hello(hub, "booth", booth="b2", sub="b2")
-    out = send(
-        hub,
-        booth,
-        {"type": "start_visit", "id": 2, "claimant": {"name": "S", "membership_no": "1"}},
-    )
-    visit = to(out, booth)[0]["visit"]
+    visit = start_visit(hub, booth)
     offer = {"type": "sdp", "id": 3, "visit": visit, "sdp_type": "offer", "sdp": "v=0"}
     out = send(hub, officer, offer)
     assert to(out, booth)[0]["sdp"] == "v=0" and to(out, booth)[0]["from"] == "officer"
@@ -151,12 +153,7 @@ def test_supervisor_may_offer_receive_only_media_to_a_watched_booth(hub: Hub) ->
     hello(hub, "officer", desk="d1")
     booth = hello(hub, "booth", booth="b1")
     sup = hello(hub, "supervisor")
-    out = send(
-        hub,
-        booth,
-        {"type": "start_visit", "id": 2, "claimant": {"name": "S", "membership_no": "1"}},
-    )
-    visit = to(out, booth)[0]["visit"]
+    visit = start_visit(hub, booth)
     offer = {"type": "sdp", "id": 3, "visit": visit, "sdp_type": "offer", "sdp": "v=0"}
     out = send(hub, sup, offer)
     assert to(out, sup)[0]["code"] == "forbidden", "not before watching the desk"
@@ -182,12 +179,7 @@ def test_booths_hear_when_a_watching_supervisor_leaves(hub: Hub) -> None:
     hello(hub, "officer", desk="d1")
     booth = hello(hub, "booth", booth="b1")
     sup = hello(hub, "supervisor")
-    out = send(
-        hub,
-        booth,
-        {"type": "start_visit", "id": 2, "claimant": {"name": "S", "membership_no": "1"}},
-    )
-    visit = to(out, booth)[0]["visit"]
+    visit = start_visit(hub, booth)
     send(hub, sup, {"type": "watch", "id": 3, "desk": "d1"})
     gone = hub.disconnect(sup, NOW)
     assert to(gone.outputs, booth) == [{"type": "peer_left", "visit": visit, "peer": str(sup)}]
