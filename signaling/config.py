@@ -34,9 +34,10 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from signaling.workflows import default_reasons, default_workflows
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,10 @@ class ServerConfig:
     allowed_origins: list[str] = field(default_factory=list)  # besides the server's own
 
     def __post_init__(self) -> None:
-        defaults = _defaults()
         if not self.workflows:
-            self.workflows = {k: list(v["steps"]) for k, v in defaults["workflows"].items()}
+            self.workflows = default_workflows()
         if not self.reasons:
-            self.reasons = list(defaults["reasons"]["list"])
+            self.reasons = default_reasons()
 
     @classmethod
     def load(cls, path: str | Path | None) -> ServerConfig:
@@ -108,8 +108,3 @@ class ServerConfig:
             pins=dict(raw.get("pins", {})),
             desks=desks,
         )
-
-
-def _defaults() -> dict[str, Any]:
-    text = resources.files("signaling").joinpath("workflows.toml").read_text()
-    return tomllib.loads(text)

@@ -27,7 +27,7 @@ from signaling.events import (
     WorkflowSet,
 )
 from signaling.protocol import ErrorCode
-from signaling.workflows import JHT_STEPS
+from signaling.workflows import default_workflows
 
 MAX_CAPACITY = 6
 KEEP_ENDED_S = 24 * 3600  # ended visits stay in memory a day (the log keeps them forever)
@@ -48,7 +48,7 @@ class DomainError(Exception):
 class Rules:
     """Configuration the commands consult (never replay: events carry their outcome)."""
 
-    workflows: dict[str, list[str]] = field(default_factory=lambda: {"JHT": list(JHT_STEPS)})
+    workflows: dict[str, list[str]] = field(default_factory=default_workflows)
     reasons: tuple[str, ...] = ()
     pins: dict[str, str] = field(default_factory=dict)
     default_visit_s: float = 600.0

@@ -1,29 +1,22 @@
-"""Verification workflows per claim type (the ordered steps an officer checks)."""
+"""Verification workflows per claim type and rejection reasons: the defaults shipped in
+``signaling/workflows.toml`` (the JHT claim steps of DESIGN.md), read once."""
 
 from __future__ import annotations
 
-JHT_STEPS: tuple[str, ...] = (
-    "identity",
-    "membership",
-    "family_card",
-    "bank_book",
-    "termination_letter",
-    "decision",
-)
-
-STEP_LABELS: dict[str, str] = {
-    "identity": "Identity (e-KTP)",
-    "membership": "Membership card",
-    "family_card": "Family card (KK)",
-    "bank_book": "Bank book",
-    "termination_letter": "Termination letter",
-    "decision": "Decision",
-}
-
-DEFAULT_WORKFLOWS: dict[str, tuple[str, ...]] = {"JHT": JHT_STEPS}
+import tomllib
+from functools import cache
+from importlib import resources
+from typing import Any
 
 
-def steps_for(claim_type: str, workflows: dict[str, tuple[str, ...]] | None = None) -> list[str]:
-    """Steps of a claim type; unknown types fall back to the JHT steps."""
-    table = workflows or DEFAULT_WORKFLOWS
-    return list(table.get(claim_type, JHT_STEPS))
+@cache
+def _shipped() -> dict[str, Any]:
+    return tomllib.loads(resources.files("signaling").joinpath("workflows.toml").read_text())
+
+
+def default_workflows() -> dict[str, list[str]]:
+    return {name: list(w["steps"]) for name, w in _shipped()["workflows"].items()}
+
+
+def default_reasons() -> list[str]:
+    return list(_shipped()["reasons"]["list"])
