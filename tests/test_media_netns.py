@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests_support import stop_process_group
 
 from signaling.tokens import KeyRing
 
@@ -120,18 +120,6 @@ class Reader:
             await asyncio.sleep(0.1)
 
 
-async def stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            async with asyncio.timeout(10):
-                await proc.wait()
-        except TimeoutError:
-            os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
-
-
 async def test_video_degrades_audio_holds_and_both_recover_across_a_squeezed_link(
     tmp_path: Path,
 ) -> None:
@@ -202,7 +190,7 @@ async def test_video_degrades_audio_holds_and_both_recover_across_a_squeezed_lin
         assert recovered["audio_fps"] > 40 and recovered["tone_fps"] > 0.6 * free["tone_fps"]
     finally:
         for proc in reversed(procs):
-            await stop(proc)
+            await stop_process_group(proc)
         if reader is not None:
             reader.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

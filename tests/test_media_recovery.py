@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from conftest import wait_for
+from tests_support import stop_process_group
 
 from media.booth import BoothMediaConfig
 from media.headless import HeadlessDesk
@@ -40,17 +41,6 @@ async def start_booth_process(url: str, token: str, log_path: Path) -> asyncio.s
         )  # fmt: skip
     finally:
         log.close()
-
-
-async def stop_process(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            async with asyncio.timeout(8):
-                await proc.wait()
-        except TimeoutError:
-            os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
 
 
 def max_gap(times: list[float], start: float, end: float) -> float:
@@ -124,7 +114,7 @@ async def test_killed_booth_leaves_the_others_untouched_and_resumes(
         assert all(link.rebuilds == 0 for link in others), "no other link was rebuilt"
     finally:
         if proc is not None:
-            await stop_process(proc)
+            await stop_process_group(proc, timeout=8)
         await desk.close()
         await asyncio.gather(*(b.close() for b in booths))
         await server.close()

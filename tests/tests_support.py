@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -43,3 +47,18 @@ def run_bench(
     missing = set(keys) - result.keys()
     assert not missing, f"expected keys {sorted(keys)}; missing {sorted(missing)}"
     return result, proc
+
+
+async def stop_process_group(proc: asyncio.subprocess.Process, timeout: float = 10.0) -> None:
+    """SIGTERM a child started with ``start_new_session=True`` and its group; SIGKILL it if
+    it has not ended within ``timeout``."""
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        async with asyncio.timeout(timeout):
+            await proc.wait()
+    except TimeoutError:
+        os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
