@@ -32,6 +32,9 @@ async def test_snapshot_saves_the_frame_and_records_its_hash_and_overlays_pause_
     try:
         await booths[0].start()
         async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(
+                lambda: bool(app.desk_screen.query("#slot-1")), "the desk screen has its tiles"
+            )
             video = app.tile(1).video
             await wait_for(
                 lambda: video.last_rgb is not None and identify_booth(video.last_rgb) == 0,
