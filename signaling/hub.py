@@ -500,6 +500,8 @@ class Hub:
         }
         if peer is not None:
             relayed["peer"] = peer
+        if msg.offer_id is not None:
+            relayed["offer_id"] = msg.offer_id
         result.outputs += [(t, relayed) for t in sorted(targets)]
         result.outputs.append((conn.id, p.ack(msg.id)))
 

@@ -9,7 +9,7 @@ server's hot path) and its tagged unions map one-to-one onto our ``type`` field.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -118,12 +118,14 @@ class Sdp(msgspec.Struct, tag="sdp", tag_field="type", forbid_unknown_fields=Tru
 
     ``peer`` names a supervisor's connection: set by the server on a supervisor's offer
     relayed to a booth, and echoed by the booth on its answer so it reaches only them.
+    ``offer_id`` names an offer (chosen by the offerer); an answer echoes the one it answers.
     """
 
     visit: str
     sdp_type: SdpType
     sdp: str
     peer: str | None = None
+    offer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
     id: int | None = None
 
 

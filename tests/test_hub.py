@@ -183,3 +183,16 @@ def test_booths_hear_when_a_watching_supervisor_leaves(hub: Hub) -> None:
     send(hub, sup, {"type": "watch", "id": 3, "desk": "d1"})
     gone = hub.disconnect(sup, NOW)
     assert to(gone.outputs, booth) == [{"type": "peer_left", "visit": visit, "peer": str(sup)}]
+
+
+def test_sdp_offer_id_is_accepted_and_relayed(hub: Hub) -> None:
+    officer = hello(hub, "officer", desk="d1")
+    booth = hello(hub, "booth", booth="b1")
+    visit = start_visit(hub, booth)
+    offer = {"type": "sdp", "id": 3, "visit": visit, "sdp_type": "offer", "sdp": "v=0"}
+    out = send(hub, officer, {**offer, "offer_id": "o-1"})
+    assert to(out, booth)[0]["offer_id"] == "o-1", "the booth learns which offer it answers"
+    out = send(hub, booth, {**offer, "id": 4, "sdp_type": "answer", "offer_id": "o-1"})
+    assert to(out, officer)[0]["offer_id"] == "o-1"
+    out = send(hub, officer, {**offer, "id": 5, "offer_id": "x" * 65})
+    assert to(out, officer)[0]["code"] == "invalid_message", "offer_id is 1..64 characters"
