@@ -8,6 +8,7 @@ what replay runs, so state after a restart is exactly the replay of the log.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,7 @@ class Rules:
     reasons: tuple[str, ...] = ()
     pins: dict[str, str] = field(default_factory=dict)
     default_visit_s: float = 600.0
+    strict_outcomes: bool = True  # completed needs every step approved, rejected one rejected
 
 
 @dataclass
@@ -131,13 +133,20 @@ class State:
     desks: dict[str, Desk] = field(default_factory=dict)
     visits: dict[str, Visit] = field(default_factory=dict)
     queues: dict[str, list[str]] = field(default_factory=dict)  # office -> visit ids, FIFO
-    open_by_booth: dict[str, str] = field(default_factory=dict)  # booth -> open visit id
-    workflows: dict[str, list[str]] = field(default_factory=dict)  # set by admins
+    # office -> booth -> open visit id: booth names are only unique within an office
+    open_by_booth: dict[str, dict[str, str]] = field(default_factory=dict)
+    # office (or "*" for every office) -> claim type -> steps, set by admins
+    workflows: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     focus_history: list[FocusRecord] = field(default_factory=list)
     ended_durations: dict[str, list[float]] = field(default_factory=dict)  # office -> seconds
     ended_order: list[str] = field(default_factory=list)  # ended visits, oldest first
     visit_counter: int = 0
     events_applied: int = 0
+
+
+def open_visit(state: State, office: str, booth: str) -> str | None:
+    """The open visit of ``booth`` in ``office`` (booth ids are scoped by office)."""
+    return state.open_by_booth.get(office, {}).get(booth)
 
 
 def _unseat(state: State, visit: Visit, now: float) -> None:
@@ -181,7 +190,7 @@ def apply(state: State, event: Event) -> None:
         case DeskClosed():
             state.desks[event.desk].closed = True
         case WorkflowSet():
-            state.workflows[event.claim_type] = list(event.steps)
+            state.workflows.setdefault(event.office, {})[event.claim_type] = list(event.steps)
         case VisitStarted():
             _forget_old(state, event.at)
             state.visit_counter += 1
@@ -195,7 +204,7 @@ def apply(state: State, event: Event) -> None:
                 steps=[Step(s) for s in event.steps],
                 started_at=event.at,
             )
-            state.open_by_booth[event.booth] = event.visit
+            state.open_by_booth.setdefault(event.office, {})[event.booth] = event.visit
         case VisitQueued():
             visit = state.visits[event.visit]
             _unseat(state, visit, event.at)
@@ -245,8 +254,11 @@ def apply(state: State, event: Event) -> None:
             visit.state, visit.outcome, visit.note = "ended", event.outcome, event.note
             visit.ended_at = event.at
             state.ended_order.append(visit.id)
-            if state.open_by_booth.get(visit.booth) == visit.id:
-                del state.open_by_booth[visit.booth]
+            booths = state.open_by_booth.get(visit.office, {})
+            if booths.get(visit.booth) == visit.id:
+                del booths[visit.booth]
+                if not booths:
+                    del state.open_by_booth[visit.office]
             if event.outcome != "abandoned":
                 durations = state.ended_durations.setdefault(visit.office, [])
                 durations.append(event.at - visit.started_at)
@@ -282,14 +294,19 @@ class Domain:
     def _new_visit_id(self) -> str:
         return f"V{self.state.visit_counter + 1:06d}"
 
-    def steps_for(self, claim_type: str) -> list[str]:
-        table = {**self.rules.workflows, **self.state.workflows}
+    def _workflows(self, office: str) -> dict[str, list[str]]:
+        """Configured workflows, overridden by admins' for every office, then this office's."""
+        own = self.state.workflows.get(office, {}) if office != "*" else {}
+        return {**self.rules.workflows, **self.state.workflows.get("*", {}), **own}
+
+    def steps_for(self, claim_type: str, office: str) -> list[str]:
+        table = self._workflows(office)
         if claim_type not in table:
             raise DomainError(ErrorCode.INVALID_MESSAGE, f"unknown claim type {claim_type!r}")
         return list(table[claim_type])
 
-    def claim_types(self) -> list[str]:
-        return sorted({**self.rules.workflows, **self.state.workflows})
+    def claim_types(self, office: str) -> list[str]:
+        return sorted(self._workflows(office))
 
     # -- routing ---------------------------------------------------------------------
 
@@ -404,11 +421,16 @@ class Domain:
         self._drain_queue(desk.office, now, events)
         return events
 
-    def set_workflow(self, claim_type: str, steps: list[str], by: str, now: float) -> list[Event]:
+    def set_workflow(
+        self, claim_type: str, steps: list[str], by: str, now: float, office: str = "*"
+    ) -> list[Event]:
+        """Set a claim type's steps for ``office`` (``*``: every office without its own)."""
         if not claim_type or not steps or len(set(steps)) != len(steps):
             raise DomainError(ErrorCode.INVALID_MESSAGE, "steps must be non-empty and distinct")
+        if not office:
+            raise DomainError(ErrorCode.INVALID_MESSAGE, "office must not be empty")
         events: list[Event] = []
-        self._emit(events, WorkflowSet(claim_type, list(steps), by, now))
+        self._emit(events, WorkflowSet(claim_type, list(steps), by, now, office))
         return events
 
     # -- visits ----------------------------------------------------------------------
@@ -417,12 +439,12 @@ class Domain:
         self, booth: str, office: str, name: str, membership_no: str, claim_type: str, now: float
     ) -> tuple[str, list[Event]]:
         """Start a visit at a booth; a booth with an open visit resumes it instead."""
-        open_id = self.state.open_by_booth.get(booth)
+        open_id = open_visit(self.state, office, booth)
         if open_id is not None:
             return open_id, []
         if not name.strip() or not membership_no.strip():
             raise DomainError(ErrorCode.INVALID_MESSAGE, "name and membership_no are required")
-        steps = self.steps_for(claim_type)
+        steps = self.steps_for(claim_type, office)
         events: list[Event] = []
         visit_id = self._new_visit_id()
         self._emit(
@@ -513,10 +535,26 @@ class Domain:
             raise DomainError(ErrorCode.INVALID_MESSAGE, f"outcome must be one of {OUTCOMES}")
         if outcome == "escalated" and not (note and note.strip()):
             raise DomainError(ErrorCode.INVALID_MESSAGE, "an escalation needs a note")
+        if self.rules.strict_outcomes:
+            _check_outcome(visit, outcome)
         events: list[Event] = []
         self._emit(events, VisitEnded(visit_id, outcome, note, by, now, role))
         self._drain_queue(visit.office, now, events)
         return events
+
+
+def _check_outcome(visit: Visit, outcome: str) -> None:
+    """No outcome may contradict the steps: ``completed`` needs every step approved,
+    ``rejected`` a rejected step (``escalated`` and ``abandoned`` are always allowed)."""
+    statuses = [s.status for s in visit.steps]
+    if outcome == "completed" and any(s != "approved" for s in statuses):
+        undecided = sum(s != "approved" for s in statuses)
+        raise DomainError(
+            ErrorCode.OUTCOME_MISMATCH,
+            f"completed needs every step approved; {undecided} of {len(statuses)} are not",
+        )
+    if outcome == "rejected" and "rejected" not in statuses:
+        raise DomainError(ErrorCode.OUTCOME_MISMATCH, "rejected needs a rejected step")
 
 
 def replay(events: list[Event], state: State | None = None) -> State:
@@ -529,7 +567,17 @@ def replay(events: list[Event], state: State | None = None) -> State:
 # -- views sent to clients -------------------------------------------------------------
 
 
-def visit_view(visit: Visit) -> dict[str, Any]:
+Presence = Callable[[Visit], tuple[bool, float | None]]
+
+
+def _nobody(visit: Visit) -> tuple[bool, float | None]:
+    return False, None
+
+
+def visit_view(visit: Visit, presence: Presence = _nobody) -> dict[str, Any]:
+    """What clients see of a visit; ``presence`` says whether its booth is connected and,
+    if not, since when it is away (the hub knows; the log does not)."""
+    present, away_since = presence(visit)
     return {
         "visit": visit.id,
         "booth": visit.booth,
@@ -546,10 +594,12 @@ def visit_view(visit: Visit) -> dict[str, Any]:
         "outcome": visit.outcome,
         "current_step": visit.current_step,
         "steps": [{"name": s.name, "status": s.status, "reason": s.reason} for s in visit.steps],
+        "booth_present": present,
+        "booth_away_since": None if present else away_since,
     }
 
 
-def desk_view(state: State, desk_id: str) -> dict[str, Any]:
+def desk_view(state: State, desk_id: str, presence: Presence = _nobody) -> dict[str, Any]:
     desk = state.desks[desk_id]
     return {
         "desk": desk.id,
@@ -559,7 +609,7 @@ def desk_view(state: State, desk_id: str) -> dict[str, Any]:
         "closed": desk.closed,
         "vacant": desk.vacant,
         "on_air": desk.on_air,
-        "visits": [visit_view(state.visits[v]) for _, v in sorted(desk.slots.items())],
+        "visits": [visit_view(state.visits[v], presence) for _, v in sorted(desk.slots.items())],
         "queue": len(state.queues.get(desk.office, [])),
     }
 

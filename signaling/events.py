@@ -44,10 +44,14 @@ class DeskVacated(msgspec.Struct, tag="desk_vacated", tag_field="kind"):
 
 
 class WorkflowSet(msgspec.Struct, tag="workflow_set", tag_field="kind"):
+    """An admin set a claim type's steps for one office; ``*`` (and events logged before
+    workflows were scoped, which carry no office) for every office without its own."""
+
     claim_type: str
     steps: list[str]
     by: str
     at: float
+    office: str = "*"
 
 
 class VisitStarted(msgspec.Struct, tag="visit_started", tag_field="kind"):

@@ -14,6 +14,7 @@ import secrets
 import statistics
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,9 @@ from signaling.domain import (
     DomainError,
     Rules,
     State,
+    Visit,
     desk_view,
+    open_visit,
     queue_position,
     visit_view,
 )
@@ -46,6 +49,8 @@ from signaling.protocol import CloseCode, ErrorCode, ProtocolError
 from signaling.tokens import Claims, KeyRing, TokenError
 
 FLOOD_CLOSE_AFTER = 200  # refused frames in a row before the connection is closed
+# Contract 3: offers and answers must carry offer_id. Off until every client sends it.
+REQUIRE_OFFER_ID = False
 
 # Which role may send what. "own" checks (own desk, own booth, office) happen in handlers.
 # A role not listed gets `forbidden`, a supervisor asking for a change gets `read_only`.
@@ -62,6 +67,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "configure_desk": frozenset({"admin"}),
     "close_desk": frozenset({"admin"}),
     "set_workflow": frozenset({"admin"}),
+    "refresh": frozenset({"officer", "booth", "supervisor", "admin"}),
 }
 MUTATING = frozenset(
     {
@@ -77,6 +83,11 @@ MUTATING = frozenset(
 )
 
 
+# A place a connection holds: (kind, office, id) with kind "booth" or "desk". Booth ids
+# are only unique within an office, so every key carries the office.
+Place = tuple[str, str, str]
+
+
 @dataclass
 class Conn:
     id: int
@@ -84,26 +95,42 @@ class Conn:
     watching: set[str] = field(default_factory=set)
     session: str | None = None
     tokens: float = 0.0
-    refill_at: float = 0.0
+    refill_at: float = 0.0  # monotonic
     refused_in_row: int = 0
+    gone: bool = False  # replaced or expired: its frames are ignored until the shell closes it
+
+
+@dataclass(frozen=True)
+class Away:
+    """Since when a place has had no connection: wall clock for clients, monotonic for the
+    grace period (a clock step must not abandon anybody)."""
+
+    wall: float
+    mono: float
 
 
 @dataclass
 class Result:
     events: list[Event] = field(default_factory=list)
     outputs: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    close: tuple[int, str] | None = None
+    close: tuple[int, str] | None = None  # close the connection that sent the frame
+    closes: list[tuple[int, int, str]] = field(default_factory=list)  # (conn, code, reason)
     message_type: str | None = None
     error_code: str | None = None
+    touched: set[str] = field(default_factory=set)  # visits whose view changed without events
 
 
-def _identity(claims: Claims) -> tuple[str, str] | None:
-    """Whose place a connection holds: a booth, or an officer's desk."""
+def _identity(claims: Claims) -> Place | None:
+    """Whose place a connection holds: a booth, or an officer's desk, in its office."""
     if claims.role == "booth" and claims.booth:
-        return ("booth", claims.booth)
+        return ("booth", claims.office, claims.booth)
     if claims.role == "officer" and claims.desk:
-        return ("desk", claims.desk)
+        return ("desk", claims.office, claims.desk)
     return None
+
+
+def _new_session() -> str:
+    return secrets.token_urlsafe(12)
 
 
 class Hub:
@@ -113,14 +140,18 @@ class Hub:
         state: State | None = None,
         config: ServerConfig | None = None,
         now: float | None = None,
+        mono: float | None = None,
+        new_session: Callable[[], str] = _new_session,
     ) -> None:
         self.keys = keys
         self.config = config or ServerConfig()
+        self._new_session = new_session
         rules = Rules(
             workflows=dict(self.config.workflows),
             reasons=tuple(self.config.reasons),
             pins=dict(self.config.pins),
             default_visit_s=self.config.default_visit_minutes * 60,
+            strict_outcomes=self.config.strict_outcomes,
         )
         self.domain = Domain(state, rules)
         self.conns: dict[int, Conn] = {}
@@ -128,18 +159,23 @@ class Hub:
         self._desk_watchers: dict[str, set[int]] = {}
         # Who holds each place (a booth, an officer's desk): connection ids, kept as they come
         # and go so that presence and booth fan-out never scan every connection.
-        self._holders: dict[tuple[str, str], set[int]] = {}
+        self._holders: dict[Place, set[int]] = {}
         self._desk_seq: Counter[str] = Counter()
-        self._sessions: dict[tuple[str, str], str] = {}
-        # Places whose holder is away: (kind, id) -> since when. After a restart everyone
-        # is away until they say hello again, so the grace period starts at startup.
-        self.away: dict[tuple[str, str], float] = {}
+        self._sessions: dict[Place, str] = {}
+        # The latest offer relayed to each booth, per offerer ("officer" or a supervisor's
+        # peer id): (visit, offer_id). An answer is relayed only if it names that offer.
+        self._offers: dict[Place, dict[str, tuple[str, str | None]]] = {}
+        # Places whose holder is away. After a restart everyone is away until they say
+        # hello again, so the grace period starts at startup.
+        self.away: dict[Place, Away] = {}
         started = time.time() if now is None else now
-        for booth in self.state.open_by_booth:
-            self.away[("booth", booth)] = started
+        since = Away(started, started if mono is None else mono)
+        for office, booths in self.state.open_by_booth.items():
+            for booth in booths:
+                self.away[("booth", office, booth)] = since
         for desk in self.state.desks.values():
             if desk.slots:
-                self.away[("desk", desk.id)] = started
+                self.away[("desk", desk.office, desk.id)] = since
 
     @property
     def state(self) -> State:
@@ -162,45 +198,73 @@ class Hub:
         self.conns[conn.id] = conn
         return conn.id
 
-    def disconnect(self, conn_id: int, now: float) -> Result:
+    def disconnect(self, conn_id: int, now: float, mono: float | None = None) -> Result:
         """Forget a connection; its place (booth, desk) waits for the grace period."""
         conn = self.conns.pop(conn_id, None)
         if conn is None:
             return Result()
         result = Result()
-        for desk in conn.watching:
-            self._desk_watchers.get(desk, set()).discard(conn_id)
+        self._unwatch(conn)
         if conn.claims is not None and conn.claims.role in ("supervisor", "admin"):
             # Booths may hold a receive-only peer for this watcher: tell them to drop it.
+            peer = str(conn_id)
             for desk_id in sorted(conn.watching):
                 desk = self.state.desks.get(desk_id)
                 for visit_id in sorted(desk.slots.values()) if desk else ():
-                    booth = self.state.visits[visit_id].booth
-                    left = {"type": "peer_left", "visit": visit_id, "peer": str(conn_id)}
-                    result.outputs += [(c, left) for c in self._booth_holders(booth)]
+                    visit = self.state.visits[visit_id]
+                    self._offers.get(_booth_place(visit), {}).pop(peer, None)
+                    left = {"type": "peer_left", "visit": visit_id, "peer": peer}
+                    result.outputs += [(c, left) for c in self._booth_holders(visit)]
         place = _identity(conn.claims) if conn.claims is not None else None
         if place is not None:
             holders = self._holders.get(place, set())
             holders.discard(conn_id)
-            if not holders:
-                self._holders.pop(place, None)
-                self.away[place] = now
+            if not holders and place in self._holders:
+                del self._holders[place]
+                self.away[place] = Away(now, now if mono is None else mono)
+                if place[0] == "booth":  # consoles see the booth leave, not a bad link
+                    visit_id = open_visit(self.state, place[1], place[2])
+                    if visit_id is not None:
+                        result.touched.add(visit_id)
+        self._fan_out(result)
         return result
 
-    def _booth_holders(self, booth: str) -> list[int]:
-        return sorted(self._holders.get(("booth", booth), ()))
+    def _unwatch(self, conn: Conn) -> None:
+        for desk in conn.watching:
+            self._desk_watchers.get(desk, set()).discard(conn.id)
 
-    def tick(self, now: float) -> Result:
-        """Let time pass: places away longer than the grace period are given up."""
+    def _booth_holders(self, visit: Visit) -> list[int]:
+        return sorted(self._holders.get(_booth_place(visit), ()))
+
+    def booth_connections(self, office: str, booth: str) -> list[int]:
+        """The connections holding ``booth`` of ``office`` (for the shell and tests)."""
+        return sorted(self._holders.get(("booth", office, booth), ()))
+
+    def _presence(self, visit: Visit) -> tuple[bool, float | None]:
+        """Is the visit's booth connected, and if not, since when (wall clock) is it away."""
+        place = _booth_place(visit)
+        if self._holders.get(place):
+            return True, None
+        away = self.away.get(place)
+        return False, away.wall if away is not None else None
+
+    def tick(self, now: float, mono: float | None = None) -> Result:
+        """Let time pass: expired tokens close their connection (4001) and places away
+        longer than the grace period (by the monotonic clock) are given up."""
+        mono = now if mono is None else mono
         result = Result()
+        for conn in self.conns.values():
+            if conn.claims is not None and not conn.gone and conn.claims.exp <= now:
+                self._expire(conn, result)
         for place, since in list(self.away.items()):
-            if now - since < self.config.grace_s:
+            if mono - since.mono < self.config.grace_s:
                 continue
             del self.away[place]
             self._sessions.pop(place, None)
-            kind, ident = place
+            kind, office, ident = place
             if kind == "booth":
-                visit_id = self.state.open_by_booth.get(ident)
+                self._offers.pop(place, None)
+                visit_id = open_visit(self.state, office, ident)
                 if visit_id is not None:
                     result.events += self.domain.end_visit(
                         visit_id, "abandoned", "booth gone past the grace period", "server",
@@ -219,12 +283,24 @@ class Hub:
 
     # -- frames ------------------------------------------------------------------------
 
-    def receive(self, conn_id: int, frame: str | bytes, now: float) -> Result:
+    def _expire(self, conn: Conn, result: Result, re: int | None = None) -> None:
+        """The token ran out without a refresh: say so, stop listening, close with 4001."""
+        conn.gone = True
+        result.outputs.append((conn.id, p.error(ErrorCode.TOKEN_EXPIRED, "token expired", re)))
+        result.closes.append((conn.id, CloseCode.AUTH_FAILED, str(ErrorCode.TOKEN_EXPIRED)))
+
+    def receive(
+        self, conn_id: int, frame: str | bytes, now: float, mono: float | None = None
+    ) -> Result:
+        """One inbound frame. ``now`` is the wall clock (event times, token expiry);
+        ``mono`` the monotonic clock for durations (defaults to ``now``)."""
         conn = self.conns[conn_id]
         result = Result()
-        if not self._take_token(conn, now):
+        if conn.gone:  # replaced or expired, about to be closed: hear nothing more
+            return result
+        if not self._take_token(conn, now if mono is None else mono):
             conn.refused_in_row += 1
-            self._fail(conn, result, ErrorCode.RATE_LIMITED, "slow down", None)
+            self._fail(conn, result, ErrorCode.RATE_LIMITED, "slow down", p.peek_id(frame))
             if conn.refused_in_row >= FLOOD_CLOSE_AFTER:
                 result.close = (CloseCode.FLOOD, "flood")
             return result
@@ -238,6 +314,9 @@ class Hub:
                 self._hello(conn, msg, now, result)
             elif conn.claims is None:
                 raise ProtocolError(ErrorCode.HELLO_REQUIRED, "send hello with a token first")
+            elif conn.claims.exp <= now:
+                self._expire(conn, result, msg.id)
+                return result
             else:
                 self._authorize(conn.claims, result.message_type or "")
                 self._dispatch(conn, msg, now, result)
@@ -253,10 +332,10 @@ class Hub:
         self._fan_out(result)
         return result
 
-    def _take_token(self, conn: Conn, now: float) -> bool:
+    def _take_token(self, conn: Conn, mono: float) -> bool:
         """Token bucket: ``rate_per_s`` sustained, ``rate_burst`` at once."""
-        elapsed = max(0.0, now - conn.refill_at)
-        conn.refill_at = now
+        elapsed = max(0.0, mono - conn.refill_at)
+        conn.refill_at = mono
         conn.tokens = min(
             float(self.config.rate_burst), conn.tokens + elapsed * self.config.rate_per_s
         )
@@ -297,12 +376,15 @@ class Hub:
         place = _identity(claims)
         resumed = False
         session = None
+        was_away = False
         if place is not None:
             known = self._sessions.get(place)
             resumed = msg.session is not None and msg.session == known
-            session = known if resumed else secrets.token_urlsafe(12)
+            session = known if resumed else self._new_session()
             self._sessions[place] = session
-            self.away.pop(place, None)
+            was_away = self.away.pop(place, None) is not None
+            if place[0] == "desk":
+                self._take_over(place, result)
             self._holders.setdefault(place, set()).add(conn.id)
         conn.claims = claims
         conn.session = session
@@ -319,7 +401,7 @@ class Hub:
             "desks": sorted(
                 d.id for d in self.state.desks.values() if claims.office in (d.office, "*")
             ),
-            "claim_types": self.domain.claim_types(),
+            "claim_types": self.domain.claim_types(claims.office),
             "reasons": list(self.domain.rules.reasons),
             "grace_s": self.config.grace_s,
         }
@@ -329,10 +411,41 @@ class Hub:
             result.events += self.domain.open_desk(claims.desk, claims.office, claims.sub, now)
             self._watch(conn, claims.desk, result)
         elif claims.role == "booth":
+            # A booth with no open visit gets nothing more: it sends start_visit when ready.
             assert claims.booth is not None
-            visit_id = self.state.open_by_booth.get(claims.booth)
-            if visit_id is not None:
+            visit_id = open_visit(self.state, claims.office, claims.booth)
+            if visit_id is not None and was_away:
+                result.touched.add(visit_id)  # its desk sees it back; fan-out tells the booth
+            elif visit_id is not None:
                 result.outputs.append((conn.id, self._booth_state(visit_id)))
+
+    def _take_over(self, place: Place, result: Result) -> None:
+        """A newer connection for an officer's desk replaces the older ones (4002)."""
+        for old_id in sorted(self._holders.pop(place, ())):
+            old = self.conns.get(old_id)
+            if old is None:
+                continue
+            old.gone = True
+            self._unwatch(old)
+            old.watching.clear()
+            message = "another connection took over this desk"
+            result.outputs.append((old_id, p.error(ErrorCode.REPLACED, message)))
+            result.closes.append((old_id, CloseCode.REPLACED, str(ErrorCode.REPLACED)))
+
+    def _refresh(self, conn: Conn, claims: Claims, msg: p.Refresh, now: float) -> Claims:
+        """Swap in a fresh token for the same identity, so the connection outlives the old."""
+        try:
+            fresh = self.keys.verify(msg.token, now=now)
+        except TokenError as exc:  # a bad refresh is refused; the old token still holds
+            raise ProtocolError(exc.code, exc.message) from None
+        same = (fresh.role, fresh.sub, fresh.office, fresh.desk, fresh.booth)
+        if same != (claims.role, claims.sub, claims.office, claims.desk, claims.booth):
+            raise ProtocolError(
+                ErrorCode.BAD_TOKEN, "a refresh token must name the same role, sub, office, "
+                "desk and booth",
+            )  # fmt: skip
+        conn.claims = fresh
+        return fresh
 
     def _watch(self, conn: Conn, desk: str, result: Result, re: int | None = None) -> None:
         if desk not in self.state.desks:
@@ -344,7 +457,7 @@ class Hub:
             "re": re,
             "desk": desk,
             "seq": self._desk_seq[desk],
-            "state": desk_view(self.state, desk),
+            "state": desk_view(self.state, desk, self._presence),
         }
         result.outputs.append((conn.id, snapshot))
 
@@ -387,7 +500,7 @@ class Hub:
             case p.EndVisit():
                 visit = self.state.visits.get(msg.visit)
                 if claims.role == "booth":
-                    if visit is None or visit.booth != claims.booth:
+                    if visit is None or _booth_place(visit) != _identity(claims):
                         raise ProtocolError(ErrorCode.FORBIDDEN, "not this booth's visit")
                     if msg.outcome != "abandoned":
                         raise ProtocolError(ErrorCode.FORBIDDEN, "a booth can only leave")
@@ -415,6 +528,9 @@ class Hub:
                 existing = self.state.desks.get(msg.desk)
                 if existing is not None:
                     self._admin_office(claims, existing.office)
+                    held = self._holders.get(("desk", existing.office, existing.id))
+                    if existing.office != office and held:
+                        raise DomainError(ErrorCode.CONFLICT, f"desk {msg.desk} is in use")
                 result.events += d.configure_desk(msg.desk, office, msg.capacity, claims.sub, now)
                 result.outputs.append((conn.id, p.ack(msg.id, desk=msg.desk)))
             case p.CloseDesk():
@@ -425,8 +541,14 @@ class Hub:
                 result.events += d.close_desk(msg.desk, claims.sub, now)
                 result.outputs.append((conn.id, p.ack(msg.id, desk=msg.desk)))
             case p.SetWorkflow():
-                result.events += d.set_workflow(msg.claim_type, msg.steps, claims.sub, now)
-                result.outputs.append((conn.id, p.ack(msg.id, claim_type=msg.claim_type)))
+                office = msg.office or claims.office
+                self._admin_office(claims, office)
+                result.events += d.set_workflow(msg.claim_type, msg.steps, claims.sub, now, office)
+                ack = p.ack(msg.id, claim_type=msg.claim_type, office=office)
+                result.outputs.append((conn.id, ack))
+            case p.Refresh():
+                fresh = self._refresh(conn, claims, msg, now)
+                result.outputs.append((conn.id, p.ack(msg.id, exp=fresh.exp)))
             case _:  # pragma: no cover - decode_client admits only the types above
                 raise ProtocolError(ErrorCode.UNKNOWN_TYPE, "unhandled message")
 
@@ -452,45 +574,48 @@ class Hub:
         raise ProtocolError(ErrorCode.FORBIDDEN, f"may not watch desk {desk_id}")
 
     def _relay_sdp(self, conn: Conn, claims: Claims, msg: p.Sdp, result: Result) -> None:
-        """Relay SDP between the peers of a visit, and nobody else.
+        """Relay SDP between the peers of a visit, and nobody else (contract in protocol.md).
 
-        Officer <-> booth for the visit's desk; a supervisor watching the desk may offer a
-        receive-only connection to the booth, whose answer goes back to that supervisor only.
+        The officer of the visit's desk offers to the booth; a supervisor watching the desk
+        may offer a receive-only connection. The booth only answers, and an answer is relayed
+        only if it names the latest offer relayed to that booth by that offerer.
         """
         visit = self.state.visits.get(msg.visit)
         if visit is None or visit.state != "active":
             raise DomainError(ErrorCode.VISIT_NOT_ACTIVE, f"visit {msg.visit} is not active")
+        if REQUIRE_OFFER_ID and msg.offer_id is None:
+            raise ProtocolError(ErrorCode.INVALID_MESSAGE, "sdp: offer_id is required")
+        booth_place = _booth_place(visit)
         peer: str | None = None
         if claims.role == "officer" and claims.desk == visit.desk:
-            targets = set(self._booth_holders(visit.booth))
-            sender = "officer"
+            if msg.sdp_type != "offer":
+                raise ProtocolError(ErrorCode.FORBIDDEN, "the officer only offers")
+            targets = self._booth_holders(visit)
+            sender, offerer = "officer", "officer"
         elif claims.role in ("supervisor", "admin") and visit.desk in conn.watching:
             if msg.sdp_type != "offer":
                 raise ProtocolError(ErrorCode.FORBIDDEN, "a supervisor only offers")
-            targets = set(self._booth_holders(visit.booth))
+            targets = self._booth_holders(visit)
             sender, peer = "supervisor", str(conn.id)
-        elif claims.role == "booth" and claims.booth == visit.booth:
-            sender = "booth"
-            if msg.peer is not None:
-                watcher = self.conns.get(int(msg.peer)) if msg.peer.isdigit() else None
-                if (
-                    watcher is None
-                    or watcher.claims is None
-                    or watcher.claims.role not in ("supervisor", "admin")
-                    or visit.desk not in watcher.watching
-                ):
-                    raise DomainError(ErrorCode.NOT_CONNECTED, "that watcher is not connected")
-                targets, peer = {watcher.id}, msg.peer
-            else:
-                targets = {
-                    cid
-                    for cid in self._desk_watchers.get(visit.desk or "", set())
-                    if (c := self.conns[cid].claims) and c.role == "officer"
-                }
+            offerer = peer
+        elif claims.role == "booth" and _identity(claims) == booth_place:
+            if msg.sdp_type != "answer":
+                raise ProtocolError(ErrorCode.FORBIDDEN, "a booth only answers")
+            sender, offerer = "booth", msg.peer or "officer"
+            latest = self._offers.get(booth_place, {}).get(offerer)
+            # until every client names its offers, an answer without offer_id names the latest
+            if latest is None or latest[0] != visit.id or msg.offer_id not in (latest[1], None):
+                raise DomainError(
+                    ErrorCode.STALE_ANSWER, "that is not the latest offer relayed to this booth"
+                )
+            targets = self._answer_targets(visit, msg.peer)
+            peer = msg.peer
         else:
             raise ProtocolError(ErrorCode.FORBIDDEN, "not a peer of this visit")
         if not targets:
             raise DomainError(ErrorCode.NOT_CONNECTED, "the other peer is not connected")
+        if msg.sdp_type == "offer":
+            self._offers.setdefault(booth_place, {})[offerer] = (visit.id, msg.offer_id)
         relayed: dict[str, Any] = {
             "type": "sdp",
             "visit": msg.visit,
@@ -502,8 +627,24 @@ class Hub:
             relayed["peer"] = peer
         if msg.offer_id is not None:
             relayed["offer_id"] = msg.offer_id
-        result.outputs += [(t, relayed) for t in sorted(targets)]
+        result.outputs += [(t, relayed) for t in targets]
         result.outputs.append((conn.id, p.ack(msg.id)))
+
+    def _answer_targets(self, visit: Visit, peer: str | None) -> list[int]:
+        """Who gets a booth's answer: the supervisor connection named by ``peer``, if it
+        still watches the visit's desk, else the officer of the desk."""
+        if peer is None:
+            desk = self.state.desks.get(visit.desk or "")
+            return sorted(self._holders.get(("desk", desk.office, desk.id), ())) if desk else []
+        watcher = self.conns.get(int(peer)) if peer.isdigit() else None
+        if (
+            watcher is None
+            or watcher.claims is None
+            or watcher.claims.role not in ("supervisor", "admin")
+            or visit.desk not in watcher.watching
+        ):
+            return []
+        return [watcher.id]
 
     # -- office overview ---------------------------------------------------------------
 
@@ -521,7 +662,7 @@ class Hub:
                 "on_air_booth": s.visits[d.on_air].booth if d.on_air in s.visits else None,
                 "closed": d.closed,
                 "vacant": d.vacant,
-                "present": bool(self._holders.get(("desk", d.id))),
+                "present": bool(self._holders.get(("desk", d.office, d.id))),
             }
             for d in sorted(s.desks.values(), key=lambda d: d.id)
             if office in (d.office, "*")
@@ -559,7 +700,7 @@ class Hub:
         desk = self.state.desks.get(visit.desk) if visit.desk else None
         return {
             "type": "booth_state",
-            **(view or visit_view(visit)),
+            **(view or visit_view(visit, self._presence)),
             "on_air": bool(desk and desk.on_air == visit.id),
             "position": queue_position(self.state, visit),
             "estimated_wait_s": self.domain.estimated_wait_s(visit),
@@ -587,8 +728,10 @@ class Hub:
                 case VisitStarted():
                     visits.add(event.visit)
                 case FocusChanged():
-                    desks.setdefault(event.desk, set())
-                    visits.update(self.state.desks[event.desk].slots.values())
+                    # on_air_since / last_on_air_at moved for who left the air and who came on
+                    seated = self.state.desks[event.desk].slots.values()
+                    desks.setdefault(event.desk, set()).update(seated)
+                    visits.update(seated)
                 case StepDecided() | SnapshotTaken():
                     visit = self.state.visits[event.visit]
                     if visit.desk:
@@ -596,6 +739,7 @@ class Hub:
                     visits.add(visit.id)
                 case VisitEnded():
                     visit = self.state.visits[event.visit]
+                    self._offers.pop(_booth_place(visit), None)
                     for desk in self.state.desks.values():
                         if desk.office == visit.office:
                             desks.setdefault(desk.id, set()).add(visit.id)
@@ -606,12 +750,17 @@ class Hub:
                     offices.add(self.state.desks[event.desk].office)
         for office in offices:  # queue positions moved for everyone still waiting
             visits.update(self.state.queues.get(office, []))
+        for visit_id in result.touched:  # presence changed: no event, but the view did
+            visits.add(visit_id)
+            desk_id = self.state.visits[visit_id].desk
+            if desk_id is not None:
+                desks.setdefault(desk_id, set()).add(visit_id)
         views: dict[str, dict[str, Any]] = {}
 
         def view(visit_id: str) -> dict[str, Any]:
             found = views.get(visit_id)
             if found is None:
-                found = views[visit_id] = visit_view(self.state.visits[visit_id])
+                found = views[visit_id] = visit_view(self.state.visits[visit_id], self._presence)
             return found
 
         for desk_id, changed in desks.items():
@@ -624,6 +773,7 @@ class Hub:
                 "type": "delta",
                 "desk": desk_id,
                 "seq": self._desk_seq[desk_id],
+                "officer": desk.officer,
                 "on_air": desk.on_air,
                 "closed": desk.closed,
                 "vacant": desk.vacant,
@@ -633,11 +783,14 @@ class Hub:
             }
             result.outputs += [(c, delta) for c in sorted(watchers)]
         for visit_id in sorted(visits):
-            booth = self.state.visits[visit_id].booth
-            conns = self._booth_holders(booth)
+            conns = self._booth_holders(self.state.visits[visit_id])
             if conns:
                 message = self._booth_state(visit_id, view(visit_id))
                 result.outputs += [(c, message) for c in sorted(conns)]
+
+
+def _booth_place(visit: Visit) -> Place:
+    return ("booth", visit.office, visit.booth)
 
 
 def _local_midnight(now: float) -> float:

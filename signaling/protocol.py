@@ -41,6 +41,9 @@ class ErrorCode(StrEnum):
     NOT_CONNECTED = "not_connected"
     TOO_BIG = "too_big"
     INTERNAL = "internal"
+    STALE_ANSWER = "stale_answer"
+    REPLACED = "replaced"
+    OUTCOME_MISMATCH = "outcome_mismatch"
 
 
 class CloseCode:
@@ -52,6 +55,7 @@ class CloseCode:
     TOO_BIG = 1009
     INTERNAL = 1011
     AUTH_FAILED = 4001
+    REPLACED = 4002
     SLOW_CONSUMER = 4008
     FLOOD = 4029
 
@@ -162,8 +166,18 @@ class CloseDesk(msgspec.Struct, tag="close_desk", tag_field="type", forbid_unkno
 
 
 class SetWorkflow(msgspec.Struct, tag="set_workflow", tag_field="type", forbid_unknown_fields=True):
+    """``office`` defaults to the admin's; ``*`` (office ``*`` admins only) is every office."""
+
     claim_type: str
     steps: list[str]
+    office: str | None = None
+    id: int | None = None
+
+
+class Refresh(msgspec.Struct, tag="refresh", tag_field="type", forbid_unknown_fields=True):
+    """Replace the connection's token before it expires (same role, sub, office, desk/booth)."""
+
+    token: str
     id: int | None = None
 
 
@@ -180,6 +194,7 @@ ClientMessage = (
     | ConfigureDesk
     | CloseDesk
     | SetWorkflow
+    | Refresh
 )
 
 CLIENT_TYPES: tuple[str, ...] = (
@@ -195,6 +210,7 @@ CLIENT_TYPES: tuple[str, ...] = (
     "configure_desk",
     "close_desk",
     "set_workflow",
+    "refresh",
 )
 
 _client_decoder = msgspec.json.Decoder(ClientMessage)

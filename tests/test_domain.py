@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signaling.domain import Domain, DomainError, replay
+from signaling.domain import OUTCOMES, Domain, DomainError, Rules, replay
 from signaling.events import Event
 from signaling.protocol import ErrorCode
 
@@ -14,6 +16,17 @@ from signaling.protocol import ErrorCode
 def start(domain: Domain, booth: str, office: str = "main", now: float = 0.0) -> str:
     visit, _ = domain.start_visit(booth, office, "Siti", "12345678901", "JHT", now)
     return visit
+
+
+def complete(domain: Domain, visit_id: str, now: float) -> list[Event]:
+    """Approve every step at the visit's desk, then end it ``completed`` (the only way)."""
+    visit = domain.state.visits[visit_id]
+    events: list[Event] = []
+    for step in range(len(visit.steps)):
+        events += domain.decide(
+            visit.desk or "-", visit_id, step, "approve", None, "o", "officer", now
+        )
+    return events + domain.end_visit(visit_id, "completed", None, "o", now)
 
 
 def test_visit_goes_to_least_loaded_desk_then_queue_then_drains() -> None:
@@ -26,7 +39,7 @@ def test_visit_goes_to_least_loaded_desk_then_queue_then_drains() -> None:
     assert d.state.visits[e].state == "queued", "the fourth visit waits: no free slot"
     assert d.state.queues["main"] == [e]
     freed = (d.state.visits[a].desk, d.state.visits[a].slot)
-    d.end_visit(a, "completed", None, "o1", 1)
+    complete(d, a, 1)
     assert d.state.visits[e].state == "active", "a freed slot pulls the queue head at once"
     assert (d.state.visits[e].desk, d.state.visits[e].slot) == freed
 
@@ -36,7 +49,7 @@ def test_slots_are_numbered_from_one_and_reused() -> None:
     d.open_desk("d1", "main", "o1", 0)
     visits = [start(d, f"b{i}") for i in range(6)]
     assert [d.state.visits[v].slot for v in visits] == [1, 2, 3, 4, 5, 6]
-    d.end_visit(visits[2], "completed", None, "o1", 1)
+    complete(d, visits[2], 1)
     later = start(d, "b9")
     assert d.state.visits[later].slot == 3, "the lowest free slot is reused"
 
@@ -93,85 +106,158 @@ def test_ending_the_on_air_visit_clears_focus() -> None:
     d.open_desk("d1", "main", "o1", 0)
     v = start(d, "b1")
     d.set_focus("d1", v, "o1", 1)
-    d.end_visit(v, "completed", None, "o1", 2)
+    complete(d, v, 2)
     assert d.state.desks["d1"].on_air is None
 
 
 # -- properties over random command sequences ------------------------------------------
 
+OFFICES = ("main", "north")
+
+
+def office_of_desk(desk: int) -> str:
+    return "main" if desk < 2 else "north"
+
+
 commands = st.lists(
     st.one_of(
         st.tuples(st.just("open"), st.integers(0, 2), st.integers(1, 6)),
-        st.tuples(st.just("start"), st.integers(0, 9)),
-        st.tuples(st.just("end"), st.integers(0, 20)),
+        st.tuples(st.just("start"), st.integers(0, 5), st.integers(0, 1), st.integers(0, 1)),
+        st.tuples(st.just("end"), st.integers(0, 20), st.sampled_from(OUTCOMES)),
         st.tuples(st.just("focus"), st.integers(0, 2), st.integers(0, 20)),
         st.tuples(st.just("decide"), st.integers(0, 20), st.integers(0, 6)),
+        st.tuples(st.just("reject"), st.integers(0, 20), st.integers(0, 6)),
         st.tuples(st.just("reopen"), st.integers(0, 20), st.integers(0, 6)),
         st.tuples(st.just("close"), st.integers(0, 2)),
         st.tuples(st.just("configure"), st.integers(0, 2), st.integers(1, 6)),
         st.tuples(st.just("vacate"), st.integers(0, 2)),
+        st.tuples(st.just("workflow"), st.sampled_from(("main", "north", "*")), st.integers(1, 3)),
     ),
     max_size=60,
 )
 
 
+def run(d: Domain, cmd: tuple, now: float) -> list[Event]:
+    """One random command: booths b0..b5 exist in both offices, d0/d1 are main's, d2 north's."""
+    visits = sorted(d.state.visits)
+    pick = d.state.visits[visits[cmd[1] % len(visits)]] if visits and cmd[0] in VISIT_CMDS else None
+    match cmd:
+        case ("open", desk, cap):
+            return d.open_desk(f"d{desk}", office_of_desk(desk), f"o{desk}", now, capacity=cap)
+        case ("start", booth, office, kind):
+            claim = ("JHT", "X")[kind]
+            return d.start_visit(f"b{booth}", OFFICES[office], "n", "m", claim, now)[1]
+        case ("end", _, outcome) if pick:
+            return d.end_visit(pick.id, outcome, "note", "o", now)
+        case ("focus", desk, vi) if visits:
+            return d.set_focus(f"d{desk}", visits[vi % len(visits)], "o", now)
+        case ("decide" | "reject" | "reopen", _, step) if pick:
+            decision = {"decide": "approve"}.get(cmd[0], cmd[0])
+            reason = "r" if decision == "reject" else None
+            return d.decide(pick.desk or "-", pick.id, step, decision, reason, "o", "officer", now)
+        case ("close", desk):
+            return d.close_desk(f"d{desk}", "admin", now)
+        case ("configure", desk, cap):
+            return d.configure_desk(f"d{desk}", office_of_desk(desk), cap, "admin", now)
+        case ("vacate", desk):
+            return d.vacate_desk(f"d{desk}", now)
+        case ("workflow", office, n):
+            return d.set_workflow("X", [f"s{i}" for i in range(n)], "admin", now, office)
+    return []
+
+
+VISIT_CMDS = frozenset({"end", "decide", "reject", "reopen"})
+
+
+def check_invariants(d: Domain) -> None:
+    s = d.state
+    open_per_booth: dict[tuple[str, str], int] = {}
+    for v in s.visits.values():
+        if v.state != "ended":
+            key = (v.office, v.booth)
+            open_per_booth[key] = open_per_booth.get(key, 0) + 1
+            assert s.open_by_booth[v.office][v.booth] == v.id, "the booth index names it"
+        if v.desk is not None:
+            assert s.desks[v.desk].office == v.office, "a visit sits at a desk of its office"
+        statuses = {st.status for st in v.steps}
+        if v.outcome == "completed":
+            assert statuses == {"approved"}, "completed only with every step approved"
+        if v.outcome == "rejected":
+            assert "rejected" in statuses, "rejected only with a rejected step"
+    assert all(n == 1 for n in open_per_booth.values()), "a booth is in at most one visit"
+    seated = [v for desk in s.desks.values() for v in desk.slots.values()]
+    assert len(seated) == len(set(seated)), "a visit sits in one slot only"
+    for desk in s.desks.values():
+        assert len(desk.slots) <= desk.capacity, f"desk {desk.id} over capacity"
+        assert not (desk.closed and desk.slots), f"closed desk {desk.id} seats nobody"
+        assert desk.on_air is None or desk.on_air in desk.slots.values(), "on air is seated"
+    for office in OFFICES:
+        free = any(desk.free_slot() for desk in s.desks.values() if desk.office == office)
+        assert not (free and s.queues.get(office)), "queue holds a visit while a slot is free"
+        assert all(s.visits[v].office == office for v in s.queues.get(office, []))
+
+
 @settings(max_examples=300, deadline=None)
 @given(commands)
 def test_invariants_hold_and_replay_gives_the_same_state(cmds: list[tuple]) -> None:
-    d = Domain()
+    d = Domain(rules=Rules(reasons=("r",)))
     log: list[Event] = []
     for i, cmd in enumerate(cmds):
-        now = float(i)
-        visits = sorted(d.state.visits)
-        try:
-            match cmd:
-                case ("open", desk, cap):
-                    log += d.open_desk(f"d{desk}", "main", f"o{desk}", now, capacity=cap)
-                case ("start", booth):
-                    log += d.start_visit(f"b{booth}", "main", "n", "m", "JHT", now)[1]
-                case ("end", vi) if visits:
-                    log += d.end_visit(visits[vi % len(visits)], "completed", None, "o", now)
-                case ("focus", desk, vi) if visits:
-                    log += d.set_focus(f"d{desk}", visits[vi % len(visits)], "o", now)
-                case ("decide", vi, step) if visits:
-                    v = d.state.visits[visits[vi % len(visits)]]
-                    log += d.decide(v.desk or "-", v.id, step, "approve", None, "o", "officer", now)
-                case ("reopen", vi, step) if visits:
-                    v = d.state.visits[visits[vi % len(visits)]]
-                    log += d.decide(v.desk or "-", v.id, step, "reopen", None, "o", "officer", now)
-                case ("close", desk):
-                    log += d.close_desk(f"d{desk}", "admin", now)
-                case ("configure", desk, cap):
-                    log += d.configure_desk(f"d{desk}", "main", cap, "admin", now)
-                case ("vacate", desk):
-                    log += d.vacate_desk(f"d{desk}", now)
-        except DomainError:
-            pass
-        s = d.state
-        open_per_booth: dict[str, int] = {}
-        for v in s.visits.values():
-            if v.state != "ended":
-                open_per_booth[v.booth] = open_per_booth.get(v.booth, 0) + 1
-        assert all(n == 1 for n in open_per_booth.values()), "a booth is in at most one visit"
-        seated = [v for desk in s.desks.values() for v in desk.slots.values()]
-        assert len(seated) == len(set(seated)), "a visit sits in one slot only"
-        for desk in s.desks.values():
-            assert len(desk.slots) <= desk.capacity, f"desk {desk.id} over capacity"
-            assert not (desk.closed and desk.slots), f"closed desk {desk.id} seats nobody"
-            assert desk.on_air is None or desk.on_air in desk.slots.values(), "on air is seated"
-        free = any(desk.free_slot() for desk in s.desks.values())
-        assert not (free and s.queues.get("main")), "queue holds a visit while a slot is free"
+        with contextlib.suppress(DomainError):
+            log += run(d, cmd, float(i))
+        check_invariants(d)
     replayed = replay(log)
     assert replayed.visits == d.state.visits, "replaying the log rebuilds the same visits"
     assert replayed.desks == d.state.desks
     assert replayed.queues == d.state.queues
+    assert replayed.open_by_booth == d.state.open_by_booth
+    assert replayed.workflows == d.state.workflows
+
+
+def test_same_booth_id_in_two_offices_is_two_booths() -> None:
+    d = Domain()
+    d.open_desk("d1", "main", "o1", 0)
+    mine = start(d, "booth-01", "main")
+    theirs, events = d.start_visit("booth-01", "north", "Other", "2", "JHT", 1)
+    assert theirs != mine and events, "north's booth-01 does not resume main's visit"
+    assert d.state.visits[theirs].state == "queued", "north has no desk: it waits in north"
+    assert d.state.queues["north"] == [theirs] and d.state.visits[mine].desk == "d1"
+
+
+def test_workflows_are_scoped_by_office() -> None:
+    d = Domain()
+    log = d.set_workflow("JHT", ["only"], "admin", 0, "north")
+    assert d.steps_for("JHT", "north") == ["only"]
+    assert d.steps_for("JHT", "main") != ["only"], "north's workflow leaves main alone"
+    log += d.set_workflow("JKM", ["a", "b"], "root", 1, "*")
+    assert d.steps_for("JKM", "main") == ["a", "b"] == d.steps_for("JKM", "north")
+    assert "JKM" in d.claim_types("north") and replay(log).workflows == d.state.workflows
+
+
+def test_outcomes_must_match_the_steps_unless_configured_otherwise() -> None:
+    d = Domain()
+    d.open_desk("d1", "main", "o1", 0)
+    v = start(d, "b1")
+    for outcome in ("completed", "rejected"):
+        with pytest.raises(DomainError) as err:
+            d.end_visit(v, outcome, None, "o1", 1)
+        assert err.value.code == ErrorCode.OUTCOME_MISMATCH, outcome
+    d.decide("d1", v, 0, "reject", "r", "o1", "officer", 2)
+    with pytest.raises(DomainError):
+        d.end_visit(v, "completed", None, "o1", 3)
+    d.end_visit(v, "rejected", None, "o1", 3)
+    lax = Domain(rules=Rules(strict_outcomes=False))
+    lax.open_desk("d1", "main", "o1", 0)
+    w = start(lax, "b1")
+    lax.end_visit(w, "completed", None, "o1", 1)
+    assert lax.state.visits[w].outcome == "completed", "strict_outcomes = false allows it"
 
 
 def test_memory_forgets_visits_ended_over_a_day_ago_and_ids_keep_counting() -> None:
     d = Domain()
     d.open_desk("d1", "main", "o1", 0)
     old = start(d, "b1", now=0)
-    d.end_visit(old, "completed", None, "o1", 10)
+    complete(d, old, 10)
     fresh = start(d, "b2", now=10 + 25 * 3600)
     assert old not in d.state.visits, "a visit ended over a day ago is dropped from memory"
     assert fresh == "V000002", "visit ids keep counting"

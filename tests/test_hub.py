@@ -172,7 +172,7 @@ def test_supervisor_may_offer_receive_only_media_to_a_watched_booth(hub: Hub) ->
     out = send(hub, booth, answer)
     assert [m["sdp"] for m in to(out, sup)] == ["a"], "the answer reaches that supervisor only"
     out = send(hub, booth, {**answer, "peer": "999"})
-    assert to(out, booth)[0]["code"] == "not_connected"
+    assert to(out, booth)[0]["code"] == "stale_answer", "peer 999 never offered to this booth"
 
 
 def test_booths_hear_when_a_watching_supervisor_leaves(hub: Hub) -> None:

@@ -450,7 +450,7 @@ async def test_kiosk_visit_end_to_end(env: Env, context: Any) -> None:
                 await sup.close()
 
             # A network drop: the page reconnects and resumes its session.
-            for conn_id in hub._booth_holders("booth-07"):
+            for conn_id in hub.booth_connections("main", "booth-07"):
                 peer = server._peers[conn_id]
                 peer.ws.transport.abort()
             snap = await until(

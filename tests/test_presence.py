@@ -80,7 +80,7 @@ def test_everyone_is_away_after_a_restart_until_they_say_hello() -> None:
     booth, _ = join(hub, "booth", booth="b1")
     visit = start(hub, booth)
     restarted = Hub(hub.keys, hub.state, ServerConfig(grace_s=5), now=NOW + 100)
-    assert ("booth", "b1") in restarted.away and ("desk", "d1") in restarted.away
+    assert ("booth", "main", "b1") in restarted.away and ("desk", "main", "d1") in restarted.away
     join(restarted, "booth", now=NOW + 102, booth="b1")
     restarted.tick(NOW + 106)
     assert restarted.state.visits[visit].state == "queued", "officer gone: back to the queue"
@@ -214,6 +214,9 @@ def test_office_stats_for_the_overview() -> None:
     booth, _ = join(hub, "booth", booth="b1")
     visit = start(hub, booth)
     say(hub, officer, {"type": "focus", "id": 3, "visit": visit})
+    for step in range(len(hub.state.visits[visit].steps)):  # completed needs every step approved
+        decide = {"type": "decide", "id": 10 + step, "visit": visit, "step": step}
+        say(hub, officer, {**decide, "decision": "approve"})
     say(
         hub,
         officer,

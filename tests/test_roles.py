@@ -37,14 +37,26 @@ def test_table_covers_every_client_message() -> None:
     assert set(TABLE) == set(CLIENT_TYPES) - {"hello"}, "docs table lists every message"
 
 
+EXTRA: dict[str, dict[str, str]] = {
+    "officer": {"desk": "d1"},
+    "booth": {"booth": "b1"},
+    "supervisor": {},
+    "admin": {},
+}
+
+
+def token_for(keys: KeyRing, role: str) -> str:
+    return keys.issue(role, f"{role}-1", "main", now=NOW, **EXTRA[role])
+
+
 def world() -> tuple[Hub, dict[str, int], str]:
-    """One office with a desk, an open visit, and one connection per role (all watching)."""
+    """One office with a desk, an open visit, and one connection per role (all watching);
+    the officer has offered media to the booth (offer ``o1``)."""
     hub = Hub(KeyRing((b"r" * 32,)), now=NOW)
     conns: dict[str, int] = {}
-    extra = {"officer": {"desk": "d1"}, "booth": {"booth": "b1"}, "supervisor": {}, "admin": {}}
     for role in ROLES:
         conn = hub.connect()
-        token = hub.keys.issue(role, f"{role}-1", "main", now=NOW, **extra[role])
+        token = token_for(hub.keys, role)
         hub.receive(conn, json.dumps({"type": "hello", "id": 1, "token": token}), NOW)
         conns[role] = conn
     out = hub.receive(
@@ -57,22 +69,27 @@ def world() -> tuple[Hub, dict[str, int], str]:
     visit = next(m["visit"] for c, m in out if m.get("type") == "ack")
     for role in ("supervisor", "admin"):
         hub.receive(conns[role], json.dumps({"type": "watch", "id": 3, "desk": "d1"}), NOW)
+    offer = {"type": "sdp", "id": 4, "visit": visit, "sdp_type": "offer", "sdp": "v=0"}
+    hub.receive(conns["officer"], json.dumps({**offer, "offer_id": "o1"}), NOW)
     return hub, conns, visit
 
 
-def sample(kind: str, role: str, visit: str) -> dict[str, Any]:
+def sample(kind: str, role: str, visit: str, keys: KeyRing) -> dict[str, Any]:
+    sdp_type = "answer" if role == "booth" else "offer"
     return {
         "start_visit": {"claimant": {"name": "N", "membership_no": "2"}},
         "focus": {"visit": visit},
         "decide": {"visit": visit, "step": 0, "decision": "approve"},
         "snapshot_taken": {"visit": visit, "sha256": "a" * 64},
-        "end_visit": {"visit": visit, "outcome": "abandoned" if role == "booth" else "completed"},
+        "end_visit": {"visit": visit, "outcome": "abandoned" if role == "booth" else "escalated"}
+        | ({} if role == "booth" else {"note": "n"}),
         "watch": {"desk": "d1"},
         "office_stats": {},
-        "sdp": {"visit": visit, "sdp_type": "answer" if role == "booth" else "offer", "sdp": "v=0"},
+        "sdp": {"visit": visit, "sdp_type": sdp_type, "sdp": "v=0", "offer_id": "o1"},
         "configure_desk": {"desk": "d2", "capacity": 3},
         "close_desk": {"desk": "d1"},
         "set_workflow": {"claim_type": "JKM", "steps": ["identity", "decision"]},
+        "refresh": {"token": token_for(keys, role)},
     }[kind]
 
 
@@ -81,7 +98,7 @@ def sample(kind: str, role: str, visit: str) -> dict[str, Any]:
 def test_role_may_send_exactly_what_the_table_says(kind: str, role: str) -> None:
     hub, conns, visit = world()
     before = hub.state.events_applied
-    message = {"type": kind, "id": 99, **sample(kind, role, visit)}
+    message = {"type": kind, "id": 99, **sample(kind, role, visit, hub.keys)}
     result = hub.receive(conns[role], json.dumps(message), NOW)
     answers = [m for c, m in result.outputs if c == conns[role] and m.get("re") == 99]
     assert answers, f"{role} sending {kind} gets an answer"
