@@ -21,6 +21,12 @@ class ServerMetrics:
             "lapak_errors", "Error answers by code", ["code"], registry=self.registry
         )
         self.visits = Gauge("lapak_visits", "Visits by state", ["state"], registry=self.registry)
+        self.refused = Counter(
+            "lapak_connections_refused",
+            "Sockets closed at accept: over max_connections, or shutting down",
+            ["reason"],
+            registry=self.registry,
+        )
         self.events = Counter(
             "lapak_events_appended", "Events made durable", registry=self.registry
         )

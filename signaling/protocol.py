@@ -13,7 +13,17 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-MAX_FRAME_BYTES = 64 * 1024
+MAX_FRAME_BYTES = 64 * 1024  # UTF-8 bytes, not characters
+
+# Caps on what a client may write into the shared state, so that a desk snapshot (six seated
+# visits) stays far below any client's message limit (the console takes 1 MiB). Lengths are
+# in characters: at most 4 UTF-8 bytes each.
+MAX_NAME = 200
+MAX_MEMBERSHIP_NO = 64
+MAX_CLAIM_TYPE = 64
+MAX_NOTE = 1000
+MAX_REASON = 200
+MAX_TOKEN = 8192
 
 
 class ErrorCode(StrEnum):
@@ -67,9 +77,9 @@ SdpType = Literal["offer", "answer"]
 
 
 class Claimant(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-    membership_no: str
-    claim_type: str = "JHT"
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME)]
+    membership_no: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_MEMBERSHIP_NO)]
+    claim_type: Annotated[str, msgspec.Meta(max_length=MAX_CLAIM_TYPE)] = "JHT"
 
 
 # --- client to server -----------------------------------------------------------------
@@ -78,8 +88,8 @@ class Claimant(msgspec.Struct, forbid_unknown_fields=True):
 class Hello(msgspec.Struct, tag="hello", tag_field="type", forbid_unknown_fields=True):
     """First frame. ``session`` (from an earlier ``welcome``) resumes within the grace period."""
 
-    token: str
-    session: str | None = None
+    token: Annotated[str, msgspec.Meta(max_length=MAX_TOKEN)]
+    session: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     id: int | None = None
 
 
@@ -101,14 +111,14 @@ class Decide(msgspec.Struct, tag="decide", tag_field="type", forbid_unknown_fiel
     visit: str
     step: int
     decision: Decision
-    reason: str | None = None
+    reason: Annotated[str, msgspec.Meta(max_length=MAX_REASON)] | None = None
     id: int | None = None
 
 
 class EndVisit(msgspec.Struct, tag="end_visit", tag_field="type", forbid_unknown_fields=True):
     visit: str
     outcome: Outcome
-    note: str | None = None
+    note: Annotated[str, msgspec.Meta(max_length=MAX_NOTE)] | None = None
     id: int | None = None
 
 
@@ -227,14 +237,48 @@ class ProtocolError(Exception):
         self.re = re
 
 
+def over_limit(frame: str | bytes, limit: int) -> bool:
+    """Is the frame over ``limit`` UTF-8 bytes? Encodes only when its length cannot tell
+    (a character takes 1 to 4 bytes)."""
+    if isinstance(frame, bytes):
+        return len(frame) > limit
+    if len(frame) > limit:
+        return True
+    if len(frame) * 4 <= limit:
+        return False
+    return len(frame.encode("utf-8", "surrogatepass")) > limit
+
+
+class _IdOnly(msgspec.Struct):
+    id: int | None = None
+
+
+_id_decoder = msgspec.json.Decoder(_IdOnly)
+
+
+def peek_id(frame: str | bytes) -> int | None:
+    """The request ``id`` of a frame refused before decoding (too big, rate limited), so the
+    error can carry ``re``; None when the frame has none or is not a JSON object."""
+    try:
+        return _id_decoder.decode(frame).id
+    except (msgspec.DecodeError, RecursionError):
+        return None
+
+
 def decode_client(frame: str | bytes, max_bytes: int = MAX_FRAME_BYTES) -> ClientMessage:
     """Decode one inbound frame, raising ProtocolError with the precise code."""
-    if len(frame) > max_bytes:
-        raise ProtocolError(ErrorCode.TOO_BIG, f"frame exceeds {max_bytes} bytes")
+    if over_limit(frame, max_bytes):
+        raise ProtocolError(
+            ErrorCode.TOO_BIG, f"frame exceeds {max_bytes} bytes (UTF-8)", peek_id(frame)
+        )
     try:
         return _client_decoder.decode(frame)
+    except RecursionError:
+        raise ProtocolError(ErrorCode.BAD_JSON, "JSON nested too deeply") from None
     except msgspec.ValidationError as exc:
         raw = _loose(frame)
+        if raw is None:  # a typed decode fails early; the whole frame may still be broken
+            raise ProtocolError(ErrorCode.BAD_JSON, "malformed or too deeply nested JSON") from None
         re = raw.get("id") if isinstance(raw.get("id"), int) else None
         kind = raw.get("type")
         if kind not in CLIENT_TYPES:
@@ -246,11 +290,12 @@ def decode_client(frame: str | bytes, max_bytes: int = MAX_FRAME_BYTES) -> Clien
         raise ProtocolError(ErrorCode.BAD_JSON, f"malformed JSON: {exc}") from None
 
 
-def _loose(frame: str | bytes) -> dict[str, Any]:
+def _loose(frame: str | bytes) -> dict[str, Any] | None:
+    """The frame as plain JSON; None when it is not JSON (or nested past the stack)."""
     try:
         raw = msgspec.json.decode(frame)
-    except msgspec.DecodeError:
-        return {}
+    except (msgspec.DecodeError, RecursionError):
+        return None
     return raw if isinstance(raw, dict) else {}
 
 

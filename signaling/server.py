@@ -1,8 +1,10 @@
 """The asyncio shell around ``Hub``: websockets in, durable log, websockets out.
 
 It owns the I/O the core must not do: sockets, the event log, HTTP health and metrics,
-per-connection send queues. Outputs of a frame are delivered only after its events are
-durable, and deliveries happen in commit order.
+per-connection send queues, clocks and signals. Outputs of a frame are delivered only after
+its events are durable, and deliveries happen in commit order. It also bounds what one
+process can be made to hold: connections below the file-descriptor limit, a hello deadline,
+text frames only.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import gc
 import http
 import json
 import logging
+import signal
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -31,19 +35,22 @@ from signaling.eventlog import EventLog, load
 from signaling.hub import Hub, Result
 from signaling.metrics import ServerMetrics
 from signaling.protocol import CloseCode
-from signaling.tokens import KeyRing
+from signaling.tokens import KeyRing, key_id
 
 log = logging.getLogger("lapak.signal")
 
 SEND_BUFFER_LIMIT = 1024 * 1024  # unread bytes before a client counts as a slow consumer
 LISTEN_BACKLOG = 4096  # a reconnect storm of thousands must not overflow the SYN queue
 WIRE_MAX_SIZE = 1024 * 1024  # beyond this websockets closes 1009; below, p.MAX_FRAME_BYTES
+LIMIT_LOG_EVERY_S = 10.0  # at most one line per this many seconds about refused connections
+SHUTDOWN_CLOSE_CODE = 1001  # going away: sent after every committed answer has been written
 
 
 @dataclass
 class _Peer:
     ws: ServerConnection
-    dropping: bool = False  # being closed: send nothing more
+    dropping: bool = False  # being closed: send nothing more, read nothing more
+    hello_timer: asyncio.TimerHandle | None = None
 
 
 class SignalServer:
@@ -57,15 +64,27 @@ class SignalServer:
         config: ServerConfig | None = None,
         ssl_context: ssl.SSLContext | None = None,
         tune_gc: bool = False,
+        secret_file: Path | None = None,
+        mono: Callable[[], float] = time.monotonic,
     ) -> None:
         self.data_dir = data_dir
         self.keys = keys
         self.host = host
         self.port = port
-        self.clock = clock
+        self.clock = clock  # wall clock: event times, token expiry
+        self.mono = mono  # monotonic clock: durations (grace periods, rates)
         self.config = config or ServerConfig()
         self.ssl_context = ssl_context
         self.tune_gc = tune_gc
+        self.secret_file = secret_file  # re-read on SIGHUP (key rotation without restart)
+        self.ticks = 0
+        self.draining = False  # shutting down: frames are no longer read
+        self.limit = self.config.connection_limit
+        self._tcp: set[ServerConnection] = set()  # accepted sockets, handshaken or not
+        self._refused = 0
+        self._refused_logged_at = -LIMIT_LOG_EVERY_S
+        self._origins: set[str] = set()
+        self._previous_handler: Any = None
         self._ticker: asyncio.Task[None] | None = None
         self._closers: set[asyncio.Task[None]] = set()
         self.metrics = ServerMetrics()
@@ -73,6 +92,7 @@ class SignalServer:
         self.log: EventLog | None = None
         self._server: Server | None = None
         self._peers: dict[int, _Peer] = {}
+        self._stop_reading: set[int] = set()  # refused and about to be closed
         self._fatal: asyncio.Future[BaseException] | None = None
 
     @property
@@ -92,18 +112,22 @@ class SignalServer:
             len(loaded.state.visits),
             (time.perf_counter() - started) * 1000,
         )
-        self.hub = Hub(self.keys, loaded.state, self.config, now=self.clock())
+        self.hub = Hub(self.keys, loaded.state, self.config, now=self.clock(), mono=self.mono())
         self.log = await asyncio.to_thread(
             EventLog, path, loaded, self.config.snapshot_every, self.config.snapshot_min_s
         )
+        del loaded
         if self.tune_gc:
-            _freeze_long_lived(full=True)
+            _freeze_loaded_state()
         self.log.start()
         self._fatal = asyncio.get_running_loop().create_future()
         bootstrap = self.hub.bootstrap(self.clock())
         if bootstrap:
             await self.log.append(bootstrap)
         self._ticker = asyncio.create_task(self._tick(), name="hub-ticker")
+        loop = asyncio.get_running_loop()
+        self._previous_handler = loop.get_exception_handler()
+        loop.set_exception_handler(self._loop_exception)
         self._server = await serve(
             self._handle,
             self.host,
@@ -115,38 +139,50 @@ class SignalServer:
             ping_timeout=20,
             ssl=self.ssl_context,
             backlog=LISTEN_BACKLOG,
+            create_connection=_counted(self),
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
-        log.info("event=listening host=%s port=%d data_dir=%s", self.host, self.port, self.data_dir)
+        self._origins = self._own_origins() | self.config.configured_origins()
+        log.info(
+            "event=listening host=%s port=%d data_dir=%s max_connections=%d",
+            self.host, self.port, self.data_dir, self.limit,
+        )  # fmt: skip
 
     async def wait_fatal(self) -> BaseException:
         assert self._fatal is not None
         return await self._fatal
 
     async def _tick(self) -> None:
-        """Once a second, let the hub give up places whose grace period ran out."""
+        """Once a second, let the hub give up places whose grace period ran out (measured
+        on the monotonic clock: a wall-clock step must not abandon anybody)."""
         assert self.hub is not None and self.log is not None
-        beats = 0
         while True:
             await asyncio.sleep(1.0)
-            beats += 1
-            if self.tune_gc and beats % 10 == 0:
-                _freeze_long_lived()
-            result = self.hub.tick(self.clock())
-            if result.events or result.outputs:
+            result = self.hub.tick(self.clock(), self.mono())
+            self.ticks += 1
+            if result.events or result.outputs or result.closes:
                 self._count(result)
                 fut = self.log.append(result.events)
                 fut.add_done_callback(lambda f, r=result: self._deliver(f, r, 0))
 
     async def close(self) -> None:
+        """Drain, then stop: accept nothing and read nothing more, wait until every event
+        already decided is durable and its answers are written, then close every
+        connection with 1001 (after those answers, on the same TCP stream)."""
+        self.draining = True
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
         if self._server is not None:
-            self._server.close()
+            self._server.server.close()  # stop accepting; open connections stay
+            if self.log is not None and (self._fatal is None or not self._fatal.done()):
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(30):
+                        await self.log.append([])  # commit order: everything before is out
+            self._server.close(code=SHUTDOWN_CLOSE_CODE, reason="server shutting down")
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5):
                     await self._server.wait_closed()
@@ -157,7 +193,93 @@ class SignalServer:
         if self.log is not None:
             await self.log.close()
             self.log = None
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop().set_exception_handler(self._previous_handler)
         log.info("event=stopped")
+
+    def reload_keys(self) -> bool:
+        """Re-read the secret file (SIGHUP): new tokens are checked against the new ring at
+        once; connections already authenticated keep going until their token expires."""
+        if self.secret_file is None:
+            log.warning("event=keys_not_reloaded reason=no_secret_file")
+            return False
+        try:
+            keys = KeyRing.from_file(self.secret_file)
+        except (OSError, ValueError) as exc:
+            log.error("event=keys_reload_failed path=%s error=%s", self.secret_file, exc)
+            return False
+        self.keys = keys
+        if self.hub is not None:
+            self.hub.keys = keys
+        kids = ",".join(key_id(k) for k in keys.keys)
+        log.info(
+            "event=keys_reloaded path=%s keys=%d kids=%s", self.secret_file, len(keys.keys), kids
+        )
+        return True
+
+    # -- bounds on what one process holds ------------------------------------------------
+
+    def _tcp_opened(self, conn: ServerConnection, transport: asyncio.BaseTransport) -> bool:
+        """Count an accepted socket; refuse it with 503 at ``max_connections`` (kept below
+        the descriptor limit, where accept() itself would start failing in a loop)."""
+        if len(self._tcp) >= self.limit or self.draining:
+            self._refused += 1
+            self.metrics.refused.labels("limit" if not self.draining else "draining").inc()
+            now = time.monotonic()
+            if not self.draining and now - self._refused_logged_at >= LIMIT_LOG_EVERY_S:
+                self._refused_logged_at = now
+                log.warning(
+                    "event=connection_limit max_connections=%d refused_total=%d",
+                    self.limit, self._refused,
+                )  # fmt: skip
+            with contextlib.suppress(Exception):
+                transport.write(_BUSY)  # type: ignore[attr-defined]
+            transport.close()
+            return False
+        self._tcp.add(conn)
+        return True
+
+    def _tcp_closed(self, conn: ServerConnection) -> None:
+        self._tcp.discard(conn)
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """accept() out of descriptors logs one line per 10 s, not a traceback per retry."""
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and "accept" in str(context.get("message", "")):
+            now = time.monotonic()
+            if now - self._refused_logged_at >= LIMIT_LOG_EVERY_S:
+                self._refused_logged_at = now
+                log.error("event=accept_failed error=%s connections=%d", exc, len(self._tcp))
+            return
+        if self._previous_handler is not None:
+            self._previous_handler(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    def _hello_overdue(self, conn_id: int) -> None:
+        """No hello within ``hello_timeout_s``: say so and close with 1008."""
+        assert self.hub is not None and self.log is not None
+        conn = self.hub.conns.get(conn_id)
+        peer = self._peers.get(conn_id)
+        if conn is None or peer is None or conn.claims is not None:
+            return
+        if peer.dropping or conn_id in self._stop_reading:
+            return
+        message = f"no hello within {self.config.hello_timeout_s:g} s"
+        self._refuse(conn_id, peer, p.ErrorCode.HELLO_REQUIRED, message, CloseCode.POLICY)
+
+    def _refuse(
+        self, conn_id: int, peer: _Peer, code: p.ErrorCode, message: str, close: int
+    ) -> None:
+        """Answer with an error, then close: in commit order, after the answers already due."""
+        assert self.log is not None
+        result = Result(outputs=[(conn_id, p.error(code, message))], close=(close, message))
+        self.metrics.errors.labels(str(code)).inc()
+        log.info("event=refused code=%s conn=%d close=%d", code, conn_id, close)
+        self.log.append([]).add_done_callback(lambda f, r=result, c=conn_id: self._deliver(f, r, c))
+        self._stop_reading.add(conn_id)  # _deliver closes it; until then nothing is read
+        if peer.hello_timer is not None:
+            peer.hello_timer.cancel()
 
     # -- HTTP on the same port ---------------------------------------------------------
 
@@ -191,17 +313,30 @@ class SignalServer:
         return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
 
     def _origin_allowed(self, request: Request) -> bool:
-        """Browsers send Origin: only pages this server served (same host) or configured
-        origins may open the websocket. Machine clients send no Origin and are let through
-        (they authenticate with their token like everyone)."""
+        """Browsers send Origin: only this server's own origins (its listen address,
+        localhost, ``public_url``) and ``allowed_origins`` may open the websocket, compared
+        as exact strings. The Host header is never trusted: a DNS-rebinding page sends
+        ``Host: evil:PORT`` with ``Origin: http://evil:PORT``. Machine clients send no
+        Origin and are let through (they authenticate with their token like everyone)."""
         origin = request.headers.get("Origin")
-        if origin is None:
-            return True
-        if origin in self.config.allowed_origins:
-            return True
-        host = request.headers.get("Host", "")
+        return origin is None or origin in self._origins
+
+    def _own_origins(self) -> set[str]:
+        """The origins a browser shows for pages served by this server at its listen
+        address; for a wildcard listen address, also this machine's name and addresses."""
         scheme = "https" if self.ssl_context else "http"
-        return origin == f"{scheme}://{host}"
+        hosts = {"localhost", "127.0.0.1", "[::1]"}
+        if self.host in ("", "0.0.0.0", "::"):
+            name = socket.gethostname()
+            hosts.add(name.lower())
+            with contextlib.suppress(OSError):
+                for info in socket.getaddrinfo(name, None):
+                    hosts.add(_bracket(str(info[4][0])))
+        else:
+            hosts.add(_bracket(self.host.lower()))
+        default = 443 if self.ssl_context else 80
+        suffix = "" if self.port == default else f":{self.port}"
+        return {f"{scheme}://{h}{suffix}" for h in hosts}
 
     def health(self) -> dict[str, Any]:
         assert self.hub is not None
@@ -220,19 +355,33 @@ class SignalServer:
     async def _handle(self, ws: ServerConnection) -> None:
         assert self.hub is not None and self.log is not None
         conn_id = self.hub.connect()
-        self._peers[conn_id] = _Peer(ws)
+        peer = self._peers[conn_id] = _Peer(ws)
+        peer.hello_timer = asyncio.get_running_loop().call_later(
+            self.config.hello_timeout_s, self._hello_overdue, conn_id
+        )
         log.info("event=connected conn=%d remote=%s", conn_id, _remote(ws))
         try:
             async for frame in ws:
-                result = self.hub.receive(conn_id, frame, self.clock())
+                if self.draining or peer.dropping or conn_id in self._stop_reading:
+                    continue  # closing: a frame read now would never be answered
+                if isinstance(frame, bytes):
+                    self._refuse(
+                        conn_id, peer, p.ErrorCode.INVALID_MESSAGE,
+                        "binary frames are refused: send JSON text", CloseCode.POLICY,
+                    )  # fmt: skip
+                    continue
+                result = self.hub.receive(conn_id, frame, self.clock(), self.mono())
                 self._count(result)
                 fut = self.log.append(result.events)
                 fut.add_done_callback(lambda f, r=result, c=conn_id: self._deliver(f, r, c))
         except ConnectionClosed:
             pass
         finally:
+            if peer.hello_timer is not None:
+                peer.hello_timer.cancel()
+            self._stop_reading.discard(conn_id)
             self._peers.pop(conn_id, None)
-            gone = self.hub.disconnect(conn_id, self.clock())
+            gone = self.hub.disconnect(conn_id, self.clock(), self.mono())
             if gone.outputs:
                 self.log.append([]).add_done_callback(
                     lambda f, r=gone, c=conn_id: self._deliver(f, r, c)
@@ -267,11 +416,14 @@ class SignalServer:
             if text is None:
                 text = encoded[id(message)] = p.encode(message)
             self._send(target, text)
+        closes = list(result.closes)
         if result.close is not None:
-            peer = self._peers.get(conn_id)
+            closes.insert(0, (conn_id, *result.close))
+        for target, code, reason in closes:
+            peer = self._peers.get(target)
             if peer is not None and not peer.dropping:
                 peer.dropping = True
-                self._close_later(peer.ws, *result.close)
+                self._close_later(peer.ws, code, reason)
 
     def _send(self, conn_id: int, text: str) -> None:
         """Write now, in commit order, without waiting (the way websockets' broadcast does);
@@ -294,22 +446,45 @@ class SignalServer:
         task.add_done_callback(self._closers.discard)
 
 
-def _freeze_long_lived(full: bool = False) -> None:
-    """Move what survived so far out of the collector's reach (at start, then every 10 s).
+def _freeze_loaded_state() -> None:
+    """Once, after the state is loaded: collect, then move what survived (the replayed
+    state, modules) out of the collector's reach, so full collections do not walk it while
+    the loop waits (20-120 ms at 2,000 clients, measured by bench/signaling.py), and make
+    full collections rarer.
 
-    The state (visits, steps, desks) and connections are long-lived and acyclic; without
-    this each full collection walks all of them while the loop waits (20-120 ms at 2,000
-    clients, measured by bench/signaling.py). Only the young generations are collected
-    before freezing, so this never costs a full collection itself; automatic full
-    collections become rare. Frozen objects are still freed by reference counting; only
-    cyclic garbage that had already aged would wait for a process restart.
+    Never on a timer: ``gc.freeze()`` also freezes cyclic garbage not yet collected, and
+    under connection churn that kept every dead connection for good (RSS 43 -> 242 MB after
+    30,000 half-open upgrades, never returned).
     """
-    if full:
-        gc.collect()
-        gc.set_threshold(700, 10, 1000)
-    else:
-        gc.collect(1)
+    gc.collect()
     gc.freeze()
+    gc.set_threshold(700, 10, 1000)
+
+
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 19\r\nConnection: close\r\n\r\ntoo many connections"
+)
+
+
+def _counted(server: SignalServer) -> type[ServerConnection]:
+    """A connection class that reports each accepted socket to ``server`` (which may refuse
+    it at once) and each closed one, handshaken or not."""
+
+    class Counted(ServerConnection):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            server._tcp_opened(self, transport)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            super().connection_lost(exc)
+            server._tcp_closed(self)
+
+    return Counted
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def _set_type(headers: Headers, content_type: str) -> None:
@@ -334,8 +509,14 @@ def _kv(event: object) -> str:
 
 
 async def run_server(server: SignalServer, stop: asyncio.Event) -> None:
-    """Run until ``stop`` is set or the log fails; close cleanly either way."""
+    """Run until ``stop`` is set or the log fails; close cleanly (drained) either way.
+    SIGHUP re-reads the key ring."""
     await server.start()
+    loop = asyncio.get_running_loop()
+    hup = False
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGHUP, server.reload_keys)
+        hup = True
     fatal = asyncio.ensure_future(server.wait_fatal())
     stopper = asyncio.ensure_future(stop.wait())
     try:
@@ -343,6 +524,8 @@ async def run_server(server: SignalServer, stop: asyncio.Event) -> None:
     finally:
         for task in (fatal, stopper):
             task.cancel()
+        if hup:
+            loop.remove_signal_handler(signal.SIGHUP)
         await server.close()
     if fatal.done() and not fatal.cancelled():
         raise RuntimeError(f"event log failed: {fatal.result()!r}")

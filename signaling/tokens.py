@@ -101,6 +101,8 @@ class KeyRing:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise TokenError(ErrorCode.BAD_TOKEN, f"malformed token: {exc}") from None
+        except RecursionError:
+            raise TokenError(ErrorCode.BAD_TOKEN, "malformed token: nested too deeply") from None
         by_kid = {key_id(k): k for k in self.keys}
         key = by_kid.get(str(header.get("kid")))
         if key is None:
@@ -122,7 +124,10 @@ class KeyRing:
             raise TokenError(ErrorCode.BAD_SIGNATURE, "token signature does not verify") from None
         except jwt.PyJWTError as exc:
             raise TokenError(ErrorCode.BAD_TOKEN, f"invalid token: {exc}") from None
-        role = payload.get("role")
+        except RecursionError:
+            raise TokenError(ErrorCode.BAD_TOKEN, "invalid token: nested too deeply") from None
+        _check_types(payload)
+        role = payload["role"]
         if role not in ROLES:
             raise TokenError(ErrorCode.BAD_TOKEN, f"unknown role {role!r}")
         now = time.time() if now is None else now
@@ -132,8 +137,8 @@ class KeyRing:
             raise TokenError(ErrorCode.BAD_TOKEN, "token issued in the future")
         claims = Claims(
             role=role,
-            sub=str(payload["sub"]),
-            office=str(payload["office"]),
+            sub=payload["sub"],
+            office=payload["office"],
             desk=payload.get("desk"),
             booth=payload.get("booth"),
             exp=float(payload["exp"]),
@@ -143,3 +148,21 @@ class KeyRing:
         if role == "booth" and not claims.booth:
             raise TokenError(ErrorCode.BAD_TOKEN, "booth token without booth")
         return claims
+
+
+MAX_CLAIM_CHARS = 64  # ids (sub, office, desk, booth) are short names
+
+
+def _check_types(payload: dict[str, object]) -> None:
+    """A signed token is trusted only as far as its claims have the types we use: a
+    string ``exp`` or a list ``desk`` is refused as bad_token, never crashes the hub."""
+    for name in ("exp", "iat"):
+        value = payload.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            raise TokenError(ErrorCode.BAD_TOKEN, f"claim {name} must be a number")
+    for name in ("role", "sub", "office", "desk", "booth"):
+        value = payload.get(name)
+        if value is None and name in ("desk", "booth"):
+            continue
+        if not isinstance(value, str) or not 0 < len(value) <= MAX_CLAIM_CHARS:
+            raise TokenError(ErrorCode.BAD_TOKEN, f"claim {name} must be a short string")
