@@ -90,7 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--office", required=True)
     p.add_argument("--desk", help="the officer's desk")
     p.add_argument("--booth", help="the booth id (role booth)")
-    p.add_argument("--ttl", type=float, default=12 * 3600, help="seconds until expiry")
+    p.add_argument(
+        "--ttl", type=float, help="seconds until expiry (default 12 h, capped per role by config)"
+    )
+    p.add_argument("--config", type=Path, help="server TOML whose [token_ttl_max_s] caps --ttl")
 
     p = sub.add_parser("booth", help="run a booth (camera, mic, speaker) or simulated booths")
     p.add_argument("--server", required=True, help="ws://host:port of the signalling server")
@@ -149,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--booths", type=int, default=6, help="how many booths (1..6, default 6)")
     p.add_argument("--size", type=_size, default=(640, 480), help="booth video size (640x480)")
     _ui_options(p)
+
+    from signaling.simulation.cli import add_parser as add_simulate  # argparse only
+
+    add_simulate(sub)
     return parser
 
 
@@ -188,11 +195,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "console": cmd_console,
         "supervise": cmd_supervise,
         "demo": cmd_demo,
+        "simulate": cmd_simulate,
     }
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
         return 130
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from signaling.simulation.cli import run
+
+    return run(args)
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:
@@ -241,7 +255,7 @@ def cmd_signal(args: argparse.Namespace) -> int:
         keys = _load_or_create_keys(args.secret_file)
         server = SignalServer(
             args.data_dir, keys, host=args.host, port=args.port, config=config,
-            ssl_context=context, tune_gc=True,
+            ssl_context=context, tune_gc=True, secret_file=args.secret_file,
         )  # fmt: skip
         stop = asyncio.Event()
         _stop_on_signals(stop)
@@ -273,12 +287,19 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
+    from signaling.config import ServerConfig
     from signaling.tokens import KeyRing
 
     keys = KeyRing.from_file(args.secret_file)
     try:
+        cap = ServerConfig.load(args.config).ttl_max(args.role)
+        ttl = min(12 * 3600, cap) if args.ttl is None else args.ttl
+        if not 0 < ttl <= cap:
+            raise ValueError(
+                f"--ttl must be in (0, {cap:g}] s for role {args.role} (token_ttl_max_s)"
+            )
         token = keys.issue(
-            args.role, args.sub, args.office, desk=args.desk, booth=args.booth, ttl=args.ttl
+            args.role, args.sub, args.office, desk=args.desk, booth=args.booth, ttl=ttl
         )
     except ValueError as exc:
         sys.stderr.write(f"lapak token: {exc}\n")
