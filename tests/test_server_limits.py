@@ -1,0 +1,268 @@
+"""The server's bounds on bad input, against a real server on a loopback port: deep JSON,
+mistyped token claims, byte-counted frame limits, binary frames, hello deadline, Origin,
+key reload, monotonic grace periods."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+import jwt
+import pytest
+from conftest import wait_for
+from websockets.asyncio.client import ClientConnection, connect
+
+from signaling.config import ServerConfig
+from signaling.server import SignalServer
+from signaling.tokens import ALGORITHM, KeyRing, key_id
+
+DEEP = "[" * 1000 + "]" * 1000
+
+
+async def ask(ws: ClientConnection, message: dict | str) -> dict:
+    await ws.send(message if isinstance(message, str) else json.dumps(message))
+    async with asyncio.timeout(10):
+        return json.loads(await ws.recv())
+
+
+async def closed_with(ws: ClientConnection) -> int | None:
+    async with asyncio.timeout(15):
+        await ws.wait_closed()
+    return ws.close_code
+
+
+def signed(keys: KeyRing, **claims: object) -> str:
+    key = keys.keys[0]
+    payload = {"role": "officer", "sub": "ana", "office": "main", "desk": "d1", "iat": 1}
+    payload["exp"] = 4_000_000_000
+    payload.update(claims)
+    return jwt.encode(payload, key, algorithm=ALGORITHM, headers={"kid": key_id(key)})
+
+
+def no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    bad = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert not bad, f"expected no traceback or error log, got {[r.getMessage() for r in bad]}"
+
+
+async def test_deep_json_gets_bad_json_before_and_after_hello(
+    server: SignalServer, keys: KeyRing, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with connect(server.url) as ws:
+        assert (await ask(ws, DEEP))["code"] == "bad_json"
+        assert (await ask(ws, "[" * 1000))["code"] == "bad_json"
+        as_token = '{"type": "hello", "id": 1, "token": ' + DEEP + "}"
+        assert (await ask(ws, as_token))["code"] in ("bad_json", "invalid_message")
+        welcome = await ask(
+            ws, {"type": "hello", "id": 2, "token": keys.issue("supervisor", "s", "main")}
+        )
+        assert welcome["type"] == "welcome", "the connection is still usable"
+        assert (await ask(ws, '{"type": "watch", "desk": ' + DEEP + "}"))["code"] == "bad_json"
+    no_traceback(caplog)
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"exp": "123"}, {"iat": "1"}, {"desk": ["d1"]}, {"desk": {"x": 1}}, {"sub": 7},
+     {"office": None}, {"exp": True}],
+)  # fmt: skip
+async def test_signed_token_with_mistyped_claims_gets_bad_token(
+    server: SignalServer, keys: KeyRing, caplog: pytest.LogCaptureFixture, claims: dict
+) -> None:
+    async with connect(server.url) as ws:
+        answer = await ask(ws, {"type": "hello", "id": 1, "token": signed(keys, **claims)})
+        assert (answer["type"], answer["code"], answer["re"]) == ("error", "bad_token", 1)
+        assert await closed_with(ws) == 4001
+    no_traceback(caplog)
+
+
+async def test_nested_token_payload_gets_bad_token(server: SignalServer, keys: KeyRing) -> None:
+    import base64
+
+    def b64(data: str) -> str:
+        return base64.urlsafe_b64encode(data.encode()).rstrip(b"=").decode()
+
+    header = b64(json.dumps({"alg": "HS256", "kid": key_id(keys.keys[0])}))
+    token = f"{header}.{b64(DEEP)}.AAAA"
+    async with connect(server.url) as ws:
+        answer = await ask(ws, {"type": "hello", "id": 1, "token": token})
+        assert answer["code"] in ("bad_token", "bad_signature")
+
+
+async def test_frame_limit_counts_utf8_bytes_and_too_big_carries_re(server: SignalServer) -> None:
+    wide = "\U0001f600" * 20_000  # 20,000 characters, 80,000 bytes: over 64 KiB
+    async with connect(server.url, max_size=2**20) as ws:
+        answer = await ask(ws, {"type": "hello", "id": 41, "token": wide})
+        assert (answer["code"], answer["re"]) == ("too_big", 41)
+
+
+async def test_claimant_fields_are_capped(server: SignalServer, keys: KeyRing) -> None:
+    async with connect(server.url, max_size=2**20) as ws:
+        await ask(
+            ws, {"type": "hello", "id": 1, "token": keys.issue("booth", "b1", "main", booth="b1")}
+        )
+        for claimant in (
+            {"name": "\U0001f600" * 201, "membership_no": "1"},
+            {"name": "Siti", "membership_no": "9" * 65},
+            {"name": "", "membership_no": "1"},
+        ):
+            answer = await ask(ws, {"type": "start_visit", "id": 2, "claimant": claimant})
+            assert (answer["code"], answer["re"]) == ("invalid_message", 2), claimant
+        ok = await ask(
+            ws,
+            {
+                "type": "start_visit",
+                "id": 3,
+                "claimant": {"name": "\U0001f600" * 200, "membership_no": "9" * 64},
+            },
+        )
+        assert ok["type"] == "ack", "the longest allowed fields are accepted"
+
+
+async def test_rate_limited_errors_carry_re(tmp_path: Path, keys: KeyRing) -> None:
+    config = ServerConfig(rate_per_s=0.001, rate_burst=2)
+    server = SignalServer(tmp_path / "d", keys, port=0, config=config)
+    await server.start()
+    try:
+        async with connect(server.url) as ws:
+            for i in range(3):
+                await ws.send(json.dumps({"type": "watch", "id": 100 + i, "desk": "x"}))
+            answers = [json.loads(await ws.recv()) for _ in range(3)]
+            assert (answers[2]["code"], answers[2]["re"]) == ("rate_limited", 102)
+    finally:
+        await server.close()
+
+
+async def test_binary_frames_are_refused_with_1008(server: SignalServer, keys: KeyRing) -> None:
+    async with connect(server.url) as ws:
+        await ask(ws, {"type": "hello", "id": 1, "token": keys.issue("supervisor", "s", "main")})
+        await ws.send(json.dumps({"type": "office_stats", "id": 2}).encode())
+        answer = json.loads(await ws.recv())
+        assert (answer["type"], answer["code"]) == ("error", "invalid_message")
+        assert "binary" in answer["message"]
+        assert await closed_with(ws) == 1008
+
+
+async def test_connection_without_hello_is_closed_after_the_hello_timeout(
+    tmp_path: Path, keys: KeyRing
+) -> None:
+    server = SignalServer(tmp_path / "d", keys, port=0, config=ServerConfig(hello_timeout_s=0.5))
+    await server.start()
+    try:
+        async with connect(server.url) as idle, connect(server.url) as greeted:
+            await ask(
+                greeted, {"type": "hello", "id": 1, "token": keys.issue("supervisor", "s", "main")}
+            )
+            answer = json.loads(await idle.recv())
+            assert (answer["code"], idle.close_code) == ("hello_required", None)
+            assert await closed_with(idle) == 1008
+            await wait_for(lambda: server.ticks >= 2, "two ticks after the deadline")
+            assert (await ask(greeted, {"type": "office_stats", "id": 2}))["type"] == "ack"
+    finally:
+        await server.close()
+
+
+def _handshake(port: int, host: str, origin: str) -> int:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            (
+                f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                f"Origin: {origin}\r\n\r\n"
+            ).encode()
+        )
+        return int(sock.recv(1024).split(b" ", 2)[1])
+
+
+async def test_origin_is_compared_with_the_servers_own_not_the_host_header(
+    tmp_path: Path, keys: KeyRing
+) -> None:
+    config = ServerConfig.from_dict(
+        {
+            "server": {
+                "public_url": "https://lapak.example/ws",
+                "allowed_origins": ["http://kiosk.lan:8080"],
+            }
+        }
+    )
+    server = SignalServer(tmp_path / "d", keys, port=0, config=config)
+    await server.start()
+    port = server.port
+    try:
+        status = await asyncio.to_thread(_handshake, port, f"evil:{port}", f"http://evil:{port}")
+        assert status == 403, "DNS rebinding: a Host that matches the Origin proves nothing"
+        for origin in (f"http://127.0.0.1:{port}", f"http://localhost:{port}",
+                       "https://lapak.example", "http://kiosk.lan:8080"):  # fmt: skip
+            status = await asyncio.to_thread(_handshake, port, f"127.0.0.1:{port}", origin)
+            assert status == 101, origin
+        for origin in ("http://kiosk.lan:8080/", "http://KIOSK.lan:8080", "http://kiosk.lan"):
+            status = await asyncio.to_thread(_handshake, port, f"127.0.0.1:{port}", origin)
+            assert status == 403, f"exact match only: {origin}"
+    finally:
+        await server.close()
+
+
+async def test_sighup_reload_lets_a_rotated_key_in_without_restart(
+    tmp_path: Path, keys: KeyRing
+) -> None:
+    secret = tmp_path / "secret"
+    keys.write(secret)
+    server = SignalServer(tmp_path / "d", keys, port=0, secret_file=secret)
+    await server.start()
+    try:
+        new = KeyRing.generate()
+        token = new.issue("supervisor", "s", "main")
+        async with connect(server.url) as ws:
+            assert (await ask(ws, {"type": "hello", "id": 1, "token": token}))[
+                "code"
+            ] == "bad_signature"
+        KeyRing((new.keys[0], keys.keys[0])).write(secret)
+        assert server.reload_keys()
+        async with connect(server.url) as ws:
+            assert (await ask(ws, {"type": "hello", "id": 1, "token": token}))["type"] == "welcome"
+            old = keys.issue("supervisor", "s", "main")
+        async with connect(server.url) as ws:
+            assert (await ask(ws, {"type": "hello", "id": 1, "token": old}))["type"] == "welcome"
+        secret.write_text("# nothing\n")
+        assert not server.reload_keys(), "an empty file is refused; the old ring stays"
+        async with connect(server.url) as ws:
+            assert (await ask(ws, {"type": "hello", "id": 1, "token": token}))["type"] == "welcome"
+    finally:
+        await server.close()
+
+
+async def test_a_wall_clock_step_does_not_abandon_a_booth(tmp_path: Path, keys: KeyRing) -> None:
+    step = [0.0]
+    import time
+
+    server = SignalServer(
+        tmp_path / "d", keys, port=0, config=ServerConfig(grace_s=30),
+        clock=lambda: time.time() + step[0],
+    )  # fmt: skip
+    await server.start()
+    try:
+        async with connect(server.url) as booth:
+            await ask(
+                booth,
+                {
+                    "type": "hello",
+                    "id": 1,
+                    "token": keys.issue("booth", "b1", "main", booth="b1", ttl=86400),
+                },
+            )
+            ack = await ask(
+                booth,
+                {"type": "start_visit", "id": 2, "claimant": {"name": "S", "membership_no": "1"}},
+            )
+            visit = ack["visit"]
+        assert server.hub is not None
+        await wait_for(lambda: len(server.hub.away) == 1, "the booth is away")
+        step[0] = 3600.0
+        ticks = server.ticks
+        await wait_for(lambda: server.ticks >= ticks + 2, "two ticks after the clock step")
+        assert server.hub.state.visits[visit].state != "ended", "a +1 h wall step abandons nobody"
+    finally:
+        await server.close()
