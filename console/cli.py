@@ -71,11 +71,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grace", type=float, help="seconds a dropped client keeps its place")
     p.add_argument("--tls-cert", type=Path, help="PEM certificate: serve wss:// and https://")
     p.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
+    p.add_argument(
+        "--signing-key",
+        type=Path,
+        help="Ed25519 key (PEM) that signs the log's checkpoints; created (0600) when missing; "
+        "must be outside --data-dir (default: SECRET-FILE.signing-key)",
+    )
 
     p = sub.add_parser("audit", help="verify or export the audit trail of a data directory")
     audit = p.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    a = audit.add_parser("verify", help="check the hash chain: exit 1 if any event was altered")
+    a = audit.add_parser(
+        "verify", help="check the hash chain and checkpoints: exit 1 if anything was altered"
+    )
     a.add_argument("--data-dir", type=Path, required=True)
+    a.add_argument(
+        "--public-key",
+        type=Path,
+        help="the server's public key (from `lapak audit public-key`): also check signatures",
+    )
+    a = audit.add_parser("public-key", help="print the public half of a signing key (PEM)")
+    a.add_argument("--signing-key", type=Path, required=True)
     a = audit.add_parser("export", help="write who decided what, when, from which role")
     a.add_argument("--data-dir", type=Path, required=True)
     a.add_argument("--visit", help="only this visit")
@@ -251,32 +266,63 @@ def cmd_signal(args: argparse.Namespace) -> int:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(args.tls_cert, args.tls_key)
 
+    from signaling import signing
+    from signaling.eventlog import LogError
+
+    key_path = args.signing_key or args.secret_file.with_name(
+        args.secret_file.name + ".signing-key"
+    )
+    try:
+        signer = signing.load_or_create(key_path, args.data_dir)
+    except signing.SigningKeyError as exc:
+        sys.stderr.write(f"lapak signal: {exc}\n")
+        return 2
+
     async def run() -> None:
         keys = _load_or_create_keys(args.secret_file)
         server = SignalServer(
             args.data_dir, keys, host=args.host, port=args.port, config=config,
-            ssl_context=context, tune_gc=True, secret_file=args.secret_file,
+            ssl_context=context, tune_gc=True, secret_file=args.secret_file, signer=signer,
         )  # fmt: skip
         stop = asyncio.Event()
         _stop_on_signals(stop)
         await run_server(server, stop)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except LogError as exc:  # a bad data directory at start, or a failed write later
+        sys.stderr.write(f"lapak signal: {exc}\n")
+        return 1
     return 0
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    from signaling import signing
     from signaling.audit import export, verify_dir
 
-    if not (args.data_dir / "events.sqlite3").exists():
+    try:
+        if args.audit_command == "public-key":
+            sys.stdout.write(signing.load(args.signing_key).public_pem())
+            return 0
+        public = signing.load_public(args.public_key) if getattr(args, "public_key", None) else None
+    except FileNotFoundError:
+        sys.stderr.write(f"lapak audit: no signing key at {args.signing_key}\n")
+        return 2
+    except signing.SigningKeyError as exc:
+        sys.stderr.write(f"lapak audit: {exc}\n")
+        return 2
+    marker = args.data_dir / "checkpoint.json"
+    if not (args.data_dir / "events.sqlite3").exists() and not marker.exists():
         sys.stderr.write(f"lapak audit: no event log in {args.data_dir}\n")
         return 2
     if args.audit_command == "verify":
-        count, problems = verify_dir(args.data_dir)
-        for problem in problems:
+        report = verify_dir(args.data_dir, public)
+        for problem in report.problems:
             sys.stdout.write(f"BROKEN {problem}\n")
-        sys.stdout.write(f"{count} events checked, {len(problems)} problems\n")
-        return 1 if problems else 0
+        for note in report.notes:
+            sys.stdout.write(f"NOTE {note}\n")
+        sys.stdout.write(f"{report.count} events checked, {len(report.problems)} problems\n")
+        return 1 if report.problems else 0
     out = args.output.open("w", newline="") if args.output else sys.stdout
     try:
         export(args.data_dir, out, fmt=args.format, visit=args.visit, day=args.day)

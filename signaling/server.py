@@ -31,10 +31,12 @@ from websockets.http11 import Request, Response
 
 from signaling import protocol as p
 from signaling.config import ServerConfig
-from signaling.eventlog import EventLog, load
+from signaling.datadir import DataDir, open_data_dir
+from signaling.eventlog import EventLog, LogError, load
 from signaling.hub import Hub, Result
 from signaling.metrics import ServerMetrics
 from signaling.protocol import CloseCode
+from signaling.signing import Signer
 from signaling.tokens import KeyRing, key_id
 
 log = logging.getLogger("lapak.signal")
@@ -66,6 +68,7 @@ class SignalServer:
         tune_gc: bool = False,
         secret_file: Path | None = None,
         mono: Callable[[], float] = time.monotonic,
+        signer: Signer | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.keys = keys
@@ -77,6 +80,8 @@ class SignalServer:
         self.ssl_context = ssl_context
         self.tune_gc = tune_gc
         self.secret_file = secret_file  # re-read on SIGHUP (key rotation without restart)
+        self.signer = signer  # signs the log's checkpoints (None: unsigned, e.g. tests)
+        self.datadir: DataDir | None = None
         self.ticks = 0
         self.draining = False  # shutting down: frames are no longer read
         self.limit = self.config.connection_limit
@@ -101,10 +106,16 @@ class SignalServer:
         return f"{scheme}://{self.host}:{self.port}/ws"
 
     async def start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        path = self.data_dir / "events.sqlite3"
+        # Checked, private and locked before anything else (signaling/datadir.py).
+        self.datadir = await asyncio.to_thread(open_data_dir, self.data_dir, self.signer)
+        path = self.datadir.log_path
         started = time.perf_counter()
-        loaded = await asyncio.to_thread(load, path)
+        public = self.signer.public if self.signer else None
+        try:
+            loaded = await asyncio.to_thread(load, path, public)
+        except BaseException:
+            self.datadir.close()
+            raise
         log.info(
             "event=replayed events=%d from_snapshot=%d visits=%d ms=%.1f",
             loaded.replayed,
@@ -114,8 +125,9 @@ class SignalServer:
         )
         self.hub = Hub(self.keys, loaded.state, self.config, now=self.clock(), mono=self.mono())
         self.log = await asyncio.to_thread(
-            EventLog, path, loaded, self.config.snapshot_every, self.config.snapshot_min_s
-        )
+            EventLog, path, loaded, self.config.snapshot_every, self.config.snapshot_min_s,
+            signer=self.signer, marker=self.datadir.marker_path,
+        )  # fmt: skip
         del loaded
         if self.tune_gc:
             _freeze_loaded_state()
@@ -191,8 +203,11 @@ class SignalServer:
             task.cancel()
         await asyncio.gather(*self._closers, return_exceptions=True)
         if self.log is not None:
-            await self.log.close()
+            await self.log.close()  # final snapshot and checkpoint
             self.log = None
+        if self.datadir is not None:
+            self.datadir.close()
+            self.datadir = None
         with contextlib.suppress(RuntimeError):
             asyncio.get_running_loop().set_exception_handler(self._previous_handler)
         log.info("event=stopped")
@@ -301,8 +316,10 @@ class SignalServer:
             return kiosk.respond(connection, path)
         assert self.hub is not None
         if path == "/healthz":
-            body = json.dumps(self.health())
-            response = connection.respond(http.HTTPStatus.OK, body + "\n")
+            health = self.health()
+            ok = health["status"] == "ok"
+            status = http.HTTPStatus.OK if ok else http.HTTPStatus.SERVICE_UNAVAILABLE
+            response = connection.respond(status, json.dumps(health) + "\n")
             _set_type(response.headers, "application/json")
             return response
         if path == "/metrics":
@@ -340,8 +357,10 @@ class SignalServer:
 
     def health(self) -> dict[str, Any]:
         assert self.hub is not None
+        problem = self.log.problem() if self.log is not None else "event log closed"
         return {
-            "status": "ok",
+            "status": "failing" if problem else "ok",
+            **({"problem": problem} if problem else {}),
             "connections": dict(self.hub.role_counts()),
             "visits": dict(self.hub.visit_counts()),
             "desks": len(self.hub.state.desks),
@@ -528,4 +547,7 @@ async def run_server(server: SignalServer, stop: asyncio.Event) -> None:
             loop.remove_signal_handler(signal.SIGHUP)
         await server.close()
     if fatal.done() and not fatal.cancelled():
-        raise RuntimeError(f"event log failed: {fatal.result()!r}")
+        failure = fatal.result()
+        if isinstance(failure, LogError):  # says what happened (e.g. disk full) by itself
+            raise failure
+        raise RuntimeError(f"event log failed: {failure!r}")

@@ -16,8 +16,10 @@ import pytest
 
 from signaling.audit import records, verify_dir
 from signaling.domain import Domain, State
+from signaling.datadir import open_data_dir
 from signaling.eventlog import EventLog, load
 from signaling.events import Event
+from signaling.signing import Signer
 from signaling.tokens import KeyRing
 
 
@@ -28,16 +30,26 @@ def some_events(n_visits: int = 20) -> tuple[list[Event], State]:
         visit, evs = d.start_visit(f"b{i}", "main", "Siti", f"{i:011d}", "JHT", float(i))
         events += evs
         events += d.decide("d1", visit, 0, "approve", None, "ana", "officer", float(i))
-        events += d.end_visit(visit, "completed", None, "ana", float(i) + 0.5)
+        events += d.end_visit(visit, "escalated", "see supervisor", "ana", float(i) + 0.5)
     return events, d.state
 
 
-async def write(path: Path, events: list[Event], snapshot_every: int = 10_000) -> EventLog:
-    log = EventLog(path, load(path), snapshot_every)
+async def write(
+    path: Path, events: list[Event], snapshot_every: int = 10_000, signer: Signer | None = None
+) -> EventLog:
+    """Append ``events`` one by one; a path named events.sqlite3 is used the way the server
+    uses it (its directory checked, locked, with its checkpoint file)."""
+    data = open_data_dir(path.parent, signer) if path.name == "events.sqlite3" else None
+    marker = data.marker_path if data else None
+    log = EventLog(path, load(path), snapshot_every, signer=signer, marker=marker)
     log.start()
-    async with asyncio.timeout(20):
-        await asyncio.gather(*(log.append([e]) for e in events))
-    await log.close()
+    try:
+        async with asyncio.timeout(20):
+            await asyncio.gather(*(log.append([e]) for e in events))
+    finally:
+        await log.close()
+        if data:
+            data.close()
     return log
 
 
@@ -60,19 +72,19 @@ async def test_verify_detects_an_edited_and_a_removed_event(tmp_path: Path) -> N
     path = tmp_path / "data" / "events.sqlite3"
     path.parent.mkdir()
     await write(path, events)
-    count, problems = verify_dir(path.parent)
-    assert (count, problems) == (len(events), []), "an untouched log verifies"
+    report = verify_dir(path.parent)
+    assert (report.count, report.problems) == (len(events), []), "an untouched log verifies"
     conn = sqlite3.connect(path)
     body = conn.execute("SELECT body FROM events WHERE seq = 4").fetchone()[0]
     conn.execute("UPDATE events SET body = ? WHERE seq = 4", (body.replace(b"approve", b"reject"),))
     conn.commit()
-    _, problems = verify_dir(path.parent)
+    problems = verify_dir(path.parent).problems
     assert any("event 4" in p for p in problems), f"the edit is found: {problems}"
     conn.execute("UPDATE events SET body = ? WHERE seq = 4", (body,))
     conn.execute("DELETE FROM events WHERE seq = 6")
     conn.commit()
     conn.close()
-    _, problems = verify_dir(path.parent)
+    problems = verify_dir(path.parent).problems
     assert any("6..6 missing" in p for p in problems), f"the removal is found: {problems}"
 
 
@@ -185,5 +197,5 @@ async def test_sigkill_loses_no_acknowledged_decision(tmp_path: Path, kill_after
     loaded = load(data / "events.sqlite3")
     missing = [(v, s) for v, s in acked if loaded.state.visits[v].steps[s].status != "approved"]
     assert not missing, f"acknowledged decisions lost after SIGKILL: {missing[:5]}"
-    _, problems = verify_dir(data)
+    problems = verify_dir(data).problems
     assert problems == [], "the chain is intact after a crash"
