@@ -2,9 +2,14 @@
 
 The app is a thin shell: desk state comes from the server (``DeskModel``), media from
 ``OfficerMedia``; keys turn into protocol requests. A decision is shown as sent until the
-server acknowledges it, and rolled back with the server's message if refused. Anything drawn
+server acknowledges it; if refused, the console asks the server for a fresh snapshot and shows
+its truth with the server's message. Every decision names slot and claimant in its dialog and in
+the status line, and a decision about a booth that is not on air asks first. Anything drawn
 over the tiles (dialogs, help, the command palette) suspends the desk screen, which pauses
 the video: raw video rows cannot be composited under an overlay.
+
+The tiles are created with the app and held by reference (``tiles``), so the paint timer and
+server messages can reach them whatever the mount order.
 """
 
 from __future__ import annotations
@@ -26,15 +31,17 @@ from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Static
+from textual.widgets._footer import FooterKey
 
 from console import i18n
-from console.config import ConsoleConfig, colour_mode, default_snapshot_dir
+from console.config import ConsoleConfig, colour_mode, default_snapshot_dir, write_private
 from console.desk import MAX_SLOTS, DeskModel
 from console.i18n import t
 from console.layout import grid_shape, visible_slots
 from console.paintlog import PaintLog, driver_for
 from console.screens import (
     ConfirmQuit,
+    ConfirmScreen,
     HelpScreen,
     KeyHelp,
     NoteScreen,
@@ -46,7 +53,7 @@ from console.tile import BoothTile, TileInfo
 from media import officer as officer_media
 from media.officer import OfficerMedia
 from media.tones import AudioSource
-from signaling.client import RequestError, SignalClient
+from signaling.client import FINAL_ERROR_CODES, RequestError, SignalClient
 
 log = logging.getLogger("lapak.console")
 
@@ -55,6 +62,10 @@ SWITCH_INTERVAL_S = 0.001
 RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 10.0
 WRITE_BACKLOG = 2  # pending terminal writes above which a video tick is dropped
+WIDE_FOOTER = 120  # narrower terminals show only the keys an officer needs to decide
+EXIT_USAGE = 2  # a token of the wrong role
+EXIT_TOKEN_REFUSED = 3  # 4001: token refused or expired
+EXIT_REPLACED = 4  # 4002: another console took over this desk
 
 # (binding id, key, action, label key, help key, shown in footer)
 _OFFICER_KEYS: list[tuple[str, str, str, str, str, bool]] = [
@@ -62,6 +73,7 @@ _OFFICER_KEYS: list[tuple[str, str, str, str, str, bool]] = [
         (f"on_air_{n}", str(n), f"focus_slot({n})", "key.on_air", "help.on_air", n == 1)
         for n in range(1, MAX_SLOTS + 1)
     ),
+    ("off_air", "0", "focus_slot(0)", "key.off_air", "help.off_air", False),
     ("next", "tab", "select(1)", "key.next", "help.next", False),
     ("previous", "shift+tab", "select(-1)", "key.previous", "help.previous", False),
     ("longest", "space", "longest", "key.longest", "help.longest", True),
@@ -89,6 +101,12 @@ _SUPERVISOR_KEYS: list[tuple[str, str, str, str, str, bool]] = [
 
 BINDING_IDS = frozenset(k[0] for k in _OFFICER_KEYS + _SUPERVISOR_KEYS)
 
+ESSENTIAL_ACTIONS = frozenset(
+    {"focus_slot(1)", "approve", "reject", "finish", "help", "quit_console", "select(1)", "zoom",
+     "overview", "pick_desk"}
+)  # fmt: skip
+"""The footer keys kept on a narrow terminal (the rest are in help and the palette)."""
+
 MUTATING_ACTIONS = frozenset(
     {"focus_slot", "longest", "approve", "reject", "reopen", "mute", "finish", "escalate",
      "snapshot"}
@@ -112,6 +130,30 @@ def make_bindings(table: list[tuple[str, str, str, str, str, bool]]) -> list[Bin
     ]
 
 
+class DeskFooter(Footer):
+    """The footer; below ``WIDE_FOOTER`` columns only the essential keys, so that help and
+    quit never fall off the edge."""
+
+    _narrow: bool | None = None
+
+    def compose(self) -> ComposeResult:
+        narrow = self.app.size.width < WIDE_FOOTER
+        self._narrow = narrow
+        for widget in super().compose():
+            keep = (
+                not narrow
+                or not isinstance(widget, FooterKey)
+                or widget.action in ESSENTIAL_ACTIONS
+                or widget.has_class("-command-palette")
+            )
+            if keep:
+                yield widget
+
+    def on_resize(self) -> None:
+        if self._narrow is not None and self._narrow != (self.app.size.width < WIDE_FOOTER):
+            self.call_after_refresh(self.recompose)
+
+
 class DeskScreen(Screen[None]):
     """The tiles. Suspended (video paused) whenever another screen is on top."""
 
@@ -120,13 +162,12 @@ class DeskScreen(Screen[None]):
         assert isinstance(app, LapakConsole)
         yield Static("", id="banner")
         with Container(id="grid"):
-            for slot in range(1, MAX_SLOTS + 1):
-                yield BoothTile(slot, app.colour_mode, raw=app.raw_video)
+            yield from app.tiles.values()
         with Horizontal(id="statusbar"):
             yield Static(t("status.connecting"), id="status")
             yield Static("", id="message")
             yield Static("", id="mic")
-        yield Footer()
+        yield DeskFooter()
 
     def on_mount(self) -> None:
         app = self.app
@@ -134,12 +175,15 @@ class DeskScreen(Screen[None]):
         app.desk_mounted()
 
     def on_screen_suspend(self) -> None:
-        for tile in self.query(BoothTile):
-            tile.video.paused = True
+        app = self.app
+        assert isinstance(app, LapakConsole)
+        for tile in app.tiles.values():
+            tile.video.paused = True  # the tile says "video paused", not "connecting…"
 
     def on_screen_resume(self) -> None:
-        for tile in self.query(BoothTile):
-            tile.video.placeholder = t("tile.paused") if tile.info.visit else t("tile.empty")
+        app = self.app
+        assert isinstance(app, LapakConsole)
+        for tile in app.tiles.values():
             tile.video.paused = False
 
     def on_resize(self) -> None:
@@ -171,6 +215,7 @@ class LapakConsole(App[None]):
         raw_video: bool = True,
         clock: Callable[[], float] = time.time,
         confirm_quit: bool = True,
+        request_timeout: float = 10.0,
     ) -> None:
         self.config = config or ConsoleConfig()
         self.confirm_quit = confirm_quit
@@ -194,7 +239,14 @@ class LapakConsole(App[None]):
         self.models: dict[str, DeskModel] = {}
         self.current_desk: str | None = None
         self._spare_model = DeskModel()
-        self.client = SignalClient(url or "", token, self._on_server_message)
+        self.request_timeout = request_timeout
+        self.client = self._new_client()
+        self.sessions = 0  # connections opened (1 + reconnects)
+        self.fatal: str | None = None  # why the console stopped for good (printed by the CLI)
+        self.tiles: dict[int, BoothTile] = {
+            slot: BoothTile(slot, self.colour_mode, raw=raw_video)  # type: ignore[arg-type]
+            for slot in range(1, MAX_SLOTS + 1)
+        }
         self.media: Any = self._make_media(media, voice, media_options)
         self.selected_slot = 1
         self.zoomed = False
@@ -224,6 +276,16 @@ class LapakConsole(App[None]):
     def get_default_screen(self) -> Screen[Any]:
         return self.desk_screen
 
+    def _new_client(self) -> SignalClient:
+        # The console runs its own reconnect loop (``_session``): one client per connection.
+        return SignalClient(
+            self.url or "",
+            self.token,
+            self._on_server_message,
+            reconnect=False,
+            request_timeout=self.request_timeout,
+        )
+
     # -- model ------------------------------------------------------------------------
 
     @property
@@ -233,7 +295,7 @@ class LapakConsole(App[None]):
         return self.models.setdefault(self.current_desk, DeskModel())
 
     def tile(self, slot: int) -> BoothTile:
-        return self.desk_screen.query_one(f"#slot-{slot}", BoothTile)
+        return self.tiles[slot]
 
     def load_snapshot(self, message: dict[str, Any]) -> None:
         """Apply a desk snapshot (what the server sends on hello and watch)."""
@@ -253,6 +315,7 @@ class LapakConsole(App[None]):
             banner.update(t("banner.read_only", desk=self.watch_desk or "…"))
         self.tile(self.selected_slot).selected = True
         self.relayout()
+        self._sync()
         self._show_mic()
         if self.url:
             self.run_worker(self._session(), name="session", exclusive=True)
@@ -266,31 +329,53 @@ class LapakConsole(App[None]):
         """Connect, and reconnect with back-off whenever the connection drops.
 
         After a reconnect the server sends a fresh snapshot; requests that were in flight when
-        the connection dropped were shown as not confirmed, never as done.
+        the connection dropped were shown as not confirmed, never as done. A refused or
+        expired token (4001) and a takeover by another console (4002) end the console instead.
         """
         delay = RECONNECT_MIN_S
         while True:
             try:
-                if await self._connect_once():
-                    delay = RECONNECT_MIN_S
-                    await self.client.closed.wait()
-                    self._status(t("status.lost", url=self.url))
-                    log.warning("event=connection_lost url=%s", self.url)
-                else:
+                if not await self._connect_once():
                     return
+                delay = RECONNECT_MIN_S
+                await self.client.closed.wait()
+                if self.client.ended is not None:
+                    self._stop_for_good(self.client.ended, self.client.close_code)
+                    return
+                self._status(t("status.lost", url=self.url))
+                log.warning("event=connection_lost url=%s", self.url)
+            except RequestError as exc:
+                if exc.code in FINAL_ERROR_CODES:
+                    self._stop_for_good(str(exc), 4002 if exc.code == "replaced" else 4001)
+                    return
+                self._status(t("status.cannot_connect", url=self.url, error=exc))
             except FAILURES as exc:
                 self._status(t("status.cannot_connect", url=self.url, error=exc))
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_S)
             await self.client.close()
-            self.client = SignalClient(self.url or "", self.token, self._on_server_message)
+            self.client = self._new_client()
+
+    def _stop_for_good(self, error: str, close_code: int | None) -> None:
+        """The server will not take this token back: one clear line, a non-zero exit."""
+        if close_code == 4002 or error.startswith("replaced"):
+            self.fatal, code = t("fatal.replaced", error=error), EXIT_REPLACED
+        else:
+            self.fatal, code = t("fatal.refused", error=error), EXIT_TOKEN_REFUSED
+        log.error("event=session_ended reason=%r", self.fatal)
+        self.exit(return_code=code)
 
     async def _connect_once(self) -> bool:
         """One connection: hello, then watch (supervisors). False: nothing to watch."""
+        self.sessions += 1
         welcome = await self.client.connect()
         self.welcome = welcome
         role = welcome["role"]
         desk = welcome.get("desk")
+        if role != "officer" and not self.read_only:
+            self.fatal = t("fatal.wrong_role", role=role)
+            self.exit(return_code=EXIT_USAGE)
+            return False
         if role != "officer":
             desks = list(welcome.get("desks") or [])
             desk = self.current_desk or self.watch_desk or (desks[0] if desks else None)
@@ -300,7 +385,7 @@ class LapakConsole(App[None]):
             self.current_desk = desk
             self._set_banner(desk)
             for other in [desk, *(d for d in desks if d != desk)]:
-                try:
+                try:  # answered by the desk's snapshot (signaling.client waits for it)
                     await self.client.request({"type": "watch", "desk": other})
                 except RequestError as exc:
                     log.info("event=watch_refused desk=%s error=%s", other, exc)
@@ -316,30 +401,37 @@ class LapakConsole(App[None]):
             self.desk_screen.query_one("#banner", Static).update(t("banner.read_only", desk=desk))
 
     def _status(self, text: str) -> None:
-        self.desk_screen.query_one("#status", Static).update(text)
+        if self.desk_screen.is_mounted:
+            self.desk_screen.query_one("#status", Static).update(text)
 
     def say(self, text: str, severity: str = "information") -> None:
         """Messages go to the status bar, never to a toast over the video."""
         self.messages.append((severity, text))
         del self.messages[:-50]
         log.info("event=message severity=%s text=%r", severity, text)
+        if not self.desk_screen.is_mounted:
+            return
         message = self.desk_screen.query_one("#message", Static)
         message.update(text)
         message.set_classes(severity)
 
     def _show_mic(self) -> None:
+        if not self.desk_screen.is_mounted:
+            return
         muted = bool(getattr(self.media, "muted", False))
         mic = self.desk_screen.query_one("#mic", Static)
         mic.update("" if self.read_only else t("status.muted") if muted else t("status.live"))
         mic.set_class(muted, "muted")
 
-    async def _send_sdp(self, visit: str, sdp_type: str, sdp: str) -> None:
-        try:
-            await self.client.request(
-                {"type": "sdp", "visit": visit, "sdp_type": sdp_type, "sdp": sdp}
-            )
-        except RequestError as exc:
-            log.info("event=offer_refused visit=%s code=%s", visit, exc.code)
+    async def _send_sdp(
+        self, visit: str, sdp_type: str, sdp: str, offer_id: str | None = None
+    ) -> None:
+        """An offer for the media engine; a refusal raises ``RequestError`` back to it (it
+        decides when to offer again: ``not_connected`` means the booth is away)."""
+        message: dict[str, Any] = {"type": "sdp", "visit": visit, "sdp_type": sdp_type, "sdp": sdp}
+        if offer_id is not None:
+            message["offer_id"] = offer_id
+        await self.client.request(message)
 
     async def _on_server_message(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -354,9 +446,17 @@ class LapakConsole(App[None]):
                 log.warning("event=seq_gap desk=%s", desk)
                 await self.client.send({"type": "watch", "desk": desk})
             if desk == self.current_desk:
+                self._tell_departures(model)
                 self._sync()
         elif kind == "sdp" and message.get("sdp_type") == "answer" and self.media:
-            await self.media.on_answer(message["visit"], message["sdp"])
+            await self.media.on_answer(message["visit"], message["sdp"], message.get("offer_id"))
+
+    def _tell_departures(self, model: DeskModel) -> None:
+        """A visit that left because its booth did not come back: the officer is told."""
+        departed, model.departed = model.departed, []
+        for before, after in departed:
+            if after.get("outcome") == "abandoned" and not self.read_only:
+                self.say(t("msg.abandoned", who=self.who(before)), "warning")
 
     # -- tiles ------------------------------------------------------------------------
 
@@ -396,9 +496,11 @@ class LapakConsole(App[None]):
             steps,
             on_air=visit_id == model.on_air,
             in_visit_s=now - visit["started_at"],
-            silent_s=None if visit_id not in model.last_spoken and silent is None else silent,
+            silent_s=silent,
             silence_level=level,
         )
+        if visit.get("booth_present") is False:  # the server's presence, not a media glitch
+            info.away_since = visit.get("booth_away_since") or now
         link = self.media.links.get(visit_id) if self.media is not None else None
         if link is not None:
             info.link_state = getattr(link, "state", "connecting")
@@ -424,6 +526,9 @@ class LapakConsole(App[None]):
                 self.media.set_on_air(self.model.on_air)
             wanted = set(self.model.visits)
             for visit_id in wanted:
+                if hasattr(self.media, "set_booth_present"):  # offer again when it is back
+                    present = self.model.visits[visit_id].get("booth_present")
+                    self.media.set_booth_present(visit_id, present)
                 if visit_id not in self.media.links:
                     self._spawn(self.media.ensure(visit_id))
             for visit_id in set(self.media.links) - wanted:
@@ -467,7 +572,7 @@ class LapakConsole(App[None]):
             link = self.media.links.get(visit["visit"])
             if link is None:
                 continue
-            video = self.tile(slot).video
+            video = self.tiles[slot].video  # by reference: no lookup that can miss
             if now - video.painted_at < min_gap:
                 continue
             frame = link.take_frame()
@@ -532,6 +637,12 @@ class LapakConsole(App[None]):
         """Requests run as workers: keys keep working while the server answers."""
         self.run_worker(work, group="actions")
 
+    def who(self, visit: dict[str, Any] | None) -> str:
+        """ "slot 2 · Budi Santoso": how every dialog and status message names a claimant."""
+        if visit is None:
+            return t("who.nobody")
+        return t("who", slot=visit.get("slot") or "-", name=visit.get("name") or visit["visit"])
+
     def _select(self, slot: int) -> None:
         self.tile(self.selected_slot).selected = False
         self.selected_slot = slot
@@ -551,68 +662,109 @@ class LapakConsole(App[None]):
         self.push_screen(HelpScreen(self.key_help()))
 
     def action_focus_slot(self, slot: int) -> None:
-        self._select(slot)
+        """``1``-``6``: that slot on air (and selected); ``0``: nobody on air.
+
+        An empty slot's key says so and changes nothing, not even the selection.
+        """
+        if slot == 0:
+            self._go(self._focus(None))
+            return
         visit = self.model.visit_in_slot(slot)
         if visit is None:
             self.say(t("msg.slot_empty", n=slot), "warning")
             return
-        self._go(self._focus(visit["visit"]))
+        self._select(slot)
+        self._go(self._focus(visit))
 
-    async def _focus(self, visit_id: str) -> None:
-        what = t("what.focus")
-        self.say(t("msg.sending", what=what))
+    async def _focus(self, visit: dict[str, Any] | None) -> None:
+        what, who = t("what.focus"), self.who(visit)
+        self.say(t("msg.sending", who=who, what=what))
         try:
-            await self.client.request({"type": "focus", "visit": visit_id})
+            await self.client.request({"type": "focus", "visit": visit["visit"] if visit else None})
         except FAILURES as exc:
-            self.say(t("msg.refused", what=what, error=exc), "error")
+            self.say(t("msg.refused", who=who, what=what, error=exc), "error")
         else:
-            self.say(t("msg.done", what=what))
+            self.say(t("msg.off_air") if visit is None else t("msg.done", who=who, what=what))
 
     def action_longest(self) -> None:
         visit_id = self.model.longest_waiting(self.clock())
         if visit_id is None:
             self.say(t("msg.nobody_waiting"), "warning")
             return
-        slot = self.model.visits[visit_id].get("slot")
-        if slot:
-            self._select(slot)
-        self._go(self._focus(visit_id))
+        visit = self.model.visits[visit_id]
+        if visit.get("slot"):
+            self._select(visit["slot"])
+        self._go(self._focus(visit))
 
-    def _selected_visit(self) -> str | None:
+    def _selected_visit(self) -> dict[str, Any] | None:
         visit = self.model.visit_in_slot(self.selected_slot)
         if visit is None:
             self.say(t("msg.no_visit"), "warning")
-            return None
-        return str(visit["visit"])
+        return visit
+
+    def _on_air_or_ask(self, visit: dict[str, Any], what: str, then: Callable[[], None]) -> None:
+        """Decide at once about the claimant on air; about anyone else, ask first.
+
+        The officer speaks to the booth on air, so a key meant for it must not land on the
+        selected tile unseen (``tab`` moves the selection, not the air).
+        """
+        if visit["visit"] == self.model.on_air:
+            then()
+            return
+        who = self.who(visit)
+        on_air = self.who(self.model.visits.get(self.model.on_air or ""))
+
+        def answered(choice: str | None) -> None:
+            if choice == "yes":
+                then()
+            else:
+                self.say(t("msg.cancelled", who=who, what=what))
+
+        self.push_screen(
+            ConfirmScreen(
+                t("dialog.not_on_air", who=who, booth=visit.get("booth", "?"), on_air=on_air,
+                  what=what.capitalize(), name=visit.get("name", "?")),
+                t("dialog.go_ahead", what=what, who=who),
+                id="confirm-not-on-air",
+            ),
+            answered,
+        )  # fmt: skip
 
     def action_approve(self) -> None:
-        visit_id = self._selected_visit()
-        if visit_id is None:
+        visit = self._selected_visit()
+        if visit is None:
             return
-        step = self.model.next_step(visit_id)
+        step = self.model.next_step(visit["visit"])
         if step is None:
             self.say(t("msg.all_decided"))
             return
-        self._go(self._decide(visit_id, step, "approve"))
+        self._on_air_or_ask(
+            visit, t("what.approve"), lambda: self._go(self._decide(visit, step, "approve"))
+        )
 
     def action_reject(self) -> None:
-        visit_id = self._selected_visit()
-        if visit_id is None:
+        visit = self._selected_visit()
+        if visit is None:
             return
-        step = self.model.next_step(visit_id)
+        step = self.model.next_step(visit["visit"])
         if step is None:
             self.say(t("msg.all_decided"))
             return
-        name = self.model.visits[visit_id]["steps"][step]["name"]
+        self._on_air_or_ask(visit, t("what.reject"), lambda: self._pick_reason(visit, step))
+
+    def _pick_reason(self, visit: dict[str, Any], step: int) -> None:
+        name = visit["steps"][step]["name"]
         reasons = self.config.reject_reasons(self.welcome.get("reasons"))
 
         def picked(reason: str | None) -> None:
             if reason is not None:
-                self._go(self._decide(visit_id, step, "reject", reason))
+                self._go(self._decide(visit, step, "reject", reason))
+            else:
+                self.say(t("msg.cancelled", who=self.who(visit), what=t("what.reject")))
 
         self.push_screen(
             PickScreen(
-                t("dialog.reason", step=i18n.step_label(name)),
+                t("dialog.reason", who=self.who(visit), step=i18n.step_label(name)),
                 [(r, i18n.reason_label(r)) for r in reasons],
                 id="reasons",
             ),
@@ -620,23 +772,28 @@ class LapakConsole(App[None]):
         )
 
     def action_reopen(self) -> None:
-        visit_id = self._selected_visit()
-        if visit_id is None:
+        visit = self._selected_visit()
+        if visit is None:
             return
-        step = self.model.last_decided(visit_id)
+        step = self.model.last_decided(visit["visit"])
         if step is None:
             self.say(t("msg.nothing_to_reopen"), "warning")
             return
-        self._go(self._decide(visit_id, step, "reopen"))
+        self._on_air_or_ask(
+            visit, t("what.reopen"), lambda: self._go(self._decide(visit, step, "reopen"))
+        )
 
     async def _decide(
-        self, visit_id: str, step: int, decision: str, reason: str | None = None
+        self, visit: dict[str, Any], step: int, decision: str, reason: str | None = None
     ) -> None:
-        """Pending until the server's ack; refused: rolled back, the server's message shown."""
-        what = t(f"what.{decision}")
+        """Pending until the server's ack; refused: the server's truth and its message."""
+        what, who, visit_id = t(f"what.{decision}"), self.who(visit), visit["visit"]
+        label = i18n.step_label(visit["steps"][step]["name"], short=True)
+        what = f"{what} ({label})"
         model = self.model
         model.mark_pending(visit_id, step, decision)
         self._sync()
+        self.say(t("msg.sending", who=who, what=what))
         message: dict[str, Any] = {
             "type": "decide", "visit": visit_id, "step": step, "decision": decision,
         }  # fmt: skip
@@ -646,58 +803,105 @@ class LapakConsole(App[None]):
             await self.client.request(message)
         except RequestError as exc:
             model.refuse(visit_id, step, str(exc))
-            self.say(t("msg.refused", what=what, error=exc), "error")
+            self.say(t("msg.refused", who=who, what=what, error=exc), "error")
+            self._sync()
+            await self._resync()
         except FAILURES as exc:
             model.refuse(visit_id, step, str(exc))
-            self.say(t("msg.lost", what=what, error=exc), "error")
+            self.say(t("msg.lost", who=who, what=what, error=exc), "error")
         else:
             model.acknowledged(visit_id, step)
-            self.say(t("msg.done", what=what))
+            self.say(t("msg.done", who=who, what=what))
         self._sync()
 
-    def action_finish(self) -> None:
-        visit_id = self._selected_visit()
-        if visit_id is None:
+    async def _resync(self) -> None:
+        """Ask the server for the desk as it is (after a refusal: our copy was wrong)."""
+        desk = self.current_desk
+        if desk is None:
             return
-        name = self.model.visits[visit_id]["name"]
+        try:
+            await self.client.request({"type": "watch", "desk": desk})
+        except FAILURES as exc:
+            log.warning("event=resync_failed desk=%s error=%s", desk, exc)
+
+    def outcome_problem(self, visit: dict[str, Any], outcome: str) -> str | None:
+        """Why the server would refuse this outcome (``outcome_mismatch``), or None.
+
+        Completed needs every step approved, rejected needs a rejected step, unless the server
+        says ``strict_outcomes: false`` in ``welcome``.
+        """
+        if self.welcome.get("strict_outcomes") is False:
+            return None
+        approved, total, rejected = self.model.approved_count(visit["visit"])
+        if outcome == "completed" and approved < total:
+            return t("why.completed", approved=approved, total=total)
+        if outcome == "rejected" and not rejected:
+            return t("why.rejected")
+        return None
+
+    def action_finish(self) -> None:
+        visit = self._selected_visit()
+        if visit is None:
+            return
+        self._on_air_or_ask(visit, t("what.finish"), lambda: self._pick_outcome(visit))
+
+    def _pick_outcome(self, visit: dict[str, Any]) -> None:
+        who = self.who(visit)
+        outcomes = ("completed", "rejected", "abandoned")
+        problems = {o: self.outcome_problem(visit, o) for o in outcomes}
+        choices = [
+            (o, t(f"outcome.{o}") if problems[o] is None
+             else t("outcome.blocked", label=t(f"outcome.{o}"), why=problems[o]))
+            for o in outcomes
+        ]  # fmt: skip
 
         def picked(outcome: str | None) -> None:
-            if outcome is not None:
-                self._go(self._end(visit_id, outcome, ""))
+            if outcome is None:
+                self.say(t("msg.cancelled", who=who, what=t("what.finish")))
+            else:
+                self._go(self._end(visit, outcome, ""))
 
-        outcomes = ("completed", "rejected", "abandoned")
         self.push_screen(
             PickScreen(
-                t("dialog.outcome", name=name),
-                [(o, t(f"outcome.{o}")) for o in outcomes],
+                t("dialog.outcome", who=who),
+                choices,
                 id="outcomes",
+                disabled=frozenset(i for i, o in enumerate(outcomes) if problems[o]),
             ),
             picked,
         )
 
     def action_escalate(self) -> None:
-        visit_id = self._selected_visit()
-        if visit_id is None:
+        visit = self._selected_visit()
+        if visit is None:
             return
-        name = self.model.visits[visit_id]["name"]
+        self._on_air_or_ask(visit, t("what.escalate"), lambda: self._ask_note(visit))
 
+    def _ask_note(self, visit: dict[str, Any]) -> None:
         def noted(note: str | None) -> None:
             if note:
-                self._go(self._end(visit_id, "escalated", note))
+                self._go(self._end(visit, "escalated", note))
+            else:
+                self.say(t("msg.cancelled", who=self.who(visit), what=t("what.escalate")))
 
-        self.push_screen(NoteScreen(t("dialog.note", name=name)), noted)
+        self.push_screen(NoteScreen(t("dialog.note", who=self.who(visit))), noted)
 
-    async def _end(self, visit_id: str, outcome: str, note: str) -> None:
+    async def _end(self, visit: dict[str, Any], outcome: str, note: str) -> None:
         what = t("what.escalate" if outcome == "escalated" else "what.finish")
-        self.say(t("msg.sending", what=what))
+        what = f"{what} ({t(f'outcome.{outcome}')})"
+        who = self.who(visit)
+        self.say(t("msg.sending", who=who, what=what))
         try:
             await self.client.request(
-                {"type": "end_visit", "visit": visit_id, "outcome": outcome, "note": note}
+                {"type": "end_visit", "visit": visit["visit"], "outcome": outcome, "note": note}
             )
+        except RequestError as exc:
+            self.say(t("msg.refused", who=who, what=what, error=exc), "error")
+            await self._resync()
         except FAILURES as exc:
-            self.say(t("msg.refused", what=what, error=exc), "error")
+            self.say(t("msg.lost", who=who, what=what, error=exc), "error")
         else:
-            self.say(t("msg.done", what=what))
+            self.say(t("msg.done", who=who, what=what))
 
     async def action_mute(self) -> None:
         set_muted = getattr(self.media, "set_muted", None)
@@ -712,39 +916,45 @@ class LapakConsole(App[None]):
         self.say(t("msg.muted" if muted else "msg.unmuted"))
 
     def action_snapshot(self) -> None:
-        visit_id = self._selected_visit()
-        if visit_id is None:
+        visit = self._selected_visit()
+        if visit is None:
             return
         frame = self.tile(self.selected_slot).video.last_frame
         if frame is None:
             self.say(t("msg.no_frame"), "warning")
             return
-        self._go(self._snapshot(visit_id, frame, self.model.next_step(visit_id)))
+        self._go(self._snapshot(visit, frame, self.model.next_step(visit["visit"])))
 
-    async def _snapshot(self, visit_id: str, frame: av.VideoFrame, step: int | None) -> None:
+    async def _snapshot(
+        self, visit: dict[str, Any], frame: av.VideoFrame, step: int | None
+    ) -> None:
         folder = self.config.snapshot_dir or default_snapshot_dir()
+        visit_id, who = visit["visit"], self.who(visit)
         stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(self.clock()))
         path = folder / f"{visit_id}-{stamp}-{int(self.clock() * 1000) % 1000:03d}.png"
-        digest = await asyncio.to_thread(_save_png, frame, path)
+        try:
+            digest = await asyncio.to_thread(_save_png, frame, path)
+        except OSError as exc:
+            self.say(f"{who}: {t('what.snapshot')}: {exc}", "error")
+            return
         self.snapshots.append((path, digest))
-        self.say(t("msg.snapshot_saved", path=path, sha=digest[:12]))
+        saved = f"{who}: " + t("msg.snapshot_saved", path=path, sha=digest[:12])
+        self.say(saved)
         what = t("what.snapshot")
         try:
             await self.client.request(
                 {"type": "snapshot_taken", "visit": visit_id, "sha256": digest, "step": step}
             )
         except FAILURES as exc:
-            self.say(
-                t("msg.snapshot_saved", path=path, sha=digest[:12])
-                + " · "
-                + t("msg.refused", what=what, error=exc),
-                "error",
-            )
+            self.say(saved + " · " + t("msg.refused", who=who, what=what, error=exc), "error")
         else:
-            self.say(t("msg.snapshot_saved", path=path, sha=digest[:12]) + " · " + t(
-                "msg.done", what=what))  # fmt: skip
+            self.say(saved + " · " + t("msg.done", who=who, what=what))
 
     def action_quit_console(self) -> None:
+        """``q``, ``ctrl+q`` and ``ctrl+c``: with open visits, ask first."""
+        if isinstance(self.screen, ConfirmQuit):
+            self.exit()  # asked already: a second quit key means yes
+            return
         open_visits = 0 if self.read_only or not self.confirm_quit else len(self.model.visits)
         if not open_visits:
             self.exit()
@@ -755,6 +965,14 @@ class LapakConsole(App[None]):
                 self.exit()
 
         self.push_screen(ConfirmQuit(open_visits), answered)
+
+    async def action_quit(self) -> None:
+        """Textual's ``ctrl+q``: the same question as ``q``."""
+        self.action_quit_console()
+
+    def action_help_quit(self) -> None:
+        """Textual's ``ctrl+c`` (a toast over the video by default): the quit question."""
+        self.action_quit_console()
 
     # -- supervisor -------------------------------------------------------------------
 
@@ -808,12 +1026,12 @@ class LapakConsole(App[None]):
 
 
 def _save_png(frame: av.VideoFrame, path: Path) -> str:
-    """Write the frame as PNG; return the SHA-256 of exactly the bytes written."""
+    """Write the frame as PNG (0600: it shows a claimant's face and documents); return the
+    SHA-256 of exactly the bytes written."""
     buffer = io.BytesIO()
     frame.to_image().save(buffer, format="PNG")
     data = buffer.getvalue()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    write_private(path, data)
     return hashlib.sha256(data).hexdigest()
 
 

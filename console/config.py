@@ -1,18 +1,25 @@
 """The console's settings file (TOML): thresholds, reject reasons, keys, language, video.
 
-Pure apart from reading the file. Unknown sections or keys are refused with a message that
-names them, so a typo in a key name never passes silently. Path, first found:
-``--config PATH``, ``$LAPAK_CONFIG``, ``$XDG_CONFIG_HOME/lapak/console.toml`` (default
-``~/.config/lapak/console.toml``). A missing default file means defaults.
+Pure apart from reading the file. The file is decoded into typed msgspec structs that refuse
+unknown sections and keys and wrong types, naming the setting, so a typo never passes silently.
+Path, first found: ``--config PATH``, ``$LAPAK_CONFIG``, ``$XDG_CONFIG_HOME/lapak/console.toml``
+(default ``~/.config/lapak/console.toml``). A missing default file means defaults.
+
+Files the console writes (snapshots) hold personal data: they go under ``state_dir()``
+(``$XDG_STATE_HOME/lapak/``, default ``~/.local/state/lapak/``) as 0600 files in 0700
+directories, unless ``[snapshots] dir`` or ``$LAPAK_SNAPSHOT_DIR`` says where.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+import msgspec
 
 DEFAULT_REASONS: tuple[str, ...] = (
     "document unreadable",
@@ -56,18 +63,91 @@ def default_path() -> Path:
     return Path(base) / "lapak" / "console.toml"
 
 
+def state_dir() -> Path:
+    """Where the console keeps files with personal data: ``$XDG_STATE_HOME/lapak``."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "lapak"
+
+
 def default_snapshot_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "lapak" / "snapshots"
+    """``$LAPAK_SNAPSHOT_DIR`` (the demo points it at its temporary directory), else
+    ``state_dir()/snapshots``."""
+    env = os.environ.get("LAPAK_SNAPSHOT_DIR")
+    return Path(env) if env else state_dir() / "snapshots"
 
 
-_SCHEMA: dict[str, set[str]] = {
-    "": {"language", "thresholds", "reject", "keys", "video", "snapshots"},
-    "thresholds": {"amber_after_s", "red_after_s"},
-    "reject": {"reasons"},
-    "video": {"colour", "fps"},
-    "snapshots": {"dir"},
-}
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) as 0700 and tighten it if it already existed."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a new file readable by its owner only (0600), in a private directory."""
+    private_dir(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+
+
+# -- the file's schema -------------------------------------------------------------------
+
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+Reason = Annotated[str, msgspec.Meta(min_length=1, pattern=r"\S")]
+KeyName = Annotated[str, msgspec.Meta(min_length=1, pattern=r"\S")]
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class ThresholdsFile(_Section):
+    amber_after_s: Positive = 120.0
+    red_after_s: Positive = 300.0
+
+
+class RejectFile(_Section):
+    reasons: Annotated[list[Reason], msgspec.Meta(min_length=1)] | None = None
+
+
+class VideoFile(_Section):
+    colour: Literal["auto", "truecolor", "256"] = "auto"
+    fps: Annotated[float, msgspec.Meta(ge=1, le=30)] = 15.0
+
+
+class SnapshotsFile(_Section):
+    dir: str | None = None
+
+
+class ConsoleFile(_Section):
+    """The whole file, as TOML decodes it."""
+
+    language: Literal["en", "id"] | None = None
+    thresholds: ThresholdsFile = msgspec.field(default_factory=ThresholdsFile)
+    reject: RejectFile = msgspec.field(default_factory=RejectFile)
+    keys: dict[str, KeyName] = msgspec.field(default_factory=dict)
+    video: VideoFile = msgspec.field(default_factory=VideoFile)
+    snapshots: SnapshotsFile = msgspec.field(default_factory=SnapshotsFile)
+
+
+_AT = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$")
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<name>[^`]+)`")
+
+
+def _explain(error: msgspec.ValidationError) -> str:
+    """msgspec's ``Expected `float`, got `str` - at `$.thresholds.amber_after_s``` as
+    ``thresholds.amber_after_s: expected float, got str``."""
+    match = _AT.match(str(error))
+    assert match is not None
+    what, path = match.group("what"), (match.group("path") or "").lstrip(".")
+    path = path.replace("[...]", ".<name>")
+    unknown = _UNKNOWN.match(what)
+    if unknown:
+        name = f"{path}.{unknown.group('name')}" if path else unknown.group("name")
+        return f"unknown setting {name}"
+    what = what.replace("`", "")
+    return f"{path}: {what[0].lower()}{what[1:]}" if path else what
 
 
 def load_config(
@@ -92,75 +172,31 @@ def load_config(
 def parse_config(
     data: dict[str, Any], *, known_bindings: set[str] | None = None, where: str = "config"
 ) -> ConsoleConfig:
-    _check_keys(data, "", where)
-    config = ConsoleConfig()
-    if "language" in data:
-        from console.i18n import LANGUAGES
-
-        if data["language"] not in LANGUAGES:
-            raise ConfigError(f"{where}: language must be one of {LANGUAGES}")
-        config.language = data["language"]
-    thresholds = _table(data, "thresholds", where)
-    for name in ("amber_after_s", "red_after_s"):
-        if name in thresholds:
-            value = thresholds[name]
-            if not isinstance(value, int | float) or value <= 0:
-                raise ConfigError(f"{where}: thresholds.{name} must be a positive number")
-            setattr(config, name, float(value))
-    if config.red_after_s <= config.amber_after_s:
+    """Decode the file's tables; every refusal names the setting."""
+    try:
+        file = msgspec.convert(data, ConsoleFile)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{where}: {_explain(exc)}") from None
+    thresholds = file.thresholds
+    if thresholds.red_after_s <= thresholds.amber_after_s:
         raise ConfigError(f"{where}: thresholds.red_after_s must be above amber_after_s")
-    reasons = _table(data, "reject", where).get("reasons")
-    if reasons is not None:
-        if (
-            not isinstance(reasons, list)
-            or not reasons
-            or not all(isinstance(r, str) and r.strip() for r in reasons)
-        ):
-            raise ConfigError(f"{where}: reject.reasons must be a non-empty list of strings")
-        config.reasons = [r.strip() for r in reasons]
-    keys = data.get("keys", {})
-    if not isinstance(keys, dict):
-        raise ConfigError(f"{where}: [keys] must be a table")
-    for binding, key in keys.items():
+    for binding in file.keys:
         if known_bindings is not None and binding not in known_bindings:
             raise ConfigError(
                 f"{where}: keys.{binding} is not an action; "
                 f"known: {', '.join(sorted(known_bindings))}"
             )
-        if not isinstance(key, str) or not key.strip():
-            raise ConfigError(f'{where}: keys.{binding} must be a key name such as "y" or "f5"')
-        config.keys[binding] = key.strip()
-    video = _table(data, "video", where)
-    if "colour" in video:
-        if video["colour"] not in ("auto", "truecolor", "256"):
-            raise ConfigError(f"{where}: video.colour must be auto, truecolor or 256")
-        config.colour = video["colour"]
-    if "fps" in video:
-        fps = video["fps"]
-        if not isinstance(fps, int | float) or not 1 <= fps <= 30:
-            raise ConfigError(f"{where}: video.fps must be within 1..30")
-        config.fps = float(fps)
-    snapshots = _table(data, "snapshots", where)
-    if "dir" in snapshots:
-        config.snapshot_dir = Path(os.path.expanduser(str(snapshots["dir"])))
-    return config
-
-
-def _table(data: dict[str, Any], name: str, where: str) -> dict[str, Any]:
-    table = data.get(name, {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where}: [{name}] must be a table")
-    _check_keys(table, name, where)
-    return table
-
-
-def _check_keys(table: dict[str, Any], name: str, where: str) -> None:
-    unknown = set(table) - _SCHEMA[name]
-    if unknown:
-        prefix = f"{name}." if name else ""
-        raise ConfigError(
-            f"{where}: unknown setting(s) {', '.join(prefix + k for k in sorted(unknown))}"
-        )
+    snapshot_dir = file.snapshots.dir
+    return ConsoleConfig(
+        language=file.language,
+        amber_after_s=thresholds.amber_after_s,
+        red_after_s=thresholds.red_after_s,
+        reasons=[r.strip() for r in file.reject.reasons] if file.reject.reasons else None,
+        keys={binding: key.strip() for binding, key in file.keys.items()},
+        colour=file.video.colour,
+        fps=file.video.fps,
+        snapshot_dir=Path(os.path.expanduser(snapshot_dir)) if snapshot_dir else None,
+    )
 
 
 def colour_mode(setting: str, environ: dict[str, str] | None = None) -> str:

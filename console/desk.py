@@ -6,7 +6,6 @@ Pure (no Textual, no I/O) so that the rules a screen shows are tested without on
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,12 +25,13 @@ class DeskModel:
     pending: dict[tuple[str, int], str] = field(default_factory=dict)  # (visit, step) -> decision
     refused: dict[tuple[str, int], str] = field(default_factory=dict)  # (visit, step) -> message
     synced: bool = False
-    # visit -> when the officer last stopped speaking to it (it left the air); absent: never
-    last_spoken: dict[str, float] = field(default_factory=dict)
+    # visits that left the desk since the app last looked: (the last view it had, the final view)
+    departed: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
 
     def load_snapshot(self, message: dict[str, Any], now: float | None = None) -> None:
+        """Replace everything with the server's truth (refusals shown so far are cleared)."""
         state = message["state"]
-        self._on_air_changes(state["on_air"], now)
+        self.on_air = state["on_air"]
         self.desk = state["desk"]
         self.office = state["office"]
         self.officer = state["officer"]
@@ -39,12 +39,8 @@ class DeskModel:
         self.queue = state["queue"]
         self.seq = message["seq"]
         self.visits = {v["visit"]: v for v in state["visits"]}
+        self.refused.clear()
         self.synced = True
-
-    def _on_air_changes(self, on_air: str | None, now: float | None) -> None:
-        if self.on_air is not None and on_air != self.on_air:
-            self.last_spoken[self.on_air] = time.time() if now is None else now
-        self.on_air = on_air
 
     def apply_delta(self, message: dict[str, Any], now: float | None = None) -> bool:
         """Apply one delta; False means a gap in ``seq`` (the caller must resync)."""
@@ -56,14 +52,15 @@ class DeskModel:
             self.synced = False
             return False
         self.seq = message["seq"]
-        self._on_air_changes(message["on_air"], now)
+        self.on_air = message["on_air"]
         self.queue = message["queue"]
         for visit in message["visits"]:
             if visit["state"] == "active" and visit["desk"] == self.desk:
                 self.visits[visit["visit"]] = visit
             else:
-                self.visits.pop(visit["visit"], None)
-                self.last_spoken.pop(visit["visit"], None)
+                before = self.visits.pop(visit["visit"], None)
+                if before is not None:
+                    self.departed.append((before, visit))
             for key in [k for k in self.pending if k[0] == visit["visit"]]:
                 step = visit["steps"][key[1]] if key[1] < len(visit["steps"]) else None
                 if step is None or step["status"] != "pending":
@@ -121,14 +118,8 @@ class DeskModel:
         if record is None:
             return None
         for i in range(len(record["steps"]) - 1, -1, -1):
-            if (
-                record["steps"][i]["status"] in ("approved", "rejected")
-                and (
-                    visit,
-                    i,
-                )
-                not in self.pending
-            ):
+            decided = record["steps"][i]["status"] in ("approved", "rejected")
+            if decided and (visit, i) not in self.pending:
                 return i
         return None
 
@@ -137,15 +128,29 @@ class DeskModel:
     def silent_for(self, visit: str, now: float) -> float | None:
         """Seconds since the officer last spoke to this visit; 0 while on air.
 
-        A visit never on air has waited since it started.
+        From the server's ``last_on_air_at`` (so it survives a console restart); a visit never
+        on air has waited since it reached the desk (``routed_at``, else ``started_at``).
         """
         if visit == self.on_air:
             return 0.0
         record = self.visits.get(visit)
         if record is None:
             return None
-        since = self.last_spoken.get(visit, record["started_at"])
+        if record.get("on_air_since") is not None:
+            return 0.0
+        since = record.get("last_on_air_at") or record.get("routed_at") or record["started_at"]
         return max(0.0, now - since)
+
+    def spoken_to(self, visit: str) -> bool:
+        """The officer has spoken to this claimant at some point (server's record)."""
+        record = self.visits.get(visit) or {}
+        return visit == self.on_air or record.get("last_on_air_at") is not None
+
+    def approved_count(self, visit: str) -> tuple[int, int, bool]:
+        """(steps approved, steps, some step rejected) as the server last said."""
+        steps = (self.visits.get(visit) or {}).get("steps", [])
+        approved = sum(1 for s in steps if s["status"] == "approved")
+        return approved, len(steps), any(s["status"] == "rejected" for s in steps)
 
     def longest_waiting(self, now: float) -> str | None:
         """The visit (not on air) that has waited longest since it was last spoken to."""

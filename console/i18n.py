@@ -19,6 +19,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     # bindings (footer, help, command palette)
     "key.on_air": ("On air", "Siarkan"),
     "key.on_air_n": ("Put booth {n} on air", "Siarkan bilik {n}"),
+    "key.off_air": ("Nobody on air", "Tanpa siaran"),
     "key.next": ("Next", "Berikut"),
     "key.previous": ("Previous", "Sebelum"),
     "key.longest": ("Longest waiting", "Terlama menunggu"),
@@ -39,6 +40,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "help.on_air": (
         "Put the booth in that slot on air: only it hears you, you hear it at full level",
         "Siarkan bilik di slot itu: hanya bilik itu yang mendengar Anda",
+    ),
+    "help.off_air": (
+        "Take every booth off air: no booth hears you",
+        "Hentikan siaran: tidak ada bilik yang mendengar Anda",
     ),
     "help.next": ("Select the next slot", "Pilih slot berikutnya"),
     "help.previous": ("Select the previous slot", "Pilih slot sebelumnya"),
@@ -80,6 +85,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "tile.failed": ("link failed, retrying", "sambungan gagal, mencoba lagi"),
     "tile.no_video": ("no video", "tanpa video"),
     "tile.paused": ("video paused", "video dijeda"),
+    "tile.away": ("away since {at}", "pergi sejak {at}"),
     "tile.visit": ("visit", "kunjungan"),
     "tile.spoke": ("spoke", "bicara"),
     "tile.never": ("never", "belum"),
@@ -131,15 +137,38 @@ STRINGS: dict[str, tuple[str, str]] = {
     "status.muted": ("MIC MUTED", "MIK BISU"),
     "status.live": ("mic live", "mik aktif"),
     "status.queue": ("queue {n}", "antrean {n}"),
+    "who": ("slot {slot} · {name}", "slot {slot} · {name}"),
+    "who.nobody": ("nobody", "tidak ada"),
     "msg.slot_empty": ("slot {n} is empty", "slot {n} kosong"),
+    "msg.off_air": ("nobody on air: no booth hears you", "tanpa siaran: tidak ada bilik mendengar"),
+    "msg.cancelled": ("{who}: {what} cancelled", "{who}: {what} dibatalkan"),
+    "msg.abandoned": (
+        "{who}: visit abandoned (the booth left)",
+        "{who}: kunjungan ditinggalkan (bilik pergi)",
+    ),
+    "msg.outcome_blocked": (
+        "{who}: cannot finish as {outcome}: {why}",
+        "{who}: tidak bisa diakhiri sebagai {outcome}: {why}",
+    ),
+    "why.completed": (
+        "needs every step approved ({approved}/{total} approved)",
+        "perlu semua langkah disetujui ({approved}/{total} disetujui)",
+    ),
+    "why.rejected": ("needs a rejected step", "perlu langkah yang ditolak"),
     "msg.no_visit": ("no visit in the selected slot", "tidak ada kunjungan di slot terpilih"),
     "msg.all_decided": ("every step is decided", "semua langkah sudah diputuskan"),
     "msg.nothing_to_reopen": ("no decision to reopen", "tidak ada keputusan untuk dibuka"),
     "msg.nobody_waiting": ("no other booth is waiting", "tidak ada bilik lain yang menunggu"),
-    "msg.sending": ("{what} sent, waiting for the server…", "{what} dikirim, menunggu server…"),
-    "msg.done": ("{what}: recorded", "{what}: tercatat"),
-    "msg.refused": ("{what} refused: {error}", "{what} ditolak: {error}"),
-    "msg.lost": ("{what} not confirmed: {error}", "{what} belum terkonfirmasi: {error}"),
+    "msg.sending": (
+        "{who}: {what} sent, waiting for the server…",
+        "{who}: {what} dikirim, menunggu server…",
+    ),
+    "msg.done": ("{who}: {what} recorded", "{who}: {what} tercatat"),
+    "msg.refused": ("{who}: {what} refused: {error}", "{who}: {what} ditolak: {error}"),
+    "msg.lost": (
+        "{who}: {what} not confirmed: {error}",
+        "{who}: {what} belum terkonfirmasi: {error}",
+    ),
     "msg.muted": ("microphone muted", "mikrofon dibisukan"),
     "msg.unmuted": ("microphone live", "mikrofon aktif"),
     "msg.no_mute": ("muting is not available", "bisu tidak tersedia"),
@@ -160,12 +189,22 @@ STRINGS: dict[str, tuple[str, str]] = {
     "what.escalate": ("escalation", "eskalasi"),
     "what.snapshot": ("snapshot record", "catatan potret"),
     # dialogs
-    "dialog.reason": ("Reject “{step}”: pick a reason", "Tolak “{step}”: pilih alasan"),
-    "dialog.outcome": ("Finish the visit of {name}: outcome", "Akhiri kunjungan {name}: hasil"),
-    "dialog.note": (
-        "Escalate {name}: note for the supervisor",
-        "Eskalasi {name}: catatan untuk supervisor",
+    "dialog.reason": (
+        "{who} · reject “{step}”: pick a reason",
+        "{who} · tolak “{step}”: pilih alasan",
     ),
+    "dialog.outcome": ("{who} · finish the visit: outcome", "{who} · akhiri kunjungan: hasil"),
+    "dialog.note": (
+        "{who} · escalate: note for the supervisor",
+        "{who} · eskalasi: catatan untuk supervisor",
+    ),
+    "dialog.not_on_air": (
+        "{who} ({booth}) is not on air (on air: {on_air}). {what} for {name} anyway?",
+        "{who} ({booth}) tidak sedang disiarkan (siaran: {on_air}). Tetap {what} untuk {name}?",
+    ),
+    "dialog.go_ahead": ("Yes: {what} for {who}", "Ya: {what} untuk {who}"),
+    "dialog.cancel": ("No, cancel", "Tidak, batal"),
+    "outcome.blocked": ("{label} (not possible: {why})", "{label} (tidak bisa: {why})"),
     "dialog.note_placeholder": (
         "what should the supervisor know?",
         "apa yang perlu diketahui supervisor?",
@@ -204,6 +243,19 @@ STRINGS: dict[str, tuple[str, str]] = {
     ),
     "overview.pick": ("Watch desk", "Awasi meja"),
     "overview.none": ("nobody", "tidak ada"),
+    # why the console stops (one line on stderr, non-zero exit)
+    "fatal.refused": (
+        "the server refused the token ({error}): get a new token",
+        "server menolak token ({error}): minta token baru",
+    ),
+    "fatal.replaced": (
+        "another console took over this desk ({error})",
+        "konsol lain mengambil alih meja ini ({error})",
+    ),
+    "fatal.wrong_role": (
+        "this is a {role} token: use `lapak supervise`",
+        "ini token {role}: gunakan `lapak supervise`",
+    ),
 }
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
@@ -38,13 +39,17 @@ class HelpScreen(ModalScreen[None]):
         self.rows = rows
 
     def compose(self) -> ComposeResult:
+        # A rich table wraps long descriptions instead of cutting them, at any width.
+        table = Table.grid(padding=(0, 1), expand=True)
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(no_wrap=True)
+        table.add_column(ratio=1)
+        for row in self.rows:
+            table.add_row(row.keys, row.label, row.help)
         with Vertical(id="help-box", classes="dialog"):
             yield Static(f"[b]{t('help.title')}[/b]", classes="dialog-title")
-            table: DataTable[str] = DataTable(show_cursor=False, zebra_stripes=True)
-            table.add_columns("", "", "")
-            for row in self.rows:
-                table.add_row(row.keys, row.label, row.help)
-            yield table
+            with VerticalScroll(id="help-rows"):
+                yield Static(table, id="help-table")
             yield Static(t("help.close"), classes="dialog-keys")
 
 
@@ -56,18 +61,26 @@ class PickScreen(ModalScreen[str | None]):
         *(Binding(str(n), f"pick({n - 1})", show=False) for n in range(1, 10)),
     ]
 
-    def __init__(self, title: str, choices: list[tuple[str, str]], *, id: str) -> None:
-        """``choices`` are (value, label) pairs."""
+    def __init__(
+        self,
+        title: str,
+        choices: list[tuple[str, str]],
+        *,
+        id: str,
+        disabled: frozenset[int] = frozenset(),
+    ) -> None:
+        """``choices`` are (value, label) pairs; ``disabled`` indexes are shown, not pickable."""
         super().__init__(id=id)
         self.title_text = title
         self.choices = choices
+        self.disabled = disabled
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(f"[b]{self.title_text}[/b]", classes="dialog-title")
             yield OptionList(
                 *(
-                    Option(f"{n}  {label}", id=str(n - 1))
+                    Option(f"{n}  {label}", id=str(n - 1), disabled=n - 1 in self.disabled)
                     for n, (_, label) in enumerate(self.choices, 1)
                 ),
             )
@@ -75,7 +88,8 @@ class PickScreen(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)
-        options.highlighted = 0
+        pickable = [i for i in range(len(self.choices)) if i not in self.disabled]
+        options.highlighted = pickable[0] if pickable else None
         options.focus()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
@@ -83,7 +97,7 @@ class PickScreen(ModalScreen[str | None]):
         self.action_pick(int(event.option.id or 0))
 
     def action_pick(self, index: int) -> None:
-        if 0 <= index < len(self.choices):
+        if 0 <= index < len(self.choices) and index not in self.disabled:
             self.dismiss(self.choices[index][0])
 
     def action_cancel(self) -> None:
@@ -113,6 +127,13 @@ class NoteScreen(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class ConfirmScreen(PickScreen):
+    """A yes/no question about one claimant; "no" is first and highlighted."""
+
+    def __init__(self, title: str, yes: str, *, id: str = "confirm") -> None:
+        super().__init__(title, [("no", t("dialog.cancel")), ("yes", yes)], id=id)
 
 
 class ConfirmQuit(PickScreen):

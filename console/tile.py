@@ -6,10 +6,12 @@ desk model and the media link, so the text is the same whatever feeds it (tests,
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from rich.markup import escape
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.reactive import reactive
@@ -49,10 +51,20 @@ class TileInfo:
     grade: str | None = None
     rtt_ms: float | None = None
     audio_dbfs: float = -100.0
+    away_since: float | None = None  # the booth's connection is down since (server's clock)
+
+
+def clock_time(at: float) -> str:
+    """HH:MM:SS in the console's local time."""
+    return time.strftime("%H:%M:%S", time.localtime(at))
 
 
 class BoothTile(Vertical):
-    """A slot; empty until a visit is routed into it."""
+    """A slot; empty until a visit is routed into it.
+
+    Its parts are created with the tile and held by reference, so the app (and its paint timer)
+    can reach them before they are mounted: painting an unmounted tile is a no-op, not a crash.
+    """
 
     selected: reactive[bool] = reactive(False)
 
@@ -60,26 +72,27 @@ class BoothTile(Vertical):
         super().__init__(id=f"slot-{slot}", classes="tile empty")
         self.slot = slot
         self.info = TileInfo(None)
-        self._colour_mode = colour_mode
-        self._raw = raw
+        self.title_line = Static(id="title", classes="title")
+        self.who_line = Static(id="who", classes="who")
+        self.video = VideoView(colour_mode, raw=raw, id="video")
+        self.steps_line = Static(id="steps", classes="steps")
+        self.meta_line = Static(id="meta", classes="meta")
 
     def compose(self) -> ComposeResult:
-        yield Static(id="title", classes="title")
-        yield Static(id="who", classes="who")
-        yield VideoView(self._colour_mode, raw=self._raw, id="video")
-        yield Static(id="steps", classes="steps")
-        yield Static(id="meta", classes="meta")
-
-    @property
-    def video(self) -> VideoView:
-        return self.query_one(VideoView)
+        yield self.title_line
+        yield self.who_line
+        yield self.video
+        yield self.steps_line
+        yield self.meta_line
 
     @property
     def visit_id(self) -> str | None:
         return (self.info.visit or {}).get("visit")
 
     def on_mount(self) -> None:
-        self.video.placeholder = t("tile.empty")
+        self.video.paused_text = t("tile.paused")
+        if self.info.visit is None:
+            self.video.placeholder = t("tile.empty")
         self.refresh_text()
 
     def on_resize(self) -> None:
@@ -95,8 +108,11 @@ class BoothTile(Vertical):
         self.set_class(info.on_air, "on-air")
         self.set_class(info.silence_level == "amber", "amber")
         self.set_class(info.silence_level == "red", "red")
+        self.set_class(info.away_since is not None, "away")
         if changed:
             self.video.clear(t("tile.connecting") if info.visit else t("tile.empty"))
+        if info.visit is not None and info.away_since is not None:
+            self.video.clear(t("tile.away", at=clock_time(info.away_since)))
         elif info.visit is not None and info.link_state in ("reconnecting", "failed"):
             self.video.clear(t(f"tile.{info.link_state}"))
         self.refresh_text()
@@ -105,10 +121,7 @@ class BoothTile(Vertical):
         if not self.is_mounted:
             return
         info = self.info
-        title = self.query_one("#title", Static)
-        who = self.query_one("#who", Static)
-        steps = self.query_one("#steps", Static)
-        meta = self.query_one("#meta", Static)
+        title, who, steps, meta = self.title_line, self.who_line, self.steps_line, self.meta_line
         v = info.visit
         if v is None:
             title.update(f"[b]{self.slot}[/b]  {t('tile.empty')}")
@@ -116,13 +129,24 @@ class BoothTile(Vertical):
                 widget.update("")
             return
         mark = f" [b reverse]● {t('tile.on_air')}[/]" if info.on_air else ""
-        compact = 0 < self.size.width < 44
-        link = f" · {link_text(info)}" if compact else ""
-        title.update(f"[b]{self.slot}[/b] {escape(v['booth'])}{mark}{link}")
-        who.update(
-            f"[b]{escape(v['name'])}[/b] · {escape(v['membership_no'])} · {escape(v['claim_type'])}"
-        )
-        steps.update(checklist(info.steps))
+        width = self.size.width - 2  # inside the border
+        compact = 0 < width < 42
+        if compact:
+            # Narrow: the claimant's name in the title, the membership number first on the next
+            # line (both are what the officer checks); the booth's name goes last, cut first.
+            title.update(f"[b]{self.slot}[/b] [b]{escape(v['name'])}[/b]{mark}")
+            who.update(
+                f"{escape(v['membership_no'])} · {escape(v['claim_type'])} · {escape(v['booth'])}"
+            )
+        else:
+            title.update(f"[b]{self.slot}[/b] {escape(v['booth'])}{mark}")
+            who.update(
+                f"[b]{escape(v['name'])}[/b] · {escape(v['membership_no'])} · "
+                f"{escape(v['claim_type'])}"
+            )
+        full = checklist(info.steps)
+        fits = width <= 0 or len(Text.from_markup(full).plain) <= width
+        steps.update(full if fits else checklist_compact(info.steps))
         meta.update(meta_line(info, compact=compact))
 
 
@@ -136,7 +160,22 @@ def checklist(steps: list[tuple[str, str]]) -> str:
     return " ".join(parts)
 
 
+def checklist_compact(steps: list[tuple[str, str]]) -> str:
+    """One mark per step, then the current step's short label: fits a narrow tile."""
+    current = current_step(steps)
+    marks = "".join(STATUS_MARK.get(status, "?") for _, status in steps)
+    done = sum(1 for _, status in steps if status == "approved")
+    label = (
+        f" [reverse]▶{step_label(steps[current][0], short=True)}[/reverse]"
+        if current is not None
+        else ""
+    )
+    return f"{marks} {done}/{len(steps)}{label}"
+
+
 def link_text(info: TileInfo) -> str:
+    if info.away_since is not None:
+        return t("tile.away", at=clock_time(info.away_since))
     if info.grade:
         link = t(f"grade.{info.grade}")
         if info.rtt_ms is not None:
@@ -147,8 +186,7 @@ def link_text(info: TileInfo) -> str:
 
 
 def meta_line(info: TileInfo, compact: bool = False) -> str:
-    """Time in visit, time since last spoken to, link, audio; ``compact`` for narrow tiles
-    (the link then moves to the title line)."""
+    """Time in visit, time since last spoken to, link, audio; ``compact`` for narrow tiles."""
     spoke = (
         t("tile.on_air")
         if info.on_air
@@ -161,8 +199,8 @@ def meta_line(info: TileInfo, compact: bool = False) -> str:
         spoke = f"[b]{spoke}{mark}[/b]"
     if compact:
         return (
-            f"{t('tile.in')} {elapsed(info.in_visit_s)} {t('tile.quiet')} {spoke} "
-            f"{meter(info.audio_dbfs, 4)}"
+            f"{elapsed(info.in_visit_s)} {t('tile.quiet')} {spoke} {meter(info.audio_dbfs, 3)} "
+            f"{link_text(info)}"
         )
     link = link_text(info)
     return (
