@@ -7,9 +7,12 @@ without loading the simulator; ``run`` imports the rest when the command is used
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import importlib.util
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -52,6 +55,18 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
+@contextlib.contextmanager
+def fewer_gc_passes() -> Iterator[None]:
+    """A run allocates millions of short-lived objects and keeps few: collecting the young
+    generation less often saves about a quarter of the time (restored afterwards)."""
+    before = gc.get_threshold()
+    gc.set_threshold(200_000, before[1], before[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run the command; one line on stderr and exit 2 for anything the user can fix."""
     from signaling.simulation.logdir import LogDirError
@@ -89,8 +104,10 @@ def _single(args: argparse.Namespace, params: Any, out: TextIO) -> int:
     from signaling.simulation.logdir import write_log
     from signaling.simulation.metrics import render_text, report
 
-    main = simulate(params, args.seed, keep_events=args.log_dir is not None)
-    base = main if params.capacity == 1 else simulate(params.with_options(capacity=1), args.seed)
+    with fewer_gc_passes():
+        main = simulate(params, args.seed, keep_events=args.log_dir is not None)
+        one = params.with_options(capacity=1)
+        base = main if params.capacity == 1 else simulate(one, args.seed)
     rep = report(main, base)
     if args.log_dir is not None:
         path = write_log(args.log_dir, main.events)
@@ -128,7 +145,8 @@ def _sweep(args: argparse.Namespace, params: Any, out: TextIO) -> int:
             sys.stderr.write("\n" if done == total else "")
             sys.stderr.flush()
 
-    rows = run_sweep(params, axes, args.seed, progress)
+    with fewer_gc_passes():
+        rows = run_sweep(params, axes, args.seed, progress)
     if args.format == "json":
         out.write(json.dumps({"sweep": rows}, sort_keys=True) + "\n")
     else:

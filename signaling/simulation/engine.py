@@ -157,6 +157,8 @@ class Engine:
     # -- the day -----------------------------------------------------------------------
 
     def _open_day(self, day: int) -> None:
+        if self.day_open:  # a 24-hour office: yesterday ends as today begins
+            self._force_close(self.day)
         self.day, self.day_open, self.opened_at = day, True, self.now
         for desk in self.desks.values():
             self._emit(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -35,6 +35,14 @@ class Dist:
     kind: str
     a: float
     b: float = 0.0
+    _mu: float = field(default=0.0, init=False, repr=False, compare=False)
+    _sigma: float = field(default=0.0, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind == "lognormal" and self.a > 0:  # the normal's parameters, once
+            sigma2 = math.log1p(self.b * self.b)
+            object.__setattr__(self, "_mu", math.log(self.a) - sigma2 / 2)
+            object.__setattr__(self, "_sigma", math.sqrt(sigma2))
 
     @property
     def mean(self) -> float:
@@ -43,14 +51,14 @@ class Dist:
         return self.a
 
     def sample(self, rng: random.Random) -> float:
-        if self.kind == "fixed" or self.a == 0:
-            return self.a if self.kind != "uniform" else rng.uniform(self.a, self.b)
-        if self.kind == "exponential":
-            return rng.expovariate(1.0 / self.a)
-        if self.kind == "lognormal":
-            sigma2 = math.log1p(self.b * self.b)
-            return rng.lognormvariate(math.log(self.a) - sigma2 / 2, math.sqrt(sigma2))
-        return rng.uniform(self.a, self.b)
+        kind = self.kind
+        if kind == "lognormal":
+            return rng.lognormvariate(self._mu, self._sigma) if self.a > 0 else 0.0
+        if kind == "exponential":
+            return rng.expovariate(1.0 / self.a) if self.a > 0 else 0.0
+        if kind == "uniform":
+            return rng.uniform(self.a, self.b)
+        return self.a
 
     def scaled(self, factor: float) -> Dist:
         """The same shape with every duration multiplied (used by sensitivity runs)."""
@@ -206,9 +214,11 @@ def load_params(path: str | Path | None = None) -> Params:
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Tables merge key by key; a distribution or the claim-type mix is replaced whole."""
     out = dict(base)
     for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and "dist" not in value:
+        leaf = "dist" in value or key == "claim_types" if isinstance(value, dict) else True
+        if not leaf and isinstance(out.get(key), dict):
             out[key] = _merge(out[key], value)
         else:
             out[key] = value
