@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from signaling.config import ServerConfig
 from signaling.hub import Hub
 from signaling.protocol import CloseCode
 from signaling.tokens import KeyRing
@@ -196,3 +197,98 @@ def test_sdp_offer_id_is_accepted_and_relayed(hub: Hub) -> None:
     assert to(out, officer)[0]["offer_id"] == "o-1"
     out = send(hub, officer, {**offer, "id": 5, "offer_id": "x" * 65})
     assert to(out, officer)[0]["code"] == "invalid_message", "offer_id is 1..64 characters"
+
+
+def sdp(visit: str, sdp_type: str, offer_id: str, **kw: str) -> dict[str, Any]:
+    return {"type": "sdp", "id": 9, "visit": visit, "sdp_type": sdp_type, "sdp": "v=0",
+            "offer_id": offer_id, **kw}  # fmt: skip
+
+
+def test_sdp_relays_only_what_the_protocol_allows(hub: Hub) -> None:
+    officer = hello(hub, "officer", desk="d1")
+    booth = hello(hub, "booth", booth="b1")
+    sup = hello(hub, "supervisor")
+    visit = start_visit(hub, booth)
+    send(hub, sup, {"type": "watch", "id": 3, "desk": "d1"})
+    out = send(hub, booth, sdp(visit, "offer", "b-1"))
+    assert to(out, booth)[0]["code"] == "forbidden" and to(out, officer) == [], "booths answer"
+    out = send(hub, officer, sdp(visit, "answer", "o-1"))
+    assert to(out, officer)[0]["code"] == "forbidden", "the officer is always the offerer"
+    out = send(hub, booth, sdp(visit, "answer", "o-1"))
+    assert to(out, booth)[0]["code"] == "stale_answer", "no offer was relayed yet"
+    send(hub, officer, sdp(visit, "offer", "o-1"))
+    send(hub, officer, sdp(visit, "offer", "o-2"))
+    out = send(hub, booth, sdp(visit, "answer", "o-1"))
+    assert to(out, booth)[0]["code"] == "stale_answer" and to(out, officer) == [], "replaced"
+    out = send(hub, booth, sdp(visit, "answer", "o-2"))
+    assert [m["offer_id"] for m in to(out, officer)] == ["o-2"], "the latest offer's answer"
+    out = send(hub, booth, sdp(visit, "answer", "s-1", peer=str(sup)))
+    assert to(out, booth)[0]["code"] == "stale_answer", "that supervisor never offered"
+    assert to(out, sup) == [], "nothing unsolicited reaches the supervisor"
+    send(hub, sup, sdp(visit, "offer", "s-1"))
+    out = send(hub, booth, sdp(visit, "answer", "s-1", peer=str(sup)))
+    assert [m["offer_id"] for m in to(out, sup)] == ["s-1"]
+    hub.disconnect(sup, NOW)
+    out = send(hub, booth, sdp(visit, "answer", "s-1", peer=str(sup)))
+    assert to(out, booth)[0]["code"] == "stale_answer", "a gone supervisor's offer is void"
+
+
+def test_workflows_are_set_per_office(hub: Hub) -> None:
+    main_admin = hello(hub, "admin", sub="a-main")
+    root = hello(hub, "admin", sub="root", office="*")
+    steps = {"type": "set_workflow", "id": 5, "claim_type": "JKM", "steps": ["x", "y"]}
+    out = send(hub, main_admin, steps)
+    assert to(out, main_admin)[0] == {"type": "ack", "re": 5, "claim_type": "JKM", "office": "main"}
+    for office in ("north", "*"):
+        out = send(hub, main_admin, {**steps, "office": office})
+        assert to(out, main_admin)[0]["code"] == "forbidden", f"main's admin may not set {office}"
+    north_booth = hello(hub, "booth", booth="b1", office="north")
+    jkm = {"name": "N", "membership_no": "1", "claim_type": "JKM"}
+    out = send(hub, north_booth, {"type": "start_visit", "id": 6, "claimant": jkm})
+    assert to(out, north_booth)[0]["code"] == "invalid_message", "north has no JKM workflow"
+    out = send(hub, root, {**steps, "office": "north", "steps": ["z"]})
+    assert to(out, root)[0]["office"] == "north", "an office * admin sets a named office's"
+    out = send(hub, north_booth, {"type": "start_visit", "id": 7, "claimant": jkm})
+    visit = to(out, north_booth)[0]["visit"]
+    assert [s.name for s in hub.state.visits[visit].steps] == ["z"]
+    main_booth = hello(hub, "booth", booth="b1")
+    out = send(hub, main_booth, {"type": "start_visit", "id": 8, "claimant": jkm})
+    assert [s.name for s in hub.state.visits[to(out, main_booth)[0]["visit"]].steps] == ["x", "y"]
+
+
+def test_outcomes_that_contradict_the_steps_are_refused(hub: Hub) -> None:
+    officer = hello(hub, "officer", desk="d1")
+    booth = hello(hub, "booth", booth="b1")
+    visit = start_visit(hub, booth)
+    end = {"type": "end_visit", "id": 4, "visit": visit}
+    result = hub.receive(officer, json.dumps({**end, "outcome": "completed"}), NOW)
+    assert to(result.outputs, officer)[0]["code"] == "outcome_mismatch" and not result.events
+    out = send(hub, officer, {**end, "outcome": "rejected"})
+    assert to(out, officer)[0]["code"] == "outcome_mismatch", "rejected needs a rejected step"
+    lax = Hub(KeyRing((b"k" * 32,)), config=ServerConfig(strict_outcomes=False))
+    officer, booth = hello(lax, "officer", desk="d1"), hello(lax, "booth", booth="b1")
+    visit = start_visit(lax, booth)
+    out = send(lax, officer, {**end, "visit": visit, "outcome": "completed"})
+    assert to(out, officer)[0]["type"] == "ack", "strict_outcomes = false lets it through"
+
+
+def test_a_booth_without_an_open_visit_gets_only_welcome(hub: Hub) -> None:
+    conn = hub.connect()
+    token = hub.keys.issue("booth", "b1", "main", booth="b1", now=NOW)
+    out = send(hub, conn, {"type": "hello", "id": 1, "token": token})
+    assert [m["type"] for m in to(out, conn)] == ["welcome"]
+
+
+def test_the_newer_officer_connection_takes_over_the_desk(hub: Hub) -> None:
+    older = hello(hub, "officer", desk="d1")
+    conn = hub.connect()
+    token = hub.keys.issue("officer", "officer", "main", desk="d1", now=NOW)
+    result = hub.receive(conn, json.dumps({"type": "hello", "id": 1, "token": token}), NOW)
+    assert to(result.outputs, older)[0]["code"] == "replaced"
+    assert result.closes == [(older, CloseCode.REPLACED, "replaced")]
+    assert hub.receive(older, json.dumps({"type": "focus", "visit": None}), NOW).outputs == []
+    booth = hello(hub, "booth", booth="b1")
+    out = send(hub, booth, {"type": "start_visit", "id": 2,
+                            "claimant": {"name": "S", "membership_no": "1"}})  # fmt: skip
+    assert to(out, older) == [] and to(out, conn)[0]["type"] == "delta", "only the newer hears"
+    assert hub.disconnect(older, NOW).outputs == [] and not hub.away, "the desk is still held"

@@ -227,3 +227,66 @@ def test_office_stats_for_the_overview() -> None:
     assert stats["desks"][0]["desk"] == "d1" and stats["desks"][0]["present"] is True
     assert stats["outcomes"] == {"completed": 1}
     assert stats["median_wait_s"] == 0 and stats["visits_per_hour"] > 0
+
+
+def test_grace_runs_on_the_monotonic_clock_not_the_wall_clock() -> None:
+    hub = Hub(KeyRing((b"p" * 32,)), config=ServerConfig(grace_s=30), now=NOW, mono=100.0)
+    join(hub, "officer", desk="d1")
+    booth, _ = join(hub, "booth", booth="b1")
+    visit = start(hub, booth)
+    hub.disconnect(booth, NOW + 1, mono=101.0)
+    stepped = hub.tick(NOW + 3600 + 2, mono=102.0)  # the wall clock jumps an hour ahead
+    assert stepped.events == [], "a +1 h wall step does not abandon a booth 2 s after it drops"
+    assert hub.state.visits[visit].state == "active"
+    assert hub.tick(NOW + 3600 + 31, mono=131.0).events, "30 s later by the monotonic clock"
+    assert hub.state.visits[visit].outcome == "abandoned"
+
+
+def test_visit_views_say_whether_the_booth_is_there_or_since_when_it_is_away() -> None:
+    hub = make_hub()
+    officer, _ = join(hub, "officer", desk="d1")
+    booth, _ = join(hub, "booth", booth="b1")
+    out = hub.receive(
+        booth,
+        json.dumps(
+            {"type": "start_visit", "id": 2, "claimant": {"name": "S", "membership_no": "1"}}
+        ),
+        NOW,
+    ).outputs
+    state = next(m for c, m in out if c == booth and m["type"] == "booth_state")
+    assert (state["booth_present"], state["booth_away_since"]) == (True, None)
+    visit = state["visit"]
+    gone = hub.disconnect(booth, NOW + 5)
+    delta = next(m for c, m in gone.outputs if c == officer)
+    assert [(v["visit"], v["booth_present"], v["booth_away_since"]) for v in delta["visits"]] == [
+        (visit, False, NOW + 5)
+    ], "the officer's desk sees the booth leave, and since when"
+    watch = say(hub, officer, {"type": "watch", "id": 3, "desk": "d1"}, NOW + 6)[0]
+    assert watch["state"]["visits"][0]["booth_away_since"] == NOW + 5, "snapshots say it too"
+    conn = hub.connect()
+    token = hub.keys.issue("booth", "booth-1", "main", booth="b1", now=NOW)
+    back = hub.receive(conn, json.dumps({"type": "hello", "id": 1, "token": token}), NOW + 9)
+    delta = next(m for c, m in back.outputs if c == officer)
+    assert delta["visits"][0]["booth_present"] is True, "and come back"
+    state = next(m for c, m in back.outputs if c == conn and m["type"] == "booth_state")
+    assert state["booth_present"] is True and state["visit"] == visit
+
+
+def test_an_expired_token_is_closed_by_the_tick_unless_refreshed() -> None:
+    hub = make_hub()
+    token = hub.keys.issue("supervisor", "sup", "main", now=NOW, ttl=60)
+    lapsed, kept = hub.connect(), hub.connect()
+    for conn in (lapsed, kept):
+        say(hub, conn, {"type": "hello", "id": 1, "token": token})
+    fresh = hub.keys.issue("supervisor", "sup", "main", now=NOW + 30, ttl=3600)
+    assert (
+        say(hub, kept, {"type": "refresh", "id": 2, "token": fresh}, NOW + 30)[0]["type"] == "ack"
+    )
+    other = hub.keys.issue("supervisor", "someone", "main", now=NOW + 30)
+    refused = say(hub, kept, {"type": "refresh", "id": 3, "token": other}, NOW + 30)
+    assert refused[0]["code"] == "bad_token", "a refresh keeps the identity"
+    result = hub.tick(NOW + 61)
+    assert result.closes == [(lapsed, CloseCode.AUTH_FAILED, "token_expired")]
+    assert [m["code"] for c, m in result.outputs if c == lapsed] == ["token_expired"]
+    assert say(hub, lapsed, {"type": "office_stats", "id": 4}, NOW + 62) == [], "not heard"
+    assert say(hub, kept, {"type": "office_stats", "id": 5}, NOW + 62)[0]["type"] == "ack"
