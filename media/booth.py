@@ -7,6 +7,10 @@ never decides anything: the server's ``booth_state`` says whether it is queued, 
 air. Supervisors' offers are answered too, on their own peer connections, but only when the
 server relayed them as such (``from: "supervisor"`` with a ``peer``), and send-only: the booth
 takes nothing from a supervisor.
+
+Every answer echoes the ``offer_id`` of the offer it answers. Offers from one peer (the officer,
+or one supervisor) are answered in order, and an offer that a newer one from the same peer has
+replaced is dropped, its peer connection closed: only the latest offer gets an answer.
 """
 
 from __future__ import annotations
@@ -97,6 +101,10 @@ class BoothAgent:
         self._mic: Fanout | None = None
         self._sources_ready = False
         self._answering = asyncio.Lock()  # offers are answered one at a time, in order
+        self._latest_offer: dict[str, str | None] = {}
+        """The latest offer's ``offer_id`` per peer ("" for the officer, else the supervisor's
+        peer): an offer that is not the latest when its turn comes is dropped."""
+        self.offers_superseded = 0
 
     # -- state --------------------------------------------------------------------------------
 
@@ -234,6 +242,7 @@ class BoothAgent:
                 self.officer_frame = None  # off air: the waiting screen, never the officer
             self._refresh_screen()
         elif kind == "peer_left":
+            self._latest_offer.pop(str(message.get("peer")), None)
             pc = self.supervisor_peers.pop(str(message.get("peer")), None)
             if pc is not None:
                 log.info("event=supervisor_left booth=%s peer=%s", self.name, message.get("peer"))
@@ -242,25 +251,48 @@ class BoothAgent:
             sender = message.get("from")
             peer = message.get("peer")
             if sender == "officer" and not peer:
+                self._latest_offer[""] = message.get("offer_id")
                 self._spawn(self._answer_officer(message), f"answer-{self.name}")
             elif sender == "supervisor" and isinstance(peer, str) and peer:
+                self._latest_offer[peer] = message.get("offer_id")
                 self._spawn(self._answer_supervisor(message, peer), f"sup-{self.name}-{peer}")
             else:
                 self.offers_refused += 1
                 log.warning("event=offer_refused booth=%s from=%s peer=%s", self.name, sender, peer)
 
-    async def _send_answer(self, pc: RTCPeerConnection, visit: str, peer: str | None) -> None:
+    def _superseded(self, message: dict[str, Any], peer: str | None) -> bool:
+        """Whether a newer offer from the same peer has arrived since ``message``."""
+        latest = self._latest_offer.get(peer or "")
+        if latest == message.get("offer_id"):
+            return False
+        self.offers_superseded += 1
+        log.info(
+            "event=offer_superseded booth=%s peer=%s offer_id=%s latest=%s",
+            self.name, peer, message.get("offer_id"), latest,
+        )  # fmt: skip
+        return True
+
+    async def _send_answer(
+        self, pc: RTCPeerConnection, message: dict[str, Any], peer: str | None
+    ) -> bool:
+        """Answer ``message`` on ``pc``, echoing its ``offer_id``; False (nothing sent) when a
+        newer offer from the same peer came in while the answer was being gathered."""
         await pc.setLocalDescription(await pc.createAnswer())
+        if self._superseded(message, peer):
+            return False
         local = pc.localDescription
         answer: dict[str, Any] = {
             "type": "sdp",
-            "visit": visit,
+            "visit": message["visit"],
             "sdp_type": local.type,
             "sdp": local.sdp,
         }
+        if message.get("offer_id") is not None:
+            answer["offer_id"] = message["offer_id"]
         if peer is not None:
             answer["peer"] = peer
         await self.client.send(answer)
+        return True
 
     async def _answer_officer(self, message: dict[str, Any]) -> None:
         """Answer with a fresh peer; an old one (a rebuilt link) is closed first."""
@@ -274,6 +306,8 @@ class BoothAgent:
         if self._pc is not None:
             old, self._pc = self._pc, None
             await close_peers([old])
+        if self._superseded(message, None):
+            return
         pc = new_peer_connection()
         self._pc = pc
 
@@ -296,7 +330,11 @@ class BoothAgent:
         mic = self._mic_track()
         if mic is not None:
             pc.addTrack(mic)
-        await self._send_answer(pc, message["visit"], None)
+        if not await self._send_answer(pc, message, None):
+            if self._pc is pc:
+                self._pc = None
+            await close_peers([pc])
+            return
         self.offers_answered += 1
         log.info("event=answered booth=%s visit=%s", self.name, message["visit"])
 
@@ -314,6 +352,8 @@ class BoothAgent:
         old = self.supervisor_peers.pop(peer, None)
         if old is not None:
             await close_peers([old])
+        if self._superseded(message, peer):
+            return
         if len(self.supervisor_peers) >= MAX_SUPERVISOR_PEERS:
             log.warning(
                 "event=supervisor_refused booth=%s peer=%s reason=too_many", self.name, peer
@@ -348,7 +388,11 @@ class BoothAgent:
             if track is not None:
                 transceiver.sender.replaceTrack(track)
             transceiver.direction = "sendonly" if track is not None else "inactive"
-        await self._send_answer(pc, message["visit"], peer)
+        if not await self._send_answer(pc, message, peer):
+            if self.supervisor_peers.get(peer) is pc:
+                del self.supervisor_peers[peer]
+            await close_peers([pc])
+            return
         log.info("event=answered_supervisor booth=%s peer=%s", self.name, peer)
 
     # -- what the claimant sees and hears -----------------------------------------------------

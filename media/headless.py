@@ -17,7 +17,7 @@ from typing import Any
 
 from media.officer import OfficerMedia, OfficerMediaOptions, SupervisorMedia, _MediaEngine
 from media.peer import cancel_tasks
-from signaling.client import RequestError, SignalClient
+from signaling.client import SignalClient
 
 log = logging.getLogger("lapak.headless")
 
@@ -67,13 +67,12 @@ class HeadlessDesk:
         await self.engine.close()
         await self.client.close()
 
-    async def _send_sdp(self, visit: str, sdp_type: str, sdp: str) -> None:
-        try:
-            await self.client.request(
-                {"type": "sdp", "visit": visit, "sdp_type": sdp_type, "sdp": sdp}
-            )
-        except RequestError as exc:
-            log.info("event=offer_refused visit=%s code=%s", visit, exc.code)
+    async def _send_sdp(self, visit: str, sdp_type: str, sdp: str, offer_id: str) -> None:
+        """An offer; a refusal raises ``RequestError`` for the engine (``not_connected``: the
+        booth is away)."""
+        await self.client.request(
+            {"type": "sdp", "visit": visit, "sdp_type": sdp_type, "sdp": sdp, "offer_id": offer_id}
+        )
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -102,6 +101,7 @@ class HeadlessDesk:
             if view.get("state") == "active" and view.get("desk") in (None, self.desk)
         }
         for visit in wanted:
+            self.engine.set_booth_present(visit, self.visits[visit].get("booth_present"))
             if self.engine.needs_offer(visit):
                 self._spawn(self.engine.ensure(visit))
         for visit in set(self.engine.links) - wanted:
@@ -117,4 +117,4 @@ class HeadlessDesk:
                 self.visits[view["visit"]] = view
             self._sync()
         elif kind == "sdp" and message.get("sdp_type") == "answer":
-            await self.engine.on_answer(message["visit"], message["sdp"])
+            await self.engine.on_answer(message["visit"], message["sdp"], message.get("offer_id"))

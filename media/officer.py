@@ -10,6 +10,13 @@ The engine owns recovery: a link whose peer connection fails, that stops deliver
 ``stall_s``, or whose offer goes unanswered, is rebuilt with a fresh peer connection (aiortc has
 no ICE restart); its ``state`` reads ``reconnecting`` meanwhile and the other links are never
 touched. It also samples ``getStats`` once a second into ``BoothLink.stats``.
+
+Every offer carries a fresh ``offer_id`` and only the answer echoing the link's latest one is
+applied (docs/protocol.md): an answer to an older offer is dropped by rule. A link is offered
+once at a time (``BoothLink.offering``), and its no-answer clock starts when its offer is made,
+so the watcher never rebuilds a link whose first offer is still being gathered. An offer the
+server refuses with ``not_connected`` marks the booth away: no re-offers until the console says
+it is back (``set_booth_present``, from the visit view's ``booth_present``).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -37,7 +45,9 @@ from media.video_tracks import Fanout, GatedVideoTrack, OfficerCardTrack
 
 log = logging.getLogger("lapak.officer_media")
 
-SendSdp = Callable[[str, str, str], Awaitable[None]]
+SendSdp = Callable[[str, str, str, str], Awaitable[None]]
+"""``send_sdp(visit, sdp_type, sdp, offer_id)``: send an offer; raise ``RequestError`` (with
+the server's ``code``) when it is refused, or ``ConnectionError`` when it cannot be sent."""
 ANSWER_TIMEOUT_S = 8.0
 CONNECT_TIMEOUT_S = 15.0
 STALL_S = 3.0
@@ -45,6 +55,15 @@ FAILED_AFTER = 5
 """Rebuilds in a row without connecting before a link reads ``failed`` (it keeps retrying)."""
 WATCH_PERIOD_S = 0.5
 STATS_PERIOD_S = 1.0
+AWAY_RETRY_S = ANSWER_TIMEOUT_S
+"""A booth away (an offer refused ``not_connected``) whose presence the server does not report
+is retried this often. With the visit view's ``booth_present`` it is never retried while away,
+and re-offered as soon as it is back."""
+
+
+def new_offer_id() -> str:
+    """A fresh offer identity: unique per offer, 1..64 characters (docs/protocol.md)."""
+    return secrets.token_hex(8)
 
 
 @dataclass
@@ -92,6 +111,16 @@ class BoothLink:
     """Arrival times (monotonic) of the latest video frames: gaps, fps."""
     last_frame_at: float | None = None
     offered_at: float = 0.0
+    """When the current offer was started (monotonic): the no-answer clock."""
+    offer_id: str | None = None
+    """The identity of the latest offer; only an answer echoing it is applied."""
+    offering: bool = False
+    """An offer is being made (ICE gathering, sending): the watcher leaves the link alone."""
+    booth_away: bool = False
+    """The server said the booth is not connected: no re-offers until it is back."""
+    booth_present: bool | None = None
+    """The visit view's ``booth_present`` (None: never reported)."""
+    stale_answers: int = 0
     connected_at: float | None = None
     rebuilds: int = 0
     failures_in_row: int = 0
@@ -118,6 +147,8 @@ class _MediaEngine:
         self._sink: AudioSink | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self._presence: dict[str, bool] = {}
+        self._background = False
 
     # -- public interface used by the console ------------------------------------------------
 
@@ -129,13 +160,30 @@ class _MediaEngine:
             return link
         link = BoothLink(visit, new_peer_connection())
         self.links[visit] = link
+        link.booth_present = self._presence.get(visit)
+        if link.booth_present is False:
+            link.booth_away = True  # offered when it is back (``set_booth_present``)
+            return link
         await self._connect(link)
         return link
 
-    async def on_answer(self, visit: str, sdp: str) -> None:
+    async def on_answer(self, visit: str, sdp: str, offer_id: str | None = None) -> None:
+        """Apply the answer to the link's latest offer; any other answer is dropped."""
         link = self.links.get(visit)
-        if link is None or link.pc.signalingState != "have-local-offer":
-            log.warning("event=stray_answer role=%s visit=%s", self.role, visit)
+        if link is None:
+            log.info("event=stray_answer role=%s visit=%s reason=no_link", self.role, visit)
+            return
+        if offer_id is None or offer_id != link.offer_id:
+            link.stale_answers += 1
+            log.info(
+                "event=stale_answer role=%s visit=%s offer_id=%s latest=%s",
+                self.role, visit, offer_id, link.offer_id,
+            )  # fmt: skip
+            return
+        if link.pc.signalingState != "have-local-offer":
+            log.warning(
+                "event=stray_answer role=%s visit=%s offer_id=%s", self.role, visit, offer_id
+            )
             return
         try:
             await link.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
@@ -144,12 +192,36 @@ class _MediaEngine:
             link.next_attempt_at = 0.0
             await self._rebuild(link, "bad_answer")
 
+    def set_booth_present(self, visit: str, present: bool | None) -> None:
+        """The visit view's ``booth_present``: a booth that is back is offered at once, one
+        that is away is left alone (no re-offer every few seconds)."""
+        if present is None:
+            return
+        self._presence[visit] = present
+        link = self.links.get(visit)
+        if link is None:
+            return
+        was, link.booth_present = link.booth_present, present
+        if not present:
+            if was is not False:
+                log.info("event=booth_away role=%s visit=%s", self.role, visit)
+            link.booth_away = True
+            return
+        if link.booth_away or was is False:
+            log.info("event=booth_back role=%s visit=%s", self.role, visit)
+            link.booth_away = False
+            link.next_attempt_at = 0.0
+            link.failures_in_row = 0
+            if link.state != "connected":  # a link that kept its media through a blip stays
+                self._spawn(self._rebuild(link, "booth_back"), f"{self.role}-reoffer-{visit}")
+
     def needs_offer(self, visit: str, now: float | None = None) -> bool:
         """Only a visit without a link needs the console to call ``ensure``: the engine
         rebuilds failed, stalled and unanswered links itself."""
         return visit not in self.links
 
     async def drop(self, visit: str) -> None:
+        self._presence.pop(visit, None)
         link = self.links.pop(visit, None)
         if link is None:
             return
@@ -187,8 +259,9 @@ class _MediaEngine:
             self.mixer = AudioMixer(self._sink)
 
     def _start_background(self) -> None:
-        if self._tasks or self._closing:
+        if self._background or self._closing:
             return
+        self._background = True
         self._spawn(self._watch(), f"{self.role}-media-watch")
         self._spawn(self._sample_stats(), f"{self.role}-media-stats")
         if self.mixer is not None:
@@ -200,8 +273,24 @@ class _MediaEngine:
         task.add_done_callback(self._tasks.discard)
 
     async def _connect(self, link: BoothLink) -> None:
-        """Wire a fresh peer connection for ``link`` and send the offer."""
+        """Wire a fresh peer connection for ``link`` and send the offer.
+
+        The link reads ``offering`` until the offer is out, and its no-answer clock starts now:
+        gathering can take a while, and the watcher must not rebuild a link in the middle of
+        its first offer (that sent two offers, and the first answer landed on the second peer).
+        """
         pc = link.pc
+        offer_id = new_offer_id()
+        link.offer_id = offer_id
+        link.offered_at = time.monotonic()
+        link.offering = True
+        try:
+            await self._offer(link, pc, offer_id)
+        finally:
+            if link.offer_id == offer_id:
+                link.offering = False
+
+    async def _offer(self, link: BoothLink, pc: RTCPeerConnection, offer_id: str) -> None:
         visit = link.visit
         self._add_transceivers(link)
         if self.mixer is not None:
@@ -230,12 +319,26 @@ class _MediaEngine:
                 link.failures_in_row = 0
 
         await pc.setLocalDescription(await pc.createOffer())
+        if link.pc is not pc or link.offer_id != offer_id or self.links.get(visit) is not link:
+            log.info("event=offer_superseded role=%s visit=%s", self.role, visit)
+            return
         link.offered_at = time.monotonic()
         try:
-            await self.send_sdp(visit, pc.localDescription.type, pc.localDescription.sdp)
-        except Exception as exc:  # the signalling link is down: the watcher retries
-            log.warning("event=offer_not_sent role=%s visit=%s reason=%r", self.role, visit, exc)
-        log.info("event=offered role=%s visit=%s rebuilds=%d", self.role, visit, link.rebuilds)
+            await self.send_sdp(visit, "offer", pc.localDescription.sdp, offer_id)
+        except Exception as exc:  # refused, or the signalling link is down: the watcher retries
+            code = getattr(exc, "code", None)
+            if code == "not_connected":
+                link.booth_away = True
+                log.info("event=offer_refused role=%s visit=%s code=%s", self.role, visit, code)
+            else:
+                log.warning(
+                    "event=offer_not_sent role=%s visit=%s reason=%r", self.role, visit, exc
+                )
+            return
+        log.info(
+            "event=offered role=%s visit=%s offer_id=%s rebuilds=%d",
+            self.role, visit, offer_id, link.rebuilds,
+        )  # fmt: skip
 
     def _audio_tap(self, visit: str) -> Callable[[AudioProbe, np.ndarray], None] | None:
         mixer = self.mixer
@@ -252,6 +355,21 @@ class _MediaEngine:
             link.video_out.stop()
 
     def _why_rebuild(self, link: BoothLink, now: float) -> str | None:
+        if link.offering:
+            return None  # the offer is still being made; its clock started with it
+        why = self._trouble(link, now)
+        if why is None or not link.booth_away:
+            return why
+        # Away: ``set_booth_present`` re-offers when it is back; an offer now would only be
+        # refused. Only a server that never reports presence leaves us guessing.
+        if link.state == "connected":
+            link.state = "reconnecting"
+        if link.booth_present is False or now - link.offered_at < AWAY_RETRY_S:
+            return None
+        return "booth_away"
+
+    def _trouble(self, link: BoothLink, now: float) -> str | None:
+        """What is wrong with the link, if anything (it is rebuilt unless the booth is away)."""
         if link.pc.connectionState in ("failed", "closed"):
             return "failed"
         if link.state == "connected":
@@ -281,8 +399,15 @@ class _MediaEngine:
 
     async def _rebuild(self, link: BoothLink, why: str) -> None:
         """Replace the link's peer connection; the console keeps the same ``BoothLink``."""
-        if self.links.get(link.visit) is not link:
+        if self.links.get(link.visit) is not link or link.offering:
             return
+        link.offering = True  # nobody else rebuilds or offers this link until we are done
+        try:
+            await self._rebuild_now(link, why)
+        finally:
+            link.offering = False
+
+    async def _rebuild_now(self, link: BoothLink, why: str) -> None:
         link.rebuilds += 1
         link.failures_in_row += 1
         link.state = "failed" if link.failures_in_row > FAILED_AFTER else "reconnecting"

@@ -47,9 +47,10 @@ const rawAudio = () => localStorage.getItem(AUDIO_KEY) === "raw";
 const media = new BoothMedia({
   officerVideo: $("#officer-video"),
   officerAudio: $("#officer-audio"),
-  sendAnswer: (visit, sdp, peer) => {
+  sendAnswer: (visit, sdp, peer, offerId) => {
     const message = { type: "sdp", visit, sdp_type: "answer", sdp };
     if (peer) message.peer = peer;
+    if (offerId) message.offer_id = offerId;
     return signal?.request(message).catch(() => {});
   },
   onChange: () => render(),
@@ -105,6 +106,7 @@ function onMessage(message) {
     render();
   } else if (message.type === "sdp" && message.sdp_type === "offer") {
     // Answer with whatever devices there are: a camera fixed later gets into the next offer.
+    media.noteOffer(message); // the latest offer per peer, before any await
     ensureDevices()
       .then(() => media.onOffer(message))
       .catch(() => {});

@@ -6,6 +6,9 @@
 // that is how a failed link is rebuilt, since the console re-offers on failure. The answer is
 // sent once ICE gathering is complete (the console, aiortc, does not trickle candidates).
 // Supervisors' offers (from "supervisor" with a peer id) get send-only answers.
+// Every answer echoes its offer's `offer_id`. Only the latest offer from each peer (the
+// officer, or one supervisor) is answered: one replaced by a newer offer while it was being
+// answered is dropped and its peer connection closed.
 
 const GATHER_TIMEOUT_MS = 5000;
 const MAX_SUPERVISOR_PEERS = 4;
@@ -98,6 +101,8 @@ export class BoothMedia {
     this.pcState = "new";
     this.answered = 0;
     this.supervisors = new Map();
+    this.latestOffer = new Map(); // peer ("" for the officer) -> offer_id of its latest offer
+    this.superseded = 0;
     this.onAir = false;
     this.ctx = null;
     this.micMeter = null;
@@ -147,11 +152,28 @@ export class BoothMedia {
     if (this.gain) this.gain.gain.setTargetAtTime(onAir ? 1 : 0, this.ctx.currentTime, 0.01);
   }
 
+  // Record an offer as its peer's latest, at once (before any await).
+  noteOffer(message) {
+    if (message.from === "supervisor" && typeof message.peer === "string" && message.peer) {
+      this.latestOffer.set(message.peer, message.offer_id ?? null);
+    } else if (message.from === "officer" && !message.peer) {
+      this.latestOffer.set("", message.offer_id ?? null);
+    }
+  }
+
+  // Whether a newer offer from the same peer came in since `message`.
+  isSuperseded(message, peer) {
+    if (this.latestOffer.get(peer || "") === (message.offer_id ?? null)) return false;
+    this.superseded += 1;
+    return true;
+  }
+
   async onOffer(message) {
     if (message.from === "supervisor" && typeof message.peer === "string" && message.peer) {
       return this.answerSupervisor(message);
     }
     if (message.from !== "officer" || message.peer) return;
+    if (this.isSuperseded(message, null)) return;
     if (this.pc) {
       this.pc.close();
       this.pc = null;
@@ -182,7 +204,13 @@ export class BoothMedia {
     await pc.setLocalDescription(await pc.createAnswer());
     await gathered(pc);
     if (pc !== this.pc) return;
-    await this.sendAnswer(message.visit, pc.localDescription.sdp, null);
+    if (this.isSuperseded(message, null)) {
+      pc.close();
+      this.pc = null;
+      this.pcState = "new";
+      return;
+    }
+    await this.sendAnswer(message.visit, pc.localDescription.sdp, null, message.offer_id);
     this.answered += 1;
     this.onChange?.();
   }
@@ -226,6 +254,7 @@ export class BoothMedia {
       old.close();
       this.supervisors.delete(message.peer);
     }
+    if (this.isSuperseded(message, message.peer)) return;
     if (this.supervisors.size >= MAX_SUPERVISOR_PEERS) return;
     const pc = new RTCPeerConnection({ iceServers: [] });
     this.supervisors.set(message.peer, pc);
@@ -240,7 +269,12 @@ export class BoothMedia {
     this.attachLocal(pc, "sendonly");
     await pc.setLocalDescription(await pc.createAnswer());
     await gathered(pc);
-    await this.sendAnswer(message.visit, pc.localDescription.sdp, message.peer);
+    if (this.supervisors.get(message.peer) !== pc || this.isSuperseded(message, message.peer)) {
+      if (this.supervisors.get(message.peer) === pc) this.supervisors.delete(message.peer);
+      pc.close();
+      return;
+    }
+    await this.sendAnswer(message.visit, pc.localDescription.sdp, message.peer, message.offer_id);
   }
 
   closePeers() {
@@ -249,6 +283,7 @@ export class BoothMedia {
     this.pcState = "new";
     for (const pc of this.supervisors.values()) pc.close();
     this.supervisors.clear();
+    this.latestOffer.clear();
     this.officerVideo.srcObject = null;
   }
 
@@ -260,6 +295,7 @@ export class BoothMedia {
       pcState: this.pcState,
       answered: this.answered,
       supervisors: this.supervisors.size,
+      superseded: this.superseded,
       audioContext: this.ctx?.state ?? "none",
       micDb: this.micMeter?.levelDb() ?? null,
       micTone: this.micMeter?.tone(hz.mic) ?? null,
