@@ -5,9 +5,9 @@ the simulator ever produced an event the product would not, replay or the audit 
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
+from signaling.datadir import LOG_NAME, DataDirError, open_data_dir
 from signaling.eventlog import EventLog
 from signaling.events import Event
 
@@ -19,22 +19,26 @@ class LogDirError(Exception):
 
 
 def write_log(data_dir: Path, events: list[Event]) -> Path:
-    """Append ``events`` to a new ``data_dir/events.sqlite3``; returns its path."""
-    path = data_dir / "events.sqlite3"
-    if path.exists():
-        raise LogDirError(f"{path} already exists: give --log-dir an empty or new directory")
+    """Append ``events`` to a new log in ``data_dir``, opened, locked and checkpointed the
+    way the server does it (signaling/datadir.py); returns the log's path. Unsigned: the
+    simulator holds no signing key, so the auditor notes the checkpoint is unsigned."""
+    if (data_dir / LOG_NAME).exists():
+        raise LogDirError(
+            f"{data_dir / LOG_NAME} already exists: give --log-dir an empty or new directory"
+        )
     try:
-        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as exc:
-        raise LogDirError(f"cannot create {data_dir}: {exc.strerror or exc}") from None
-    if not os.access(data_dir, os.W_OK):
-        raise LogDirError(f"{data_dir} is not writable")
-    asyncio.run(_append_all(path, events))
-    return path
+        opened = open_data_dir(data_dir)
+    except DataDirError as exc:
+        raise LogDirError(str(exc)) from None
+    try:
+        asyncio.run(_append_all(opened.log_path, opened.marker_path, events))
+    finally:
+        opened.close()
+    return opened.log_path
 
 
-async def _append_all(path: Path, events: list[Event]) -> None:
-    log = EventLog(path)
+async def _append_all(path: Path, marker: Path, events: list[Event]) -> None:
+    log = EventLog(path, marker=marker)
     log.start()
     try:
         pending = [log.append(events[i : i + BATCH]) for i in range(0, len(events), BATCH)]
