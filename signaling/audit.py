@@ -89,9 +89,12 @@ def _verify_db(
     rows = verify_rows(conn, version, wanted)
     report.count, report.last_seq, report.hashes = rows.count, rows.last_seq, rows.hashes
     report.problems += rows.problems
+    vouched = {c.seq: c.state_hash for c in marks if c.state_hash}
     for seq, snap_hash, snap_state, body in snaps:
         if not isinstance(body, bytes) or state_hash(body) != snap_state:
             report.problems.append(f"snapshot at event {seq}: its state was edited")
+        elif vouched.get(seq, snap_state) != snap_state:
+            report.problems.append(f"snapshot at event {seq} differs from its checkpoint")
         elif rows.hashes.get(seq) != snap_hash:
             report.problems.append(f"snapshot at event {seq} does not match the chain")
     if version >= 2:

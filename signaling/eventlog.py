@@ -206,12 +206,17 @@ class Loaded:
     last_checkpoint: int = 0
 
 
+def _sql_type(value: object) -> str:
+    names = {str: "TEXT", int: "INTEGER", float: "REAL", type(None): "NULL"}
+    return names.get(type(value), type(value).__name__)
+
+
 def _row_error(seq: object, at: object, kind: object, body: object, row_hash: object) -> str:
     """What is wrong with a row's stored types (a sqlite-shell edit stores TEXT), or ''."""
     if not isinstance(seq, int):
         return "seq is not an integer"
     if not isinstance(body, bytes):
-        return f"body is stored as {type(body).__name__.upper()}, not BLOB (edited by hand)"
+        return f"body is stored as {_sql_type(body)}, not BLOB (edited by hand)"
     if not isinstance(at, float | int):
         return "at is not a number (edited by hand)"
     if not isinstance(kind, str) or not isinstance(row_hash, str):
