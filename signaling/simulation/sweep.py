@@ -158,6 +158,8 @@ def terminal_plot(
         if len(series) > 1:
             signal.label(name)
         fig.draw(signal)
+    xs_all = sorted({x for points in series.values() for x, _, _ in points})
+    fig.ruler("x").ticks(xs_all, [f"{x:g}" for x in xs_all])
     fig.title("visits per officer-hour")
     fig.label(x_key, "x")
     return str(fig.build().string(colorless=not color))
