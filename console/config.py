@@ -77,8 +77,11 @@ def default_snapshot_dir() -> Path:
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) as 0700 and tighten it if it already existed."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Create ``path`` as 0700 (and the parents it needs, 0700 too); tighten it if it existed."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        folder.chmod(0o700)
     path.chmod(0o700)
     return path
 

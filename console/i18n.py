@@ -75,7 +75,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "help.quit": ("Quit (asks first if visits are open)", "Keluar (bertanya bila ada kunjungan)"),
     "help.overview": ("Office overview", "Ringkasan kantor"),
     "help.desks": ("Watch another desk", "Awasi meja lain"),
-    "help.close": ("esc closes", "esc menutup"),
+    "help.close": ("esc closes · ↑↓ scroll", "esc menutup · ↑↓ gulir"),
     # tiles
     "tile.empty": ("empty slot", "slot kosong"),
     "tile.no_booths": ("waiting for claimants", "menunggu peserta"),

@@ -47,10 +47,16 @@ class HelpScreen(ModalScreen[None]):
         for row in self.rows:
             table.add_row(row.keys, row.label, row.help)
         with Vertical(id="help-box", classes="dialog"):
-            yield Static(f"[b]{t('help.title')}[/b]", classes="dialog-title")
+            # The keys hint sits in the title: on a short terminal the rows scroll, the hint
+            # stays visible.
+            yield Static(
+                f"[b]{t('help.title')}[/b]  [dim]{t('help.close')}[/dim]", classes="dialog-title"
+            )
             with VerticalScroll(id="help-rows"):
                 yield Static(table, id="help-table")
-            yield Static(t("help.close"), classes="dialog-keys")
+
+    def on_mount(self) -> None:
+        self.query_one("#help-rows", VerticalScroll).focus()  # arrows scroll a long list
 
 
 class PickScreen(ModalScreen[str | None]):

@@ -26,7 +26,7 @@ NAMES = (
     ("Rina Kusuma", "50697812345"),
     ("Joko Hidayat", "60798123456"),
 )
-SIZES = [(80, 24), (200, 50)]
+SIZES = [(80, 24), (160, 48), (200, 50)]
 
 _FRAMES: dict[tuple[int, int], av.VideoFrame] = {}
 
@@ -91,8 +91,9 @@ async def fill(pilot: Any, count: int = 6) -> None:
     """Load the desk, make slot 1 wait past the amber threshold, paint the test frames."""
     app = pilot.app
     await pilot.pause()  # run_before starts before the desk screen has mounted
-    app.load_snapshot(desk_snapshot(count))
-    app.model.last_spoken["V000001"] = NOW - 150  # amber (past 120 s)
+    snapshot = desk_snapshot(count)
+    snapshot["state"]["visits"][0]["last_on_air_at"] = NOW - 150  # amber (past 120 s)
+    app.load_snapshot(snapshot)
     app._status("officer ana · office main · desk desk-1")
     for slot in range(1, count + 1):
         app.show_frame(slot, frame(slot - 1))
@@ -136,9 +137,31 @@ def test_help(snap_compare: Any, size: tuple[int, int]) -> None:
 def test_reject_reason_picker(snap_compare: Any, size: tuple[int, int]) -> None:
     async def picking(pilot: Any) -> None:
         await fill(pilot)
-        await pilot.press("x", "down")
+        await pilot.press("tab", "x", "down")  # slot 2 is on air: no question first
 
     assert snap_compare(officer_app(), terminal_size=size, run_before=picking)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_decision_off_air_asks_naming_the_claimant(
+    snap_compare: Any, size: tuple[int, int]
+) -> None:
+    async def asking(pilot: Any) -> None:
+        await fill(pilot)
+        await pilot.press("x")  # slot 1 selected, slot 2 on air
+
+    assert snap_compare(officer_app(), terminal_size=size, run_before=asking)
+
+
+@pytest.mark.parametrize("size", [(80, 24)], ids=["80x24"])
+def test_outcome_picker_explains_what_is_not_possible(
+    snap_compare: Any, size: tuple[int, int]
+) -> None:
+    async def finishing(pilot: Any) -> None:
+        await fill(pilot)
+        await pilot.press("tab", "d")  # slot 2: 4 of 6 approved, none rejected
+
+    assert snap_compare(officer_app(), terminal_size=size, run_before=finishing)
 
 
 def supervisor_app() -> SupervisorConsole:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import string
 from pathlib import Path
 
@@ -9,10 +10,18 @@ import pytest
 
 from console import i18n
 from console.app import _OFFICER_KEYS, _SUPERVISOR_KEYS, BINDING_IDS, MUTATING_ACTIONS
-from console.config import ConfigError, colour_mode, load_config, parse_config
+from console.config import (
+    ConfigError,
+    colour_mode,
+    default_snapshot_dir,
+    load_config,
+    parse_config,
+    write_private,
+)
 from console.desk import DeskModel
 from console.layout import grid_shape, visible_slots
-from console.tile import TileInfo, checklist, meta_line
+from console.tile import TileInfo, checklist, checklist_compact, meta_line
+from console.video import fit
 
 
 def test_config_file_sets_thresholds_reasons_keys_language_and_video(tmp_path: Path) -> None:
@@ -38,13 +47,21 @@ def test_config_file_sets_thresholds_reasons_keys_language_and_video(tmp_path: P
 @pytest.mark.parametrize(
     ("data", "says"),
     [
-        ({"langauge": "en"}, "unknown setting(s) langauge"),
-        ({"thresholds": {"amber": 3}}, "thresholds.amber"),
+        ({"langauge": "en"}, "unknown setting langauge"),
+        ({"thresholds": {"amber": 3}}, "unknown setting thresholds.amber"),
+        ({"thresholds": {"amber_after_s": "abc"}}, "thresholds.amber_after_s: expected float"),
+        ({"thresholds": {"amber_after_s": -1}}, "thresholds.amber_after_s: expected float > 0"),
         ({"thresholds": {"amber_after_s": 300, "red_after_s": 100}}, "above amber"),
-        ({"reject": {"reasons": []}}, "non-empty list"),
+        ({"thresholds": 3}, "thresholds: expected object"),
+        ({"reject": {"reasons": []}}, "reject.reasons: expected array of length >= 1"),
+        ({"reject": {"reasons": ["ok", 3]}}, "reject.reasons[1]: expected str"),
         ({"keys": {"aprove": "y"}}, "keys.aprove is not an action"),
-        ({"video": {"colour": "16"}}, "auto, truecolor or 256"),
-        ({"language": "fr"}, "language must be one of"),
+        ({"keys": {"approve": 7}}, "keys.<name>: expected str"),
+        ({"video": {"colour": "16"}}, "video.colour: invalid enum value '16'"),
+        ({"video": {"fps": 60}}, "video.fps: expected float <= 30"),
+        ({"video": {"fsp": 10}}, "unknown setting video.fsp"),
+        ({"snapshots": {"dir": 1}}, "snapshots.dir: expected str"),
+        ({"language": "fr"}, "language: invalid enum value 'fr'"),
     ],
 )
 def test_config_refuses_what_it_does_not_understand(data: dict, says: str) -> None:
@@ -113,19 +130,36 @@ def _snapshot(on_air: str | None, visits: list[dict]) -> dict:
     return {"seq": 1, "state": state}
 
 
-def test_longest_waiting_counts_from_the_last_time_on_air() -> None:
+def test_longest_waiting_counts_from_the_servers_last_time_on_air() -> None:
     model = DeskModel()
     model.load_snapshot(
         _snapshot(None, [_visit("A", 1, 100.0), _visit("B", 2, 110.0), _visit("C", 3, 120.0)]),
         now=130.0,
     )
     assert model.longest_waiting(130.0) == "A", "never spoken to: waiting since the start"
-    delta = {"desk": "d1", "seq": 2, "on_air": "A", "queue": 0, "visits": []}
+    a_on_air = {**_visit("A", 1, 100.0), "on_air_since": 140.0}
+    delta = {"desk": "d1", "seq": 2, "on_air": "A", "queue": 0, "visits": [a_on_air]}
     model.apply_delta(delta, now=140.0)
     assert model.silent_for("A", 150.0) == 0.0
-    model.apply_delta({**delta, "seq": 3, "on_air": "B"}, now=200.0)
+    # The server says A left the air at 200; the console's own clock plays no part.
+    a_left = {**_visit("A", 1, 100.0), "last_on_air_at": 200.0}
+    b_on_air = {**_visit("B", 2, 110.0), "on_air_since": 200.0}
+    model.apply_delta({**delta, "seq": 3, "on_air": "B", "visits": [a_left, b_on_air]}, now=999)
     assert model.silent_for("A", 210.0) == 10.0, "A left the air at 200"
     assert model.longest_waiting(210.0) == "C"
+    restarted = DeskModel()  # a console started later knows the same from the snapshot
+    restarted.load_snapshot(_snapshot("B", [a_left, b_on_air, _visit("C", 3, 120.0)]))
+    assert restarted.silent_for("A", 210.0) == 10.0
+
+
+def test_a_visit_abandoned_while_watched_is_reported_once() -> None:
+    model = DeskModel()
+    model.load_snapshot(_snapshot(None, [_visit("A", 1, 100.0), _visit("B", 2, 110.0)]))
+    gone = {**_visit("B", 2, 110.0), "state": "ended", "outcome": "abandoned", "slot": None}
+    model.apply_delta({"desk": "d1", "seq": 2, "on_air": None, "queue": 0, "visits": [gone]})
+    assert [(before["slot"], after["outcome"]) for before, after in model.departed] == [
+        (2, "abandoned")
+    ]
 
 
 def test_last_decided_and_reopen_ack() -> None:
@@ -181,3 +215,39 @@ def test_tile_text_marks_on_air_silence_and_current_step() -> None:
         TileInfo({"visit": "A"}, steps, link_state="connected", grade="fair", rtt_ms=84.4)
     )
     assert "fair 84ms" in graded
+
+
+def test_compact_checklist_and_away_fit_a_narrow_tile() -> None:
+    steps = [("identity", "approved"), ("membership", "rejected"), ("family_card", "pending")]
+    assert checklist_compact(steps) == "✔✘· 1/3 [reverse]▶KK[/reverse]"
+    away = meta_line(TileInfo({"visit": "A"}, steps, link_state="reconnecting", away_since=0.0))
+    assert "away since" in away and "reconnecting" not in away
+
+
+@pytest.mark.parametrize(
+    ("src", "tile", "picture"),
+    [
+        ((640, 480), (160, 40), (107, 40)),  # 4:3 in a wide tile: bars left and right
+        ((640, 480), (40, 40), (40, 15)),  # in a tall tile: bars above and below
+        ((640, 480), (80, 30), (80, 30)),  # exactly 4:3 in pixels (80 x 60)
+    ],
+)
+def test_fit_keeps_the_pictures_shape(
+    src: tuple[int, int], tile: tuple[int, int], picture: tuple[int, int]
+) -> None:
+    assert fit(*src, *tile) == picture
+
+
+def test_snapshots_are_private_under_the_state_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LAPAK_SNAPSHOT_DIR", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    folder = default_snapshot_dir()
+    assert folder == tmp_path / "state" / "lapak" / "snapshots"
+    write_private(folder / "V1.png", b"png")
+    assert stat.S_IMODE((folder / "V1.png").stat().st_mode) == 0o600
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE(folder.parent.stat().st_mode) == 0o700
+    monkeypatch.setenv("LAPAK_SNAPSHOT_DIR", str(tmp_path / "demo"))
+    assert default_snapshot_dir() == tmp_path / "demo", "the demo's knob"

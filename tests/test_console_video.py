@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from pathlib import Path
+from typing import Any
 
+import av
+import numpy as np
+import pytest
 from conftest import wait_for
 
 from console.app import LapakConsole
@@ -32,10 +36,7 @@ async def test_snapshot_saves_the_frame_and_records_its_hash_and_overlays_pause_
     try:
         await booths[0].start()
         async with app.run_test(size=(120, 40)) as pilot:
-            await wait_for(
-                lambda: bool(app.desk_screen.query("#slot-1")), "the desk screen has its tiles"
-            )
-            video = app.tile(1).video
+            video = app.tile(1).video  # held by reference: there before it is mounted
             await wait_for(
                 lambda: video.last_rgb is not None and identify_booth(video.last_rgb) == 0,
                 "tile 1 shows booth-01's test card",
@@ -62,9 +63,90 @@ async def test_snapshot_saves_the_frame_and_records_its_hash_and_overlays_pause_
             await pilot.press("question_mark")
             await wait_for(lambda: isinstance(app.screen, HelpScreen), "help open")
             before = video.frames_painted
-            await asyncio.sleep(1.0)
+            link = app.media.links[visit]
+            arrived = link.frames
+            await wait_for(lambda: link.frames > arrived + 5, "more frames arrive under help")
             assert video.frames_painted == before, "no video is painted under the help screen"
             await pilot.press("escape")
             await wait_for(lambda: video.frames_painted > before + 3, "video resumes")
     finally:
         await asyncio.gather(*(b.close() for b in booths))
+
+
+def circle_frame(width: int = 320, height: int = 240, radius: int = 90) -> av.VideoFrame:
+    """A white circle on black, in a 4:3 frame."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    inside = (xs - width / 2) ** 2 + (ys - height / 2) ** 2 <= radius**2
+    rgb = np.where(inside[..., None], 255, 0).astype(np.uint8).repeat(3, axis=2)
+    return av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+
+
+def one_visit_snapshot() -> dict[str, Any]:
+    visit = {
+        "visit": "V1", "booth": "booth-01", "name": "Siti", "membership_no": "1029", "slot": 1,
+        "claim_type": "JHT", "state": "active", "desk": "d1", "started_at": 0.0,
+        "steps": [{"name": "identity", "status": "pending", "reason": None}],
+    }  # fmt: skip
+    state = {"desk": "d1", "office": "main", "officer": "ana", "capacity": 6, "on_air": None,
+             "visits": [visit], "queue": 0}  # fmt: skip
+    return {"type": "snapshot", "desk": "d1", "seq": 1, "state": state}
+
+
+@pytest.mark.parametrize("size", [(160, 30), (200, 50), (80, 24), (60, 40)])
+async def test_video_keeps_its_shape_a_circle_stays_round(size: tuple[int, int]) -> None:
+    """Zoomed on a wide terminal a 4:3 picture used to be stretched to ~2.2:1."""
+    app = LapakConsole(None, "", media=False, raw_video=False, clock=lambda: 0.0)
+    async with app.run_test(size=size) as pilot:
+        app.load_snapshot(one_visit_snapshot())
+        await pilot.press("z")
+        await pilot.pause()
+        video = app.tile(1).video
+        await wait_for(lambda: video.size.width > 0, "the zoomed tile has a size")
+        app.show_frame(1, circle_frame())
+        canvas = video.canvas
+        assert canvas is not None and canvas.shape[:2] == (2 * video.size.height, video.size.width)
+        ys, xs = np.nonzero(canvas.mean(axis=2) > 128)
+        width, height = xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
+        assert abs(width - height) <= max(2, 0.06 * height), f"circle {width}x{height} px"
+
+
+class FakeLink:
+    """A link that always has a new frame (what the paint timer reads)."""
+
+    state = "connected"
+    stats = None
+
+    def __init__(self) -> None:
+        self.frame = circle_frame()
+
+    def take_frame(self) -> av.VideoFrame:
+        return self.frame
+
+
+class FakeMedia:
+    def __init__(self) -> None:
+        self.links: dict[str, FakeLink] = {"V1": FakeLink()}
+
+    async def ensure(self, visit: str) -> None:
+        self.links.setdefault(visit, FakeLink())
+
+    async def drop(self, visit: str) -> None:
+        self.links.pop(visit, None)
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_paint_timer_never_looks_tiles_up_even_before_they_are_mounted() -> None:
+    """The paint timer ran while the tiles were not mounted yet and crashed the app
+    (``NoMatches`` for ``#slot-N``); tiles are now held by reference."""
+    app = LapakConsole(None, "", media=False, raw_video=False, clock=lambda: 0.0)
+    app.media = FakeMedia()
+    app.load_snapshot(one_visit_snapshot())  # a snapshot before anything is mounted
+    tile = app.tile(1)
+    assert not tile.is_mounted
+    assert tile.video.show(circle_frame()) is False, "painting an unmounted tile is a no-op"
+    async with app.run_test(size=(120, 40)):
+        app._paint_video()  # first tick, whatever the mount order
+        await wait_for(lambda: tile.video.frames_painted > 3, "the timer paints slot 1")
+        assert app.return_code is None and app.is_running
