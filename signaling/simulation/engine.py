@@ -120,7 +120,8 @@ class Engine:
         }
         self.free_booths = [f"booth-{i + 1:02d}" for i in range(params.booth_count)]
         heapq.heapify(self.free_booths)
-        self.lobby: deque[Run] = deque()
+        self.lobby: deque[Run] = deque()  # may hold some who left: skipped when popped
+        self.lobby_waiting = 0  # those in the lobby who have not left
         self.by_visit: dict[str, Run] = {}
         self.open_runs: set[Run] = set()
         self.day = -1
@@ -177,7 +178,7 @@ class Engine:
         closing = self.p.start_day + day * DAY_S + self.p.close_s
         if self.day != day or not self.day_open or self.now < closing:
             return
-        if self.open_runs or any(not r.left for r in self.lobby):
+        if self.open_runs or self.lobby_waiting:
             return
         self._close_day()
 
@@ -189,6 +190,7 @@ class Engine:
             run = self.lobby.popleft()
             if not run.left and run.label is None:
                 self._label(run, "sent_home")
+        self.lobby_waiting = 0
         for run in sorted(self.open_runs, key=lambda r: r.visit or ""):
             if run.label is None:
                 run.left = True  # every pending callback of theirs is void now
@@ -213,10 +215,11 @@ class Engine:
         run = Run(person)
         self.tally.arrivals += 1
         self.at(self.now + person.patience, self._give_up, run)
-        if self.free_booths and not self.lobby:
+        if self.free_booths:  # then nobody waits in the lobby (only those who left)
             self._start_at_booth(run, heapq.heappop(self.free_booths))
         else:
             self.lobby.append(run)
+            self.lobby_waiting += 1
 
     def _start_at_booth(self, run: Run, booth: str) -> None:
         person = run.claimant
@@ -240,6 +243,7 @@ class Engine:
         while self.lobby:
             run = self.lobby.popleft()
             if not run.left:
+                self.lobby_waiting -= 1
                 self._start_at_booth(run, booth)
                 return
         heapq.heappush(self.free_booths, booth)
@@ -251,6 +255,7 @@ class Engine:
         run.left = True
         if run.visit is None:
             self._label(run, "abandoned")  # still in the lobby
+            self.lobby_waiting -= 1
             self._maybe_close(self.day)
             return
         if run.desk is not None:
