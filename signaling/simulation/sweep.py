@@ -17,7 +17,7 @@ from signaling.simulation.metrics import fmt, report
 from signaling.simulation.params import ConfigError, Params
 
 KEYS = ("officers", "capacity", "booths", "arrivals")
-PLOT_HINT = "pip install 'lapak[sim]'"
+PLOT_HINT = "pip install 'lapak[sim]' (in a checkout: .venv/bin/pip install -e '.[sim]')"
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("visits_per_officer_hour", "visits/off-h", "n"),
     ("ratio_vs_one_to_one", "x 1:1", "n"),
