@@ -9,6 +9,7 @@ replayed by the real log loader and server and checked by the auditor.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import itertools
 import json
@@ -164,16 +165,30 @@ def check_invariants(result: Result) -> None:
     assert tally.on_air_s <= tally.staffed_s
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     officers=st.integers(1, 3),
     capacity=st.integers(1, 6),
     rate=st.integers(2, 90),
     extra_booths=st.integers(0, 4),
     seed=st.integers(0, 10_000),
+    patience=st.sampled_from([0.0, 120.0, None]),
+    no_show_p=st.sampled_from([0.0, 0.5]),
+    fail_p=st.sampled_from([0.0, 0.1, 0.4]),
+    overtime=st.sampled_from([0.0, 3600.0]),
+    parallel=st.integers(1, 6),
 )
 def test_no_one_early_capacity_kept_one_conversation_at_a_time_everyone_counted(
-    officers: int, capacity: int, rate: int, extra_booths: int, seed: int
+    officers: int,
+    capacity: int,
+    rate: int,
+    extra_booths: int,
+    seed: int,
+    patience: float | None,
+    no_show_p: float,
+    fail_p: float,
+    overtime: float,
+    parallel: int,
 ) -> None:
     params = load_params().with_options(
         officers=officers,
@@ -181,6 +196,17 @@ def test_no_one_early_capacity_kept_one_conversation_at_a_time_everyone_counted(
         booths=officers * capacity + extra_booths,
         arrivals=str(rate),
         days=1,
+    )
+    params = dataclasses.replace(
+        params,
+        patience=params.patience if patience is None else Dist("fixed", patience),
+        no_show_p=no_show_p,
+        overtime_max_s=overtime,
+        off_air_parallel=parallel,
+        steps={
+            name: dataclasses.replace(step, fail_p=fail_p, retry_p=min(step.retry_p, 1 - fail_p))
+            for name, step in params.steps.items()
+        },
     )
     check_invariants(simulate(params, seed, keep_events=True, trace=True))
 
@@ -282,6 +308,7 @@ def test_text_is_a_table_beside_one_to_one() -> None:
         ("[arrivals]\nprofile = [10, 20]\n", (), "profile has 2 hours"),
         ("[arrivals]\nclaim_types = { XYZ = 1 }\n", (), "no workflow"),
         ("[office]\nopen = 'eight'\n", (), "08:00"),
+        ("[steps.identty]\ntalk = 5\n", (), "[steps.identty] is not a step"),
         ("not toml = = =\n", (), "not valid TOML"),
         ("", ("--capacity", "7"), "capacity must be 1..6"),
         ("", ("--arrivals", "10,20"), "2 rates for 8 opening hours"),

@@ -245,6 +245,10 @@ def from_dict(raw: dict[str, Any]) -> Params:
     steps = {name: _step(name, table) for name, table in raw.get("steps", {}).items()}
     if "default" not in steps:
         raise ConfigError("[steps.default] is required")
+    known = {step for names in workflows.values() for step in names}
+    strays = sorted(set(steps) - known - {"default"})
+    if strays:
+        raise ConfigError(f"[steps.{strays[0]}] is not a step of any workflow (a typo?)")
     claim_types = _claim_types(arrivals.get("claim_types", {"JHT": 1.0}), workflows)
     reasons = tuple(default_reasons())
     retry_reason = str(raw.get("reasons", {}).get("retry", reasons[0]))
