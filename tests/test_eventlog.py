@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from signaling.audit import records, verify_dir
-from signaling.domain import Domain, State
 from signaling.datadir import open_data_dir
+from signaling.domain import Domain, State
 from signaling.eventlog import EventLog, load
 from signaling.events import Event
 from signaling.signing import Signer
