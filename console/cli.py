@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import logging.handlers
 import os
 import shutil
 import signal
@@ -17,11 +18,82 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from textual.app import App
 from urllib.parse import urlsplit, urlunsplit
 
 log = logging.getLogger("lapak.cli")
 
 DEFAULT_PORT = 8765
+
+# Exit codes (README, "Exit codes"): an operator's mistake prints one line on stderr and exits
+# with one of these, never with a traceback.
+EXIT_OK = 0
+EXIT_FAILED = 1
+"""The work failed: ``audit verify`` found problems, the server stopped on an error."""
+EXIT_USAGE = 2
+"""Bad arguments or settings (also argparse's own code)."""
+EXIT_NO_FILE = 3
+"""A file named on the command line is missing or unreadable."""
+EXIT_UNREACHABLE = 4
+"""The server cannot be reached."""
+EXIT_TOKEN = 5
+"""The token is malformed, refused, expired, or for another role or command."""
+EXIT_TLS = 6
+"""The server's certificate is not trusted (see ``--ca-file``)."""
+EXIT_INTERRUPTED = 130
+EXIT_PIPE = 141
+"""The reader of our output went away (``lapak audit export | head``): no message."""
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+CONSOLE_LOG_BYTES = 5 * 1024 * 1024
+CONSOLE_LOG_BACKUPS = 3
+TOKEN_CODES = frozenset(
+    {"bad_token", "bad_signature", "token_expired", "wrong_office", "forbidden"}
+)
+"""Server error codes that mean: this token cannot do this."""
+
+
+class CliError(Exception):
+    """An operator error: one line on stderr, and ``code`` as the exit status."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (the full usage is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _log_level(text: str) -> str:
+    level = text.upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(LOG_LEVELS)}, not {text!r}")
+    return level
+
+
+def _day(text: str) -> str:
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day (YYYY-MM-DD)") from None
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lapak")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def server_url(url: str) -> str:
@@ -44,11 +116,14 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lapak",
         description="One officer, six video booths, one keyboard.",
     )
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    parser.add_argument("--version", action="version", version=f"lapak {_version()}")
+    parser.add_argument(
+        "--log-level", type=_log_level, default="INFO", help="DEBUG, INFO, WARNING or ERROR"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("signal", help="run the headless signalling server")
@@ -94,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     a = audit.add_parser("export", help="write who decided what, when, from which role")
     a.add_argument("--data-dir", type=Path, required=True)
     a.add_argument("--visit", help="only this visit")
-    a.add_argument("--day", help="only this day (YYYY-MM-DD, server local time)")
+    a.add_argument("--day", type=_day, help="only this day (YYYY-MM-DD, server local time)")
     a.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     a.add_argument("--output", type=Path, help="file to write (default: stdout)")
 
@@ -136,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="stop when the starting process ends (used by lapak demo)",
     )
+    _ca_option(p)
 
     p = sub.add_parser("console", help="the officer's console")
     p.add_argument("--server", required=True)
@@ -155,12 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="gain 0..1 for booths not on air (default 0: muted)",
     )
+    _ca_option(p)
     _ui_options(p)
 
     p = sub.add_parser("supervise", help="watch a desk, read-only")
     p.add_argument("--server", required=True)
     p.add_argument("--token", required=True, help="a supervisor token")
     p.add_argument("--desk", help="desk to watch (default: the office's first)")
+    _ca_option(p)
     _ui_options(p)
 
     p = sub.add_parser("demo", help="server, simulated booths and the console in one go")
@@ -171,7 +249,32 @@ def build_parser() -> argparse.ArgumentParser:
     from signaling.simulation.cli import add_parser as add_simulate  # argparse only
 
     add_simulate(sub)
+    _log_level_everywhere(parser)
     return parser
+
+
+def _log_level_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``--log-level`` after any subcommand too (``lapak booth --log-level DEBUG ...``)."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in action.choices.values():
+            if not any("--log-level" in a.option_strings for a in child._actions):
+                child.add_argument(
+                    "--log-level",
+                    type=_log_level,
+                    default=argparse.SUPPRESS,
+                    help="DEBUG, INFO, WARNING or ERROR (default INFO)",
+                )
+            _log_level_everywhere(child)
+
+
+def _ca_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ca-file",
+        type=Path,
+        help="PEM certificate(s) to trust for wss:// (a server with a self-signed certificate)",
+    )
 
 
 def _ui_options(p: argparse.ArgumentParser) -> None:
@@ -197,11 +300,70 @@ def _ui_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; operator errors end in one line on stderr and a documented code."""
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except CliError as exc:
+        _say(args, str(exc))
+        return exc.code
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Python's advice: point stdout at devnull so the interpreter's final flush is quiet.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
+    except Exception as exc:
+        failure = _operator_error(exc)
+        if failure is None:
+            raise
+        _say(args, failure.args[0])
+        return failure.code
+
+
+def _say(args: argparse.Namespace, message: str) -> None:
+    sub = getattr(args, "audit_command", None)
+    who = f"lapak {args.command}" + (f" {sub}" if sub else "")
+    sys.stderr.write(f"{who}: {message}\n")
+    sys.stderr.flush()
+
+
+def _operator_error(exc: BaseException) -> CliError | None:
+    """What an exception means to an operator, or None when it is a bug (left to raise)."""
+    import ssl
+
+    from signaling.client import RequestError
+
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return CliError(
+            f"the server's certificate is not trusted ({exc.verify_message}); "
+            "pass its CA with --ca-file",
+            EXIT_TLS,
+        )
+    if isinstance(exc, ssl.SSLError):
+        return CliError(f"TLS failed: {exc}", EXIT_TLS)
+    if isinstance(exc, RequestError):
+        code = EXIT_TOKEN if exc.code in TOKEN_CODES else EXIT_FAILED
+        return CliError(f"the server refused: {exc.code}: {exc.message}", code)
+    if isinstance(exc, (FileNotFoundError, IsADirectoryError, PermissionError)):
+        name = exc.filename or "a file"
+        return CliError(f"cannot read {name}: {exc.strerror}", EXIT_NO_FILE)
+    if isinstance(exc, (ConnectionError, TimeoutError)) or (
+        isinstance(exc, OSError) and exc.errno is not None
+    ):
+        return CliError(f"cannot reach the server: {exc}", EXIT_UNREACHABLE)
+    return None
+
+
+def _run(args: argparse.Namespace) -> int:
     from signaling.logs import setup_logging
 
     if args.command not in ("console", "supervise", "demo"):
         setup_logging(args.log_level)
+    _trust(getattr(args, "ca_file", None))
+    if args.command in TOKEN_ROLES:
+        _check_token(args.command, args.token)
     handlers = {
         "signal": cmd_signal,
         "audit": cmd_audit,
@@ -212,10 +374,69 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": cmd_demo,
         "simulate": cmd_simulate,
     }
+    return handlers[args.command](args)
+
+
+TOKEN_ROLES = {
+    "console": ("officer",),
+    "supervise": ("supervisor", "admin"),
+    "booth": ("booth",),
+}
+"""The roles whose token each client subcommand takes (``--token``)."""
+COMMAND_FOR_ROLE = {
+    "officer": "lapak console",
+    "supervisor": "lapak supervise",
+    "admin": "lapak supervise",
+    "booth": "lapak booth",
+}
+
+
+def _token_claims(token: str) -> dict[str, object]:
+    """A token's claims, unverified (the server verifies); CliError when it is not one."""
+    import jwt
+
     try:
-        return handlers[args.command](args)
-    except KeyboardInterrupt:
-        return 130
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise CliError("--token is not a Lapak token (see lapak token)", EXIT_TOKEN) from None
+    if not isinstance(claims, dict):
+        raise CliError("--token is not a Lapak token (see lapak token)", EXIT_TOKEN)
+    return claims
+
+
+def _check_token(command: str, token: str | None) -> None:
+    """Refuse a token for another role before connecting, naming the right command."""
+    if token is None:
+        return
+    role = _token_claims(token).get("role")
+    if role in TOKEN_ROLES[command]:
+        return
+    other = COMMAND_FOR_ROLE.get(str(role))
+    hint = f"; use {other}" if other else ""
+    wanted = " or ".join(TOKEN_ROLES[command])
+    raise CliError(f"this is {_a(str(role))} token, not {_a(wanted)} token{hint}", EXIT_TOKEN)
+
+
+def _a(word: str) -> str:
+    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
+
+
+def _trust(ca_file: Path | None) -> None:
+    """``--ca-file``: trust the certificates in this file (instead of the system's CAs)."""
+    if ca_file is None:
+        return
+    import ssl
+
+    from signaling.client import SignalClient
+
+    try:
+        context = ssl.create_default_context(cafile=str(ca_file))
+    except FileNotFoundError:
+        raise CliError(f"cannot read --ca-file {ca_file}", EXIT_NO_FILE) from None
+    except (ssl.SSLError, ValueError) as exc:
+        problem = f"--ca-file {ca_file} holds no usable certificate: {exc}"
+        raise CliError(problem, EXIT_USAGE) from None
+    SignalClient.tls = context
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -334,9 +555,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def cmd_token(args: argparse.Namespace) -> int:
     from signaling.config import ServerConfig
-    from signaling.tokens import KeyRing
 
-    keys = KeyRing.from_file(args.secret_file)
+    keys = _read_keys(args.secret_file)
     try:
         cap = ServerConfig.load(args.config).ttl_max(args.role)
         ttl = min(12 * 3600, cap) if args.ttl is None else args.ttl
@@ -354,12 +574,21 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_booth(args: argparse.Namespace) -> int:
-    import jwt
+def _read_keys(path: Path):  # type: ignore[no-untyped-def]
+    """The key ring in ``--secret-file``; CliError when it is missing or holds no key."""
+    from signaling.tokens import KeyRing
 
+    try:
+        return KeyRing.from_file(path)
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        raise CliError(f"cannot read --secret-file {path}: {exc.strerror}", EXIT_NO_FILE) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CliError(f"--secret-file {path}: {exc}", EXIT_NO_FILE) from None
+
+
+def cmd_booth(args: argparse.Namespace) -> int:
     from media.booth import BoothAgent, BoothMediaConfig
     from media.simulator import generated_claimant, make_booths, run_booths
-    from signaling.tokens import KeyRing
 
     url = server_url(args.server)
     media = BoothMediaConfig(
@@ -378,7 +607,7 @@ def cmd_booth(args: argparse.Namespace) -> int:
         if args.count != 1:
             sys.stderr.write("lapak booth: one --token runs one booth; use --secret-file\n")
             return 2
-        claims = jwt.decode(args.token, options={"verify_signature": False})
+        claims = _token_claims(args.token)
         import random
 
         name = str(claims.get("booth", "booth"))
@@ -387,7 +616,7 @@ def cmd_booth(args: argparse.Namespace) -> int:
         ]
         agents[0].media = media
     else:
-        keys = KeyRing.from_file(args.secret_file)
+        keys = _read_keys(args.secret_file)
         agents = make_booths(url, keys, args.count, args.office, media, first=args.first)
 
     if args.status_view:
@@ -408,7 +637,7 @@ def cmd_booth(args: argparse.Namespace) -> int:
         if args.exit_with_parent:
             watcher = asyncio.create_task(_watch_parent(stop), name="parent-watch")
         try:
-            await run_booths(agents, stop)
+            await run_booths(agents, stop, retry=True)  # the server may not be up yet
         finally:
             if watcher is not None:
                 watcher.cancel()
@@ -439,13 +668,44 @@ def _unverified_claims(token: str) -> dict[str, object]:
         return {}
 
 
-def _console_logging(path: Path | None = None) -> None:
-    """The console owns the terminal: logs go to a file, never to the screen."""
-    from signaling.logs import setup_logging
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotated log readable by its owner only: every file it opens is created 0600."""
 
-    if path is None:
-        path = Path(tempfile.gettempdir()) / "lapak-console.log"
-    setup_logging("INFO", stream=path.open("a"))
+    def _open(self):  # type: ignore[no-untyped-def]
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)  # an older file may have been created wider
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
+def console_log_path(command: str) -> Path:
+    """``$XDG_STATE_HOME/lapak/<command>.log``: console.log, supervise.log (personal data)."""
+    from console.config import state_dir
+
+    return state_dir() / f"{command}.log"
+
+
+def _console_logging(args: argparse.Namespace | None = None) -> None:
+    """The console owns the terminal: logs go to a private, rotated file, never to the screen.
+
+    ``console.log`` or ``supervise.log`` under the state directory (0600 in a 0700 directory),
+    rotated at 5 MiB, three old files kept."""
+    from console.config import private_dir
+    from signaling.logs import KeyValueFormatter
+
+    command = getattr(args, "command", "console")
+    path = console_log_path(command)
+    try:
+        private_dir(path.parent)
+        handler = _PrivateRotatingFileHandler(
+            path, maxBytes=CONSOLE_LOG_BYTES, backupCount=CONSOLE_LOG_BACKUPS, encoding="utf-8"
+        )
+    except OSError as exc:
+        raise CliError(f"cannot write the log {path}: {exc.strerror}", EXIT_NO_FILE) from None
+    handler.setFormatter(KeyValueFormatter())
+    root = logging.getLogger("lapak")
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(args, "log_level", "INFO"))
+    root.propagate = False
 
 
 def cmd_console(args: argparse.Namespace) -> int:
@@ -454,13 +714,18 @@ def cmd_console(args: argparse.Namespace) -> int:
     config = _ui_config(args)
     if config is None:
         return 2
-    _console_logging()
+    _console_logging(args)
     from media.officer import OfficerMediaOptions
 
     if not 0.0 <= args.monitor_level <= 1.0:
         sys.stderr.write("lapak console: --monitor-level must be within 0..1\n")
         return 2
     claims = _unverified_claims(args.token)
+    if claims.get("role") not in (None, "officer"):
+        role = claims.get("role")
+        use = "lapak booth" if role == "booth" else "lapak supervise"
+        sys.stderr.write(f"lapak console: this is a {role} token: use `{use}`\n")
+        return 2
     options = OfficerMediaOptions(
         audio_in=args.audio_in,
         camera=args.camera,
@@ -469,14 +734,25 @@ def cmd_console(args: argparse.Namespace) -> int:
         officer_name=str(claims.get("sub", "Officer")),
         desk=str(claims.get("desk", "")),
     )
-    LapakConsole(
+    app = LapakConsole(
         server_url(args.server),
         args.token,
         media_options=options,
         config=config,
         language=args.lang,
-    ).run()
-    return 0
+    )
+    return _run_console(app, "console")
+
+
+def _run_console(app: App[None], command: str) -> int:
+    """Run the console; when the server ended it for good (token refused or expired: 3,
+    replaced by a newer console: 4, wrong role: 2) say why in one line and exit non-zero."""
+    app.run()
+    fatal = getattr(app, "fatal", None)
+    if fatal:
+        sys.stderr.write(f"lapak {command}: {fatal}\n")
+        return int(app.return_code or 1)
+    return int(app.return_code or 0)
 
 
 def cmd_supervise(args: argparse.Namespace) -> int:
@@ -485,11 +761,11 @@ def cmd_supervise(args: argparse.Namespace) -> int:
     config = _ui_config(args)
     if config is None:
         return 2
-    _console_logging()
-    SupervisorConsole(
+    _console_logging(args)
+    app = SupervisorConsole(
         server_url(args.server), args.token, desk=args.desk, config=config, language=args.lang
-    ).run()
-    return 0
+    )
+    return _run_console(app, "supervise")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -500,6 +776,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.ui_config is None:
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="lapak-demo-"))
+    # Everything the demo writes stays in its temporary directory (removed at the end): the
+    # console's log and snapshots follow the state directory.
+    os.environ["XDG_STATE_HOME"] = str(tmp / "state")
+    os.environ["LAPAK_SNAPSHOT_DIR"] = str(tmp / "state" / "lapak" / "snapshots")
     try:
         asyncio.run(_demo(args, tmp))
     finally:
@@ -516,7 +796,7 @@ async def _demo(args: argparse.Namespace, tmp: Path) -> None:
     log_file = (tmp / "demo.log").open("a")
     from signaling.logs import setup_logging
 
-    setup_logging("INFO", stream=log_file)
+    setup_logging(args.log_level, stream=log_file)
     keys = KeyRing.generate()
     secret = tmp / "secret"
     keys.write(secret)

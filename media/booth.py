@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ from signaling.client import SignalClient
 log = logging.getLogger("lapak.booth")
 
 MAX_SUPERVISOR_PEERS = 4
+CONNECT_BACKOFF_S = (0.5, 10.0)
+"""First and longest wait between attempts to reach a server that is not up yet."""
 
 
 @dataclass
@@ -142,9 +145,15 @@ class BoothAgent:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    async def start(self) -> str:
+    async def start(self, *, retry: bool = False) -> str:
+        """Connect, say hello and start (or resume) the visit; returns its id.
+
+        ``retry``: a server that cannot be reached yet (a booth PC that boots before it) is
+        tried again with back-off until it answers. A refused token, or a certificate that is
+        not trusted, is never retried: it raises.
+        """
         self._open_sources()
-        await self.client.connect()
+        await self._connect(retry)
         answer = await self.client.request(
             {
                 "type": "start_visit",
@@ -158,6 +167,26 @@ class BoothAgent:
         self.visit = answer["visit"]
         log.info("event=visit_started booth=%s visit=%s", self.name, self.visit)
         return self.visit
+
+    async def _connect(self, retry: bool) -> None:
+        delay, ceiling = CONNECT_BACKOFF_S
+        while True:
+            try:
+                await self.client.connect()
+                return
+            except ssl.SSLError:
+                raise  # a certificate problem does not heal by waiting
+            except (OSError, TimeoutError) as exc:
+                if not retry:
+                    raise
+                log.warning(
+                    "event=server_unreachable booth=%s url=%s retry_in_s=%.1f reason=%r",
+                    self.name, self.url, delay, str(exc) or type(exc).__name__,
+                )  # fmt: skip
+            await self.client.close()
+            self.client = SignalClient(self.url, self.token, self._on_message)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, ceiling)
 
     async def close(self) -> None:
         await cancel_tasks(self._tasks)

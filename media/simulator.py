@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 
@@ -53,10 +54,34 @@ def make_booths(
     return agents
 
 
-async def run_booths(agents: list[BoothAgent], stop: asyncio.Event) -> None:
-    """Start every booth, run until ``stop``, then close them all."""
+async def _start_all(agents: list[BoothAgent], retry: bool) -> None:
+    """Start the booths together; the first failure cancels the others and is raised."""
     try:
-        await asyncio.gather(*(agent.start() for agent in agents))
-        await stop.wait()
+        async with asyncio.TaskGroup() as group:
+            for agent in agents:
+                group.create_task(agent.start(retry=retry), name=f"start-{agent.name}")
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+
+
+async def run_booths(agents: list[BoothAgent], stop: asyncio.Event, *, retry: bool = False) -> None:
+    """Start every booth, run until ``stop``, then close them all.
+
+    ``retry``: wait (with back-off) for a server that is not up yet; ``stop`` still ends it.
+    A booth that cannot start (its token refused) stops them all: the error is raised.
+    """
+    try:
+        starting = asyncio.ensure_future(_start_all(agents, retry))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if starting.done():
+                starting.result()  # a start failure is raised here
+                await stopping
+        finally:
+            for waiter in (starting, stopping):
+                waiter.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await waiter
     finally:
         await asyncio.gather(*(agent.close() for agent in agents), return_exceptions=True)

@@ -15,8 +15,9 @@ import contextlib
 import itertools
 import json
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -50,6 +51,9 @@ class SignalClient:
     """One signalling session. With ``reconnect=True`` a dropped connection is re-opened
     with back-off and resumed with the session id from ``welcome`` (within the server's
     grace period the client keeps its place); ``on_reconnect(welcome)`` then runs."""
+
+    tls: ClassVar[ssl.SSLContext | None] = None
+    """TLS settings for ``wss://`` (the CLI's ``--ca-file``); None: the system's CAs."""
 
     def __init__(
         self,
@@ -97,7 +101,8 @@ class SignalClient:
         return self.welcome
 
     async def _open(self) -> None:
-        self._ws = await connect(self.url, compression=None, max_size=1024 * 1024)
+        tls = {"ssl": self.tls} if self.tls is not None and self.url.startswith("wss:") else {}
+        self._ws = await connect(self.url, compression=None, max_size=1024 * 1024, **tls)
         self.closed.clear()
         self.close_code = None
         self._reader = asyncio.create_task(self._read(), name="signal-reader")

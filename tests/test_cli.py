@@ -92,3 +92,246 @@ def test_server_url_normalises(given: str, expected: str) -> None:
 def test_parser_rejects_odd_sizes() -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["demo", "--size", "641x480"])
+
+
+# -- operator errors: one line, a documented exit code, never a traceback ------------------------
+
+EXIT_USAGE, EXIT_NO_FILE, EXIT_TOKEN, EXIT_TLS, EXIT_PIPE = 2, 3, 5, 6, 141
+
+
+def assert_one_line_error(out: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
+    # Structured log lines (``ts=... level=...``) may come first; the message is one line.
+    lines = [ln for ln in out.stderr.splitlines() if not ln.startswith("ts=")]
+    assert out.returncode == code, f"expected exit {code}, got {out.returncode}: {out.stderr}"
+    assert "Traceback" not in out.stderr, out.stderr
+    assert len(lines) == 1, f"expected one message line on stderr, got {lines}"
+    for word in words:
+        assert word in lines[0], f"expected {word!r} in {lines[0]!r}"
+
+
+@pytest.fixture(scope="module")
+def secret(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("keys") / "secret"
+    KeyRing.generate().write(path)
+    return path
+
+
+def token(secret: Path, role: str, **extra: str) -> str:
+    where = {"officer": {"desk": "d1"}, "booth": {"booth": "booth-01"}}.get(role, {})
+    return KeyRing.from_file(secret).issue(role, "someone", "main", **{**where, **extra})
+
+
+def test_version() -> None:
+    out = run("--version")
+    assert out.returncode == 0 and out.stdout.startswith("lapak "), out
+
+
+def test_every_subcommand_takes_log_level_and_client_ones_take_ca_file() -> None:
+    names = [*SUBCOMMANDS, "simulate"]
+    for name in [*names, "audit verify", "audit export"]:
+        out = run(*name.split(), "--help")
+        assert out.returncode == 0 and "--log-level" in out.stdout, f"lapak {name} --log-level"
+    for name in ("booth", "console", "supervise"):
+        assert "--ca-file" in run(name, "--help").stdout, f"lapak {name} --ca-file"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (["--log-level", "bogus", "token"], EXIT_USAGE, ["--log-level", "bogus"]),
+        (["token", "--log-level", "bogus"], EXIT_USAGE, ["--log-level", "bogus"]),
+        (["token", "--secret-file", "/nonexistent/secret", "--role", "booth", "--sub", "b",
+          "--office", "main", "--booth", "b"], EXIT_NO_FILE, ["/nonexistent/secret"]),
+        (["audit", "export", "--data-dir", ".", "--day", "2026-13-45"], EXIT_USAGE,
+         ["2026-13-45"]),
+        (["booth", "--server", "127.0.0.1:1", "--token", "garbage"], EXIT_TOKEN, ["token"]),
+        (["console", "--server", "127.0.0.1:1", "--token", "garbage"], EXIT_TOKEN, ["token"]),
+        (["booth", "--server", "127.0.0.1:1", "--secret-file", "/nonexistent/secret"],
+         EXIT_NO_FILE, ["/nonexistent/secret"]),
+        (["booth", "--server", "wss://127.0.0.1:1", "--ca-file", "/nonexistent/ca.pem",
+          "--secret-file", "/nonexistent/secret"], EXIT_NO_FILE, ["/nonexistent/ca.pem"]),
+    ],
+)  # fmt: skip
+def test_operator_errors_are_one_line_with_a_distinct_code(
+    args: list[str], code: int, words: list[str]
+) -> None:
+    assert_one_line_error(run(*args), code, *words)
+
+
+@pytest.mark.parametrize(
+    ("command", "role", "hint"),
+    [
+        ("console", "supervisor", "lapak supervise"),
+        ("supervise", "officer", "lapak console"),
+        ("booth", "officer", "lapak console"),
+        ("console", "booth", "lapak booth"),
+    ],
+)
+def test_a_token_for_another_role_names_the_right_command(
+    secret: Path, command: str, role: str, hint: str
+) -> None:
+    out = run(command, "--server", "127.0.0.1:1", "--token", token(secret, role))
+    assert_one_line_error(out, EXIT_TOKEN, role, hint)
+
+
+def test_console_log_is_private_rotated_and_one_per_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+    import logging
+    import logging.handlers
+
+    from console.cli import _console_logging, console_log_path
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    root = logging.getLogger("lapak")
+    saved = (root.handlers[:], root.level, root.propagate)
+    try:
+        paths = []
+        for command in ("console", "supervise"):
+            _console_logging(argparse.Namespace(command=command, log_level="DEBUG"))
+            logging.getLogger("lapak.test").debug("event=hello command=%s", command)
+            (handler,) = root.handlers
+            assert isinstance(handler, logging.handlers.RotatingFileHandler)
+            assert handler.maxBytes > 0 and handler.backupCount > 0, "the log is rotated"
+            handler.doRollover()  # a rotated file is created private too
+            logging.getLogger("lapak.test").info("event=after_rollover")
+            handler.close()
+            paths.append(console_log_path(command))
+        assert paths == [
+            tmp_path / "state/lapak/console.log",
+            tmp_path / "state/lapak/supervise.log",
+        ]
+        assert os.stat(tmp_path / "state/lapak").st_mode & 0o777 == 0o700
+        for path in paths:
+            for file in (path, path.with_name(path.name + ".1")):
+                assert os.stat(file).st_mode & 0o777 == 0o600, f"{file} is 0600"
+            assert "event=hello" in path.with_name(path.name + ".1").read_text(), "DEBUG kept"
+    finally:
+        root.handlers[:], root.level, root.propagate = saved
+
+
+# -- against a real server ----------------------------------------------------------------------
+
+
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by itself, and its key (PEM files)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+class Lines:
+    """A child's stderr, read as it comes (select, no blocking read)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stderr is not None
+        self.proc, self.fd, self.text = proc, proc.stderr.fileno(), ""
+
+    def until(self, needle: str, timeout: float = 60) -> str:
+        import select
+
+        deadline = time.monotonic() + timeout
+        while needle not in self.text:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise AssertionError(f"expected {needle!r} on stderr; got {self.text[-1500:]}")
+            ready, _, _ = select.select([self.fd], [], [], 0.2)
+            if ready:
+                self.text += os.read(self.fd, 65536).decode(errors="replace")
+        return self.text
+
+
+def stop(proc: subprocess.Popen[bytes]) -> str:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return (err or b"").decode(errors="replace")
+
+
+def test_booth_waits_for_the_server_then_tls_token_and_pipe_errors_are_messages(
+    tmp_path: Path, secret: Path
+) -> None:
+    """A booth PC that boots before the server retries with back-off; then, against the
+    running (TLS) server: an untrusted certificate, a foreign token, ``audit export | head``."""
+    port = free_port()
+    url = f"wss://127.0.0.1:{port}"
+    cert, key = self_signed(tmp_path)
+    booth = subprocess.Popen(
+        [*LAPAK, "booth", "--server", url, "--secret-file", str(secret), "--ca-file", str(cert),
+         "--size", "64x48", "--fps", "5"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    server = None
+    try:
+        booth_err = Lines(booth)
+        booth_err.until("event=server_unreachable")
+        server = subprocess.Popen(
+            [*LAPAK, "signal", "--port", str(port), "--data-dir", str(tmp_path / "data"),
+             "--secret-file", str(secret), "--tls-cert", str(cert), "--tls-key", str(key),
+             "--log-level", "WARNING"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        booth_err.until("event=visit_started", timeout=90)
+        assert booth.poll() is None, "the booth keeps running"
+
+        untrusted = run("booth", "--server", url, "--secret-file", str(secret), "--first", "1")
+        assert_one_line_error(untrusted, EXIT_TLS, "certificate", "--ca-file")
+
+        other = tmp_path / "other-secret"
+        KeyRing.generate().write(other)
+        foreign = run("booth", "--server", url, "--ca-file", str(cert), "--token",
+                      token(other, "booth", booth="booth-09"))  # fmt: skip
+        assert_one_line_error(foreign, EXIT_TOKEN, "refused")
+    finally:
+        booth_log = stop(booth)
+        server_log = stop(server) if server is not None else ""
+    assert booth.returncode == 0 and "Traceback" not in booth_log, booth_log[-2000:]
+    assert server is not None and server.returncode == 0, server_log[-2000:]
+    assert "level=info" not in server_log, "--log-level WARNING after the subcommand works"
+
+    reader = subprocess.Popen(
+        [*LAPAK, "audit", "export", "--data-dir", str(tmp_path / "data")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert reader.stdout is not None and reader.stderr is not None
+    reader.stdout.close()  # `| head` that has read enough
+    err = reader.stderr.read().decode()
+    reader.stderr.close()
+    assert reader.wait(timeout=30) == EXIT_PIPE and err == "", err
