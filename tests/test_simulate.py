@@ -220,6 +220,48 @@ def test_invariants_over_several_days_with_come_backs_and_a_queue_in_the_booths(
     assert any(m.endswith("1") for m in attempts), "a refused claimant came back"
 
 
+FIXED_TOML = """
+[office]
+officers = 1
+capacity = {capacity}
+days = 1
+
+[arrivals]
+profile = [4, 4, 4, 4, 4, 4, 4, 4]
+claim_types = {{ T = 1 }}
+
+[workflows.T]
+steps = ["a", "b", "c"]
+
+[steps.default]
+prep = 5
+talk = 10
+review = 5
+retry_p = 0
+fail_p = 0
+
+[claimant]
+patience = 1e9
+no_show_p = 0
+come_back_p = 0
+
+[officer]
+greet = 0
+switch = 100
+escalate_p = 0
+"""
+
+
+def test_going_back_to_the_same_booth_costs_no_switch(tmp_path: Path) -> None:
+    """One switch per visit one-to-one (a new claimant), not one per step: the officer
+    who paused while a document was checked has not turned to another booth."""
+    config = tmp_path / "fixed.toml"
+    config.write_text(FIXED_TOML.format(capacity=1))
+    tally = simulate(load_params(config), 2).tally
+    assert tally.served > 10 and tally.served == tally.labels["completed"]
+    assert tally.on_air_s == pytest.approx(tally.served * (100 + 3 * 10))
+
+
 def erlang_c_wait(servers: int, arrival_rate: float, mean_service: float) -> tuple[float, float]:
     """M/M/c: probability of waiting and the mean wait in the queue."""
     a = arrival_rate * mean_service

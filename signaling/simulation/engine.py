@@ -59,6 +59,7 @@ class DeskRun:
     reviews: int = 0
     review_wait: deque[Run] = field(default_factory=deque)
     talk_started: float = 0.0
+    last_visit: str | None = None  # whom the officer spoke to last (no switch to go back)
 
 
 @dataclass
@@ -304,8 +305,10 @@ class Engine:
         run = min(desk.ready, key=silent_since)
         desk.ready.remove(run)
         talk = 0.0
-        if on_air != run.visit:
+        if desk.last_visit != run.visit:  # turning to another booth takes a moment
             talk += self.p.switch.sample(self.rng)
+            desk.last_visit = run.visit
+        if on_air != run.visit:
             self._emit(self.domain.set_focus(desk.id, run.visit, desk.officer, self.now))
         if run.first_talk_at is None:
             run.first_talk_at = self.now
