@@ -518,6 +518,8 @@ def cmd_signal(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    import sqlite3
+
     from signaling import signing
     from signaling.audit import export, verify_dir
 
@@ -544,9 +546,15 @@ def cmd_audit(args: argparse.Namespace) -> int:
             sys.stdout.write(f"NOTE {note}\n")
         sys.stdout.write(f"{report.count} events checked, {len(report.problems)} problems\n")
         return 1 if report.problems else 0
+    if not (args.data_dir / "events.sqlite3").exists():
+        sys.stderr.write(f"lapak audit: no event log in {args.data_dir} (run audit verify)\n")
+        return 2
     out = args.output.open("w", newline="") if args.output else sys.stdout
     try:
         export(args.data_dir, out, fmt=args.format, visit=args.visit, day=args.day)
+    except (sqlite3.Error, ValueError) as exc:  # a damaged log: verify names the rows
+        sys.stderr.write(f"lapak audit: cannot export ({exc}); run `lapak audit verify`\n")
+        return 1
     finally:
         if args.output:
             out.close()

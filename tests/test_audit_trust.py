@@ -566,3 +566,11 @@ async def test_disk_full_is_said_and_a_restart_says_so_at_once(tmp_path: Path) -
                     p.kill()
                 if p is not None:
                     p.communicate()
+
+
+async def test_export_of_a_damaged_log_says_so_without_a_traceback(tmp_path: Path) -> None:
+    data, _, _ = await signed_log(tmp_path)
+    sql(data, "UPDATE events SET body = X'00FF' WHERE seq = 2")
+    out = await asyncio.to_thread(lapak, "audit", "export", "--data-dir", str(data))
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "run `lapak audit verify`" in out.stderr
