@@ -49,8 +49,6 @@ from signaling.protocol import CloseCode, ErrorCode, ProtocolError
 from signaling.tokens import Claims, KeyRing, TokenError
 
 FLOOD_CLOSE_AFTER = 200  # refused frames in a row before the connection is closed
-# Contract 3: offers and answers must carry offer_id. Off until every client sends it.
-REQUIRE_OFFER_ID = False
 
 # Which role may send what. "own" checks (own desk, own booth, office) happen in handlers.
 # A role not listed gets `forbidden`, a supervisor asking for a change gets `read_only`.
@@ -161,10 +159,11 @@ class Hub:
         # and go so that presence and booth fan-out never scan every connection.
         self._holders: dict[Place, set[int]] = {}
         self._desk_seq: Counter[str] = Counter()
+        self._desk_queue: dict[str, int] = {}  # the office queue length each desk was last told
         self._sessions: dict[Place, str] = {}
         # The latest offer relayed to each booth, per offerer ("officer" or a supervisor's
         # peer id): (visit, offer_id). An answer is relayed only if it names that offer.
-        self._offers: dict[Place, dict[str, tuple[str, str | None]]] = {}
+        self._offers: dict[Place, dict[str, tuple[str, str]]] = {}
         # Places whose holder is away. After a restart everyone is away until they say
         # hello again, so the grace period starts at startup.
         self.away: dict[Place, Away] = {}
@@ -583,7 +582,7 @@ class Hub:
         visit = self.state.visits.get(msg.visit)
         if visit is None or visit.state != "active":
             raise DomainError(ErrorCode.VISIT_NOT_ACTIVE, f"visit {msg.visit} is not active")
-        if REQUIRE_OFFER_ID and msg.offer_id is None:
+        if msg.offer_id is None:  # an answer names its offer, so every offer needs a name
             raise ProtocolError(ErrorCode.INVALID_MESSAGE, "sdp: offer_id is required")
         booth_place = _booth_place(visit)
         peer: str | None = None
@@ -602,9 +601,7 @@ class Hub:
             if msg.sdp_type != "answer":
                 raise ProtocolError(ErrorCode.FORBIDDEN, "a booth only answers")
             sender, offerer = "booth", msg.peer or "officer"
-            latest = self._offers.get(booth_place, {}).get(offerer)
-            # until every client names its offers, an answer without offer_id names the latest
-            if latest is None or latest[0] != visit.id or msg.offer_id not in (latest[1], None):
+            if self._offers.get(booth_place, {}).get(offerer) != (visit.id, msg.offer_id):
                 raise DomainError(
                     ErrorCode.STALE_ANSWER, "that is not the latest offer relayed to this booth"
                 )
@@ -622,11 +619,10 @@ class Hub:
             "sdp_type": msg.sdp_type,
             "sdp": msg.sdp,
             "from": sender,
+            "offer_id": msg.offer_id,
         }
         if peer is not None:
             relayed["peer"] = peer
-        if msg.offer_id is not None:
-            relayed["offer_id"] = msg.offer_id
         result.outputs += [(t, relayed) for t in targets]
         result.outputs.append((conn.id, p.ack(msg.id)))
 
@@ -750,6 +746,10 @@ class Hub:
                     offices.add(self.state.desks[event.desk].office)
         for office in offices:  # queue positions moved for everyone still waiting
             visits.update(self.state.queues.get(office, []))
+            waiting = len(self.state.queues.get(office, []))
+            for desk in self.state.desks.values():  # and desks show the queue's length
+                if desk.office == office and self._desk_queue.get(desk.id) != waiting:
+                    desks.setdefault(desk.id, set())
         for visit_id in result.touched:  # presence changed: no event, but the view did
             visits.add(visit_id)
             desk_id = self.state.visits[visit_id].desk
@@ -766,6 +766,9 @@ class Hub:
         for desk_id, changed in desks.items():
             watchers = self._desk_watchers.get(desk_id)
             self._desk_seq[desk_id] += 1
+            self._desk_queue[desk_id] = len(
+                self.state.queues.get(self.state.desks[desk_id].office, [])
+            )
             if not watchers:
                 continue
             desk = self.state.desks[desk_id]

@@ -135,7 +135,8 @@ def test_sdp_relays_between_the_peers_of_a_visit_only(hub: Hub) -> None:
     booth = hello(hub, "booth", booth="b1")
     other = hello(hub, "booth", booth="b2", sub="b2")
     visit = start_visit(hub, booth)
-    offer = {"type": "sdp", "id": 3, "visit": visit, "sdp_type": "offer", "sdp": "v=0"}
+    offer = {"type": "sdp", "id": 3, "visit": visit, "sdp_type": "offer", "sdp": "v=0",
+             "offer_id": "o-1"}  # fmt: skip
     out = send(hub, officer, offer)
     assert to(out, booth)[0]["sdp"] == "v=0" and to(out, booth)[0]["from"] == "officer"
     out = send(hub, other, {**offer, "sdp_type": "answer"})
@@ -155,7 +156,8 @@ def test_supervisor_may_offer_receive_only_media_to_a_watched_booth(hub: Hub) ->
     booth = hello(hub, "booth", booth="b1")
     sup = hello(hub, "supervisor")
     visit = start_visit(hub, booth)
-    offer = {"type": "sdp", "id": 3, "visit": visit, "sdp_type": "offer", "sdp": "v=0"}
+    offer = {"type": "sdp", "id": 3, "visit": visit, "sdp_type": "offer", "sdp": "v=0",
+             "offer_id": "s-1"}  # fmt: skip
     out = send(hub, sup, offer)
     assert to(out, sup)[0]["code"] == "forbidden", "not before watching the desk"
     send(hub, sup, {"type": "watch", "id": 4, "desk": "d1"})
@@ -169,6 +171,7 @@ def test_supervisor_may_offer_receive_only_media_to_a_watched_booth(hub: Hub) ->
         "sdp_type": "answer",
         "sdp": "a",
         "peer": str(sup),
+        "offer_id": "s-1",
     }
     out = send(hub, booth, answer)
     assert [m["sdp"] for m in to(out, sup)] == ["a"], "the answer reaches that supervisor only"
@@ -186,7 +189,7 @@ def test_booths_hear_when_a_watching_supervisor_leaves(hub: Hub) -> None:
     assert to(gone.outputs, booth) == [{"type": "peer_left", "visit": visit, "peer": str(sup)}]
 
 
-def test_sdp_offer_id_is_accepted_and_relayed(hub: Hub) -> None:
+def test_sdp_offer_id_is_required_and_relayed(hub: Hub) -> None:
     officer = hello(hub, "officer", desk="d1")
     booth = hello(hub, "booth", booth="b1")
     visit = start_visit(hub, booth)
@@ -197,6 +200,10 @@ def test_sdp_offer_id_is_accepted_and_relayed(hub: Hub) -> None:
     assert to(out, officer)[0]["offer_id"] == "o-1"
     out = send(hub, officer, {**offer, "id": 5, "offer_id": "x" * 65})
     assert to(out, officer)[0]["code"] == "invalid_message", "offer_id is 1..64 characters"
+    out = send(hub, officer, {**offer, "id": 6})
+    assert to(out, officer)[0]["code"] == "invalid_message", "an offer without a name is refused"
+    out = send(hub, booth, {**offer, "id": 7, "sdp_type": "answer"})
+    assert to(out, booth)[0]["code"] == "invalid_message", "so is an answer naming none"
 
 
 def sdp(visit: str, sdp_type: str, offer_id: str, **kw: str) -> dict[str, Any]:
