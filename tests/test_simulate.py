@@ -409,6 +409,17 @@ def test_sweep_json_rows_and_the_terminal_plot_when_plotext_is_there() -> None:
     assert code == 0 and "visits per officer-hour" in out and "officers 2" in out
 
 
+def test_png_without_matplotlib_says_how_to_get_it_before_running(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    png = tmp_path / "x.png"
+    code, out = simulate_cli("--sweep", "capacity=1..2", "--png", str(png))
+    err = capsys.readouterr().err
+    assert code == 2 and out == "" and not png.exists()
+    assert "--png needs matplotlib" in err and "lapak[sim]" in err
+
+
 def test_sweep_png_when_matplotlib_is_there(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     png = tmp_path / "sweep.png"
