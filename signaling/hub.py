@@ -523,6 +523,8 @@ class Hub:
                 self._relay_sdp(conn, claims, msg, result)
             case p.ConfigureDesk():
                 office = msg.office or claims.office
+                if office == "*":
+                    raise ProtocolError(ErrorCode.INVALID_MESSAGE, "a desk belongs to one office")
                 self._admin_office(claims, office)
                 existing = self.state.desks.get(msg.desk)
                 if existing is not None:
@@ -717,6 +719,10 @@ class Hub:
                 case VisitQueued():
                     visits.add(event.visit)
                     offices.add(self.state.visits[event.visit].office)
+                    # its officer's offer is void: the next desk's officer offers afresh
+                    self._offers.get(_booth_place(self.state.visits[event.visit]), {}).pop(
+                        "officer", None
+                    )
                     # it may have left a desk: every desk of the office re-reads its seats
                     for desk in self.state.desks.values():
                         if desk.office == self.state.visits[event.visit].office:

@@ -299,3 +299,26 @@ def test_the_newer_officer_connection_takes_over_the_desk(hub: Hub) -> None:
                             "claimant": {"name": "S", "membership_no": "1"}})  # fmt: skip
     assert to(out, older) == [] and to(out, conn)[0]["type"] == "delta", "only the newer hears"
     assert hub.disconnect(older, NOW).outputs == [] and not hub.away, "the desk is still held"
+
+
+def test_a_desk_belongs_to_one_named_office(hub: Hub) -> None:
+    root = hello(hub, "admin", sub="root", office="*")
+    out = send(hub, root, {"type": "configure_desk", "id": 2, "desk": "d9", "capacity": 2})
+    assert to(out, root)[0]["code"] == "invalid_message", "office * is not an office of desks"
+    out = send(hub, root, {"type": "configure_desk", "id": 3, "desk": "d9", "capacity": 2,
+                           "office": "north"})  # fmt: skip
+    assert to(out, root)[0]["type"] == "ack" and hub.state.desks["d9"].office == "north"
+
+
+def test_an_answer_to_the_officer_of_a_desk_the_visit_left_is_stale(hub: Hub) -> None:
+    officer = hello(hub, "officer", desk="d1")
+    booth = hello(hub, "booth", booth="b1")
+    visit = start_visit(hub, booth)
+    send(hub, officer, sdp(visit, "offer", "o-1"))
+    hub.disconnect(officer, NOW)
+    hub.tick(NOW + hub.config.grace_s + 1)  # the officer is gone: the visit goes back to queue
+    assert hub.state.visits[visit].state == "queued"
+    other = hello(hub, "officer", desk="d2", sub="o2")
+    assert hub.state.visits[visit].desk == "d2"
+    out = send(hub, booth, sdp(visit, "answer", "o-1"))
+    assert to(out, booth)[0]["code"] == "stale_answer" and to(out, other) == []
