@@ -45,6 +45,7 @@ SEND_BUFFER_LIMIT = 1024 * 1024  # unread bytes before a client counts as a slow
 LISTEN_BACKLOG = 4096  # a reconnect storm of thousands must not overflow the SYN queue
 WIRE_MAX_SIZE = 1024 * 1024  # beyond this websockets closes 1009; below, p.MAX_FRAME_BYTES
 LIMIT_LOG_EVERY_S = 10.0  # at most one line per this many seconds about refused connections
+GC_AFTER_CLOSED = 1000  # closed sockets (at least) between two full collections
 SHUTDOWN_CLOSE_CODE = 1001  # going away: sent after every committed answer has been written
 
 
@@ -87,6 +88,7 @@ class SignalServer:
         self.limit = self.config.connection_limit
         self._tcp: set[ServerConnection] = set()  # accepted sockets, handshaken or not
         self._refused = 0
+        self._closed_since_gc = 0
         self._refused_logged_at = -LIMIT_LOG_EVERY_S
         self._origins: set[str] = set()
         self._previous_handler: Any = None
@@ -173,6 +175,8 @@ class SignalServer:
             await asyncio.sleep(1.0)
             result = self.hub.tick(self.clock(), self.mono())
             self.ticks += 1
+            if self.tune_gc:
+                self._collect_dead_connections()
             if result.events or result.outputs or result.closes:
                 self._count(result)
                 fut = self.log.append(result.events)
@@ -183,6 +187,7 @@ class SignalServer:
         already decided is durable and its answers are written, then close every
         connection with 1001 (after those answers, on the same TCP stream)."""
         self.draining = True
+        log.info("event=draining connections=%d", len(self._peers))
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -190,13 +195,14 @@ class SignalServer:
             self._ticker = None
         if self._server is not None:
             self._server.server.close()  # stop accepting; open connections stay
-            if self.log is not None and (self._fatal is None or not self._fatal.done()):
+            if self.log is not None and not self._failed():
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(30):
                         await self.log.append([])  # commit order: everything before is out
+                log.info("event=drained")
             self._server.close(code=SHUTDOWN_CLOSE_CODE, reason="server shutting down")
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(5):
+            with contextlib.suppress(TimeoutError):  # each close handshake waits <= 10 s
+                async with asyncio.timeout(15):
                     await self._server.wait_closed()
             self._server = None
         for task in list(self._closers):
@@ -211,6 +217,11 @@ class SignalServer:
         with contextlib.suppress(RuntimeError):
             asyncio.get_running_loop().set_exception_handler(self._previous_handler)
         log.info("event=stopped")
+
+    def _failed(self) -> bool:
+        """Did the log fail? (``run_server`` cancels its waiter, which cancels the future.)"""
+        fatal = self._fatal
+        return fatal is not None and fatal.done() and not fatal.cancelled()
 
     def reload_keys(self) -> bool:
         """Re-read the secret file (SIGHUP): new tokens are checked against the new ring at
@@ -256,6 +267,24 @@ class SignalServer:
 
     def _tcp_closed(self, conn: ServerConnection) -> None:
         self._tcp.discard(conn)
+        self._closed_since_gc += 1
+
+    def _collect_dead_connections(self) -> None:
+        """A closed connection is a cycle (connection, protocol, tasks) that outlives the
+        young generations; with full collections made rare (``_freeze_loaded_state``) they
+        would pile up. Collect once every ``max(GC_AFTER_CLOSED, open connections)`` closes
+        (the pause, proportional to what is alive, is paid once per that many), and when
+        the last connection has gone (then there is little to walk)."""
+        closed = self._closed_since_gc
+        if not closed or (self._tcp and closed < max(GC_AFTER_CLOSED, len(self._tcp))):
+            return
+        started = time.perf_counter()
+        found = gc.collect()
+        self._closed_since_gc = 0
+        log.debug(
+            "event=gc closed=%d collected=%d ms=%.1f",
+            closed, found, (time.perf_counter() - started) * 1000,
+        )  # fmt: skip
 
     def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """accept() out of descriptors logs one line per 10 s, not a traceback per retry."""
