@@ -51,3 +51,22 @@ def test_roles_need_their_place(keys: KeyRing) -> None:
         keys.issue("booth", "b1", "main")
     with pytest.raises(ValueError):
         keys.issue("janitor", "x", "main")
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [{"exp": "123"}, {"iat": None}, {"exp": True}, {"desk": ["d1"]}, {"sub": 7},
+     {"office": {"a": 1}}, {"role": ["admin"]}, {"booth": 3}],
+)  # fmt: skip
+def test_signed_tokens_with_mistyped_claims_are_bad_tokens(keys: KeyRing, claims: dict) -> None:
+    import jwt
+
+    from signaling.tokens import ALGORITHM, key_id
+
+    payload = {"role": "officer", "sub": "ana", "office": "main", "desk": "d1", "iat": 1,
+               "exp": 4_000_000_000, **claims}  # fmt: skip
+    key = keys.keys[0]
+    token = jwt.encode(payload, key, algorithm=ALGORITHM, headers={"kid": key_id(key)})
+    with pytest.raises(TokenError) as err:
+        keys.verify(token, now=2)
+    assert err.value.code == ErrorCode.BAD_TOKEN, claims
