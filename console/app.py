@@ -155,18 +155,30 @@ class DeskFooter(Footer):
 
 
 class DeskScreen(Screen[None]):
-    """The tiles. Suspended (video paused) whenever another screen is on top."""
+    """The tiles. Suspended (video paused) whenever another screen is on top.
+
+    Its lines are held by reference, like the tiles: the app writes to them whether or not
+    they are mounted yet.
+    """
+
+    def __init__(self, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.banner = Static("", id="banner")
+        self.grid = Container(id="grid")
+        self.status = Static(t("status.connecting"), id="status")
+        self.message = Static("", id="message")
+        self.mic = Static("", id="mic")
 
     def compose(self) -> ComposeResult:
         app = self.app
         assert isinstance(app, LapakConsole)
-        yield Static("", id="banner")
-        with Container(id="grid"):
+        yield self.banner
+        with self.grid:
             yield from app.tiles.values()
         with Horizontal(id="statusbar"):
-            yield Static(t("status.connecting"), id="status")
-            yield Static("", id="message")
-            yield Static("", id="mic")
+            yield self.status
+            yield self.message
+            yield self.mic
         yield DeskFooter()
 
     def on_mount(self) -> None:
@@ -309,7 +321,7 @@ class LapakConsole(App[None]):
     def desk_mounted(self) -> None:
         """The tiles exist: show them, then connect and start the video and clock timers."""
         screen = self.desk_screen
-        banner = screen.query_one("#banner", Static)
+        banner = screen.banner
         if self.read_only:
             banner.add_class("read-only")
             banner.update(t("banner.read_only", desk=self.watch_desk or "…"))
@@ -398,28 +410,23 @@ class LapakConsole(App[None]):
 
     def _set_banner(self, desk: str) -> None:
         if self.read_only:
-            self.desk_screen.query_one("#banner", Static).update(t("banner.read_only", desk=desk))
+            self.desk_screen.banner.update(t("banner.read_only", desk=desk))
 
     def _status(self, text: str) -> None:
-        if self.desk_screen.is_mounted:
-            self.desk_screen.query_one("#status", Static).update(text)
+        self.desk_screen.status.update(text)
 
     def say(self, text: str, severity: str = "information") -> None:
         """Messages go to the status bar, never to a toast over the video."""
         self.messages.append((severity, text))
         del self.messages[:-50]
         log.info("event=message severity=%s text=%r", severity, text)
-        if not self.desk_screen.is_mounted:
-            return
-        message = self.desk_screen.query_one("#message", Static)
+        message = self.desk_screen.message
         message.update(text)
         message.set_classes(severity)
 
     def _show_mic(self) -> None:
-        if not self.desk_screen.is_mounted:
-            return
         muted = bool(getattr(self.media, "muted", False))
-        mic = self.desk_screen.query_one("#mic", Static)
+        mic = self.desk_screen.mic
         mic.update("" if self.read_only else t("status.muted") if muted else t("status.live"))
         mic.set_class(muted, "muted")
 
@@ -467,7 +474,7 @@ class LapakConsole(App[None]):
             return
         occupied = set(self.model.by_slot())
         count = visible_slots(occupied | {self.selected_slot}, self.model.capacity)
-        grid = screen.query_one("#grid", Container)
+        grid = screen.grid
         if self.zoomed:
             cols, rows = 1, 1
         else:
