@@ -315,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_PIPE
     except Exception as exc:
-        failure = _operator_error(exc)
+        failure = _operator_error(exc, args.command)
         if failure is None:
             raise
         _say(args, failure.args[0])
@@ -329,8 +329,9 @@ def _say(args: argparse.Namespace, message: str) -> None:
     sys.stderr.flush()
 
 
-def _operator_error(exc: BaseException) -> CliError | None:
+def _operator_error(exc: BaseException, command: str) -> CliError | None:
     """What an exception means to an operator, or None when it is a bug (left to raise)."""
+    import socket
     import ssl
 
     from signaling.client import RequestError
@@ -349,10 +350,10 @@ def _operator_error(exc: BaseException) -> CliError | None:
     if isinstance(exc, (FileNotFoundError, IsADirectoryError, PermissionError)):
         name = exc.filename or "a file"
         return CliError(f"cannot read {name}: {exc.strerror}", EXIT_NO_FILE)
-    if isinstance(exc, (ConnectionError, TimeoutError)) or (
-        isinstance(exc, OSError) and exc.errno is not None
-    ):
+    if command != "signal" and isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror)):
         return CliError(f"cannot reach the server: {exc}", EXIT_UNREACHABLE)
+    if isinstance(exc, OSError) and exc.errno is not None:  # e.g. the port is taken
+        return CliError(str(exc), EXIT_FAILED)
     return None
 
 

@@ -1,4 +1,7 @@
-"""`lapak demo` in a real pseudo-terminal: it shows booths, `q` quits, nothing is left."""
+"""`lapak demo` in a real pseudo-terminal: it shows booths, `q` quits, nothing is left.
+
+Keys are pressed when the screen shows what they act on (never after a sleep): the test reads
+the terminal until the expected text appears."""
 
 from __future__ import annotations
 
@@ -33,30 +36,59 @@ def read_until(fd: int, needle: bytes, timeout: float) -> bytes:
     )
 
 
+def drain_until_exit(proc: subprocess.Popen[bytes], fd: int, timeout: float) -> bytes:
+    """Keep reading the terminal (so the app never blocks on it) until the process ends."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                seen += os.read(fd, 65536)
+            except OSError:
+                break
+    proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    return seen
+
+
 def start_demo(tmp_path: Path, booths: int) -> tuple[subprocess.Popen[bytes], int]:
-    """`lapak demo` in a 100x30 pseudo-terminal with its temporary files under tmp_path;
-    returns the process and the terminal's master side."""
+    """`lapak demo` in a 100x30 pseudo-terminal; its temporary directory, state directory
+    ($XDG_STATE_HOME), home and working directory all under tmp_path. Returns the process and
+    the terminal's master side."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-    env = {**os.environ, "TMPDIR": str(tmp_path), "TERM": "xterm-256color"}
+    for folder in ("home", "cwd"):
+        (tmp_path / folder).mkdir()
+    env = {
+        **os.environ,
+        "TMPDIR": str(tmp_path),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "HOME": str(tmp_path / "home"),
+        "TERM": "xterm-256color",
+    }
+    env.pop("LAPAK_SNAPSHOT_DIR", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "console", "demo", "--booths", str(booths), "--size", "160x120"],
         stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
-        close_fds=True,
+        close_fds=True, cwd=tmp_path / "cwd",
     )  # fmt: skip
     os.close(slave)
     return proc, master
 
 
+def files_under(path: Path) -> list[Path]:
+    return [p for p in path.rglob("*") if not p.is_dir()]
+
+
 def test_demo_shows_booths_and_q_quits_cleanly(tmp_path: Path) -> None:
     proc, master = start_demo(tmp_path, booths=2)
     try:
-        read_until(master, b"booth-02", timeout=40)
-        read_until(master, "▀".encode(), timeout=30)  # live video cells are painted
-        os.write(master, b"q")  # visits are open, so the console asks first
-        time.sleep(1.0)
-        os.write(master, b"2")  # "2  yes"
-        proc.wait(timeout=30)
+        read_until(master, b"booth-02", timeout=60)
+        read_until(master, "▀".encode(), timeout=60)  # live video cells are painted
+        os.write(master, b"s")  # a snapshot: personal data, written under the demo's temp dir
+        read_until(master, b"snapshot saved", timeout=60)
+        os.write(master, b"q")  # a demo's visits are thrown away: q quits at once
+        drain_until_exit(proc, master, timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -81,7 +113,10 @@ def test_demo_shows_booths_and_q_quits_cleanly(tmp_path: Path) -> None:
         ["pgrep", "-f", f"secret-file {tmp_path}"], capture_output=True, text=True
     )
     assert leftovers.stdout == "", "no booth process is left behind"
-    assert list(tmp_path.iterdir()) == [], "no temporary file is left behind"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "home"], (
+        "no temporary directory, state directory (log, snapshots) is left behind"
+    )
+    assert files_under(tmp_path) == [], "no file is left behind (log, snapshot, anything)"
 
 
 def test_booths_stop_when_the_demo_is_killed(tmp_path: Path) -> None:
