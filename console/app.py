@@ -268,6 +268,7 @@ class LapakConsole(App[None]):
         self.messages: list[tuple[str, str]] = []  # (severity, text), newest last
         self.snapshots: list[tuple[Path, str]] = []
         self._link_tasks: set[asyncio.Task[Any]] = set()
+        self._ensuring: set[str] = set()  # visits with an ``ensure`` task not finished yet
         self.desk_screen = DeskScreen(id="desk")
 
     def _make_media(self, enabled: bool, voice: AudioSource | None, options: Any) -> Any:
@@ -537,9 +538,24 @@ class LapakConsole(App[None]):
                     present = self.model.visits[visit_id].get("booth_present")
                     self.media.set_booth_present(visit_id, present)
                 if visit_id not in self.media.links:
-                    self._spawn(self.media.ensure(visit_id))
+                    self._ensure(visit_id)
             for visit_id in set(self.media.links) - wanted:
                 self._spawn(self.media.drop(visit_id))
+
+    def _ensure(self, visit_id: str) -> None:
+        """One ``ensure`` per visit at a time: several syncs in one loop turn (a snapshot and
+        its deltas) all see the link missing until the first ``ensure`` task has run."""
+        if visit_id in self._ensuring:
+            return
+        self._ensuring.add(visit_id)
+
+        async def ensure() -> None:
+            try:
+                await self.media.ensure(visit_id)
+            finally:
+                self._ensuring.discard(visit_id)
+
+        self._spawn(ensure())
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -553,7 +569,7 @@ class LapakConsole(App[None]):
         if self.media is not None and hasattr(self.media, "needs_offer"):
             for visit_id in self.model.visits:
                 if self.media.needs_offer(visit_id):
-                    self._spawn(self.media.ensure(visit_id))
+                    self._ensure(visit_id)
         now = self.clock()
         for slot, visit in self.model.by_slot().items():
             self.tile(slot).update_info(self._tile_info(slot, visit, now))

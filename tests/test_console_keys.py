@@ -510,6 +510,19 @@ async def test_console_with_a_refused_token_exits_with_one_line(
     assert app.sessions == 1, "no reconnect loop"
 
 
+async def test_console_whose_token_expires_stops_instead_of_reconnecting(
+    server: SignalServer, keys: KeyRing
+) -> None:
+    token = keys.issue("officer", "ana", "main", desk="d1", ttl=2.0)
+    app = LapakConsole(server.url, token, media=False)
+    async with app.run_test(size=SIZE):
+        await wait_for(lambda: app.connected.is_set(), "connected while the token is valid")
+        await wait_for(lambda: app.return_code is not None, "the console stops when it expires")
+    assert app.return_code == 3
+    assert app.fatal is not None and "token_expired" in app.fatal, app.fatal
+    assert app.sessions == 1, "no reconnect loop"
+
+
 async def test_console_with_a_supervisor_token_says_to_use_supervise(
     server: SignalServer, keys: KeyRing
 ) -> None:

@@ -150,3 +150,28 @@ async def test_paint_timer_never_looks_tiles_up_even_before_they_are_mounted() -
         app._paint_video()  # first tick, whatever the mount order
         await wait_for(lambda: tile.video.frames_painted > 3, "the timer paints slot 1")
         assert app.return_code is None and app.is_running
+
+
+async def test_several_syncs_in_one_turn_ask_the_media_engine_once() -> None:
+    """A snapshot and its deltas arriving together each saw the link missing and each
+    started an ``ensure``: one offer per visit is the engine's job only if asked once."""
+    calls: list[str] = []
+
+    class CountingMedia(FakeMedia):
+        def __init__(self) -> None:
+            self.links = {}
+
+        async def ensure(self, visit: str) -> None:
+            calls.append(visit)
+            self.links.setdefault(visit, FakeLink())
+
+    app = LapakConsole(None, "", media=False, raw_video=False, clock=lambda: 0.0)
+    app.media = CountingMedia()
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(3):  # no await between them: one loop turn
+            app.load_snapshot(one_visit_snapshot())
+        await wait_for(lambda: "V1" in app.media.links, "the link exists")
+        await pilot.pause()
+        app._housekeeping()
+        await pilot.pause()
+        assert calls == ["V1"], calls
