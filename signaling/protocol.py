@@ -187,7 +187,7 @@ class SetWorkflow(msgspec.Struct, tag="set_workflow", tag_field="type", forbid_u
 class Refresh(msgspec.Struct, tag="refresh", tag_field="type", forbid_unknown_fields=True):
     """Replace the connection's token before it expires (same role, sub, office, desk/booth)."""
 
-    token: str
+    token: Annotated[str, msgspec.Meta(max_length=MAX_TOKEN)]
     id: int | None = None
 
 
