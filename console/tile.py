@@ -129,12 +129,15 @@ class BoothTile(Vertical):
                 widget.update("")
             return
         mark = f" [b reverse]● {t('tile.on_air')}[/]" if info.on_air else ""
-        width = self.size.width - 2  # inside the border
+        width = self.content_size.width  # inside the border
         compact = 0 < width < 42
         if compact:
             # Narrow: the claimant's name in the title, the membership number first on the next
             # line (both are what the officer checks); the booth's name goes last, cut first.
-            title.update(f"[b]{self.slot}[/b] [b]{escape(v['name'])}[/b]{mark}")
+            name = f"[b]{self.slot}[/b] [b]{escape(v['name'])}[/b]"
+            if info.on_air and _plain_len(name + mark) > width:
+                mark = " [b reverse]●[/]"  # the heavy green border says it too
+            title.update(name + mark)
             who.update(
                 f"{escape(v['membership_no'])} · {escape(v['claim_type'])} · {escape(v['booth'])}"
             )
@@ -145,9 +148,16 @@ class BoothTile(Vertical):
                 f"{escape(v['claim_type'])}"
             )
         full = checklist(info.steps)
-        fits = width <= 0 or len(Text.from_markup(full).plain) <= width
+        fits = width <= 0 or _plain_len(full) <= width
         steps.update(full if fits else checklist_compact(info.steps))
-        meta.update(meta_line(info, compact=compact))
+        line = meta_line(info, compact=compact)
+        if compact and _plain_len(line) > width:
+            line = meta_line(info, compact=True, audio=False)  # the link matters more
+        meta.update(line)
+
+
+def _plain_len(markup: str) -> int:
+    return len(Text.from_markup(markup).plain)
 
 
 def checklist(steps: list[tuple[str, str]]) -> str:
@@ -185,8 +195,9 @@ def link_text(info: TileInfo) -> str:
     return t(key) if key in STRINGS else info.link_state
 
 
-def meta_line(info: TileInfo, compact: bool = False) -> str:
-    """Time in visit, time since last spoken to, link, audio; ``compact`` for narrow tiles."""
+def meta_line(info: TileInfo, compact: bool = False, audio: bool = True) -> str:
+    """Time in visit, time since last spoken to, link, audio; ``compact`` for narrow tiles
+    (``audio=False``: without the meter, for the narrowest)."""
     spoke = (
         t("tile.on_air")
         if info.on_air
@@ -198,10 +209,8 @@ def meta_line(info: TileInfo, compact: bool = False) -> str:
         mark = "!" if info.silence_level == "amber" else "!!"
         spoke = f"[b]{spoke}{mark}[/b]"
     if compact:
-        return (
-            f"{elapsed(info.in_visit_s)} {t('tile.quiet')} {spoke} {meter(info.audio_dbfs, 3)} "
-            f"{link_text(info)}"
-        )
+        level = f" {meter(info.audio_dbfs, 3)}" if audio else ""
+        return f"{elapsed(info.in_visit_s)} {t('tile.quiet')} {spoke}{level} {link_text(info)}"
     link = link_text(info)
     return (
         f"{t('tile.visit')} {elapsed(info.in_visit_s)} · {t('tile.spoke')} "
