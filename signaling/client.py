@@ -105,6 +105,7 @@ class SignalClient:
         self._ws = await connect(self.url, compression=None, max_size=1024 * 1024, **tls)
         self.closed.clear()
         self.close_code = None
+        self.last_error = None
         self._reader = asyncio.create_task(self._read(), name="signal-reader")
         hello: dict[str, Any] = {"type": "hello", "token": self.token}
         if self.welcome.get("session"):
