@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
 import http
 import json
@@ -281,6 +282,8 @@ class SignalServer:
         started = time.perf_counter()
         found = gc.collect()
         self._closed_since_gc = 0
+        if not self._tcp:
+            _trim_heap()
         log.debug(
             "event=gc closed=%d collected=%d ms=%.1f",
             closed, found, (time.perf_counter() - started) * 1000,
@@ -508,6 +511,22 @@ def _freeze_loaded_state() -> None:
     gc.freeze()
     gc.set_threshold(700, 10, 1000)
 
+
+def _trim_heap() -> None:
+    """Give freed heap pages back to the system (glibc keeps them after a burst of
+    connections: their read buffers are malloc'd, not pooled). Cheap when idle; a no-op
+    where there is no glibc."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim: Any = None
 
 _BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"

@@ -167,7 +167,8 @@ async def test_sigterm_during_a_burst_acknowledges_every_committed_decision(
         with contextlib.suppress(ConnectionClosed):
             for sent, frame in enumerate(frames, 1):
                 await officer.send(frame)
-                if sent == 1500:
+                if sent == 1500:  # mid-burst, once the server is answering
+                    await wait_for(lambda: bool(acked), "a first decision is acknowledged")
                     os.killpg(server.proc.pid, signal.SIGTERM)
         async with asyncio.timeout(60):
             await reader
@@ -218,26 +219,41 @@ async def _complete(url: str, token: str, n: int) -> None:
 
 @pytest.mark.slow
 async def test_memory_returns_after_20000_connections(tmp_path: Path) -> None:
-    """10,000 half-open upgrades (full or partial request, then gone) and 10,000 complete
-    connect+hello+close cycles; RSS must come back within 25 MB of where it started."""
-    bound_kb = 25 * 1024
+    """Two rounds of 5,000 half-open upgrades (full or partial request, then gone) and 5,000
+    complete connect+hello+close cycles. After each round RSS comes back within 40 MB of
+    where it started (what stays is allocator fragmentation from the round's peak, ~20 MB
+    here), and the second round adds less than 10 MB: nothing grows with the number of
+    connections (before the fix: +66 MB per 20,000 and never returned)."""
+    first_bound_kb, growth_kb = 40 * 1024, 10 * 1024
     async with start_server(tmp_path, "[server]\nrate_per_s = 1000\n") as server:
         token = server.keys.issue("booth", "b1", "main", booth="b1")
-        await asyncio.gather(*(_complete(server.url, token, 50) for _ in range(4)))  # warm up
-        await asyncio.gather(*(_half_open(server.port, 100, i % 2 == 0) for i in range(10)))
 
         def idle() -> bool:
             health = _healthz(server.port)
             return health is not None and not health["connections"]
 
+        async def churn() -> None:
+            await asyncio.gather(*(_half_open(server.port, 250, i % 2 == 0) for i in range(20)))
+            await asyncio.gather(*(_complete(server.url, token, 250) for i in range(20)))
+            await wait_for(idle, "every connection gone", 120)
+
+        await asyncio.gather(*(_complete(server.url, token, 50) for _ in range(4)))  # warm up
+        await asyncio.gather(*(_half_open(server.port, 100, i % 2 == 0) for i in range(10)))
         await wait_for(idle, "warm-up connections gone", 60)
         baseline = server.rss_kb()
-        await asyncio.gather(*(_half_open(server.port, 500, i % 2 == 0) for i in range(20)))
-        await asyncio.gather(*(_complete(server.url, token, 500) for i in range(20)))
-        await wait_for(idle, "every connection gone", 120)
+        await churn()
+        limit = baseline + first_bound_kb
         await wait_for(
-            lambda: server.rss_kb() < baseline + bound_kb,
-            f"RSS back within {bound_kb // 1024} MB of {baseline // 1024} MB "
-            f"(now {server.rss_kb() // 1024} MB)",
+            lambda: server.rss_kb() < limit,
+            f"RSS back under {limit // 1024} MB after 10,000 connections",
             60,
         )
+        first = server.rss_kb()
+        await churn()
+        limit = first + growth_kb
+        await wait_for(
+            lambda: server.rss_kb() < limit,
+            f"RSS back under {limit // 1024} MB after 10,000 more connections",
+            60,
+        )
+        print(f"rss_kb baseline={baseline} first={first} second={server.rss_kb()}")
