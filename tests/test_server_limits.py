@@ -266,3 +266,33 @@ async def test_a_wall_clock_step_does_not_abandon_a_booth(tmp_path: Path, keys: 
         assert server.hub.state.visits[visit].state != "ended", "a +1 h wall step abandons nobody"
     finally:
         await server.close()
+
+
+async def test_a_desk_of_six_longest_claimants_fits_the_consoles_message_limit(
+    server: SignalServer, keys: KeyRing
+) -> None:
+    """Claimant caps keep the officer's desk loadable: six seated visits with the longest
+    4-byte-character names stay far below the console's 1 MiB message limit."""
+    booths = []
+    try:
+        for i in range(6):
+            ws = await connect(server.url, max_size=2**20)
+            booths.append(ws)
+            token = keys.issue("booth", f"b{i}", "main", booth=f"b{i}")
+            await ask(ws, {"type": "hello", "id": 1, "token": token})
+            claimant = {"name": "\U0001f600" * 200, "membership_no": "\U0001f600" * 64}
+            answer = await ask(ws, {"type": "start_visit", "id": 2, "claimant": claimant})
+            assert answer["type"] == "ack", answer
+        async with connect(server.url, max_size=2**20) as officer:
+            token = keys.issue("officer", "ana", "main", desk="d1")
+            await officer.send(json.dumps({"type": "hello", "id": 1, "token": token}))
+            snapshot = None
+            async with asyncio.timeout(10):
+                while snapshot is None:
+                    text = await officer.recv()
+                    snapshot = text if json.loads(text)["type"] == "snapshot" else None
+            assert len(json.loads(snapshot)["state"]["visits"]) == 6
+            assert len(snapshot.encode()) < 64 * 1024, "a full desk stays small"
+    finally:
+        for ws in booths:
+            await ws.close()
