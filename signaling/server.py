@@ -334,7 +334,7 @@ class SignalServer:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path == "/ws":
-            if not self._origin_allowed(request):
+            if not self._origin_allowed(connection, request):
                 self.metrics.errors.labels("bad_origin").inc()
                 log.warning(
                     "event=refused code=bad_origin origin=%s", request.headers.get("Origin")
@@ -362,14 +362,25 @@ class SignalServer:
             return response
         return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
 
-    def _origin_allowed(self, request: Request) -> bool:
+    def _origin_allowed(self, connection: ServerConnection, request: Request) -> bool:
         """Browsers send Origin: only this server's own origins (its listen address,
         localhost, ``public_url``) and ``allowed_origins`` may open the websocket, compared
         as exact strings. The Host header is never trusted: a DNS-rebinding page sends
         ``Host: evil:PORT`` with ``Origin: http://evil:PORT``. Machine clients send no
-        Origin and are let through (they authenticate with their token like everyone)."""
+        Origin and are let through (they authenticate with their token like everyone).
+        The address the client reached us at also counts (a kiosk page loaded from
+        ``http://192.168.1.5:PORT``): a rebinding page's Origin is a name, not our address."""
         origin = request.headers.get("Origin")
-        return origin is None or origin in self._origins
+        if origin is None or origin in self._origins:
+            return True
+        sockname = connection.transport.get_extra_info("sockname") if connection.transport else None
+        if not sockname:
+            return False
+        scheme = "https" if self.ssl_context else "http"
+        default = 443 if self.ssl_context else 80
+        suffix = "" if sockname[1] == default else f":{sockname[1]}"
+        address = str(sockname[0]).removeprefix("::ffff:")  # IPv4 reached over a dual stack
+        return origin == f"{scheme}://{_bracket(address)}{suffix}"
 
     def _own_origins(self) -> set[str]:
         """The origins a browser shows for pages served by this server at its listen

@@ -164,10 +164,10 @@ async def test_connection_without_hello_is_closed_after_the_hello_timeout(
         await server.close()
 
 
-def _handshake(port: int, host: str, origin: str) -> int:
+def _handshake(port: int, host: str, origin: str, address: str = "127.0.0.1") -> int:
     import socket
 
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    with socket.create_connection((address, port), timeout=10) as sock:
         sock.sendall(
             (
                 f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -202,6 +202,32 @@ async def test_origin_is_compared_with_the_servers_own_not_the_host_header(
         for origin in ("http://kiosk.lan:8080/", "http://KIOSK.lan:8080", "http://kiosk.lan"):
             status = await asyncio.to_thread(_handshake, port, f"127.0.0.1:{port}", origin)
             assert status == 403, f"exact match only: {origin}"
+    finally:
+        await server.close()
+
+
+async def test_origin_of_the_address_a_browser_reached_is_allowed(
+    tmp_path: Path, keys: KeyRing
+) -> None:
+    """Listening on every address, a kiosk page loaded from the server's LAN address sends
+    that address as Origin; the server knows it from the socket, not from Host."""
+    server = SignalServer(tmp_path / "d", keys, host="0.0.0.0", port=0)
+    await server.start()
+    port = server.port
+    try:
+        reached = "127.0.0.2"  # another local address of this machine
+        ok = await asyncio.to_thread(
+            _handshake, port, f"{reached}:{port}", f"http://{reached}:{port}", reached
+        )
+        assert ok == 101
+        evil = await asyncio.to_thread(
+            _handshake, port, f"evil:{port}", f"http://evil:{port}", reached
+        )
+        assert evil == 403
+        other = await asyncio.to_thread(
+            _handshake, port, f"{reached}:{port}", f"http://127.0.0.3:{port}", reached
+        )
+        assert other == 403, "only the address this connection reached"
     finally:
         await server.close()
 
