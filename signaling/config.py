@@ -108,12 +108,21 @@ class _File(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     token_ttl_max_s: TokenTtl = msgspec.field(default_factory=TokenTtl)
 
 
-def default_max_connections() -> int:
-    """Stay below the file-descriptor limit: at the limit accept() fails in a tight loop."""
+def _soft_nofile() -> int:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return 100_000
-    return max(8, soft - FD_RESERVE)
+    return 1_000_000 if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def listen_backlog() -> int:
+    """Listen backlog: 4096 for reconnect storms, less under a low descriptor limit (asyncio
+    accepts up to a backlog's worth of sockets in one go, before any can be refused)."""
+    return min(4096, max(16, _soft_nofile() // 8))
+
+
+def default_max_connections() -> int:
+    """Stay below the file-descriptor limit, where accept() fails in a tight loop: keep
+    ``FD_RESERVE`` for the log and friends plus one backlog of sockets being accepted."""
+    return max(8, min(100_000, _soft_nofile() - FD_RESERVE - listen_backlog()))
 
 
 @dataclass

@@ -31,7 +31,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from signaling import protocol as p
-from signaling.config import ServerConfig
+from signaling.config import ServerConfig, listen_backlog
 from signaling.datadir import DataDir, open_data_dir
 from signaling.eventlog import EventLog, LogError, load
 from signaling.hub import Hub, Result
@@ -43,7 +43,6 @@ from signaling.tokens import KeyRing, key_id
 log = logging.getLogger("lapak.signal")
 
 SEND_BUFFER_LIMIT = 1024 * 1024  # unread bytes before a client counts as a slow consumer
-LISTEN_BACKLOG = 4096  # a reconnect storm of thousands must not overflow the SYN queue
 WIRE_MAX_SIZE = 1024 * 1024  # beyond this websockets closes 1009; below, p.MAX_FRAME_BYTES
 LIMIT_LOG_EVERY_S = 10.0  # at most one line per this many seconds about refused connections
 GC_AFTER_CLOSED = 1000  # closed sockets (at least) between two full collections
@@ -153,7 +152,7 @@ class SignalServer:
             ping_interval=20,
             ping_timeout=20,
             ssl=self.ssl_context,
-            backlog=LISTEN_BACKLOG,
+            backlog=listen_backlog(),
             create_connection=_counted(self),
         )
         sock = next(iter(self._server.sockets))

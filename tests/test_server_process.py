@@ -128,6 +128,7 @@ async def test_at_the_fd_limit_connections_are_refused_quietly_and_serving_resum
             await asyncio.sleep(0.2)
         text = server.log_text()
         assert "Traceback" not in text and "exc=" not in text, text[:3000]
+        assert "event=accept_failed" not in text, "accept() never ran out of descriptors"
         assert text.count("event=connection_limit") <= 3, "logged once, not per refusal"
         assert len(text) < 200_000, f"the log stays small, got {len(text)} bytes"
         assert server.proc.returncode is None
