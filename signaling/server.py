@@ -410,6 +410,8 @@ class SignalServer:
             "queued": sum(len(q) for q in self.hub.state.queues.values()),
             "events": self.hub.state.events_applied,
             "away": len(self.hub.away),
+            "sockets": len(self._tcp),
+            "max_connections": self.limit,
         }
 
     # -- websocket connections ---------------------------------------------------------
