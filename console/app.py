@@ -36,6 +36,7 @@ from textual.widgets._footer import FooterKey
 from console import i18n
 from console.config import ConsoleConfig, colour_mode, default_snapshot_dir, write_private
 from console.desk import MAX_SLOTS, DeskModel
+from console.exit_codes import EXIT_REPLACED, EXIT_TOKEN
 from console.i18n import t
 from console.layout import grid_shape, visible_slots
 from console.paintlog import PaintLog, driver_for
@@ -63,9 +64,6 @@ RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 10.0
 WRITE_BACKLOG = 2  # pending terminal writes above which a video tick is dropped
 WIDE_FOOTER = 120  # narrower terminals show only the keys an officer needs to decide
-EXIT_USAGE = 2  # a token of the wrong role
-EXIT_TOKEN_REFUSED = 3  # 4001: token refused or expired
-EXIT_REPLACED = 4  # 4002: another console took over this desk
 
 # (binding id, key, action, label key, help key, shown in footer)
 _OFFICER_KEYS: list[tuple[str, str, str, str, str, bool]] = [
@@ -374,7 +372,7 @@ class LapakConsole(App[None]):
         if close_code == 4002 or error.startswith("replaced"):
             self.fatal, code = t("fatal.replaced", error=error), EXIT_REPLACED
         else:
-            self.fatal, code = t("fatal.refused", error=error), EXIT_TOKEN_REFUSED
+            self.fatal, code = t("fatal.refused", error=error), EXIT_TOKEN
         log.error("event=session_ended reason=%r", self.fatal)
         self.exit(return_code=code)
 
@@ -387,7 +385,7 @@ class LapakConsole(App[None]):
         desk = welcome.get("desk")
         if role != "officer" and not self.read_only:
             self.fatal = t("fatal.wrong_role", role=role)
-            self.exit(return_code=EXIT_USAGE)
+            self.exit(return_code=EXIT_TOKEN)
             return False
         if role != "officer":
             desks = list(welcome.get("desks") or [])

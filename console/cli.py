@@ -19,33 +19,25 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
+from urllib.parse import urlsplit, urlunsplit
+
+from console.exit_codes import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_NO_FILE,
+    EXIT_PIPE,
+    EXIT_TLS,
+    EXIT_TOKEN,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+)
 
 if TYPE_CHECKING:
     from textual.app import App
-from urllib.parse import urlsplit, urlunsplit
 
 log = logging.getLogger("lapak.cli")
 
 DEFAULT_PORT = 8765
-
-# Exit codes (README, "Exit codes"): an operator's mistake prints one line on stderr and exits
-# with one of these, never with a traceback.
-EXIT_OK = 0
-EXIT_FAILED = 1
-"""The work failed: ``audit verify`` found problems, the server stopped on an error."""
-EXIT_USAGE = 2
-"""Bad arguments or settings (also argparse's own code)."""
-EXIT_NO_FILE = 3
-"""A file named on the command line is missing or unreadable."""
-EXIT_UNREACHABLE = 4
-"""The server cannot be reached."""
-EXIT_TOKEN = 5
-"""The token is malformed, refused, expired, or for another role or command."""
-EXIT_TLS = 6
-"""The server's certificate is not trusted (see ``--ca-file``)."""
-EXIT_INTERRUPTED = 130
-EXIT_PIPE = 141
-"""The reader of our output went away (``lapak audit export | head``): no message."""
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 CONSOLE_LOG_BYTES = 5 * 1024 * 1024
@@ -531,14 +523,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
         public = signing.load_public(args.public_key) if getattr(args, "public_key", None) else None
     except FileNotFoundError:
         sys.stderr.write(f"lapak audit: no signing key at {args.signing_key}\n")
-        return 2
+        return EXIT_NO_FILE
     except signing.SigningKeyError as exc:
         sys.stderr.write(f"lapak audit: {exc}\n")
         return 2
     marker = args.data_dir / "checkpoint.json"
     if not (args.data_dir / "events.sqlite3").exists() and not marker.exists():
         sys.stderr.write(f"lapak audit: no event log in {args.data_dir}\n")
-        return 2
+        return EXIT_NO_FILE
     if args.audit_command == "verify":
         report = verify_dir(args.data_dir, public)
         for problem in report.problems:
@@ -549,7 +541,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         return 1 if report.problems else 0
     if not (args.data_dir / "events.sqlite3").exists():
         sys.stderr.write(f"lapak audit: no event log in {args.data_dir} (run audit verify)\n")
-        return 2
+        return EXIT_NO_FILE
     out = args.output.open("w", newline="") if args.output else sys.stdout
     try:
         export(args.data_dir, out, fmt=args.format, visit=args.visit, day=args.day)

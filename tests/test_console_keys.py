@@ -505,7 +505,7 @@ async def test_console_with_a_refused_token_exits_with_one_line(
     app = LapakConsole(server.url, other.issue("officer", "ana", "main", desk="d1"), media=False)
     async with app.run_test(size=SIZE):
         await wait_for(lambda: app.return_code is not None, "the console stops")
-    assert app.return_code == 3
+    assert app.return_code == 5  # EXIT_TOKEN
     assert app.fatal is not None and "refused the token" in app.fatal, app.fatal
     assert app.sessions == 1, "no reconnect loop"
 
@@ -518,7 +518,7 @@ async def test_console_whose_token_expires_stops_instead_of_reconnecting(
     async with app.run_test(size=SIZE):
         await wait_for(lambda: app.connected.is_set(), "connected while the token is valid")
         await wait_for(lambda: app.return_code is not None, "the console stops when it expires")
-    assert app.return_code == 3
+    assert app.return_code == 5  # EXIT_TOKEN
     assert app.fatal is not None and "token_expired" in app.fatal, app.fatal
     assert app.sessions == 1, "no reconnect loop"
 
@@ -529,7 +529,7 @@ async def test_console_with_a_supervisor_token_says_to_use_supervise(
     app = LapakConsole(server.url, keys.issue("supervisor", "sri", "main"), media=False)
     async with app.run_test(size=SIZE):
         await wait_for(lambda: app.return_code is not None, "the console stops")
-    assert app.return_code == 2
+    assert app.return_code == 5  # EXIT_TOKEN: wrong role
     assert app.fatal is not None and "lapak supervise" in app.fatal
 
 
@@ -545,7 +545,7 @@ async def test_console_replaced_by_a_newer_one_exits_without_reconnecting(
             await wait_for(lambda: first.return_code is not None, "the older console stops")
         finally:
             await newer.close()
-    assert first.return_code == 4
+    assert first.return_code == 7  # EXIT_REPLACED
     assert first.fatal is not None and "took over" in first.fatal, first.fatal
     assert first.sessions == 1, "no reconnect loop"
 
