@@ -335,6 +335,8 @@ def _operator_error(exc: BaseException, command: str) -> CliError | None:
             EXIT_TLS,
         )
     if isinstance(exc, ssl.SSLError):
+        if command == "signal":  # our own --tls-cert/--tls-key, not a server we distrust
+            return CliError(f"cannot use --tls-cert/--tls-key: {exc}", EXIT_USAGE)
         return CliError(f"TLS failed: {exc}", EXIT_TLS)
     if isinstance(exc, RequestError):
         code = EXIT_TOKEN if exc.code in TOKEN_CODES else EXIT_FAILED
@@ -454,7 +456,7 @@ def _load_or_create_keys(path: Path):  # type: ignore[no-untyped-def]
         keys.write(path)
         log.info("event=secret_created path=%s", path)
         return keys
-    return KeyRing.from_file(path)
+    return _read_keys(path)
 
 
 def cmd_signal(args: argparse.Namespace) -> int:
@@ -721,12 +723,7 @@ def cmd_console(args: argparse.Namespace) -> int:
     if not 0.0 <= args.monitor_level <= 1.0:
         sys.stderr.write("lapak console: --monitor-level must be within 0..1\n")
         return 2
-    claims = _unverified_claims(args.token)
-    if claims.get("role") not in (None, "officer"):
-        role = claims.get("role")
-        use = "lapak booth" if role == "booth" else "lapak supervise"
-        sys.stderr.write(f"lapak console: this is a {role} token: use `{use}`\n")
-        return 2
+    claims = _unverified_claims(args.token)  # its role was checked by _check_token
     options = OfficerMediaOptions(
         audio_in=args.audio_in,
         camera=args.camera,
@@ -746,8 +743,8 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 
 def _run_console(app: App[None], command: str) -> int:
-    """Run the console; when the server ended it for good (token refused or expired: 3,
-    replaced by a newer console: 4, wrong role: 2) say why in one line and exit non-zero."""
+    """Run the console; when the server ended it for good (token refused, expired or of the
+    wrong role: 5; replaced by a newer console: 7) say why in one line and exit non-zero."""
     app.run()
     fatal = getattr(app, "fatal", None)
     if fatal:

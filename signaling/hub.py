@@ -666,7 +666,8 @@ class Hub:
             if office in (d.office, "*")
         ]
         queue = []
-        for visit_id in s.queues.get(office, []):
+        offices = sorted(s.queues) if office == "*" else [office]
+        for visit_id in (vid for o in offices for vid in s.queues.get(o, [])):
             v = s.visits[visit_id]
             queue.append(
                 {
@@ -677,7 +678,9 @@ class Hub:
                     "estimated_wait_s": self.domain.estimated_wait_s(v),
                 }
             )
-        today = [v for v in s.visits.values() if v.office == office and v.started_at >= day_start]
+        today = [
+            v for v in s.visits.values() if office in (v.office, "*") and v.started_at >= day_start
+        ]
         waits = [v.routed_at - v.started_at for v in today if v.routed_at is not None]
         ended = [v for v in today if v.ended_at is not None]
         hours = max((now - min((v.started_at for v in today), default=now)) / 3600, 1 / 60)

@@ -7,6 +7,7 @@ A secret file holds one key per line; the first signs, all verify (rotation). Ea
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -62,8 +63,11 @@ class KeyRing:
 
     def write(self, path: str | Path) -> None:
         p = Path(path)
-        p.write_text("\n".join(k.decode() for k in self.keys) + "\n")
-        p.chmod(0o600)
+        # Created 0600 from the first byte: a secret never sits readable by others.
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write("\n".join(k.decode() for k in self.keys) + "\n")
 
     def issue(
         self,

@@ -335,3 +335,31 @@ def test_booth_waits_for_the_server_then_tls_token_and_pipe_errors_are_messages(
     err = reader.stderr.read().decode()
     reader.stderr.close()
     assert reader.wait(timeout=30) == EXIT_PIPE and err == "", err
+
+
+def test_signal_with_an_empty_secret_file_or_a_bad_tls_key_says_so(tmp_path: Path) -> None:
+    """Operator mistakes in the server's own files are one line, not a traceback (and never
+    'certificate not trusted', which is a client's problem)."""
+    empty = tmp_path / "secret"
+    empty.write_text("")
+    data = ["--data-dir", str(tmp_path / "data"), "--port", "0"]
+    out = run("signal", "--secret-file", str(empty), *data)
+    assert_one_line_error(out, EXIT_NO_FILE, str(empty))
+    secret = tmp_path / "good-secret"
+    KeyRing.generate().write(secret)
+    bogus = tmp_path / "bogus.pem"
+    bogus.write_text("not a certificate\n")
+    tls = ["--tls-cert", str(bogus), "--tls-key", str(bogus)]
+    out = run("signal", "--secret-file", str(secret), *data, *tls)
+    assert_one_line_error(out, EXIT_USAGE, "--tls-cert")
+
+
+def test_a_new_secret_file_is_private_from_its_first_byte(tmp_path: Path) -> None:
+    path = tmp_path / "secret"
+    path.write_text("old\n")
+    path.chmod(0o644)  # an existing looser file is tightened too
+    KeyRing.generate().write(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    fresh = tmp_path / "fresh"
+    KeyRing.generate().write(fresh)
+    assert fresh.stat().st_mode & 0o777 == 0o600

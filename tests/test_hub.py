@@ -322,3 +322,18 @@ def test_an_answer_to_the_officer_of_a_desk_the_visit_left_is_stale(hub: Hub) ->
     assert hub.state.visits[visit].desk == "d2"
     out = send(hub, booth, sdp(visit, "answer", "o-1"))
     assert to(out, booth)[0]["code"] == "stale_answer" and to(out, other) == []
+
+
+def test_office_stats_for_every_office_counts_every_office_queue_and_visits() -> None:
+    """An office-``*`` supervisor's overview lists the queues and visits of every office, not an
+    empty queue looked up under the office name ``*``."""
+    config = ServerConfig(offices=("main", "north"))
+    hub = Hub(KeyRing((b"k" * 32,)), config=config, now=NOW)
+    booths = {o: hello(hub, "booth", office=o, booth="booth-01") for o in ("main", "north")}
+    for booth in booths.values():  # no desk is open: both visits wait in their office queue
+        start_visit(hub, booth)
+    sup = hello(hub, "supervisor", office="*")
+    stats = to(send(hub, sup, {"type": "office_stats", "id": 3, "office": "*"}), sup)[0]
+    assert stats["type"] == "ack", stats
+    assert len(stats["queue"]) == 2, f"both offices' queued visits expected: {stats['queue']}"
+    assert stats["visits_today"] == 2, stats
