@@ -52,6 +52,17 @@ class ConfigError(ValueError):
     """A configuration that cannot be used; the message names the key."""
 
 
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file's tables; ConfigError naming the file when it cannot be read or parsed."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -171,13 +182,7 @@ class ServerConfig:
         """Read and check a TOML file; raise ConfigError naming the file and the bad key."""
         if path is None:
             return cls()
-        try:
-            with open(path, "rb") as fh:
-                raw = tomllib.load(fh)
-        except OSError as exc:
-            raise ConfigError(f"{path}: {exc.strerror or exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        raw = read_toml(path)
         try:
             return cls.from_dict(raw)
         except ConfigError as exc:

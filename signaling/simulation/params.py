@@ -17,14 +17,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from signaling.config import ConfigError, read_toml
 from signaling.domain import MAX_CAPACITY
 from signaling.workflows import default_reasons, default_workflows
 
 DISTRIBUTIONS = ("fixed", "exponential", "lognormal", "uniform")
-
-
-class ConfigError(ValueError):
-    """A parameter file or option the simulator cannot use; the message names the key."""
 
 
 @dataclass(frozen=True)
@@ -202,14 +199,7 @@ def load_params(path: str | Path | None = None) -> Params:
     """The shipped defaults, with ``path`` (if any) merged over them."""
     raw = tomllib.loads(shipped_text())
     if path is not None:
-        try:
-            with open(path, "rb") as fh:
-                user = tomllib.load(fh)
-        except OSError as exc:
-            raise ConfigError(f"{path}: {exc.strerror or exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-        raw = _merge(raw, user)
+        raw = _merge(raw, read_toml(path))
     return from_dict(raw)
 
 
