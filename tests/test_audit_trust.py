@@ -18,12 +18,12 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from test_eventlog import some_events, write
+from tests_support import wait_healthy
 
 from signaling import signing
 from signaling.audit import records, verify_dir
@@ -248,22 +248,6 @@ def start_signal(
          str(data), "--secret-file", str(secret), *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
-
-
-def wait_healthy(port: int, proc: subprocess.Popen[str], timeout: float = 30) -> dict:  # type: ignore[type-arg]
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                return json.loads(r.read())
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 async def test_lapak_signal_signs_its_log_and_verify_accepts_it(tmp_path: Path) -> None:

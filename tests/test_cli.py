@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from tests_support import free_port
+from tests_support import free_port, wait_healthy
 
 from console.cli import build_parser, server_url
 from signaling.tokens import KeyRing
@@ -55,16 +53,8 @@ def test_signal_runs_headless_logs_structured_and_stops_on_sigterm(tmp_path: Pat
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 20
-        health = None
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                    health = json.loads(r.read())
-                    break
-            except OSError:
-                time.sleep(0.1)
-        assert health is not None and health["status"] == "ok", "healthz answers"
+        health = wait_healthy(port, proc, 20)
+        assert health["status"] == "ok", "healthz answers"
         assert (tmp_path / "secret").exists(), "a missing secret file is created"
         assert os.stat(tmp_path / "secret").st_mode & 0o077 == 0, "the secret is private"
     finally:

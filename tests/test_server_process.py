@@ -11,14 +11,13 @@ import resource
 import signal
 import sys
 import time
-import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from conftest import wait_for
-from tests_support import free_port, stop_process_group
+from tests_support import free_port, healthz, stop_process_group
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -50,14 +49,6 @@ class Proc:
         raise AssertionError("no VmRSS")
 
 
-def _healthz(port: int) -> dict | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-            return json.loads(r.read())
-    except OSError:
-        return None
-
-
 @contextlib.asynccontextmanager
 async def start_server(
     tmp_path: Path, config: str = "", nofile: int | None = None
@@ -83,7 +74,7 @@ async def start_server(
     server = Proc(proc, port, tmp_path / "data", log, keys, secret)
     try:
         deadline = time.monotonic() + 30
-        while await asyncio.to_thread(_healthz, port) is None:
+        while await asyncio.to_thread(healthz, port) is None:
             assert proc.returncode is None, f"server exited: {server.log_text()[-2000:]}"
             assert time.monotonic() < deadline, f"server did not start: {server.log_text()}"
             await asyncio.sleep(0.1)
@@ -230,7 +221,7 @@ async def test_memory_returns_after_20000_connections(tmp_path: Path) -> None:
         token = server.keys.issue("booth", "b1", "main", booth="b1")
 
         def idle() -> bool:
-            health = _healthz(server.port)
+            health = healthz(server.port)
             return health is not None and not health["connections"]
 
         async def churn() -> None:

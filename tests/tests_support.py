@@ -10,6 +10,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def healthz(port: int) -> dict[str, Any] | None:
+    """One ``GET /healthz`` of a server on loopback; None while it does not answer (or fails)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+            return dict(json.loads(r.read()))
+    except OSError:
+        return None
+
+
+def wait_healthy(port: int, proc: subprocess.Popen[str], timeout: float = 30) -> dict[str, Any]:
+    """Poll ``/healthz`` until the server started as ``proc`` answers; fail at once, with its
+    stderr, if it exits first, and after ``timeout`` seconds if it never answers."""
+    deadline = time.monotonic() + timeout
+    while (health := healthz(port)) is None:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no answer on /healthz of port {port} within {timeout:.0f}s")
+        time.sleep(0.05)
+    return health
 
 
 def run_bench(
