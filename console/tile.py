@@ -109,13 +109,24 @@ class BoothTile(Vertical):
         self.set_class(info.silence_level == "amber", "amber")
         self.set_class(info.silence_level == "red", "red")
         self.set_class(info.away_since is not None, "away")
-        if changed:
-            self.video.clear(t("tile.connecting") if info.visit else t("tile.empty"))
-        if info.visit is not None and info.away_since is not None:
-            self.video.clear(t("tile.away", at=clock_time(info.away_since)))
-        elif info.visit is not None and info.link_state in ("reconnecting", "failed"):
-            self.video.clear(t(f"tile.{info.link_state}"))
+        placeholder = self._placeholder(info, changed)
+        video = self.video
+        if placeholder is not None and not (
+            video.placeholder == placeholder and video.last_frame is None
+        ):  # once per change: the housekeeping tick calls this every second
+            video.clear(placeholder)
         self.refresh_text()
+
+    @staticmethod
+    def _placeholder(info: TileInfo, changed: bool) -> str | None:
+        """What the video area says instead of a picture now, or None to keep the picture."""
+        if info.visit is not None and info.away_since is not None:
+            return t("tile.away", at=clock_time(info.away_since))
+        if info.visit is not None and info.link_state in ("reconnecting", "failed"):
+            return t(f"tile.{info.link_state}")
+        if changed:
+            return t("tile.connecting") if info.visit else t("tile.empty")
+        return None
 
     def refresh_text(self) -> None:
         if not self.is_mounted:

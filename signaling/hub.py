@@ -21,6 +21,7 @@ from typing import Any
 from signaling import protocol as p
 from signaling.config import ServerConfig
 from signaling.domain import (
+    Desk,
     Domain,
     DomainError,
     Rules,
@@ -233,7 +234,7 @@ class Hub:
             self._desk_watchers.get(desk, set()).discard(conn.id)
 
     def _booth_holders(self, visit: Visit) -> list[int]:
-        return sorted(self._holders.get(_booth_place(visit), ()))
+        return self.booth_connections(visit.office, visit.booth)
 
     def booth_connections(self, office: str, booth: str) -> list[int]:
         """The connections holding ``booth`` of ``office`` (for the shell and tests)."""
@@ -713,6 +714,14 @@ class Hub:
         desks: dict[str, set[str]] = {}
         visits: set[str] = set()
         offices: set[str] = set()
+        by_office: dict[str, list[Desk]] = {}
+
+        def desks_of(office: str) -> list[Desk]:
+            """The office's desks, listed once per fan-out however many events need them."""
+            if office not in by_office:
+                by_office[office] = [d for d in self.state.desks.values() if d.office == office]
+            return by_office[office]
+
         for event in result.events:
             match event:
                 case VisitRouted():
@@ -727,9 +736,8 @@ class Hub:
                         "officer", None
                     )
                     # it may have left a desk: every desk of the office re-reads its seats
-                    for desk in self.state.desks.values():
-                        if desk.office == self.state.visits[event.visit].office:
-                            desks.setdefault(desk.id, set()).add(event.visit)
+                    for desk in desks_of(self.state.visits[event.visit].office):
+                        desks.setdefault(desk.id, set()).add(event.visit)
                 case VisitStarted():
                     visits.add(event.visit)
                 case FocusChanged():
@@ -745,9 +753,8 @@ class Hub:
                 case VisitEnded():
                     visit = self.state.visits[event.visit]
                     self._offers.pop(_booth_place(visit), None)
-                    for desk in self.state.desks.values():
-                        if desk.office == visit.office:
-                            desks.setdefault(desk.id, set()).add(visit.id)
+                    for desk in desks_of(visit.office):
+                        desks.setdefault(desk.id, set()).add(visit.id)
                     visits.add(visit.id)
                     offices.add(visit.office)
                 case DeskOpened() | DeskConfigured() | DeskClosed() | DeskVacated():
@@ -756,8 +763,8 @@ class Hub:
         for office in offices:  # queue positions moved for everyone still waiting
             visits.update(self.state.queues.get(office, []))
             waiting = len(self.state.queues.get(office, []))
-            for desk in self.state.desks.values():  # and desks show the queue's length
-                if desk.office == office and self._desk_queue.get(desk.id) != waiting:
+            for desk in desks_of(office):  # and desks show the queue's length
+                if self._desk_queue.get(desk.id) != waiting:
                     desks.setdefault(desk.id, set())
         for visit_id in result.touched:  # presence changed: no event, but the view did
             visits.add(visit_id)

@@ -31,7 +31,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from signaling import protocol as p
-from signaling.config import ServerConfig, listen_backlog
+from signaling.config import WIRE_MAX_FRAME_BYTES, ServerConfig, listen_backlog
 from signaling.datadir import DataDir, open_data_dir
 from signaling.eventlog import EventLog, LogError, load
 from signaling.hub import Hub, Result
@@ -43,7 +43,6 @@ from signaling.tokens import KeyRing, key_id
 log = logging.getLogger("lapak.signal")
 
 SEND_BUFFER_LIMIT = 1024 * 1024  # unread bytes before a client counts as a slow consumer
-WIRE_MAX_SIZE = 1024 * 1024  # beyond this websockets closes 1009; below, p.MAX_FRAME_BYTES
 LIMIT_LOG_EVERY_S = 10.0  # at most one line per this many seconds about refused connections
 GC_AFTER_CLOSED = 1000  # closed sockets (at least) between two full collections
 SHUTDOWN_CLOSE_CODE = 1001  # going away: sent after every committed answer has been written
@@ -147,7 +146,7 @@ class SignalServer:
             self.host,
             self.port,
             process_request=self._process_request,
-            max_size=WIRE_MAX_SIZE,
+            max_size=WIRE_MAX_FRAME_BYTES,
             compression=None,
             ping_interval=20,
             ping_timeout=20,
