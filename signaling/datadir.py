@@ -17,6 +17,7 @@ old format, or the log no longer reaches its checkpoint.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from signaling import signing
-from signaling.eventlog import GENESIS, LogError, connect, last_seq, log_id
+from signaling.eventlog import GENESIS, LogError, connect, is_disk_full, last_seq, log_id
 from signaling.signing import Checkpoint, Signer
 
 log = logging.getLogger("lapak.datadir")
@@ -131,11 +132,9 @@ def _lock(path: Path) -> int:
 
 
 def _write_refused(path: Path, exc: OSError) -> str:
-    import errno
-
     if exc.errno == errno.EROFS:
         return f"data directory {path} is on a read-only file system"
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if is_disk_full(exc):
         return f"disk full: cannot write in data directory {path}"
     return f"cannot write in data directory {path}: {exc.strerror}"
 
@@ -177,7 +176,7 @@ def _open_log(path: Path, marker: Checkpoint | None) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         if "readonly" in str(exc) or "read-only" in str(exc):
             raise DataDirError(f"data directory {path} is read-only ({exc})") from None
-        if "disk is full" in str(exc):
+        if is_disk_full(exc):
             raise DataDirError(f"disk full: cannot open {db} ({exc})") from None
         raise DataDirError(
             f"{db} is not a readable SQLite database ({exc}); restore it from a backup"

@@ -188,10 +188,14 @@ def last_seq(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
 
 
-def checkpoints(conn: sqlite3.Connection) -> list[Checkpoint]:
-    rows = conn.execute(
-        "SELECT log_id, seq, hash, state_hash, at, signature, key_id FROM checkpoints ORDER BY seq"
-    )
+def checkpoints(conn: sqlite3.Connection, at_seq: int | None = None) -> list[Checkpoint]:
+    """Every checkpoint in order, or only those taken at ``at_seq`` (start-up needs one seq,
+    not the whole table, which grows by a row every few seconds of activity)."""
+    query = "SELECT log_id, seq, hash, state_hash, at, signature, key_id FROM checkpoints"
+    if at_seq is None:
+        rows = conn.execute(query + " ORDER BY seq")
+    else:
+        rows = conn.execute(query + " WHERE seq = ? ORDER BY seq", (at_seq,))
     return [Checkpoint(*row) for row in rows]
 
 
@@ -241,7 +245,7 @@ def _snapshot_start(
     elif not isinstance(body, bytes) or state_hash(body) != snap_state_hash:
         reason = "state_hash_mismatch"
     elif public is not None:
-        signed = [c for c in checkpoints(conn) if c.seq == seq]
+        signed = checkpoints(conn, at_seq=seq)
         if not signed or not signing.is_valid(signed[0], public):
             reason = "no_signed_checkpoint"
         elif signed[0].state_hash != snap_state_hash or signed[0].hash != snap_hash:

@@ -9,6 +9,7 @@ rewritten history, a removed tail or an emptied file from the real log.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -66,15 +67,7 @@ class Signer:
 
     def sign(self, checkpoint: Checkpoint) -> Checkpoint:
         signature = self._private.sign(checkpoint.message()).hex()
-        return Checkpoint(
-            checkpoint.log_id,
-            checkpoint.seq,
-            checkpoint.hash,
-            checkpoint.state_hash,
-            checkpoint.at,
-            signature,
-            self.key_id,
-        )
+        return dataclasses.replace(checkpoint, signature=signature, key_id=self.key_id)
 
     def public_pem(self) -> str:
         return public_pem(self.public)
@@ -170,8 +163,7 @@ def load_public(path: Path) -> Ed25519PublicKey:
 
 
 def to_json(checkpoint: Checkpoint) -> bytes:
-    fields = {name: getattr(checkpoint, name) for name in Checkpoint.__dataclass_fields__}
-    return json.dumps({"format": 1, **fields}, indent=1).encode() + b"\n"
+    return json.dumps({"format": 1, **dataclasses.asdict(checkpoint)}, indent=1).encode() + b"\n"
 
 
 def from_json(data: bytes) -> Checkpoint:

@@ -57,12 +57,6 @@ class Dist:
             return rng.uniform(self.a, self.b)
         return self.a
 
-    def scaled(self, factor: float) -> Dist:
-        """The same shape with every duration multiplied (used by sensitivity runs)."""
-        if self.kind == "lognormal":
-            return replace(self, a=self.a * factor)
-        return replace(self, a=self.a * factor, b=self.b * factor)
-
 
 @dataclass(frozen=True)
 class StepParams:
