@@ -354,7 +354,7 @@ class Client:
 
 class Worker:
     def __init__(self, url: str, mode: str, offices: list[Office], secret: Path) -> None:
-        from signaling.tokens import KeyRing
+        from lapak.signaling.tokens import KeyRing
 
         self.url = url
         self.mode = mode

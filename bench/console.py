@@ -45,10 +45,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from media.testcard import stamp_age_ms  # noqa: E402
-from signaling.tokens import KeyRing  # noqa: E402
+from lapak.media.testcard import stamp_age_ms  # noqa: E402
+from lapak.signaling.tokens import KeyRing  # noqa: E402
 
-LAPAK = [sys.executable, "-m", "console"]
+LAPAK = [sys.executable, "-m", "lapak.cli"]
 COLS, ROWS = 200, 50
 TICKS = os.sysconf("SC_CLK_TCK")
 TARGETS = {

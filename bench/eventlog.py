@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from signaling.domain import Domain
-from signaling.eventlog import EventLog, load
-from signaling.events import Event
+from lapak.signaling.domain import Domain
+from lapak.signaling.eventlog import EventLog, load
+from lapak.signaling.events import Event
 
 
 def say(text: str) -> None:

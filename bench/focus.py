@@ -56,11 +56,11 @@ def pct(values: list[float], q: float) -> float | None:
 
 async def booths_worker(url: str, secret: str, count: int, size: str, fps: int) -> None:
     """Run the booths; print one JSON line per played-tone transition and per on-air change."""
-    from media.audio_tracks import AudioProbe
-    from media.booth import BoothAgent, BoothMediaConfig
-    from media.simulator import make_booths
-    from media.tones import OFFICER_FREQUENCY
-    from signaling.tokens import KeyRing
+    from lapak.media.audio_tracks import AudioProbe
+    from lapak.media.booth import BoothAgent, BoothMediaConfig
+    from lapak.media.simulator import make_booths
+    from lapak.media.tones import OFFICER_FREQUENCY
+    from lapak.signaling.tokens import KeyRing
 
     w, h = (int(x) for x in size.split("x"))
     agents = make_booths(
@@ -122,7 +122,7 @@ async def booths_worker(url: str, secret: str, count: int, size: str, fps: int) 
 
 
 def audio_prefetch() -> int:
-    from media.peer import AUDIO_PREFETCH
+    from lapak.media.peer import AUDIO_PREFETCH
 
     return AUDIO_PREFETCH
 
@@ -149,9 +149,9 @@ async def wait_healthy(port: int, timeout: float = 20.0) -> None:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    from media.headless import HeadlessDesk
-    from media.officer import OfficerMediaOptions
-    from signaling.tokens import KeyRing
+    from lapak.media.headless import HeadlessDesk
+    from lapak.media.officer import OfficerMediaOptions
+    from lapak.signaling.tokens import KeyRing
 
     tmp = Path(tempfile.mkdtemp(prefix="lapak-focus-"))
     secret = tmp / "secret"
@@ -162,7 +162,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     logs = (tmp / "processes.log").open("ab")
     say(f"starting lapak signal on port {port} (data in {tmp})")
     server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "console", "--log-level", "WARNING", "signal", "--port", str(port),
+        sys.executable, "-m", "lapak.cli", "--log-level", "WARNING", "signal", "--port", str(port),
         "--data-dir", str(tmp / "data"), "--secret-file", str(secret),
         cwd=ROOT, stdout=logs, stderr=logs, start_new_session=True,
     )  # fmt: skip

@@ -47,8 +47,8 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 sys.path.insert(0, os.path.dirname(_HERE))
 
-from console.render import DEFAULT_THRESHOLD, HALF_BLOCK, CellRenderer  # noqa: E402
-from media.frames import FrameScaler  # noqa: E402
+from lapak.console.render import DEFAULT_THRESHOLD, HALF_BLOCK, CellRenderer  # noqa: E402
+from lapak.media.frames import FrameScaler  # noqa: E402
 
 COLS, ROWS = 64, 24
 WIDTH, HEIGHT = 640, 480

@@ -63,7 +63,7 @@ sys.path.append(str(HERE))
 
 import _load  # noqa: E402  (the load generator lives next to this script)
 
-from signaling.tokens import KeyRing  # noqa: E402
+from lapak.signaling.tokens import KeyRing  # noqa: E402
 
 ROOT = HERE.parent
 LAPAK = ROOT / ".venv" / "bin" / "lapak"

@@ -33,14 +33,13 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.widgets._footer import FooterKey
 
-from console import i18n
-from console.config import ConsoleConfig, colour_mode, default_snapshot_dir, write_private
-from console.desk import MAX_SLOTS, DeskModel
-from console.exit_codes import EXIT_REPLACED, EXIT_TOKEN
-from console.i18n import t
-from console.layout import grid_shape, visible_slots
-from console.paintlog import PaintLog, driver_for
-from console.screens import (
+from lapak.console import i18n
+from lapak.console.config import ConsoleConfig, colour_mode, default_snapshot_dir, write_private
+from lapak.console.desk import MAX_SLOTS, DeskModel
+from lapak.console.i18n import t
+from lapak.console.layout import grid_shape, visible_slots
+from lapak.console.paintlog import PaintLog, driver_for
+from lapak.console.screens import (
     ConfirmQuit,
     ConfirmScreen,
     HelpScreen,
@@ -50,11 +49,11 @@ from console.screens import (
     PickScreen,
     figures_from,
 )
-from console.tile import BoothTile, TileInfo
-from media import officer as officer_media
-from media.officer import OfficerMedia
-from media.tones import AudioSource
-from signaling.client import FINAL_ERROR_CODES, RequestError, SignalClient
+from lapak.console.tile import BoothTile, TileInfo
+from lapak.media import officer as officer_media
+from lapak.media.officer import OfficerMedia
+from lapak.media.tones import AudioSource
+from lapak.signaling.client import FINAL_ERROR_CODES, RequestError, SignalClient
 
 log = logging.getLogger("lapak.console")
 
@@ -253,6 +252,7 @@ class LapakConsole(App[None]):
         self.client = self._new_client()
         self.sessions = 0  # connections opened (1 + reconnects)
         self.fatal: str | None = None  # why the console stopped for good (printed by the CLI)
+        self.ended: str | None = None  # "replaced" or "refused": the CLI turns it into an exit code
         self.tiles: dict[int, BoothTile] = {
             slot: BoothTile(slot, self.colour_mode, raw=raw_video)  # type: ignore[arg-type]
             for slot in range(1, MAX_SLOTS + 1)
@@ -370,11 +370,11 @@ class LapakConsole(App[None]):
     def _stop_for_good(self, error: str, close_code: int | None) -> None:
         """The server will not take this token back: one clear line, a non-zero exit."""
         if close_code == 4002 or error.startswith("replaced"):
-            self.fatal, code = t("fatal.replaced", error=error), EXIT_REPLACED
+            self.fatal, self.ended = t("fatal.replaced", error=error), "replaced"
         else:
-            self.fatal, code = t("fatal.refused", error=error), EXIT_TOKEN
+            self.fatal, self.ended = t("fatal.refused", error=error), "refused"
         log.error("event=session_ended reason=%r", self.fatal)
-        self.exit(return_code=code)
+        self.exit(return_code=1)
 
     async def _connect_once(self) -> bool:
         """One connection: hello, then watch (supervisors). False: nothing to watch."""
@@ -384,8 +384,8 @@ class LapakConsole(App[None]):
         role = welcome["role"]
         desk = welcome.get("desk")
         if role != "officer" and not self.read_only:
-            self.fatal = t("fatal.wrong_role", role=role)
-            self.exit(return_code=EXIT_TOKEN)
+            self.fatal, self.ended = t("fatal.wrong_role", role=role), "refused"
+            self.exit(return_code=1)
             return False
         if role != "officer":
             desks = list(welcome.get("desks") or [])

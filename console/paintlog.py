@@ -18,7 +18,7 @@ from typing import IO, Any
 import numpy as np
 from textual.drivers.linux_driver import LinuxDriver
 
-from media.testcard import read_stamp
+from lapak.media.testcard import read_stamp
 
 ENV = "LAPAK_PAINT_LOG"
 

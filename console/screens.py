@@ -17,7 +17,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from console.i18n import t
+from lapak.console.i18n import t
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from console.i18n import STRINGS, step_label, t
-from console.render import ColourMode
-from console.video import VideoView
+from lapak.console.i18n import STRINGS, step_label, t
+from lapak.console.render import ColourMode
+from lapak.console.video import VideoView
 
 STATUS_MARK = {
     "approved": "✔",

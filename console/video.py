@@ -26,8 +26,8 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
-from console.render import HALF_BLOCK, CellRenderer, ColourMode
-from media.frames import FrameScaler
+from lapak.console.render import HALF_BLOCK, CellRenderer, ColourMode
+from lapak.media.frames import FrameScaler
 
 _STYLES: dict[tuple[int, int, int, int, int, int], Style] = {}
 

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from media.tones import FRAME_SAMPLES, SAMPLE_RATE
+from lapak.media.tones import FRAME_SAMPLES, SAMPLE_RATE
 
 log = logging.getLogger("lapak.audio_out")
 

@@ -22,7 +22,7 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from media.tones import (
+from lapak.media.tones import (
     DEFAULT_MIN_SHARE,
     DEFAULT_TONE_THRESHOLD,
     FRAME_SAMPLES,

@@ -29,14 +29,14 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaBlackhole
 from aiortc.mediastreams import MediaStreamError
 
-from media.audio_out import AudioSink, open_sink
-from media.audio_tracks import AudioProbe, SourceAudioTrack
-from media.booth_status import BoothScreen, booth_screen
-from media.peer import cancel_tasks, close_peers, new_peer_connection
-from media.testcard import TestCardTrack
-from media.tones import OFFICER_FREQUENCY, ToneBurstSource, booth_frequency, to_mono
-from media.video_tracks import Fanout, FanoutTrack
-from signaling.client import SignalClient
+from lapak.media.audio_out import AudioSink, open_sink
+from lapak.media.audio_tracks import AudioProbe, SourceAudioTrack
+from lapak.media.booth_status import BoothScreen, booth_screen
+from lapak.media.peer import cancel_tasks, close_peers, new_peer_connection
+from lapak.media.testcard import TestCardTrack
+from lapak.media.tones import OFFICER_FREQUENCY, ToneBurstSource, booth_frequency, to_mono
+from lapak.media.video_tracks import Fanout, FanoutTrack
+from lapak.signaling.client import SignalClient
 
 log = logging.getLogger("lapak.booth")
 
@@ -220,7 +220,7 @@ class BoothAgent:
         if self._sources_ready:
             return
         self._sources_ready = True
-        from media.devices import open_camera, open_microphone, open_recording
+        from lapak.media.devices import open_camera, open_microphone, open_recording
 
         cfg = self.media
         camera = mic = None

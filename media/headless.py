@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from media.officer import OfficerMedia, OfficerMediaOptions, SupervisorMedia, _MediaEngine
-from media.peer import cancel_tasks
-from signaling.client import SignalClient
+from lapak.media.officer import OfficerMedia, OfficerMediaOptions, SupervisorMedia, _MediaEngine
+from lapak.media.peer import cancel_tasks
+from lapak.signaling.client import SignalClient
 
 log = logging.getLogger("lapak.headless")
 

@@ -18,8 +18,8 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from media.peer import cancel_tasks
-from media.tones import SAMPLE_RATE
+from lapak.media.peer import cancel_tasks
+from lapak.media.tones import SAMPLE_RATE
 
 log = logging.getLogger("lapak.live_audio")
 
@@ -40,14 +40,14 @@ class LiveAudioSource:
 
     @classmethod
     def from_file(cls, path: str | Path) -> LiveAudioSource | None:
-        from media.devices import open_recording
+        from lapak.media.devices import open_recording
 
         capture = open_recording(path, "audio")
         return None if capture is None else cls(capture.track, str(path))
 
     @classmethod
     def from_microphone(cls, device: str) -> LiveAudioSource | None:
-        from media.devices import open_microphone
+        from lapak.media.devices import open_microphone
 
         capture = open_microphone(device)
         return None if capture is None else cls(capture.track, device)

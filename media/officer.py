@@ -36,12 +36,12 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from media.audio_out import AudioMixer, AudioSink, open_sink
-from media.audio_tracks import AudioProbe, GatedAudioTrack
-from media.links import Counters, LinkStats, counters_from_report, link_stats
-from media.peer import cancel_tasks, close_peers, new_peer_connection
-from media.tones import OFFICER_FREQUENCY, AudioSource, SilenceSource, ToneSource
-from media.video_tracks import Fanout, GatedVideoTrack, OfficerCardTrack
+from lapak.media.audio_out import AudioMixer, AudioSink, open_sink
+from lapak.media.audio_tracks import AudioProbe, GatedAudioTrack
+from lapak.media.links import Counters, LinkStats, counters_from_report, link_stats
+from lapak.media.peer import cancel_tasks, close_peers, new_peer_connection
+from lapak.media.tones import OFFICER_FREQUENCY, AudioSource, SilenceSource, ToneSource
+from lapak.media.video_tracks import Fanout, GatedVideoTrack, OfficerCardTrack
 
 log = logging.getLogger("lapak.officer_media")
 
@@ -491,7 +491,7 @@ class OfficerMedia(_MediaEngine):
         if opts.audio_in == "tone":
             return ToneSource(OFFICER_FREQUENCY)
         if opts.audio_in not in ("none", ""):
-            from media.live_audio import LiveAudioSource
+            from lapak.media.live_audio import LiveAudioSource
 
             live = LiveAudioSource.from_file(opts.audio_in)
             if live is not None:
@@ -539,7 +539,7 @@ class OfficerMedia(_MediaEngine):
         if self._video is None:
             source: MediaStreamTrack | None = None
             if self.options.camera:
-                from media.devices import open_camera
+                from lapak.media.devices import open_camera
 
                 capture = open_camera(self.options.camera, 640, 480, 15)
                 source = capture.track if capture is not None else None

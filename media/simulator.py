@@ -7,8 +7,8 @@ import contextlib
 import logging
 import random
 
-from media.booth import BoothAgent, BoothMediaConfig, ClaimantInfo
-from signaling.tokens import KeyRing
+from lapak.media.booth import BoothAgent, BoothMediaConfig, ClaimantInfo
+from lapak.signaling.tokens import KeyRing
 
 log = logging.getLogger("lapak.simulator")
 

@@ -18,7 +18,7 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from PIL import Image, ImageDraw, ImageFont
 
-from media.peer import cancel_tasks
+from lapak.media.peer import cancel_tasks
 
 log = logging.getLogger("lapak.officer_video")
 

@@ -12,9 +12,9 @@ from typing import Any, TextIO
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from signaling import signing
-from signaling.datadir import LOG_NAME, MARKER_NAME
-from signaling.eventlog import (
+from lapak.signaling import signing
+from lapak.signaling.datadir import LOG_NAME, MARKER_NAME
+from lapak.signaling.eventlog import (
     GENESIS,
     Verification,
     checkpoints,
@@ -25,8 +25,8 @@ from signaling.eventlog import (
     state_hash,
     verify_rows,
 )
-from signaling.events import VisitEnded, VisitQueued, VisitRouted, VisitStarted, decode_event
-from signaling.signing import Checkpoint
+from lapak.signaling.events import VisitEnded, VisitQueued, VisitRouted, VisitStarted, decode_event
+from lapak.signaling.signing import Checkpoint
 
 FIELDS = ("seq", "time", "kind", "visit", "desk", "by", "role", "detail", "hash")
 

@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from signaling.workflows import default_reasons, default_workflows
+from lapak.signaling.workflows import default_reasons, default_workflows
 
 WIRE_MAX_FRAME_BYTES = 1024 * 1024  # the websocket layer closes 1009 beyond this
 FD_RESERVE = 64  # descriptors kept for the log, listeners, stdio and the odd file

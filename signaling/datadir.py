@@ -26,9 +26,9 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from signaling import signing
-from signaling.eventlog import GENESIS, LogError, connect, is_disk_full, last_seq, log_id
-from signaling.signing import Checkpoint, Signer
+from lapak.signaling import signing
+from lapak.signaling.eventlog import GENESIS, LogError, connect, is_disk_full, last_seq, log_id
+from lapak.signaling.signing import Checkpoint, Signer
 
 log = logging.getLogger("lapak.datadir")
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from signaling.events import (
+from lapak.signaling.events import (
     DeskClosed,
     DeskConfigured,
     DeskOpened,
@@ -27,8 +27,8 @@ from signaling.events import (
     VisitStarted,
     WorkflowSet,
 )
-from signaling.protocol import ErrorCode
-from signaling.workflows import default_workflows
+from lapak.signaling.protocol import ErrorCode
+from lapak.signaling.workflows import default_workflows
 
 MAX_CAPACITY = 6
 KEEP_ENDED_S = 24 * 3600  # ended visits stay in memory a day (the log keeps them forever)

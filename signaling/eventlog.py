@@ -37,10 +37,10 @@ from pathlib import Path
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from signaling import signing
-from signaling.domain import State, apply
-from signaling.events import Event, decode_event, encode_event, event_kind
-from signaling.signing import Checkpoint, Signer
+from lapak.signaling import signing
+from lapak.signaling.domain import State, apply
+from lapak.signaling.events import Event, decode_event, encode_event, event_kind
+from lapak.signaling.signing import Checkpoint, Signer
 
 log = logging.getLogger("lapak.eventlog")
 

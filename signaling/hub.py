@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from signaling import protocol as p
-from signaling.config import ServerConfig
-from signaling.domain import (
+from lapak.signaling import protocol as p
+from lapak.signaling.config import ServerConfig
+from lapak.signaling.domain import (
     Desk,
     Domain,
     DomainError,
@@ -32,7 +32,7 @@ from signaling.domain import (
     queue_position,
     visit_view,
 )
-from signaling.events import (
+from lapak.signaling.events import (
     DeskClosed,
     DeskConfigured,
     DeskOpened,
@@ -46,8 +46,8 @@ from signaling.events import (
     VisitRouted,
     VisitStarted,
 )
-from signaling.protocol import CloseCode, ErrorCode, ProtocolError
-from signaling.tokens import Claims, KeyRing, TokenError
+from lapak.signaling.protocol import CloseCode, ErrorCode, ProtocolError
+from lapak.signaling.tokens import Claims, KeyRing, TokenError
 
 FLOOD_CLOSE_AFTER = 200  # refused frames in a row before the connection is closed
 

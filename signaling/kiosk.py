@@ -79,7 +79,7 @@ _assets: dict[str, Asset] | None = None
 def load_assets() -> dict[str, Asset]:
     """Every servable file of the kiosk folder (flat: sub-folders are never served)."""
     assets: dict[str, Asset] = {}
-    folder = resources.files("signaling").joinpath("kiosk")
+    folder = resources.files("lapak.signaling").joinpath("kiosk")
     for entry in folder.iterdir():
         name = entry.name
         suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""

@@ -30,15 +30,15 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from signaling import protocol as p
-from signaling.config import WIRE_MAX_FRAME_BYTES, ServerConfig, listen_backlog
-from signaling.datadir import DataDir, open_data_dir
-from signaling.eventlog import EventLog, LogError, load
-from signaling.hub import Hub, Result
-from signaling.metrics import ServerMetrics
-from signaling.protocol import CloseCode
-from signaling.signing import Signer
-from signaling.tokens import KeyRing, key_id
+from lapak.signaling import protocol as p
+from lapak.signaling.config import WIRE_MAX_FRAME_BYTES, ServerConfig, listen_backlog
+from lapak.signaling.datadir import DataDir, open_data_dir
+from lapak.signaling.eventlog import EventLog, LogError, load
+from lapak.signaling.hub import Hub, Result
+from lapak.signaling.metrics import ServerMetrics
+from lapak.signaling.protocol import CloseCode
+from lapak.signaling.signing import Signer
+from lapak.signaling.tokens import KeyRing, key_id
 
 log = logging.getLogger("lapak.signal")
 
@@ -342,7 +342,7 @@ class SignalServer:
         if request.method != "GET":
             return connection.respond(http.HTTPStatus.METHOD_NOT_ALLOWED, "GET only\n")
         if path == "/booth" or path.startswith("/booth/"):
-            from signaling import kiosk
+            from lapak.signaling import kiosk
 
             return kiosk.respond(connection, path)
         assert self.hub is not None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import jwt
 
-from signaling.protocol import ErrorCode
+from lapak.signaling.protocol import ErrorCode
 
 ROLES = ("officer", "booth", "supervisor", "admin")
 ALGORITHM = "HS256"

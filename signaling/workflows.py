@@ -11,7 +11,7 @@ from typing import Any
 
 @cache
 def _shipped() -> dict[str, Any]:
-    return tomllib.loads(resources.files("signaling").joinpath("workflows.toml").read_text())
+    return tomllib.loads(resources.files("lapak.signaling").joinpath("workflows.toml").read_text())
 
 
 def default_workflows() -> dict[str, list[str]]:

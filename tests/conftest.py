@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from signaling.server import SignalServer
-from signaling.tokens import KeyRing
+from lapak.signaling.server import SignalServer
+from lapak.signaling.tokens import KeyRing
 
 
 async def wait_for(

@@ -21,12 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import contextlib
 
-from media.audio_tracks import AudioProbe
-from media.headless import HeadlessDesk
-from media.officer import OfficerMediaOptions
-from media.tones import booth_frequency
-from signaling.server import SignalServer
-from signaling.tokens import KeyRing
+from lapak.media.audio_tracks import AudioProbe
+from lapak.media.headless import HeadlessDesk
+from lapak.media.officer import OfficerMediaOptions
+from lapak.media.tones import booth_frequency
+from lapak.signaling.server import SignalServer
+from lapak.signaling.tokens import KeyRing
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -25,17 +25,17 @@ import pytest
 from test_eventlog import some_events, write
 from tests_support import wait_healthy
 
-from signaling import signing
-from signaling.audit import records, verify_dir
-from signaling.datadir import DataDirError, open_data_dir
-from signaling.domain import Domain
-from signaling.eventlog import GENESIS, EventLog, LogError, chain, chain_v1, load
-from signaling.events import Event
-from signaling.server import SignalServer
-from signaling.signing import Signer
-from signaling.tokens import KeyRing
+from lapak.signaling import signing
+from lapak.signaling.audit import records, verify_dir
+from lapak.signaling.datadir import DataDirError, open_data_dir
+from lapak.signaling.domain import Domain
+from lapak.signaling.eventlog import GENESIS, EventLog, LogError, chain, chain_v1, load
+from lapak.signaling.events import Event
+from lapak.signaling.server import SignalServer
+from lapak.signaling.signing import Signer
+from lapak.signaling.tokens import KeyRing
 
-LAPAK = [sys.executable, "-m", "console"]
+LAPAK = [sys.executable, "-m", "lapak.cli"]
 
 
 def lapak(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from tests_support import free_port, wait_healthy
 
-from console.cli import build_parser, server_url
-from signaling.tokens import KeyRing
+from lapak.cli.main import build_parser, server_url
+from lapak.signaling.tokens import KeyRing
 
-LAPAK = [sys.executable, "-m", "console"]
+LAPAK = [sys.executable, "-m", "lapak.cli"]
 SUBCOMMANDS = ("signal", "audit", "token", "booth", "console", "supervise", "demo")
 
 
@@ -171,7 +171,7 @@ def test_console_log_is_private_rotated_and_one_per_command(
     import logging
     import logging.handlers
 
-    from console.cli import _console_logging, console_log_path
+    from lapak.cli.main import _console_logging, console_log_path
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     root = logging.getLogger("lapak")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from signaling.config import ConfigError, ServerConfig
-from signaling.tokens import KeyRing
+from lapak.signaling.config import ConfigError, ServerConfig
+from lapak.signaling.tokens import KeyRing
 
 BAD = [
     ('[server]\ngrace_s = "abc"\n', "[server] grace_s"),
@@ -67,7 +67,7 @@ def test_defaults_without_a_file() -> None:
 
 def _lapak(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "console", *args],
+        [sys.executable, "-m", "lapak.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from conftest import wait_for
 
-from console.app import LapakConsole, SupervisorConsole
-from console.config import ConsoleConfig
-from console.screens import (
+from lapak.console.app import LapakConsole, SupervisorConsole
+from lapak.console.config import ConsoleConfig
+from lapak.console.screens import (
     ConfirmQuit,
     ConfirmScreen,
     HelpScreen,
@@ -25,9 +25,9 @@ from console.screens import (
     OfficeOverview,
     PickScreen,
 )
-from signaling.client import SignalClient
-from signaling.server import SignalServer
-from signaling.tokens import KeyRing
+from lapak.signaling.client import SignalClient
+from lapak.signaling.server import SignalServer
+from lapak.signaling.tokens import KeyRing
 
 SIZE = (160, 48)
 
@@ -505,7 +505,7 @@ async def test_console_with_a_refused_token_exits_with_one_line(
     app = LapakConsole(server.url, other.issue("officer", "ana", "main", desk="d1"), media=False)
     async with app.run_test(size=SIZE):
         await wait_for(lambda: app.return_code is not None, "the console stops")
-    assert app.return_code == 5  # EXIT_TOKEN
+    assert app.ended == "refused"  # the CLI exits 5 (EXIT_TOKEN)
     assert app.fatal is not None and "refused the token" in app.fatal, app.fatal
     assert app.sessions == 1, "no reconnect loop"
 
@@ -518,7 +518,7 @@ async def test_console_whose_token_expires_stops_instead_of_reconnecting(
     async with app.run_test(size=SIZE):
         await wait_for(lambda: app.connected.is_set(), "connected while the token is valid")
         await wait_for(lambda: app.return_code is not None, "the console stops when it expires")
-    assert app.return_code == 5  # EXIT_TOKEN
+    assert app.ended == "refused"  # the CLI exits 5 (EXIT_TOKEN)
     assert app.fatal is not None and "token_expired" in app.fatal, app.fatal
     assert app.sessions == 1, "no reconnect loop"
 
@@ -529,7 +529,7 @@ async def test_console_with_a_supervisor_token_says_to_use_supervise(
     app = LapakConsole(server.url, keys.issue("supervisor", "sri", "main"), media=False)
     async with app.run_test(size=SIZE):
         await wait_for(lambda: app.return_code is not None, "the console stops")
-    assert app.return_code == 5  # EXIT_TOKEN: wrong role
+    assert app.ended == "refused"  # the CLI exits 5 (EXIT_TOKEN): wrong role
     assert app.fatal is not None and "lapak supervise" in app.fatal
 
 
@@ -545,7 +545,7 @@ async def test_console_replaced_by_a_newer_one_exits_without_reconnecting(
             await wait_for(lambda: first.return_code is not None, "the older console stops")
         finally:
             await newer.close()
-    assert first.return_code == 7  # EXIT_REPLACED
+    assert first.ended == "replaced"  # the CLI exits 7 (EXIT_REPLACED)
     assert first.fatal is not None and "took over" in first.fatal, first.fatal
     assert first.sessions == 1, "no reconnect loop"
 
@@ -572,7 +572,7 @@ async def test_last_spoke_comes_from_the_server_and_survives_a_restart(
 async def test_a_booth_that_left_is_away_and_its_abandoned_visit_is_told(
     tmp_path: Path, keys: KeyRing
 ) -> None:
-    from signaling.config import ServerConfig
+    from lapak.signaling.config import ServerConfig
 
     srv = SignalServer(tmp_path / "data", keys, port=0, config=ServerConfig(grace_s=1.0))
     await srv.start()

@@ -13,8 +13,8 @@ from typing import Any
 import av
 import pytest
 
-from console.app import LapakConsole, SupervisorConsole
-from media.testcard import TestCard
+from lapak.console.app import LapakConsole, SupervisorConsole
+from lapak.media.testcard import TestCard
 
 NOW = 1_767_000_000.0
 STEPS = ("identity", "membership", "family_card", "bank_book", "termination_letter", "decision")

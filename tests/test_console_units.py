@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from console import i18n
-from console.app import _OFFICER_KEYS, _SUPERVISOR_KEYS, BINDING_IDS, MUTATING_ACTIONS
-from console.config import (
+from lapak.console import i18n
+from lapak.console.app import _OFFICER_KEYS, _SUPERVISOR_KEYS, BINDING_IDS, MUTATING_ACTIONS
+from lapak.console.config import (
     ConfigError,
     colour_mode,
     default_snapshot_dir,
@@ -18,10 +18,10 @@ from console.config import (
     parse_config,
     write_private,
 )
-from console.desk import DeskModel
-from console.layout import grid_shape, visible_slots
-from console.tile import TileInfo, checklist, checklist_compact, meta_line
-from console.video import fit
+from lapak.console.desk import DeskModel
+from lapak.console.layout import grid_shape, visible_slots
+from lapak.console.tile import TileInfo, checklist, checklist_compact, meta_line
+from lapak.console.video import fit
 
 
 def test_config_file_sets_thresholds_reasons_keys_language_and_video(tmp_path: Path) -> None:

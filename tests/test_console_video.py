@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from conftest import wait_for
 
-from console.app import LapakConsole
-from console.config import ConsoleConfig
-from console.screens import HelpScreen
-from media.booth import BoothMediaConfig
-from media.simulator import make_booths
-from media.testcard import identify_booth
-from signaling.server import SignalServer
-from signaling.tokens import KeyRing
+from lapak.console.app import LapakConsole
+from lapak.console.config import ConsoleConfig
+from lapak.console.screens import HelpScreen
+from lapak.media.booth import BoothMediaConfig
+from lapak.media.simulator import make_booths
+from lapak.media.testcard import identify_booth
+from lapak.signaling.server import SignalServer
+from lapak.signaling.tokens import KeyRing
 
 
 async def test_snapshot_saves_the_frame_and_records_its_hash_and_overlays_pause_video(

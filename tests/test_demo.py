@@ -68,7 +68,7 @@ def start_demo(tmp_path: Path, booths: int) -> tuple[subprocess.Popen[bytes], in
     }
     env.pop("LAPAK_SNAPSHOT_DIR", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "console", "demo", "--booths", str(booths), "--size", "160x120"],
+        [sys.executable, "-m", "lapak.cli", "demo", "--booths", str(booths), "--size", "160x120"],
         stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
         close_fds=True, cwd=tmp_path / "cwd",
     )  # fmt: skip

@@ -13,10 +13,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signaling.config import ServerConfig
-from signaling.domain import desk_view
-from signaling.hub import Hub
-from signaling.tokens import KeyRing
+from lapak.signaling.config import ServerConfig
+from lapak.signaling.domain import desk_view
+from lapak.signaling.hub import Hub
+from lapak.signaling.tokens import KeyRing
 
 NOW = 1_800_000_000.0
 DESKS = ("d1", "d2")

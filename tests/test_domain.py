@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signaling.domain import OUTCOMES, Domain, DomainError, Rules, replay
-from signaling.events import Event
-from signaling.protocol import ErrorCode
+from lapak.signaling.domain import OUTCOMES, Domain, DomainError, Rules, replay
+from lapak.signaling.events import Event
+from lapak.signaling.protocol import ErrorCode
 
 
 def start(domain: Domain, booth: str, office: str = "main", now: float = 0.0) -> str:

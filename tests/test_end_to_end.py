@@ -12,13 +12,13 @@ from pathlib import Path
 
 from conftest import wait_for
 
-from console.app import LapakConsole
-from media.booth import BoothAgent, BoothMediaConfig
-from media.simulator import make_booths
-from media.testcard import identify_booth
-from media.tones import OFFICER_FREQUENCY, ToneSource
-from signaling.server import SignalServer
-from signaling.tokens import KeyRing
+from lapak.console.app import LapakConsole
+from lapak.media.booth import BoothAgent, BoothMediaConfig
+from lapak.media.simulator import make_booths
+from lapak.media.testcard import identify_booth
+from lapak.media.tones import OFFICER_FREQUENCY, ToneSource
+from lapak.signaling.server import SignalServer
+from lapak.signaling.tokens import KeyRing
 
 
 def officer_heard(agent: BoothAgent) -> float | None:

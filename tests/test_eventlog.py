@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from signaling.audit import records, verify_dir
-from signaling.datadir import open_data_dir
-from signaling.domain import Domain, State
-from signaling.eventlog import EventLog, load
-from signaling.events import Event
-from signaling.signing import Signer
-from signaling.tokens import KeyRing
+from lapak.signaling.audit import records, verify_dir
+from lapak.signaling.datadir import open_data_dir
+from lapak.signaling.domain import Domain, State
+from lapak.signaling.eventlog import EventLog, load
+from lapak.signaling.events import Event
+from lapak.signaling.signing import Signer
+from lapak.signaling.tokens import KeyRing
 
 
 def some_events(n_visits: int = 20) -> tuple[list[Event], State]:
@@ -100,7 +100,7 @@ async def test_audit_export_says_who_decided_what(tmp_path: Path) -> None:
     assert "Siti" not in json.dumps(rows), "claimant names stay out of the export"
     out = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "console", "audit", "export", "--data-dir", str(tmp_path),
+        [sys.executable, "-m", "lapak.cli", "audit", "export", "--data-dir", str(tmp_path),
          "--visit", "V000002", "--format", "csv"],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
@@ -109,7 +109,7 @@ async def test_audit_export_says_who_decided_what(tmp_path: Path) -> None:
     assert lines[0].startswith("seq,time,kind,visit") and len(lines) == 5
     verify = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "console", "audit", "verify", "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "lapak.cli", "audit", "verify", "--data-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert verify.returncode == 0 and "0 problems" in verify.stdout
@@ -117,14 +117,14 @@ async def test_audit_export_says_who_decided_what(tmp_path: Path) -> None:
 
 def _start_server(data: Path, secret: Path, port: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "console", "signal", "--port", str(port), "--data-dir",
+        [sys.executable, "-m", "lapak.cli", "signal", "--port", str(port), "--data-dir",
          str(data), "--secret-file", str(secret)],
         stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
 
 
 async def _connect_retry(url: str, token: str):  # type: ignore[no-untyped-def]
-    from signaling.client import SignalClient
+    from lapak.signaling.client import SignalClient
 
     deadline = time.monotonic() + 20
     while True:

@@ -6,7 +6,7 @@ import av
 import numpy as np
 import pytest
 
-from media.frames import FrameScaler
+from lapak.media.frames import FrameScaler
 
 BARS = np.array(
     [

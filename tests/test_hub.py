@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from signaling.config import ServerConfig
-from signaling.hub import Hub
-from signaling.protocol import CloseCode
-from signaling.tokens import KeyRing
+from lapak.signaling.config import ServerConfig
+from lapak.signaling.hub import Hub
+from lapak.signaling.protocol import CloseCode
+from lapak.signaling.tokens import KeyRing
 
 NOW = 1_800_000_000.0
 

@@ -30,9 +30,9 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from signaling.client import SignalClient
-from signaling.server import SignalServer
-from signaling.tokens import KeyRing
+from lapak.signaling.client import SignalClient
+from lapak.signaling.server import SignalServer
+from lapak.signaling.tokens import KeyRing
 
 CHROMIUM = Path(os.environ.get("LAPAK_CHROMIUM", "/usr/bin/chromium"))
 if not CHROMIUM.exists():
@@ -47,9 +47,9 @@ async_api = pytest.importorskip(
     "playwright.async_api", reason="playwright is in the dev extra: pip install -e '.[dev]'"
 )
 
-from console.app import LapakConsole  # noqa: E402
-from media.headless import HeadlessDesk  # noqa: E402
-from media.tones import OFFICER_FREQUENCY, ToneSource  # noqa: E402
+from lapak.console.app import LapakConsole  # noqa: E402
+from lapak.media.headless import HeadlessDesk  # noqa: E402
+from lapak.media.tones import OFFICER_FREQUENCY, ToneSource  # noqa: E402
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(150)]
 

@@ -11,8 +11,8 @@ import re
 
 import pytest
 
-from signaling import kiosk
-from signaling.server import SignalServer
+from lapak.signaling import kiosk
+from lapak.signaling.server import SignalServer
 
 
 async def get(

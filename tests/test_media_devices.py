@@ -13,14 +13,14 @@ import av
 import pytest
 from conftest import wait_for
 
-from media.audio_out import open_sink
-from media.booth import BoothAgent, BoothMediaConfig, ClaimantInfo
-from media.devices import camera_spec, open_camera
-from media.headless import HeadlessDesk
-from media.testcard import identify_booth
-from media.tones import goertzel_power
-from signaling.server import SignalServer
-from signaling.tokens import KeyRing
+from lapak.media.audio_out import open_sink
+from lapak.media.booth import BoothAgent, BoothMediaConfig, ClaimantInfo
+from lapak.media.devices import camera_spec, open_camera
+from lapak.media.headless import HeadlessDesk
+from lapak.media.testcard import identify_booth
+from lapak.media.tones import goertzel_power
+from lapak.signaling.server import SignalServer
+from lapak.signaling.tokens import KeyRing
 
 CAMERA = "lavfi:testsrc=size=160x120:rate=10"
 MIC = "lavfi:sine=frequency=1000:sample_rate=48000"

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from conftest import wait_for
 
-from media.booth import BoothAgent, BoothMediaConfig
-from media.headless import HeadlessDesk
-from media.officer import OfficerMediaOptions
-from media.simulator import make_booths
-from signaling.server import SignalServer
-from signaling.tokens import KeyRing
+from lapak.media.booth import BoothAgent, BoothMediaConfig
+from lapak.media.headless import HeadlessDesk
+from lapak.media.officer import OfficerMediaOptions
+from lapak.media.simulator import make_booths
+from lapak.signaling.server import SignalServer
+from lapak.signaling.tokens import KeyRing
 
 SMALL = BoothMediaConfig(width=96, height=64, fps=10)
 MEDIA_BOUND_S = 60.0

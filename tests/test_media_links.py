@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from media.links import Counters, grade, link_stats
+from lapak.media.links import Counters, grade, link_stats
 
 
 @pytest.mark.parametrize(

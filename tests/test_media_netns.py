@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from tests_support import stop_process_group
 
-from signaling.tokens import KeyRing
+from lapak.signaling.tokens import KeyRing
 
 ROOT = Path(__file__).resolve().parent.parent
 OFFICER_IP, BOOTH_IP = "10.231.7.1", "10.231.7.2"
@@ -149,7 +149,7 @@ async def test_video_degrades_audio_holds_and_both_recover_across_a_squeezed_lin
             assert time.monotonic() < deadline, "the officer process did not start"
             await asyncio.sleep(0.1)
         booth = await asyncio.create_subprocess_exec(
-            "ip", "netns", "exec", ns.booth, sys.executable, "-m", "console", "booth",
+            "ip", "netns", "exec", ns.booth, sys.executable, "-m", "lapak.cli", "booth",
             "--server", f"ws://{OFFICER_IP}:8765", "--secret-file", str(secret),
             "--size", "640x480", "--fps", "15",
             cwd=ROOT, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from conftest import wait_for
 
-from media.booth import BoothAgent, BoothMediaConfig, ClaimantInfo
-from media.headless import HeadlessDesk
-from media.officer import OfficerMediaOptions, SupervisorMedia
-from media.peer import close_peers, new_peer_connection
-from media.simulator import make_booths
-from signaling.server import SignalServer
-from signaling.tokens import KeyRing
+from lapak.media.booth import BoothAgent, BoothMediaConfig, ClaimantInfo
+from lapak.media.headless import HeadlessDesk
+from lapak.media.officer import OfficerMediaOptions, SupervisorMedia
+from lapak.media.peer import close_peers, new_peer_connection
+from lapak.media.simulator import make_booths
+from lapak.signaling.server import SignalServer
+from lapak.signaling.tokens import KeyRing
 
 SMALL = BoothMediaConfig(width=96, height=64, fps=10)
 

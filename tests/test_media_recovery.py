@@ -20,12 +20,12 @@ from pathlib import Path
 from conftest import wait_for
 from tests_support import stop_process_group
 
-from media.booth import BoothMediaConfig
-from media.headless import HeadlessDesk
-from media.officer import OfficerMediaOptions
-from media.simulator import booth_id, make_booths
-from signaling.server import SignalServer
-from signaling.tokens import KeyRing
+from lapak.media.booth import BoothMediaConfig
+from lapak.media.headless import HeadlessDesk
+from lapak.media.officer import OfficerMediaOptions
+from lapak.media.simulator import booth_id, make_booths
+from lapak.signaling.server import SignalServer
+from lapak.signaling.tokens import KeyRing
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,7 +34,7 @@ async def start_booth_process(url: str, token: str, log_path: Path) -> asyncio.s
     log = log_path.open("ab")
     try:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "console", "booth", "--server", url, "--token", token,
+            sys.executable, "-m", "lapak.cli", "booth", "--server", url, "--token", token,
             "--first", "5", "--size", "160x120", "--fps", "10",
             cwd=ROOT, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
             start_new_session=True,

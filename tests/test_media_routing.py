@@ -17,15 +17,15 @@ import pytest
 import pytest_asyncio
 from conftest import wait_for
 
-from media.booth import BoothAgent, BoothMediaConfig
-from media.headless import HeadlessDesk
-from media.links import grade
-from media.officer import OfficerMediaOptions
-from media.simulator import make_booths
-from media.testcard import identify_booth
-from media.tones import OFFICER_FREQUENCY, booth_frequency, goertzel_power, tone_present
-from signaling.server import SignalServer
-from signaling.tokens import KeyRing
+from lapak.media.booth import BoothAgent, BoothMediaConfig
+from lapak.media.headless import HeadlessDesk
+from lapak.media.links import grade
+from lapak.media.officer import OfficerMediaOptions
+from lapak.media.simulator import make_booths
+from lapak.media.testcard import identify_booth
+from lapak.media.tones import OFFICER_FREQUENCY, booth_frequency, goertzel_power, tone_present
+from lapak.signaling.server import SignalServer
+from lapak.signaling.tokens import KeyRing
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -268,8 +268,8 @@ async def test_wav_output_is_what_the_mixer_played(tmp_path: Path) -> None:
 
     import numpy as np
 
-    from media.audio_out import AudioMixer, WavSink
-    from media.tones import ToneSource, tone_present
+    from lapak.media.audio_out import AudioMixer, WavSink
+    from lapak.media.tones import ToneSource, tone_present
 
     sink = WavSink(tmp_path / "out.wav")
     mixer = AudioMixer(sink)

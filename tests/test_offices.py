@@ -13,8 +13,8 @@ from typing import Any
 from conftest import wait_for
 from websockets.asyncio.client import ClientConnection, connect
 
-from signaling.server import SignalServer
-from signaling.tokens import KeyRing
+from lapak.signaling.server import SignalServer
+from lapak.signaling.tokens import KeyRing
 
 
 class Peer:

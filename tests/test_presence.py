@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from signaling.config import ServerConfig
-from signaling.hub import Hub
-from signaling.protocol import CloseCode
-from signaling.tokens import KeyRing
+from lapak.signaling.config import ServerConfig
+from lapak.signaling.hub import Hub
+from lapak.signaling.protocol import CloseCode
+from lapak.signaling.tokens import KeyRing
 
 NOW = 1_800_000_000.0
 

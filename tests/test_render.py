@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from console.render import HALF_BLOCK, RESET, CellRenderer, RenderedFrame
+from lapak.console.render import HALF_BLOCK, RESET, CellRenderer, RenderedFrame
 
 COLS, ROWS = 64, 24
 # 5-bit rounded quantization: a channel is off by at most half a step (255 / 31 / 2 ~ 4.1).

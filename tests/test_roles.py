@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from signaling.hub import Hub
-from signaling.tokens import KeyRing
+from lapak.signaling.hub import Hub
+from lapak.signaling.tokens import KeyRing
 
 NOW = 1_800_000_000.0
 DOC = Path(__file__).resolve().parents[1] / "docs" / "protocol.md"
@@ -32,7 +32,7 @@ TABLE = role_table()
 
 
 def test_table_covers_every_client_message() -> None:
-    from signaling.protocol import CLIENT_TYPES
+    from lapak.signaling.protocol import CLIENT_TYPES
 
     assert set(TABLE) == set(CLIENT_TYPES) - {"hello"}, "docs table lists every message"
 

@@ -10,11 +10,11 @@ from pathlib import Path
 from conftest import wait_for
 from websockets.asyncio.client import connect
 
-from signaling.client import SignalClient
-from signaling.eventlog import EventLog, read_events
-from signaling.events import DeskOpened
-from signaling.server import SignalServer
-from signaling.tokens import KeyRing
+from lapak.signaling.client import SignalClient
+from lapak.signaling.eventlog import EventLog, read_events
+from lapak.signaling.events import DeskOpened
+from lapak.signaling.server import SignalServer
+from lapak.signaling.tokens import KeyRing
 
 
 def http_get(server: SignalServer, path: str) -> tuple[int, str, str]:

@@ -14,9 +14,9 @@ import pytest
 from conftest import wait_for
 from websockets.asyncio.client import ClientConnection, connect
 
-from signaling.config import ServerConfig
-from signaling.server import SignalServer
-from signaling.tokens import ALGORITHM, KeyRing, key_id
+from lapak.signaling.config import ServerConfig
+from lapak.signaling.server import SignalServer
+from lapak.signaling.tokens import ALGORITHM, KeyRing, key_id
 
 DEEP = "[" * 1000 + "]" * 1000
 

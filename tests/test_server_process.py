@@ -21,9 +21,9 @@ from tests_support import free_port, healthz, stop_process_group
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from signaling.eventlog import read_events
-from signaling.events import StepDecided
-from signaling.tokens import KeyRing
+from lapak.signaling.eventlog import read_events
+from lapak.signaling.events import StepDecided
+from lapak.signaling.tokens import KeyRing
 
 
 @dataclass
@@ -67,7 +67,7 @@ async def start_server(
 
     with log.open("w") as err:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "console", "signal", "--port", str(port), "--data-dir",
+            sys.executable, "-m", "lapak.cli", "signal", "--port", str(port), "--data-dir",
             str(tmp_path / "data"), "--secret-file", str(secret), "--config", str(conf),
             stderr=err, start_new_session=True, preexec_fn=limit,
         )  # fmt: skip

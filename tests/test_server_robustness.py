@@ -14,10 +14,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from signaling.client import SignalClient
-from signaling.config import ServerConfig
-from signaling.server import SignalServer
-from signaling.tokens import KeyRing
+from lapak.signaling.client import SignalClient
+from lapak.signaling.config import ServerConfig
+from lapak.signaling.server import SignalServer
+from lapak.signaling.tokens import KeyRing
 
 VALID = [
     {"type": "hello", "id": 1, "token": "x"},
@@ -96,7 +96,7 @@ async def test_oversize_frames_get_too_big_or_1009(server: SignalServer) -> None
 
 
 async def test_slow_reader_is_closed_and_others_are_served(tmp_path: Path, keys: KeyRing) -> None:
-    import signaling.server as srv_module
+    import lapak.signaling.server as srv_module
 
     limit = srv_module.SEND_BUFFER_LIMIT
     srv_module.SEND_BUFFER_LIMIT = 64 * 1024

@@ -24,20 +24,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from console.cli import build_parser
-from signaling.domain import State, apply
-from signaling.eventlog import load
-from signaling.events import VisitRouted, VisitStarted
-from signaling.server import SignalServer
-from signaling.simulation.arrivals import day_arrivals
-from signaling.simulation.cli import run
-from signaling.simulation.engine import Result, simulate
-from signaling.simulation.logdir import LogDirError, write_log
-from signaling.simulation.params import ConfigError, Dist, load_params, parse_arrivals
-from signaling.simulation.sweep import parse_sweep
-from signaling.tokens import KeyRing
+from lapak.cli.main import build_parser
+from lapak.signaling.domain import State, apply
+from lapak.signaling.eventlog import load
+from lapak.signaling.events import VisitRouted, VisitStarted
+from lapak.signaling.server import SignalServer
+from lapak.signaling.simulation.arrivals import day_arrivals
+from lapak.signaling.simulation.cli import run
+from lapak.signaling.simulation.engine import Result, simulate
+from lapak.signaling.simulation.logdir import LogDirError, write_log
+from lapak.signaling.simulation.params import ConfigError, Dist, load_params, parse_arrivals
+from lapak.signaling.simulation.sweep import parse_sweep
+from lapak.signaling.tokens import KeyRing
 
-LAPAK = [sys.executable, "-m", "console"]
+LAPAK = [sys.executable, "-m", "lapak.cli"]
 REPORT_KEYS = (
     "visits_per_officer_hour",
     "one_to_one_visits_per_officer_hour",

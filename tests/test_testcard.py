@@ -18,8 +18,8 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.video.reformatter import VideoReformatter
 
-from media.audio_tracks import AudioProbe, SourceAudioTrack
-from media.testcard import (
+from lapak.media.audio_tracks import AudioProbe, SourceAudioTrack
+from lapak.media.testcard import (
     BOOTH_COLOURS,
     COLOUR_TOLERANCE,
     STAMP_TOP,
@@ -30,7 +30,7 @@ from media.testcard import (
     read_stamp,
     stamp_age_ms,
 )
-from media.tones import OFFICER_FREQUENCY, ToneBurstSource, booth_frequency
+from lapak.media.tones import OFFICER_FREQUENCY, ToneBurstSource, booth_frequency
 
 # A fixed, realistic epoch-ms value (2025-ish), whose low 32 bits are what the stamp carries.
 WALL_MS = 1_760_000_000_123

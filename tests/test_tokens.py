@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from signaling.protocol import ErrorCode
-from signaling.tokens import KeyRing, TokenError
+from lapak.signaling.protocol import ErrorCode
+from lapak.signaling.tokens import KeyRing, TokenError
 
 
 def test_roundtrip_carries_role_identity_and_place(keys: KeyRing) -> None:
@@ -61,7 +61,7 @@ def test_roles_need_their_place(keys: KeyRing) -> None:
 def test_signed_tokens_with_mistyped_claims_are_bad_tokens(keys: KeyRing, claims: dict) -> None:
     import jwt
 
-    from signaling.tokens import ALGORITHM, key_id
+    from lapak.signaling.tokens import ALGORITHM, key_id
 
     payload = {"role": "officer", "sub": "ana", "office": "main", "desk": "d1", "iat": 1,
                "exp": 4_000_000_000, **claims}  # fmt: skip

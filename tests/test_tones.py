@@ -13,8 +13,8 @@ from aiortc.codecs.opus import OpusDecoder, OpusEncoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError
 
-from media.audio_tracks import AudioProbe, GatedAudioTrack, SourceAudioTrack, make_audio_frame
-from media.tones import (
+from lapak.media.audio_tracks import AudioProbe, GatedAudioTrack, SourceAudioTrack, make_audio_frame
+from lapak.media.tones import (
     FRAME_SAMPLES,
     OFFICER_FREQUENCY,
     SAMPLE_RATE,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from signaling.simulation.params import Params
+from lapak.signaling.simulation.params import Params
 
 MAX_ATTEMPTS = 3  # a step that failed this often is given up: the visit ends rejected
 DAY_S = 86_400.0

@@ -69,8 +69,8 @@ def fewer_gc_passes() -> Iterator[None]:
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run the command; one line on stderr and exit 2 for anything the user can fix."""
-    from signaling.simulation.logdir import LogDirError
-    from signaling.simulation.params import ConfigError
+    from lapak.signaling.simulation.logdir import LogDirError
+    from lapak.signaling.simulation.params import ConfigError
 
     out = out or sys.stdout
     try:
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
-    from signaling.simulation.params import ConfigError, load_params
+    from lapak.signaling.simulation.params import ConfigError, load_params
 
     params = load_params(args.config).with_options(
         officers=args.officers,
@@ -100,9 +100,9 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _single(args: argparse.Namespace, params: Any, out: TextIO) -> int:
-    from signaling.simulation.engine import simulate
-    from signaling.simulation.logdir import write_log
-    from signaling.simulation.metrics import render_text, report
+    from lapak.signaling.simulation.engine import simulate
+    from lapak.signaling.simulation.logdir import write_log
+    from lapak.signaling.simulation.metrics import render_text, report
 
     with fewer_gc_passes():
         main = simulate(params, args.seed, keep_events=args.log_dir is not None)
@@ -125,8 +125,8 @@ def _single(args: argparse.Namespace, params: Any, out: TextIO) -> int:
 
 
 def _sweep(args: argparse.Namespace, params: Any, out: TextIO) -> int:
-    from signaling.simulation.params import ConfigError
-    from signaling.simulation.sweep import (
+    from lapak.signaling.simulation.params import ConfigError
+    from lapak.signaling.simulation.sweep import (
         PLOT_HINT,
         parse_sweep,
         png_plot,

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from signaling.domain import Domain, Rules, State
-from signaling.events import Event, FocusChanged, VisitRouted
-from signaling.simulation.arrivals import DAY_S, Attempt, Claimant, claimant, day_arrivals
-from signaling.simulation.params import Params
+from lapak.signaling.domain import Domain, Rules, State
+from lapak.signaling.events import Event, FocusChanged, VisitRouted
+from lapak.signaling.simulation.arrivals import DAY_S, Attempt, Claimant, claimant, day_arrivals
+from lapak.signaling.simulation.params import Params
 
 SERVED = ("completed", "rejected", "escalated")
 LABELS = (*SERVED, "abandoned", "no_show", "sent_home")

@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from signaling.datadir import LOG_NAME, DataDirError, open_data_dir
-from signaling.eventlog import EventLog
-from signaling.events import Event
+from lapak.signaling.datadir import LOG_NAME, DataDirError, open_data_dir
+from lapak.signaling.eventlog import EventLog
+from lapak.signaling.events import Event
 
 BATCH = 5_000  # events per append; the log commits whatever is queued in one transaction
 

@@ -17,9 +17,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from signaling.config import ConfigError, read_toml
-from signaling.domain import MAX_CAPACITY
-from signaling.workflows import default_reasons, default_workflows
+from lapak.signaling.config import ConfigError, read_toml
+from lapak.signaling.domain import MAX_CAPACITY
+from lapak.signaling.workflows import default_reasons, default_workflows
 
 DISTRIBUTIONS = ("fixed", "exponential", "lognormal", "uniform")
 
@@ -186,7 +186,7 @@ _STEP_KEYS = {"prep", "talk", "review", "retry_p", "fail_p"}
 
 
 def shipped_text() -> str:
-    return resources.files("signaling.simulation").joinpath("office.toml").read_text()
+    return resources.files("lapak.signaling.simulation").joinpath("office.toml").read_text()
 
 
 def load_params(path: str | Path | None = None) -> Params:

@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
-from console.exit_codes import (
+from lapak.cli.exit_codes import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_NO_FILE,
     EXIT_PIPE,
+    EXIT_REPLACED,
     EXIT_TLS,
     EXIT_TOKEN,
     EXIT_UNREACHABLE,
@@ -238,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_size, default=(640, 480), help="booth video size (640x480)")
     _ui_options(p)
 
-    from signaling.simulation.cli import add_parser as add_simulate  # argparse only
+    from lapak.signaling.simulation.cli import add_parser as add_simulate  # argparse only
 
     add_simulate(sub)
     _log_level_everywhere(parser)
@@ -281,8 +282,8 @@ def _ui_options(p: argparse.ArgumentParser) -> None:
 
 def _ui_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The console settings, or None after saying why they cannot be read."""
-    from console.app import BINDING_IDS
-    from console.config import ConfigError, load_config
+    from lapak.console.app import BINDING_IDS
+    from lapak.console.config import ConfigError, load_config
 
     try:
         return load_config(args.config, known_bindings=BINDING_IDS)
@@ -326,7 +327,7 @@ def _operator_error(exc: BaseException, command: str) -> CliError | None:
     import socket
     import ssl
 
-    from signaling.client import RequestError
+    from lapak.signaling.client import RequestError
 
     if isinstance(exc, ssl.SSLCertVerificationError):
         return CliError(
@@ -352,7 +353,7 @@ def _operator_error(exc: BaseException, command: str) -> CliError | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from signaling.logs import setup_logging
+    from lapak.signaling.logs import setup_logging
 
     if args.command not in ("console", "supervise", "demo"):
         setup_logging(args.log_level)
@@ -422,7 +423,7 @@ def _trust(ca_file: Path | None) -> None:
         return
     import ssl
 
-    from signaling.client import SignalClient
+    from lapak.signaling.client import SignalClient
 
     try:
         context = ssl.create_default_context(cafile=str(ca_file))
@@ -435,7 +436,7 @@ def _trust(ca_file: Path | None) -> None:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from signaling.simulation.cli import run
+    from lapak.signaling.simulation.cli import run
 
     return run(args)
 
@@ -448,7 +449,7 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 
 def _load_or_create_keys(path: Path):  # type: ignore[no-untyped-def]
-    from signaling.tokens import KeyRing
+    from lapak.signaling.tokens import KeyRing
 
     if not path.exists():
         keys = KeyRing.generate()
@@ -460,8 +461,8 @@ def _load_or_create_keys(path: Path):  # type: ignore[no-untyped-def]
 
 
 def cmd_signal(args: argparse.Namespace) -> int:
-    from signaling.config import ServerConfig
-    from signaling.server import SignalServer, run_server
+    from lapak.signaling.config import ServerConfig
+    from lapak.signaling.server import SignalServer, run_server
 
     try:
         config = ServerConfig.load(args.config)
@@ -482,8 +483,8 @@ def cmd_signal(args: argparse.Namespace) -> int:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(args.tls_cert, args.tls_key)
 
-    from signaling import signing
-    from signaling.eventlog import LogError
+    from lapak.signaling import signing
+    from lapak.signaling.eventlog import LogError
 
     key_path = args.signing_key or args.secret_file.with_name(
         args.secret_file.name + ".signing-key"
@@ -515,8 +516,8 @@ def cmd_signal(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     import sqlite3
 
-    from signaling import signing
-    from signaling.audit import export, verify_dir
+    from lapak.signaling import signing
+    from lapak.signaling.audit import export, verify_dir
 
     try:
         if args.audit_command == "public-key":
@@ -557,7 +558,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from signaling.config import ServerConfig
+    from lapak.signaling.config import ServerConfig
 
     keys = _read_keys(args.secret_file)
     try:
@@ -579,7 +580,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 def _read_keys(path: Path):  # type: ignore[no-untyped-def]
     """The key ring in ``--secret-file``; CliError when it is missing or holds no key."""
-    from signaling.tokens import KeyRing
+    from lapak.signaling.tokens import KeyRing
 
     try:
         return KeyRing.from_file(path)
@@ -590,8 +591,8 @@ def _read_keys(path: Path):  # type: ignore[no-untyped-def]
 
 
 def cmd_booth(args: argparse.Namespace) -> int:
-    from media.booth import BoothAgent, BoothMediaConfig
-    from media.simulator import generated_claimant, make_booths, run_booths
+    from lapak.media.booth import BoothAgent, BoothMediaConfig
+    from lapak.media.simulator import generated_claimant, make_booths, run_booths
 
     url = server_url(args.server)
     media = BoothMediaConfig(
@@ -682,7 +683,7 @@ class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
 
 def console_log_path(command: str) -> Path:
     """``$XDG_STATE_HOME/lapak/<command>.log``: console.log, supervise.log (personal data)."""
-    from console.config import state_dir
+    from lapak.console.config import state_dir
 
     return state_dir() / f"{command}.log"
 
@@ -692,8 +693,8 @@ def _console_logging(args: argparse.Namespace | None = None) -> None:
 
     ``console.log`` or ``supervise.log`` under the state directory (0600 in a 0700 directory),
     rotated at 5 MiB, three old files kept."""
-    from console.config import private_dir
-    from signaling.logs import KeyValueFormatter
+    from lapak.console.config import private_dir
+    from lapak.signaling.logs import KeyValueFormatter
 
     command = getattr(args, "command", "console")
     path = console_log_path(command)
@@ -712,13 +713,13 @@ def _console_logging(args: argparse.Namespace | None = None) -> None:
 
 
 def cmd_console(args: argparse.Namespace) -> int:
-    from console.app import LapakConsole
+    from lapak.console.app import LapakConsole
 
     config = _ui_config(args)
     if config is None:
         return 2
     _console_logging(args)
-    from media.officer import OfficerMediaOptions
+    from lapak.media.officer import OfficerMediaOptions
 
     if not 0.0 <= args.monitor_level <= 1.0:
         sys.stderr.write("lapak console: --monitor-level must be within 0..1\n")
@@ -749,12 +750,13 @@ def _run_console(app: App[None], command: str) -> int:
     fatal = getattr(app, "fatal", None)
     if fatal:
         sys.stderr.write(f"lapak {command}: {fatal}\n")
-        return int(app.return_code or 1)
+        ended = getattr(app, "ended", None)
+        return {"replaced": EXIT_REPLACED, "refused": EXIT_TOKEN}.get(ended or "", EXIT_FAILED)
     return int(app.return_code or 0)
 
 
 def cmd_supervise(args: argparse.Namespace) -> int:
-    from console.app import SupervisorConsole
+    from lapak.console.app import SupervisorConsole
 
     config = _ui_config(args)
     if config is None:
@@ -787,12 +789,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace, tmp: Path) -> None:
-    from console.app import LapakConsole
-    from signaling.server import SignalServer
-    from signaling.tokens import KeyRing
+    from lapak.console.app import LapakConsole
+    from lapak.signaling.server import SignalServer
+    from lapak.signaling.tokens import KeyRing
 
     log_file = (tmp / "demo.log").open("a")
-    from signaling.logs import setup_logging
+    from lapak.signaling.logs import setup_logging
 
     setup_logging(args.log_level, stream=log_file)
     keys = KeyRing.generate()
@@ -805,7 +807,7 @@ async def _demo(args: argparse.Namespace, tmp: Path) -> None:
         officer = keys.issue("officer", "officer-1", "main", desk="desk-1")
         w, h = args.size
         booths = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "console", "booth", "--exit-with-parent",
+            sys.executable, "-m", "lapak.cli", "booth", "--exit-with-parent",
             "--server", server.url, "--secret-file", str(secret),
             "--count", str(args.booths), "--size", f"{w}x{h}",
             stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,

@@ -1,0 +1,3 @@
+from lapak.cli.main import main
+
+raise SystemExit(main())
