@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint imports format bench clean
+.PHONY: demo test test-fast lint imports typecheck view format bench clean
 
 # import-linter finds packages on disk; the folders install as lapak.* through package-dir,
 # so it reads them through a view of symlinks laid out as they install.
@@ -33,10 +33,16 @@ lint: $(STAMP) imports
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-imports: $(STAMP)
+view:
 	mkdir -p $(IMPORTS_VIEW)/lapak
 	for d in signaling media console cli; do ln -sfn ../../../$$d $(IMPORTS_VIEW)/lapak/$$d; done
+
+imports: $(STAMP) view
 	cd $(IMPORTS_VIEW) && PYTHONPATH=. ../../$(BIN)/lint-imports --config ../../pyproject.toml
+
+typecheck: $(STAMP) view
+	cd $(IMPORTS_VIEW) && ../../$(BIN)/mypy --config-file ../../pyproject.toml \
+		-p lapak.signaling -p lapak.media -p lapak.console -p lapak.cli
 
 format: $(STAMP)
 	$(BIN)/ruff format .
