@@ -1,0 +1,306 @@
+"""Server → client messages of the signalling protocol, as typed structs.
+
+These structs are the definition of what the server sends (docs/protocol.md describes them,
+tests/test_protocol_schema.py keeps the two in step). The hub builds them, the server encodes
+each once with :func:`encode`, and every Python client reads frames with
+:func:`decode_server`. Field names are the wire names; a field that is sometimes absent
+from the wire defaults to ``UNSET`` (never encoded), one that is ``null`` stays present.
+Unknown fields are refused, so a field the server sends but this module does not name
+fails the tests instead of passing unseen.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from lapak.signaling.protocol import ErrorCode, Outcome, Role, SdpType
+
+VisitState = Literal["queued", "active", "ended"]
+StepStatus = Literal["pending", "approved", "rejected"]
+Sender = Literal["officer", "booth", "supervisor"]
+
+
+class _View(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Base of the nested views: immutable, so one view may sit in many messages."""
+
+
+class StepView(_View, frozen=True):
+    name: str
+    status: StepStatus
+    reason: str | None
+
+
+class VisitView(_View, frozen=True):
+    """What clients see of a visit. Times are Unix seconds; ``booth_away_since`` is null
+    while the booth is connected."""
+
+    visit: str
+    booth: str
+    name: str
+    membership_no: str
+    claim_type: str
+    state: VisitState
+    desk: str | None
+    slot: int | None
+    started_at: float
+    routed_at: float | None
+    last_on_air_at: float | None
+    on_air_since: float | None
+    outcome: Outcome | None
+    current_step: int | None
+    steps: list[StepView]
+    booth_present: bool
+    booth_away_since: float | None
+
+
+class DeskView(_View, frozen=True):
+    """A desk and its seated visits, in slot order (the ``state`` of a snapshot)."""
+
+    desk: str
+    office: str
+    officer: str | None
+    capacity: int
+    closed: bool
+    vacant: bool
+    on_air: str | None
+    visits: list[VisitView]
+    queue: int
+
+
+class OfficeDesk(_View, frozen=True):
+    """One desk in an ``office_stats`` answer."""
+
+    desk: str
+    officer: str | None
+    capacity: int
+    load: int
+    on_air: str | None
+    on_air_booth: str | None
+    closed: bool
+    vacant: bool
+    present: bool
+
+
+class QueueEntry(_View, frozen=True):
+    """One waiting visit in an ``office_stats`` answer."""
+
+    visit: str
+    booth: str
+    position: int | None
+    waiting_s: float
+    estimated_wait_s: float | None
+
+
+class OfficeFigures(_View, frozen=True):
+    """The result fields of the ``ack`` to ``office_stats`` (a supervisor's overview)."""
+
+    office: str
+    desks: list[OfficeDesk]
+    queue: list[QueueEntry]
+    median_wait_s: float | None
+    visits_today: int
+    visits_per_hour: float
+    outcomes: dict[str, int]
+
+
+# --- messages -------------------------------------------------------------------------
+
+
+class _Message(msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type"):
+    """Base of every server → client message: tagged by ``type``."""
+
+
+class Welcome(_Message, frozen=True, tag="welcome"):
+    """The answer to ``hello``."""
+
+    re: int | None
+    role: Role
+    sub: str
+    office: str
+    desk: str | None
+    booth: str | None
+    session: str | None
+    resumed: bool
+    desks: list[str]
+    claim_types: list[str]
+    reasons: list[str]
+    grace_s: float
+
+
+class Ack(_Message, frozen=True, tag="ack", omit_defaults=True):
+    """A request was accepted (and its change is durable). Which result fields are present
+    depends on the request (docs/protocol.md, column "answer"); the others are absent."""
+
+    re: int | None
+    visit: str | UnsetType = UNSET
+    step: int | UnsetType = UNSET
+    on_air: str | UnsetType | None = UNSET
+    desk: str | UnsetType = UNSET
+    claim_type: str | UnsetType = UNSET
+    office: str | UnsetType = UNSET
+    exp: float | UnsetType = UNSET
+    # office_stats
+    desks: list[OfficeDesk] | UnsetType = UNSET
+    queue: list[QueueEntry] | UnsetType = UNSET
+    median_wait_s: float | UnsetType | None = UNSET
+    visits_today: int | UnsetType = UNSET
+    visits_per_hour: float | UnsetType = UNSET
+    outcomes: dict[str, int] | UnsetType = UNSET
+
+    @classmethod
+    def of_figures(cls, re: int | None, figures: OfficeFigures) -> Ack:
+        """The answer to ``office_stats``."""
+        return cls(
+            re=re,
+            office=figures.office,
+            desks=figures.desks,
+            queue=figures.queue,
+            median_wait_s=figures.median_wait_s,
+            visits_today=figures.visits_today,
+            visits_per_hour=figures.visits_per_hour,
+            outcomes=figures.outcomes,
+        )
+
+    def figures(self) -> OfficeFigures:
+        """The office overview this ack carries; ValueError when it answers another request."""
+        if (
+            isinstance(self.office, UnsetType)
+            or isinstance(self.desks, UnsetType)
+            or isinstance(self.queue, UnsetType)
+            or isinstance(self.median_wait_s, UnsetType)
+            or isinstance(self.visits_today, UnsetType)
+            or isinstance(self.visits_per_hour, UnsetType)
+            or isinstance(self.outcomes, UnsetType)
+        ):
+            raise ValueError("this ack does not answer office_stats")
+        return OfficeFigures(
+            office=self.office,
+            desks=self.desks,
+            queue=self.queue,
+            median_wait_s=self.median_wait_s,
+            visits_today=self.visits_today,
+            visits_per_hour=self.visits_per_hour,
+            outcomes=self.outcomes,
+        )
+
+
+class Error(_Message, frozen=True, tag="error"):
+    """A request (``re``), or the connection (``re`` null), was refused."""
+
+    re: int | None
+    code: ErrorCode
+    message: str
+
+
+class Snapshot(_Message, frozen=True, tag="snapshot"):
+    """A desk as of ``seq``: after an officer's ``hello`` (``re`` null: the officer did not
+    ask) and as the answer to ``watch`` (``re`` = the watch's ``id``)."""
+
+    re: int | None
+    desk: str
+    seq: int
+    state: DeskView
+
+
+class Delta(_Message, frozen=True, tag="delta"):
+    """A desk changed: its fields, and the full views of the visits whose view changed."""
+
+    desk: str
+    seq: int
+    officer: str | None
+    on_air: str | None
+    closed: bool
+    vacant: bool
+    capacity: int
+    queue: int
+    visits: list[VisitView]
+
+
+class BoothState(VisitView, _Message, frozen=True, tag="booth_state"):
+    """A booth's visit: its view plus where it stands (on air, or its place in the queue)."""
+
+    on_air: bool
+    position: int | None
+    estimated_wait_s: float | None
+    queue: int
+
+    @classmethod
+    def of(
+        cls,
+        view: VisitView,
+        *,
+        on_air: bool,
+        position: int | None,
+        estimated_wait_s: float | None,
+        queue: int,
+    ) -> BoothState:
+        fields = {f: getattr(view, f) for f in view.__struct_fields__}
+        return cls(
+            **fields,
+            on_air=on_air,
+            position=position,
+            estimated_wait_s=estimated_wait_s,
+            queue=queue,
+        )
+
+    def view(self) -> VisitView:
+        """The visit view alone (without the booth's queue figures)."""
+        return VisitView(**{f: getattr(self, f) for f in VisitView.__struct_fields__})
+
+
+class SdpRelay(_Message, frozen=True, tag="sdp"):
+    """An SDP offer or answer relayed from the other peer of a visit. ``peer`` names a
+    supervisor's connection and is absent when no supervisor is involved."""
+
+    visit: str
+    sdp_type: SdpType
+    sdp: str
+    from_: Sender = msgspec.field(name="from")
+    offer_id: str
+    peer: str | UnsetType = UNSET
+
+
+class PeerLeft(_Message, frozen=True, tag="peer_left"):
+    """A supervisor that watched the visit's desk has gone: drop its receive-only peer."""
+
+    visit: str
+    peer: str
+
+
+ServerMessage = Welcome | Ack | Error | Snapshot | Delta | BoothState | SdpRelay | PeerLeft
+
+SERVER_MESSAGES: tuple[type[_Message], ...] = (
+    Welcome,
+    Ack,
+    Error,
+    Snapshot,
+    Delta,
+    BoothState,
+    SdpRelay,
+    PeerLeft,
+)
+"""Every server → client message, in the order docs/protocol.md lists them."""
+
+_decoder = msgspec.json.Decoder(ServerMessage)
+_encoder = msgspec.json.Encoder()
+
+
+def decode_server(frame: str | bytes) -> ServerMessage:
+    """One frame from the server as its struct. Raises ``msgspec.DecodeError`` (or its
+    subclass ``ValidationError``) for a frame that is not one of these messages."""
+    return _decoder.decode(frame)
+
+
+def encode(message: msgspec.Struct) -> str:
+    """One message (either direction) as the text of a frame."""
+    return _encoder.encode(message).decode()
+
+
+def tag(message: type[msgspec.Struct]) -> str:
+    """The ``type`` a message struct carries on the wire."""
+    value = message.__struct_config__.tag
+    assert isinstance(value, str), f"{message.__name__} has no string tag"
+    return value
