@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import resource
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -49,7 +50,11 @@ FD_RESERVE = 64  # descriptors kept for the log, listeners, stdio and the odd fi
 
 
 class ConfigError(ValueError):
-    """A configuration that cannot be used; the message names the key."""
+    """A configuration that cannot be used; each problem names its key (``problems``)."""
+
+    def __init__(self, problems: str | list[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
@@ -68,7 +73,18 @@ NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+FilePath = Annotated[str, msgspec.Meta(min_length=1)]
+
+
 class _Server(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    host: Annotated[str, msgspec.Meta(min_length=1)] = "127.0.0.1"
+    port: Port = 8765
+    data_dir: FilePath = "data"
+    secret_file: FilePath | None = None
+    signing_key: FilePath | None = None
+    tls_cert: FilePath | None = None
+    tls_key: FilePath | None = None
     offices: list[Name] = []
     grace_s: NonNegative = 30.0
     max_frame_bytes: Annotated[int, msgspec.Meta(ge=1024, le=WIRE_MAX_FRAME_BYTES)] = 64 * 1024
@@ -136,6 +152,26 @@ def default_max_connections() -> int:
     return max(8, min(100_000, _soft_nofile() - FD_RESERVE - listen_backlog()))
 
 
+PROCESS_KEYS = ("host", "port", "data_dir", "secret_file", "signing_key", "tls_cert", "tls_key")
+"""``[server]`` keys about the process (where it listens, which files it uses), not the hub."""
+PATH_KEYS = frozenset(PROCESS_KEYS[2:])
+ENV_PREFIX = "LAPAK_"
+LIST_SEPARATOR = ","
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Where ``lapak signal`` listens and which files it reads (the hub never sees these)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    data_dir: Path = Path("data")
+    secret_file: Path | None = None
+    signing_key: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
 @dataclass
 class ServerConfig:
     offices: list[str] = field(default_factory=list)
@@ -156,6 +192,7 @@ class ServerConfig:
     max_connections: int | None = None  # None: derived from RLIMIT_NOFILE
     strict_outcomes: bool = True
     token_ttl_max_s: TokenTtl = field(default_factory=TokenTtl)
+    launch: Launch = field(default_factory=Launch)
 
     def __post_init__(self) -> None:
         if not self.workflows:
@@ -178,45 +215,145 @@ class ServerConfig:
         return origins
 
     @classmethod
-    def load(cls, path: str | Path | None) -> ServerConfig:
-        """Read and check a TOML file; raise ConfigError naming the file and the bad key."""
-        if path is None:
-            return cls()
-        raw = read_toml(path)
-        try:
-            return cls.from_dict(raw)
-        except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+    def load(cls, path: str | Path | None, env: Mapping[str, str] | None = None) -> ServerConfig:
+        """Read and check a TOML file, then ``LAPAK_<KEY>`` variables of ``env`` over its
+        ``[server]`` table; ConfigError lists every problem, each naming its file or variable
+        and key. Relative paths in the file are relative to the file's directory."""
+        raw: dict[str, Any] = {}
+        if path is not None:
+            raw = read_toml(path)
+            problems = [f"{path}: {p}" for p in file_problems(raw)]
+            if problems:
+                raise ConfigError(problems)
+            _relative_to(raw.get("server", {}), Path(path).parent)
+        if env is not None:
+            overrides, problems = env_overrides(env)
+            if problems:
+                raise ConfigError(problems)
+            raw["server"] = {**raw.get("server", {}), **overrides}
+        return cls.from_dict(raw)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ServerConfig:
-        try:
-            parsed = msgspec.convert(raw, _File)
-        except msgspec.ValidationError as exc:
-            raise ConfigError(_name_table(raw, _readable(str(exc)))) from None
+        problems = file_problems(raw)
+        if problems:
+            raise ConfigError(problems)
+        parsed = msgspec.convert(raw, _File)
         server = parsed.server
-        for name, workflow in parsed.workflows.items():
-            if len(set(workflow.steps)) != len(workflow.steps):
-                raise ConfigError(f"[workflows.{name}] steps must be distinct")
-        for origin in server.allowed_origins:
-            if origin != origin_of(origin):
-                raise ConfigError(
-                    f"[server] allowed_origins: {origin!r} is not an origin "
-                    f"(scheme://host[:port], no path), e.g. {origin_of(origin)!r}"
-                )
-        if server.public_url is not None:
-            origin_of(server.public_url)  # raises ConfigError when it is not a URL
-        ids = [d.id for d in parsed.desks]
-        if len(set(ids)) != len(ids):
-            raise ConfigError("[[desks]] ids must be distinct")
+        hub_keys = [name for name in server.__struct_fields__ if name not in PROCESS_KEYS]
         return cls(
-            **{name: getattr(server, name) for name in server.__struct_fields__},
+            **{name: getattr(server, name) for name in hub_keys},
             workflows={k: list(w.steps) for k, w in parsed.workflows.items()},
             reasons=list(parsed.reasons.items) if parsed.reasons else [],
             pins=dict(parsed.pins),
             desks=list(parsed.desks),
             token_ttl_max_s=parsed.token_ttl_max_s,
+            launch=Launch(
+                host=server.host,
+                port=server.port,
+                **{key: _path(getattr(server, key)) for key in PATH_KEYS},
+            ),
         )
+
+
+def _path(value: str | None) -> Path | None:
+    return None if value is None else Path(value)
+
+
+def _relative_to(server: dict[str, Any], base: Path) -> None:
+    for key in PATH_KEYS & server.keys():
+        if isinstance(server[key], str) and server[key]:
+            server[key] = str(base / Path(server[key]).expanduser())
+
+
+def file_problems(raw: dict[str, Any]) -> list[str]:
+    """Every problem of a decoded TOML file, one line each (empty: it is valid). Each table,
+    ``[server]`` key, workflow and desk is checked on its own so that one mistake does not
+    hide the next."""
+    problems: list[str] = []
+    for table, value in raw.items():
+        if table == "server" and isinstance(value, dict):
+            for key, item in value.items():
+                problems += server_key_problems(key, item, strict=True)
+        elif table == "workflows" and isinstance(value, dict):
+            for name, workflow in value.items():
+                problems += [
+                    p.replace("[workflows.*]", f"[workflows.{name}]", 1)
+                    for p in _part_problems({"workflows": {name: workflow}})
+                ]
+                steps = workflow.get("steps") if isinstance(workflow, dict) else None
+                if isinstance(steps, list) and len(set(map(str, steps))) != len(steps):
+                    problems.append(f"[workflows.{name}] steps must be distinct")
+        elif table == "desks" and isinstance(value, list):
+            for index, desk in enumerate(value):
+                problems += [
+                    p.replace("[[desks]] #1", f"[[desks]] #{index + 1}", 1)
+                    for p in _part_problems({"desks": [desk]})
+                ]
+            ids = [d.get("id") for d in value if isinstance(d, dict)]
+            if len(set(map(str, ids))) != len(ids):
+                problems.append("[[desks]] ids must be distinct")
+        else:
+            problems += _part_problems({table: value})
+    return problems
+
+
+def _part_problems(part: dict[str, Any], strict: bool = True) -> list[str]:
+    try:
+        msgspec.convert(part, _File, strict=strict)
+    except msgspec.ValidationError as exc:
+        return [_readable(str(exc))]
+    return []
+
+
+def server_key_problems(key: str, value: object, *, strict: bool) -> list[str]:
+    """What is wrong with one ``[server]`` key's value (``strict=False``: it is a string
+    from the environment, converted to the key's type)."""
+    problems = _part_problems({"server": {key: value}}, strict=strict)
+    if problems:
+        return problems
+    if key == "allowed_origins" and isinstance(value, list):
+        for origin in value:
+            try:
+                if origin != origin_of(origin):
+                    raise ConfigError(
+                        f"{origin!r} is not an origin (scheme://host[:port], no path), "
+                        f"e.g. {origin_of(origin)!r}"
+                    )
+            except ConfigError as exc:
+                problems.append(f"[server] allowed_origins: {exc}")
+    if key == "public_url" and isinstance(value, str):
+        try:
+            origin_of(value)
+        except ConfigError as exc:
+            problems.append(f"[server] public_url: {exc}")
+    return problems
+
+
+def env_name(key: str) -> str:
+    """``grace_s`` -> ``LAPAK_GRACE_S``."""
+    return ENV_PREFIX + key.upper()
+
+
+def env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """The ``[server]`` keys set by ``LAPAK_<KEY>`` variables (an empty variable counts as
+    unset; lists are comma-separated), and every variable that does not fit its key."""
+    overrides: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, kind in _Server.__annotations__.items():
+        text = env.get(env_name(key), "").strip()
+        if not text:
+            continue
+        value: object = text
+        if "list[" in str(kind):
+            value = [item.strip() for item in text.split(LIST_SEPARATOR) if item.strip()]
+        found = server_key_problems(key, value, strict=False)
+        if found:
+            problems += [f"{env_name(key)}: {p.removeprefix(f'[server] {key}: ')}" for p in found]
+            continue
+        converted = msgspec.convert({key: value}, _Server, strict=False)
+        overrides[key] = getattr(converted, key)
+    return overrides, problems
 
 
 def origin_of(url: str) -> str:
@@ -247,18 +384,6 @@ def _readable(message: str) -> str:
     if text.startswith("Object contains unknown field"):
         text = f"unknown key {text.split('`')[1]!r} (see docs/configuration.md)"
     return f"{_toml_path(path)}: {text}"
-
-
-def _name_table(raw: dict[str, Any], message: str) -> str:
-    """msgspec cannot name a dict key (``$.workflows[...]``): find the workflow that fails."""
-    if not message.startswith("[workflows.*]"):
-        return message
-    for name, value in (raw.get("workflows") or {}).items():
-        try:
-            msgspec.convert({"workflows": {"x": value}}, _File)
-        except msgspec.ValidationError as exc:
-            return _readable(str(exc)).replace("[workflows.*]", f"[workflows.{name}]", 1)
-    return message
 
 
 def _toml_path(path: str) -> str:
