@@ -4,12 +4,17 @@ lapak.signaling.messages and encodes back to the same JSON."""
 from __future__ import annotations
 
 import json
-from typing import Any
+import re
+from pathlib import Path
+from typing import Any, get_args
 
+import jsonschema
 import msgspec
 import pytest
 
 from lapak.signaling import messages as m
+from lapak.signaling import protocol as p
+from lapak.signaling import schema
 from lapak.signaling.hub import Hub
 from lapak.signaling.tokens import KeyRing
 
@@ -131,3 +136,132 @@ def test_decode_is_strict() -> None:
         m.decode_server('{"type": "peer_left", "visit": "V1", "peer": 3}')
     with pytest.raises(msgspec.ValidationError):
         m.decode_server('{"type": "teleport"}')
+
+
+# --- the JSON Schema (docs/protocol.schema.json) ------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA_FILE = ROOT / "docs" / "protocol.schema.json"
+
+
+def test_schema_file_is_current() -> None:
+    assert SCHEMA_FILE.read_text() == schema.render(), (
+        f"docs/protocol.schema.json is stale; regenerate it: {schema.REGENERATE}"
+    )
+
+
+def test_every_frame_is_valid_against_the_schema_file() -> None:
+    document = json.loads(SCHEMA_FILE.read_text())
+    validator = jsonschema.Draft202012Validator({**document, "$ref": "#/$defs/ServerMessage"})
+    for frame in FRAMES:
+        errors = [e.message for e in validator.iter_errors(frame)]
+        assert not errors, f"{frame['type']} frame {frame} breaks the schema: {errors}"
+    assert list(validator.iter_errors({"type": "ack"})), "the schema requires ack's re"
+
+
+# --- docs/protocol.md against the structs --------------------------------------------------
+
+DOC = ROOT / "docs" / "protocol.md"
+
+
+def doc_rows(marker: str) -> dict[str, list[str]]:
+    """The rows of the table between ``<!-- marker -->`` comments, by first cell."""
+    block = DOC.read_text().split(f"<!-- {marker} -->")[1].split(f"<!-- /{marker} -->")[0]
+    rows = [r for r in block.strip().splitlines() if r.startswith("|")][2:]
+    table: dict[str, list[str]] = {}
+    for row in rows:
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", row.strip().strip("|"))]
+        table[cells[0].strip("`")] = cells[1:]
+    return table
+
+
+def _outside_parentheses(text: str) -> str:
+    depth, kept = 0, []
+    for char in text:
+        depth += char == "("
+        if depth == 0:
+            kept.append(char)
+        depth -= char == ")" and depth > 0
+    return "".join(kept)
+
+
+def documented_fields(cell: str) -> set[str]:
+    """Field names a cell documents: the `names` outside parentheses, plus every field of
+    a struct it includes as "every field of a [`Struct`]"."""
+    text = _outside_parentheses(cell)
+    names = set(re.findall(r"`([a-z_][a-z0-9_]*)`", text))
+    for included in re.findall(r"every field of an? \[`(\w+)`\]", text):
+        names |= set(struct_named(included).__struct_encode_fields__)
+    return names
+
+
+def struct_named(name: str) -> type[msgspec.Struct]:
+    found = getattr(m, name, None) or getattr(p, name, None)
+    assert isinstance(found, type) and issubclass(found, msgspec.Struct), f"no struct {name}"
+    return found
+
+
+def fields(struct: type[msgspec.Struct]) -> set[str]:
+    """Wire names of a struct's fields, without the tag and the request id."""
+    return set(struct.__struct_encode_fields__) - {"type", "id"}
+
+
+CLIENT_STRUCTS = {m.tag(t): t for t in get_args(p.ClientMessage)}
+SERVER_STRUCTS = {m.tag(t): t for t in m.SERVER_MESSAGES}
+
+
+def test_doc_client_messages_match_the_structs() -> None:
+    table = doc_rows("client-messages")
+    assert set(table) == set(CLIENT_STRUCTS) == set(p.CLIENT_TYPES), "one row per message"
+    for kind, cells in table.items():
+        documented = documented_fields(cells[0])
+        assert documented == fields(CLIENT_STRUCTS[kind]), (
+            f"docs/protocol.md, {kind}: documents {sorted(documented)}, "
+            f"the struct has {sorted(fields(CLIENT_STRUCTS[kind]))}"
+        )
+
+
+def test_doc_server_messages_match_the_structs() -> None:
+    table = doc_rows("server-messages")
+    assert set(table) == set(SERVER_STRUCTS), "one row per server message"
+    for kind, cells in table.items():
+        documented = documented_fields(cells[0])
+        assert documented == fields(SERVER_STRUCTS[kind]), (
+            f"docs/protocol.md, {kind}: documents {sorted(documented)}, "
+            f"the struct has {sorted(fields(SERVER_STRUCTS[kind]))}"
+        )
+
+
+def test_doc_views_match_the_structs() -> None:
+    """Every object nested in a message (both directions) has a row in the views table."""
+    _, components = msgspec.json.schema_components((p.ClientMessage, m.ServerMessage))
+    messages = {t.__name__ for t in (*CLIENT_STRUCTS.values(), *SERVER_STRUCTS.values())}
+    nested = {n for n, s in components.items() if s.get("type") == "object"} - messages
+    table = doc_rows("views")
+    assert set(table) == nested, "the views table lists every nested struct"
+    for name, cells in table.items():
+        documented = documented_fields(cells[0])
+        assert documented == fields(struct_named(name)), (
+            f"docs/protocol.md, view {name}: documents {sorted(documented)}, "
+            f"the struct has {sorted(fields(struct_named(name)))}"
+        )
+
+
+def test_doc_ack_results_are_the_ack_fields() -> None:
+    """The braces of the "answer" column name, together, exactly the ack's result fields."""
+    named: set[str] = set()
+    for cells in doc_rows("client-messages").values():
+        for inside in re.findall(r"`ack \{([^}]*)\}`", cells[-1]):
+            named |= {n.strip() for n in inside.split(",")}
+    assert named == fields(m.Ack) - {"re"}, f"ack results in the docs: {sorted(named)}"
+
+
+def test_doc_error_and_close_codes_match_the_code() -> None:
+    text = DOC.read_text()
+    errors = text.split("## Error codes")[1].split("\n## ")[0]
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", errors, re.M))
+    assert documented == {str(c) for c in p.ErrorCode}, "the error table lists every ErrorCode"
+    closes = text.split("## Close codes")[1]
+    numbers = {int(n) for n in re.findall(r"^\| (\d{4}) \|", closes, re.M)}
+    defined = {v for k, v in vars(p.CloseCode).items() if k.isupper()}
+    assert numbers == defined, "the close-code table lists every CloseCode"
