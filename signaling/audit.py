@@ -14,18 +14,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from lapak.signaling import signing
 from lapak.signaling.datadir import LOG_NAME, MARKER_NAME
-from lapak.signaling.eventlog import (
+from lapak.signaling.events import VisitEnded, VisitQueued, VisitRouted, VisitStarted, decode_event
+from lapak.signaling.logformat import (
     GENESIS,
-    Verification,
     checkpoints,
     connect_readonly,
     iter_rows,
     log_id,
     schema_version,
     state_hash,
-    verify_rows,
 )
-from lapak.signaling.events import VisitEnded, VisitQueued, VisitRouted, VisitStarted, decode_event
+from lapak.signaling.logverify import Verification, verify_rows
 from lapak.signaling.signing import Checkpoint
 
 FIELDS = ("seq", "time", "kind", "visit", "desk", "by", "role", "detail", "hash")

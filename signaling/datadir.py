@@ -27,7 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lapak.signaling import signing
-from lapak.signaling.eventlog import GENESIS, LogError, connect, is_disk_full, last_seq, log_id
+from lapak.signaling.logformat import (
+    GENESIS,
+    LogError,
+    connect,
+    is_disk_full,
+    last_seq,
+    log_id,
+)
 from lapak.signaling.signing import Checkpoint, Signer
 
 log = logging.getLogger("lapak.datadir")
@@ -48,6 +55,7 @@ class DataDir:
     path: Path
     log_id: str
     _lock_fd: int | None
+    _conn: sqlite3.Connection | None = None  # the checked log, until someone takes it
 
     @property
     def log_path(self) -> Path:
@@ -57,8 +65,18 @@ class DataDir:
     def marker_path(self) -> Path:
         return self.path / MARKER_NAME
 
+    def take_connection(self) -> sqlite3.Connection:
+        """The log's connection, opened and checked here: start-up replays from it and the
+        log's writer keeps it (one open of the database per server start). The caller
+        closes it."""
+        conn, self._conn = self._conn, None
+        return conn if conn is not None else connect(self.log_path)
+
     def close(self) -> None:
         """Release the lock (also released by the kernel if the process dies)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -78,13 +96,14 @@ def open_data_dir(path: Path, signer: Signer | None = None) -> DataDir:
                 _first_marker(conn, path, identity, signer)
             else:
                 _check_marker(conn, path, marker, identity, signer)
-        finally:
+            _tighten_files(path)
+        except BaseException:
             conn.close()
-        _tighten_files(path)
+            raise
     except BaseException:
         os.close(fd)
         raise
-    return DataDir(path, identity, fd)
+    return DataDir(path, identity, fd, conn)
 
 
 def _make_private_dir(path: Path) -> None:

@@ -2,34 +2,59 @@
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Mapping
+from importlib import metadata
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+
+# Seconds; from a loopback round trip (~0.5 ms) to a stalled disk (2.5 s).
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+def version() -> str:
+    try:
+        return metadata.version("lapak")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class ServerMetrics:
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = r = CollectorRegistry()
         self.connections = Gauge(
-            "lapak_connections", "Open websocket connections by role", ["role"],
-            registry=self.registry,
-        )  # fmt: skip
-        self.messages = Counter(
-            "lapak_messages", "Inbound messages by type", ["type"], registry=self.registry
+            "lapak_connections", "Open websocket connections by role", ["role"], registry=r
         )
-        self.errors = Counter(
-            "lapak_errors", "Error answers by code", ["code"], registry=self.registry
-        )
-        self.visits = Gauge("lapak_visits", "Visits by state", ["state"], registry=self.registry)
+        self.messages = Counter("lapak_messages", "Inbound messages by type", ["type"], registry=r)
+        self.errors = Counter("lapak_errors", "Error answers by code", ["code"], registry=r)
+        self.visits = Gauge("lapak_visits", "Visits by state", ["state"], registry=r)
         self.refused = Counter(
             "lapak_connections_refused",
             "Sockets closed at accept: over max_connections, or shutting down",
             ["reason"],
-            registry=self.registry,
+            registry=r,
         )
-        self.events = Counter(
-            "lapak_events_appended", "Events made durable", registry=self.registry
+        self.events = Counter("lapak_events_appended", "Events made durable", registry=r)
+        self.ack_latency = Histogram(
+            "lapak_ack_latency_seconds",
+            "From a frame read to its answer written (commit included)",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
+        self.commit_latency = Histogram(
+            "lapak_commit_latency_seconds",
+            "From events handed to the log to their transaction committed (durable)",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.relay_latency = Histogram(
+            "lapak_relay_latency_seconds",
+            "From an sdp frame read to its relay written to the other peer",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        build = Info("lapak_build", "The running server's version", registry=r)
+        build.info({"version": version(), "python": platform.python_version()})
 
     def render(self, roles: Mapping[str, int], visits: Mapping[str, int]) -> bytes:
         for role in ("officer", "booth", "supervisor", "admin", "anonymous"):

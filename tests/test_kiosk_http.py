@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from lapak.signaling import kiosk
+from lapak.signaling import kiosk_http as kiosk
 from lapak.signaling.server import SignalServer
 
 

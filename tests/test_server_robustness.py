@@ -96,10 +96,10 @@ async def test_oversize_frames_get_too_big_or_1009(server: SignalServer) -> None
 
 
 async def test_slow_reader_is_closed_and_others_are_served(tmp_path: Path, keys: KeyRing) -> None:
-    import lapak.signaling.server as srv_module
+    import lapak.signaling.delivery as delivery
 
-    limit = srv_module.SEND_BUFFER_LIMIT
-    srv_module.SEND_BUFFER_LIMIT = 64 * 1024
+    limit = delivery.SEND_BUFFER_LIMIT
+    delivery.SEND_BUFFER_LIMIT = 64 * 1024
     config = ServerConfig(rate_per_s=1e6, rate_burst=100_000)
     server = SignalServer(tmp_path / "d", keys, port=0, config=config)
     await server.start()
@@ -134,7 +134,7 @@ async def test_slow_reader_is_closed_and_others_are_served(tmp_path: Path, keys:
     finally:
         for client in clients:
             await client.close()
-        srv_module.SEND_BUFFER_LIMIT = limit
+        delivery.SEND_BUFFER_LIMIT = limit
         await server.close()
 
 

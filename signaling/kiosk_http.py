@@ -2,7 +2,8 @@
 
 The files ship inside the package (``signaling/kiosk/``) and are read once, on the first
 request, into memory: a request never touches the disk, and only names in that listing can
-be served, so no path can reach outside the folder. Every answer carries a strict
+be served, so no path can reach outside the folder. (Not ``kiosk.py``: a module named like
+the folder beside it is read as that folder by mypy.) Every answer carries a strict
 Content-Security-Policy (scripts, styles and connections from this origin only, no inline
 code) and an ETag; ``Cache-Control: no-cache`` makes a kiosk revalidate, so an upgraded
 server's page is picked up at the next load while unchanged files cost a 304.
