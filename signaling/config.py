@@ -215,22 +215,31 @@ class ServerConfig:
         return origins
 
     @classmethod
-    def load(cls, path: str | Path | None, env: Mapping[str, str] | None = None) -> ServerConfig:
-        """Read and check a TOML file, then ``LAPAK_<KEY>`` variables of ``env`` over its
-        ``[server]`` table; ConfigError lists every problem, each naming its file or variable
-        and key. Relative paths in the file are relative to the file's directory."""
+    def load(
+        cls,
+        path: str | Path | None,
+        env: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> ServerConfig:
+        """Read and check a TOML file, then ``LAPAK_<KEY>`` variables of ``env``, then
+        ``overrides`` (command-line flags, checked by the caller) over its ``[server]`` table.
+        ConfigError lists every problem, each naming its file or variable and key. Relative
+        paths in the file are relative to the file's directory."""
         raw: dict[str, Any] = {}
+        problems: list[str] = []
         if path is not None:
-            raw = read_toml(path)
-            problems = [f"{path}: {p}" for p in file_problems(raw)]
-            if problems:
-                raise ConfigError(problems)
-            _relative_to(raw.get("server", {}), Path(path).parent)
-        if env is not None:
-            overrides, problems = env_overrides(env)
-            if problems:
-                raise ConfigError(problems)
-            raw["server"] = {**raw.get("server", {}), **overrides}
+            try:
+                raw = read_toml(path)
+            except ConfigError as exc:
+                problems += exc.problems
+            problems += [f"{path}: {p}" for p in file_problems(raw)]
+            if isinstance(raw.get("server"), dict):
+                _relative_to(raw["server"], Path(path).parent)
+        found, wrong = env_overrides(env or {})
+        problems += wrong
+        if problems:
+            raise ConfigError(problems)
+        raw["server"] = {**raw.get("server", {}), **found, **(overrides or {})}
         return cls.from_dict(raw)
 
     @classmethod

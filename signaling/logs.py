@@ -12,10 +12,9 @@ import logging
 import re
 import sys
 import time
-from typing import Literal, TextIO
+from typing import IO
 
-LogFormat = Literal["text", "json"]
-LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
+LOG_FORMATS = ("text", "json")
 
 _FIELD = re.compile(r'([A-Za-z_][\w.-]*)=("(?:[^"\\]|\\.)*"|\S*)')
 _INT = re.compile(r"-?(0|[1-9]\d*)")
@@ -91,14 +90,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, separators=(",", ":"))
 
 
-def formatter(fmt: LogFormat = "text") -> logging.Formatter:
+def formatter(fmt: str = "text") -> logging.Formatter:
+    """``json`` or ``text`` (anything else: text)."""
     return JsonFormatter() if fmt == "json" else KeyValueFormatter()
 
 
 def setup_logging(
     level: str = "INFO",
-    stream: TextIO | None = None,
-    fmt: LogFormat = "text",
+    stream: IO[str] | None = None,
+    fmt: str = "text",
     handler: logging.Handler | None = None,
 ) -> None:
     """Send every ``lapak`` logger to one handler (a stream, stderr by default) in ``fmt``."""

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from tests_support import free_port, wait_healthy
 
-from lapak.cli.main import build_parser, server_url
+from lapak.cli.clients import server_url
+from lapak.cli.main import build_parser
 from lapak.signaling.tokens import KeyRing
 
 LAPAK = [sys.executable, "-m", "lapak.cli"]
@@ -171,7 +172,7 @@ def test_console_log_is_private_rotated_and_one_per_command(
     import logging
     import logging.handlers
 
-    from lapak.cli.main import _console_logging, console_log_path
+    from lapak.cli.logging_setup import console_log_path, to_console_file
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     root = logging.getLogger("lapak")
@@ -179,7 +180,7 @@ def test_console_log_is_private_rotated_and_one_per_command(
     try:
         paths = []
         for command in ("console", "supervise"):
-            _console_logging(argparse.Namespace(command=command, log_level="DEBUG"))
+            to_console_file(argparse.Namespace(command=command, log_level="DEBUG"))
             logging.getLogger("lapak.test").debug("event=hello command=%s", command)
             (handler,) = root.handlers
             assert isinstance(handler, logging.handlers.RotatingFileHandler)

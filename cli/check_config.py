@@ -1,0 +1,109 @@
+"""``lapak signal --check-config``: everything the server would read at start, checked
+without binding a port, creating the data directory or writing a key."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import ssl
+import sys
+from pathlib import Path
+
+from lapak.cli.errors import CliError
+from lapak.cli.exit_codes import EXIT_FAILED, EXIT_OK
+from lapak.signaling.config import Launch, ServerConfig
+
+
+def check(args: argparse.Namespace, env: os._Environ[str] | dict[str, str]) -> int:
+    """Exit 0 and one ``configuration ok`` line on stdout; else CliError (exit 1) with one
+    line per problem. Notes (a file that start will create) go to stderr either way."""
+    from lapak.cli.signal import settings
+
+    try:
+        config = settings(args, env)
+    except CliError as exc:
+        raise CliError(exc.problems, EXIT_FAILED) from None
+    problems, notes = check_files(config.launch)
+    for note in notes:
+        sys.stderr.write(f"lapak signal: note: {note}\n")
+    if problems:
+        raise CliError(problems, EXIT_FAILED)
+    sys.stdout.write(f"configuration ok: {summary(config)}\n")
+    return EXIT_OK
+
+
+def summary(config: ServerConfig) -> str:
+    launch = config.launch
+    offices = f"offices {','.join(config.offices)}" if config.offices else "any office"
+    tls = "tls on" if launch.tls_cert else "tls off"
+    return f"listen {launch.host}:{launch.port}, data {launch.data_dir}, {offices}, {tls}"
+
+
+def check_files(launch: Launch) -> tuple[list[str], list[str]]:
+    """Problems and notes about the files the server reads: keys, certificate, data dir."""
+    problems: list[str] = []
+    notes: list[str] = []
+    problems += _secret_file(launch, notes)
+    problems += _tls(launch)
+    problems += _signing_key(launch, notes)
+    problems += _data_dir(launch.data_dir, notes)
+    return problems, notes
+
+
+def _secret_file(launch: Launch, notes: list[str]) -> list[str]:
+    from lapak.cli.keys import read_keys
+
+    path = launch.secret_file
+    if path is None:
+        return ["no secret file: pass --secret-file, set LAPAK_SECRET_FILE or [server] secret_file"]
+    if not path.exists():
+        notes.append(f"secret file {path} does not exist: it is created at start")
+        return []
+    try:
+        read_keys(path)
+    except CliError as exc:
+        return exc.problems
+    return []
+
+
+def _tls(launch: Launch) -> list[str]:
+    from lapak.cli.signal import tls_context
+
+    try:
+        tls_context(launch)
+    except CliError as exc:
+        return exc.problems
+    except (OSError, ssl.SSLError) as exc:
+        return [f"cannot use --tls-cert {launch.tls_cert} / --tls-key {launch.tls_key}: {exc}"]
+    return []
+
+
+def _signing_key(launch: Launch, notes: list[str]) -> list[str]:
+    from lapak.cli.signal import signing_key_path
+    from lapak.signaling import signing
+
+    path = signing_key_path(launch)
+    if path is None:
+        return []
+    data_dir = launch.data_dir.resolve()
+    if path.resolve() == data_dir or data_dir in path.resolve().parents:
+        return [f"signing key {path} is inside the data directory {launch.data_dir}"]
+    if not path.exists():
+        notes.append(f"signing key {path} does not exist: it is created at start")
+        return []
+    try:
+        signing.load(path)
+    except signing.SigningKeyError as exc:
+        return [str(exc)]
+    return []
+
+
+def _data_dir(path: Path, notes: list[str]) -> list[str]:
+    if not path.exists():
+        notes.append(f"data directory {path} does not exist: it is created at start")
+        return []
+    if not path.is_dir():
+        return [f"data directory {path} is not a directory"]
+    if not os.access(path, os.W_OK | os.X_OK):
+        return [f"data directory {path} is not writable by this user"]
+    return []

@@ -1,0 +1,113 @@
+"""``lapak console`` (the officer's desk) and ``lapak supervise`` (a desk, read-only): the
+Textual screens, their settings file, their private log, and how they ended as an exit code."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from lapak.cli.errors import CliError
+from lapak.cli.exit_codes import EXIT_FAILED, EXIT_REPLACED, EXIT_TOKEN, EXIT_USAGE
+from lapak.cli.options import add_ca_option, add_server_option, add_ui_options
+
+if TYPE_CHECKING:
+    from textual.app import App
+
+    from lapak.console.config import ConsoleConfig
+
+ENDED_CODES = {"replaced": EXIT_REPLACED, "refused": EXIT_TOKEN}
+"""How a console ended for good (``app.ended``) -> exit status."""
+
+
+def add_parsers(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("console", help="the officer's console")
+    add_server_option(p, "an officer token")
+    p.add_argument(
+        "--audio-in",
+        default="none",
+        help="what the on-air booth hears: none, tone, or FILE played as the mic (default none)",
+    )
+    p.add_argument("--camera", help="the officer's camera; else a card with name and desk")
+    p.add_argument(
+        "--audio-out", default="none", help="where booths are heard: device, a name, FILE.wav"
+    )
+    p.add_argument(
+        "--monitor-level",
+        type=float,
+        default=0.0,
+        help="gain 0..1 for booths not on air (default 0: muted)",
+    )
+    add_ca_option(p)
+    add_ui_options(p)
+
+    p = sub.add_parser("supervise", help="watch a desk, read-only")
+    add_server_option(p, "a supervisor token")
+    p.add_argument("--desk", help="desk to watch (default: the office's first)")
+    add_ca_option(p)
+    add_ui_options(p)
+
+
+def ui_config(args: argparse.Namespace) -> ConsoleConfig:
+    """The console settings; CliError saying why they cannot be read."""
+    from lapak.console.app import BINDING_IDS
+    from lapak.console.config import ConfigError, load_config
+
+    try:
+        return load_config(args.config, known_bindings=set(BINDING_IDS))
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+
+
+def run_console(args: argparse.Namespace) -> int:
+    from lapak.cli.clients import prepare, server_url
+    from lapak.cli.logging_setup import to_console_file
+
+    claims = prepare("console", args.token, args.ca_file)
+    if not 0.0 <= args.monitor_level <= 1.0:
+        raise CliError("--monitor-level must be within 0..1", EXIT_USAGE)
+    from lapak.console.app import LapakConsole
+    from lapak.media.officer import OfficerMediaOptions
+
+    config = ui_config(args)
+    to_console_file(args)
+    options = OfficerMediaOptions(
+        audio_in=args.audio_in,
+        camera=args.camera,
+        audio_out=args.audio_out,
+        monitor_level=args.monitor_level,
+        officer_name=str(claims.get("sub", "Officer")),
+        desk=str(claims.get("desk", "")),
+    )
+    app = LapakConsole(
+        server_url(args.server),
+        args.token,
+        media_options=options,
+        config=config,
+        language=args.lang,
+    )
+    return _run(app)
+
+
+def run_supervise(args: argparse.Namespace) -> int:
+    from lapak.cli.clients import prepare, server_url
+    from lapak.cli.logging_setup import to_console_file
+
+    prepare("supervise", args.token, args.ca_file)
+    from lapak.console.supervisor import SupervisorConsole
+
+    config = ui_config(args)
+    to_console_file(args)
+    app = SupervisorConsole(
+        server_url(args.server), args.token, desk=args.desk, config=config, language=args.lang
+    )
+    return _run(app)
+
+
+def _run(app: App[None]) -> int:
+    """Run the console; when the server ended it for good (token refused, expired or of the
+    wrong role: 5; replaced by a newer console: 7) say why in one line and exit non-zero."""
+    app.run()
+    fatal = getattr(app, "fatal", None)
+    if fatal:
+        raise CliError(str(fatal), ENDED_CODES.get(getattr(app, "ended", None) or "", EXIT_FAILED))
+    return int(app.return_code or 0)
