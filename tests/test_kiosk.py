@@ -17,6 +17,7 @@ Screenshots of every screen are taken as the tests go; they are written to ``doc
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 import warnings
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
 import pytest
 import pytest_asyncio
@@ -85,6 +87,48 @@ def write_tone(path: Path, freq: float, seconds: float = 2.0, rate: int = 48000)
     return path
 
 
+SERVER_SCHEMA = jsonschema.Draft202012Validator(
+    {**json.loads((DOCS / "protocol.schema.json").read_text()), "$ref": "#/$defs/ServerMessage"}
+)
+"""docs/protocol.schema.json, for what the server sends (``$defs/ServerMessage``)."""
+
+
+class FrameLog:
+    """Every websocket frame the server sends to the pages of one browser context, to check
+    against docs/protocol.schema.json: the page is a client written from the docs alone."""
+
+    def __init__(self, context: Any) -> None:
+        self.frames: list[str | bytes] = []
+        context.on("page", self._watch)
+
+    def _watch(self, page: Any) -> None:
+        page.on("websocket", lambda ws: ws.on("framereceived", self._received))
+
+    def _received(self, payload: str | bytes) -> None:
+        self.frames.append(payload)
+
+    def types(self) -> set[str]:
+        return {json.loads(f).get("type") for f in self.frames if isinstance(f, str)}
+
+    def check(self) -> None:
+        """Fail naming every frame that the schema refuses."""
+        problems = []
+        for payload in self.frames:
+            if isinstance(payload, bytes):
+                problems.append(f"a binary frame: {payload[:120]!r}")
+                continue
+            errors = sorted(
+                f"{'/'.join(map(str, e.absolute_path)) or '(frame)'}: {e.message}"
+                for e in SERVER_SCHEMA.iter_errors(json.loads(payload))
+            )
+            if errors:
+                problems.append(f"{payload[:300]} -> {errors}")
+        assert not problems, (
+            "frames the server sent to the page break docs/protocol.schema.json:\n"
+            + "\n".join(problems)
+        )
+
+
 @dataclass
 class Env:
     keys: KeyRing
@@ -139,10 +183,12 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
 async def context(env: Env) -> AsyncIterator[Any]:
     """A fresh browser profile per test (its own localStorage), always closed."""
     ctx = await env.browser.new_context(viewport=VIEWPORT, permissions=["camera", "microphone"])
+    ctx.lapak_frames = FrameLog(ctx)
     try:
         yield ctx
     finally:
         await ctx.close()
+    ctx.lapak_frames.check()
 
 
 async def snapshot(page: Any) -> dict[str, Any]:
@@ -278,6 +324,7 @@ async def test_no_camera_and_permission_denied_screens(env: Env) -> None:
         (env.browser, [], "denied", "Izin kamera ditolak"),
     ]:
         ctx = await browser.new_context(viewport=VIEWPORT, permissions=permissions)
+        frames = FrameLog(ctx)
         try:
             page = await open_kiosk(ctx, env, env.booth_token("booth-13"))
             await reach_device_check(page)
@@ -291,6 +338,7 @@ async def test_no_camera_and_permission_denied_screens(env: Env) -> None:
             await page.wait_for_selector(f"[data-for=devices][data-error={error}]", timeout=10000)
         finally:
             await ctx.close()
+        frames.check()
 
 
 async def test_busy_camera_then_retry_succeeds(env: Env, context: Any) -> None:
@@ -496,6 +544,12 @@ async def test_kiosk_visit_end_to_end(env: Env, context: Any) -> None:
             assert "diterima" in await page.inner_text("#outcome-title")
             await shot(env, page, "finished")
         assert page.lapak_errors == [], f"page errors: {page.lapak_errors}"
+        # Everything the page was sent matches the published schema.
+        frames = context.lapak_frames
+        seen = frames.types()
+        want = {"welcome", "ack", "booth_state", "sdp"}
+        assert want <= seen, f"the page received {sorted(seen)}; expected at least {sorted(want)}"
+        frames.check()
     finally:
         await other.close()
         await page.close()

@@ -25,13 +25,14 @@ export function chooseScreen(s) {
   return "start";
 }
 
-// The step the officer checks now (or next): the server's current_step, else the first pending.
+// The step the officer checks now (or next): the server's `current_step` (null once every
+// step is decided). The page never works it out from the steps itself.
 export function currentStep(status) {
+  const index = status?.current_step;
   const steps = status?.steps ?? [];
-  const index = Number.isInteger(status?.current_step)
-    ? status.current_step
-    : steps.findIndex((step) => step.status === "pending");
-  return index >= 0 && index < steps.length ? { index, name: steps[index].name } : null;
+  return Number.isInteger(index) && index >= 0 && index < steps.length
+    ? { index, name: steps[index].name }
+    : null;
 }
 
 export function waitMinutes(seconds) {
