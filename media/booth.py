@@ -1,23 +1,16 @@
 """The booth agent: one kiosk's signalling session and its media peers.
 
-It says hello with its booth token, starts (or resumes) a visit, answers the officer's offers
-with its camera and microphone (real devices when asked for and present, else the synthetic
-test card and tone, clearly logged), and plays what the officer sends only while on air. It
-never decides anything: the server's ``booth_state`` says whether it is queued, at a desk or on
-air. Supervisors' offers are answered too, on their own peer connections, but only when the
-server relayed them as such (``from: "supervisor"`` with a ``peer``), and send-only: the booth
-takes nothing from a supervisor.
-
-Every answer echoes the ``offer_id`` of the offer it answers. Offers from one peer (the officer,
-or one supervisor) are answered in order, and an offer that a newer one from the same peer has
-replaced is dropped, its peer connection closed: only the latest offer gets an answer.
+It says hello with its booth token, starts (or resumes) a visit, opens its camera and
+microphone (real devices when asked for and present, else the synthetic test card and tone,
+clearly logged), and plays what the officer sends only while on air. It never decides
+anything: the server's ``booth_state`` says whether it is queued, at a desk or on air.
+Answering offers (the officer's, supervisors') is ``media.booth_answers``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,22 +18,23 @@ from typing import Any
 
 import av
 import numpy as np
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
-from aiortc.contrib.media import MediaBlackhole
+from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
 from lapak.media.audio_out import AudioSink, open_sink
 from lapak.media.audio_tracks import AudioProbe, SourceAudioTrack
+from lapak.media.booth_answers import OfferAnswerer
 from lapak.media.booth_status import BoothScreen, booth_screen
-from lapak.media.peer import cancel_tasks, close_peers, new_peer_connection
+from lapak.media.peer import cancel_tasks
 from lapak.media.testcard import TestCardTrack
 from lapak.media.tones import OFFICER_FREQUENCY, ToneBurstSource, booth_frequency, to_mono
 from lapak.media.video_tracks import Fanout, FanoutTrack
-from lapak.signaling.client import SignalClient
+from lapak.signaling.client import Backoff, SignalClient
+from lapak.signaling.messages import BoothState, PeerLeft, SdpRelay, ServerMessage
+from lapak.signaling.protocol import Claimant, ClientMessage, StartVisit
 
 log = logging.getLogger("lapak.booth")
 
-MAX_SUPERVISOR_PEERS = 4
 CONNECT_BACKOFF_S = (0.5, 10.0)
 """First and longest wait between attempts to reach a server that is not up yet."""
 
@@ -70,6 +64,7 @@ class ClaimantInfo:
 
 
 @dataclass
+@dataclass
 class BoothAgent:
     """One booth speaking the real protocol, with real or synthetic media."""
 
@@ -82,9 +77,12 @@ class BoothAgent:
     on_change: Callable[[BoothAgent], None] | None = None
 
     def __post_init__(self) -> None:
-        self.client = SignalClient(self.url, self.token, self._on_message)
+        first, cap = CONNECT_BACKOFF_S
+        self.client = SignalClient(
+            self.url, self.token, self._on_message, policy=Backoff(first=first, cap=cap)
+        )
         self.visit: str | None = None
-        self.status: dict[str, Any] = {}
+        self.status: BoothState | None = None
         self.officer_audio = AudioProbe([OFFICER_FREQUENCY])
         """Everything the officer's audio track delivers (on air or not)."""
         self.played_audio = AudioProbe([OFFICER_FREQUENCY])
@@ -92,32 +90,46 @@ class BoothAgent:
         self.officer_frame: av.VideoFrame | None = None
         self.officer_frames_shown = 0
         self.officer_frame_at: float | None = None
-        self.offers_answered = 0
-        self.offers_refused = 0
-        self.supervisor_peers: dict[str, RTCPeerConnection] = {}
-        self.screen: BoothScreen = booth_screen({}, False)
-        self._pc: RTCPeerConnection | None = None
+        self.peers = OfferAnswerer(
+            self.name,
+            self._send,
+            self._camera_track,
+            self._mic_track,
+            self._on_officer_track,
+            self._refresh_screen,
+        )
+        self.screen: BoothScreen = booth_screen(None, False)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._sinks: list[MediaBlackhole] = []
         self._speaker: AudioSink | None = None
         self._video: Fanout | None = None
         self._mic: Fanout | None = None
         self._sources_ready = False
-        self._answering = asyncio.Lock()  # offers are answered one at a time, in order
-        self._latest_offer: dict[str, str | None] = {}
-        """The latest offer's ``offer_id`` per peer ("" for the officer, else the supervisor's
-        peer): an offer that is not the latest when its turn comes is dropped."""
-        self.offers_superseded = 0
 
     # -- state --------------------------------------------------------------------------------
 
     @property
     def on_air(self) -> bool:
-        return bool(self.status.get("on_air"))
+        return self.status is not None and self.status.on_air
 
     @property
     def media_connected(self) -> bool:
-        return self._pc is not None and self._pc.connectionState == "connected"
+        return self.peers.media_connected
+
+    @property
+    def supervisor_peers(self) -> dict[str, RTCPeerConnection]:
+        return self.peers.supervisor_peers
+
+    @property
+    def offers_answered(self) -> int:
+        return self.peers.offers_answered
+
+    @property
+    def offers_refused(self) -> int:
+        return self.peers.offers_refused
+
+    @property
+    def offers_superseded(self) -> int:
+        return self.peers.offers_superseded
 
     @property
     def state(self) -> str:
@@ -136,9 +148,9 @@ class BoothAgent:
             log.info(
                 "event=booth_screen booth=%s visit=%s state=%s position=%s",
                 self.name,
-                self.status.get("visit"),
+                self.visit,
                 screen.state,
-                self.status.get("position"),
+                self.status.position if self.status is not None else None,
             )
             if self.on_change is not None:
                 self.on_change(self)
@@ -153,52 +165,21 @@ class BoothAgent:
         not trusted, is never retried: it raises.
         """
         self._open_sources()
-        await self._connect(retry)
-        answer = await self.client.request(
-            {
-                "type": "start_visit",
-                "claimant": {
-                    "name": self.claimant.name,
-                    "membership_no": self.claimant.membership_no,
-                    "claim_type": self.claimant.claim_type,
-                },
-            }
+        await self.client.connect(retry=retry)
+        claimant = Claimant(
+            name=self.claimant.name,
+            membership_no=self.claimant.membership_no,
+            claim_type=self.claimant.claim_type,
         )
-        self.visit = answer["visit"]
+        answer = await self.client.request(StartVisit(claimant=claimant))
+        assert isinstance(answer.visit, str), "the ack to start_visit names the visit"
+        self.visit = answer.visit
         log.info("event=visit_started booth=%s visit=%s", self.name, self.visit)
         return self.visit
 
-    async def _connect(self, retry: bool) -> None:
-        delay, ceiling = CONNECT_BACKOFF_S
-        while True:
-            try:
-                await self.client.connect()
-                return
-            except ssl.SSLError:
-                raise  # a certificate problem does not heal by waiting
-            except (OSError, TimeoutError) as exc:
-                if not retry:
-                    raise
-                log.warning(
-                    "event=server_unreachable booth=%s url=%s retry_in_s=%.1f reason=%r",
-                    self.name, self.url, delay, str(exc) or type(exc).__name__,
-                )  # fmt: skip
-            await self.client.close()
-            self.client = SignalClient(self.url, self.token, self._on_message)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, ceiling)
-
     async def close(self) -> None:
         await cancel_tasks(self._tasks)
-        peers = list(self.supervisor_peers.values())
-        self.supervisor_peers.clear()
-        if self._pc is not None:
-            peers.append(self._pc)
-            self._pc = None
-        await close_peers(peers)
-        for sink in self._sinks:
-            await sink.stop()
-        self._sinks.clear()
+        await self.peers.close()
         for fanout in (self._video, self._mic):
             if fanout is not None:
                 await fanout.close()
@@ -263,166 +244,25 @@ class BoothAgent:
 
     # -- signalling ---------------------------------------------------------------------------
 
-    async def _on_message(self, message: dict[str, Any]) -> None:
-        kind = message.get("type")
-        if kind == "booth_state":
+    async def _send(self, message: ClientMessage) -> None:
+        await self.client.send(message)
+
+    async def _on_message(self, message: ServerMessage) -> None:
+        if isinstance(message, BoothState):
             self.status = message
             if not self.on_air:
                 self.officer_frame = None  # off air: the waiting screen, never the officer
             self._refresh_screen()
-        elif kind == "peer_left":
-            self._latest_offer.pop(str(message.get("peer")), None)
-            pc = self.supervisor_peers.pop(str(message.get("peer")), None)
-            if pc is not None:
-                log.info("event=supervisor_left booth=%s peer=%s", self.name, message.get("peer"))
-                self._spawn(close_peers([pc]), f"sup-close-{self.name}")
-        elif kind == "sdp" and message.get("sdp_type") == "offer":
-            sender = message.get("from")
-            peer = message.get("peer")
-            if sender == "officer" and not peer:
-                self._latest_offer[""] = message.get("offer_id")
-                self._spawn(self._answer_officer(message), f"answer-{self.name}")
-            elif sender == "supervisor" and isinstance(peer, str) and peer:
-                self._latest_offer[peer] = message.get("offer_id")
-                self._spawn(self._answer_supervisor(message, peer), f"sup-{self.name}-{peer}")
-            else:
-                self.offers_refused += 1
-                log.warning("event=offer_refused booth=%s from=%s peer=%s", self.name, sender, peer)
+        elif isinstance(message, PeerLeft):
+            self.peers.on_peer_left(message)
+        elif isinstance(message, SdpRelay) and message.sdp_type == "offer":
+            self.peers.on_offer(message)
 
-    def _superseded(self, message: dict[str, Any], peer: str | None) -> bool:
-        """Whether a newer offer from the same peer has arrived since ``message``."""
-        latest = self._latest_offer.get(peer or "")
-        if latest == message.get("offer_id"):
-            return False
-        self.offers_superseded += 1
-        log.info(
-            "event=offer_superseded booth=%s peer=%s offer_id=%s latest=%s",
-            self.name, peer, message.get("offer_id"), latest,
-        )  # fmt: skip
-        return True
-
-    async def _send_answer(
-        self, pc: RTCPeerConnection, message: dict[str, Any], peer: str | None
-    ) -> bool:
-        """Answer ``message`` on ``pc``, echoing its ``offer_id``; False (nothing sent) when a
-        newer offer from the same peer came in while the answer was being gathered."""
-        await pc.setLocalDescription(await pc.createAnswer())
-        if self._superseded(message, peer):
-            return False
-        local = pc.localDescription
-        answer: dict[str, Any] = {
-            "type": "sdp",
-            "visit": message["visit"],
-            "sdp_type": local.type,
-            "sdp": local.sdp,
-        }
-        if message.get("offer_id") is not None:
-            answer["offer_id"] = message["offer_id"]
-        if peer is not None:
-            answer["peer"] = peer
-        await self.client.send(answer)
-        return True
-
-    async def _answer_officer(self, message: dict[str, Any]) -> None:
-        """Answer with a fresh peer; an old one (a rebuilt link) is closed first."""
-        async with self._answering:
-            try:
-                await self._answer_officer_now(message)
-            except Exception as exc:  # a bad offer or a peer closed under us: wait for the next
-                log.warning("event=answer_failed booth=%s reason=%r", self.name, str(exc))
-
-    async def _answer_officer_now(self, message: dict[str, Any]) -> None:
-        if self._pc is not None:
-            old, self._pc = self._pc, None
-            await close_peers([old])
-        if self._superseded(message, None):
-            return
-        pc = new_peer_connection()
-        self._pc = pc
-
-        @pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            if track.kind == "audio":
-                self._spawn(self._play_officer_audio(track), f"officer-audio-{self.name}")
-            else:
-                self._spawn(self._show_officer_video(track), f"officer-video-{self.name}")
-
-        @pc.on("connectionstatechange")
-        def on_state() -> None:
-            log.info("event=media_state booth=%s state=%s", self.name, pc.connectionState)
-            self._refresh_screen()
-
-        await pc.setRemoteDescription(
-            RTCSessionDescription(sdp=message["sdp"], type=message["sdp_type"])
-        )
-        pc.addTrack(self._camera_track())
-        mic = self._mic_track()
-        if mic is not None:
-            pc.addTrack(mic)
-        if not await self._send_answer(pc, message, None):
-            if self._pc is pc:
-                self._pc = None
-            await close_peers([pc])
-            return
-        self.offers_answered += 1
-        log.info("event=answered booth=%s visit=%s", self.name, message["visit"])
-
-    async def _answer_supervisor(self, message: dict[str, Any], peer: str) -> None:
-        """A watching supervisor: send camera and microphone, take nothing, keep it bounded."""
-        async with self._answering:
-            try:
-                await self._answer_supervisor_now(message, peer)
-            except Exception as exc:
-                log.warning(
-                    "event=answer_failed booth=%s peer=%s reason=%r", self.name, peer, str(exc)
-                )
-
-    async def _answer_supervisor_now(self, message: dict[str, Any], peer: str) -> None:
-        old = self.supervisor_peers.pop(peer, None)
-        if old is not None:
-            await close_peers([old])
-        if self._superseded(message, peer):
-            return
-        if len(self.supervisor_peers) >= MAX_SUPERVISOR_PEERS:
-            log.warning(
-                "event=supervisor_refused booth=%s peer=%s reason=too_many", self.name, peer
-            )
-            self.offers_refused += 1
-            return
-        pc = new_peer_connection()
-        self.supervisor_peers[peer] = pc
-
-        @pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            sink = MediaBlackhole()  # a supervisor sends nothing; drain anything that comes
-            sink.addTrack(track)
-            self._sinks.append(sink)
-            self._spawn(sink.start(), f"sup-drain-{self.name}")
-
-        @pc.on("connectionstatechange")
-        async def on_state() -> None:
-            if pc.connectionState in ("failed", "closed") and self.supervisor_peers.get(peer) is pc:
-                del self.supervisor_peers[peer]
-                await close_peers([pc])
-
-        await pc.setRemoteDescription(
-            RTCSessionDescription(sdp=message["sdp"], type=message["sdp_type"])
-        )
-        tracks: dict[str, MediaStreamTrack | None] = {
-            "video": self._camera_track(),
-            "audio": self._mic_track(),
-        }
-        for transceiver in pc.getTransceivers():
-            track = tracks.pop(transceiver.kind, None)
-            if track is not None:
-                transceiver.sender.replaceTrack(track)
-            transceiver.direction = "sendonly" if track is not None else "inactive"
-        if not await self._send_answer(pc, message, peer):
-            if self.supervisor_peers.get(peer) is pc:
-                del self.supervisor_peers[peer]
-            await close_peers([pc])
-            return
-        log.info("event=answered_supervisor booth=%s peer=%s", self.name, peer)
+    def _on_officer_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio":
+            self._spawn(self._play_officer_audio(track), f"officer-audio-{self.name}")
+        else:
+            self._spawn(self._show_officer_video(track), f"officer-video-{self.name}")
 
     # -- what the claimant sees and hears -----------------------------------------------------
 

@@ -1,25 +1,20 @@
-"""A desk's media without a screen: the officer engine driven straight from server messages.
+"""A desk's media without a screen: the desk session with a media engine and nothing else.
 
-The console does the same through its desk model; tests and ``bench/focus.py`` use this to
-exercise the real media path (real signalling, real aiortc) without a terminal. It follows the
-desk's snapshot and deltas: active visits get a link, departed ones are dropped, and the
-server's ``on_air`` opens the gates. A supervisor session does the same receive-only after
-``watch``.
+Tests and ``bench/focus.py`` use it to exercise the real media path (real signalling, real
+aiortc) without a terminal. ``DeskSession`` does the work (links for active visits, departed
+ones dropped, gates on the server's ``on_air``); this adds only the officer's engine by
+default, a supervisor's receive-only one with ``supervise``, and ``on_focus`` for the bench.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
-from lapak.media.officer import OfficerMedia, OfficerMediaOptions, SupervisorMedia, _MediaEngine
-from lapak.media.peer import cancel_tasks
+from lapak.media.desk_session import DeskChange, DeskSession, Engine
+from lapak.media.officer import OfficerMedia, OfficerMediaOptions, SupervisorMedia
 from lapak.signaling.client import SignalClient
-
-log = logging.getLogger("lapak.headless")
+from lapak.signaling.messages import Ack
 
 
 class HeadlessDesk:
@@ -33,19 +28,25 @@ class HeadlessDesk:
         *,
         supervise: str | None = None,
     ) -> None:
-        self.client = SignalClient(url, token, self._on_message)
-        self.supervise = supervise
-        self.engine: _MediaEngine = (
-            SupervisorMedia(self._send_sdp)
-            if supervise is not None
-            else OfficerMedia(self._send_sdp, options)
+        self.engine: Engine = (
+            SupervisorMedia() if supervise is not None else OfficerMedia(None, options)
         )
-        self.visits: dict[str, dict[str, Any]] = {}
-        self.desk: str | None = supervise
+        self.session = DeskSession(
+            url,
+            token,
+            engine=self.engine,
+            watch=supervise,
+            read_only=supervise is not None,
+            on_change=self._changed,
+        )
         self.on_air: str | None = None
         self.on_air_changed_at: float | None = None
         self.on_focus: Callable[[str | None], None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        """Called when the officer's gates move (the server's ``on_air`` changed)."""
+
+    @property
+    def client(self) -> SignalClient:
+        return self.session.client
 
     @property
     def officer(self) -> OfficerMedia:
@@ -53,68 +54,19 @@ class HeadlessDesk:
         return self.engine
 
     async def start(self) -> None:
-        await self.client.connect()
-        if self.supervise is not None:
-            # The answer to ``watch`` is a snapshot, which arrives through ``_on_message``.
-            await self.client.send({"type": "watch", "desk": self.supervise, "id": 1_000_000})
+        await self.session.start()
 
-    async def focus(self, visit: str | None) -> dict[str, Any]:
-        """The officer's focus key: the request; the gates move on the server's event."""
-        return await self.client.request({"type": "focus", "visit": visit})
+    async def focus(self, visit: str | None) -> Ack:
+        """The officer's focus key: the request; the gates move on the server's delta."""
+        return await self.session.focus(visit)
 
     async def close(self) -> None:
-        await cancel_tasks(self._tasks)
-        await self.engine.close()
-        await self.client.close()
+        await self.session.close()
 
-    async def _send_sdp(self, visit: str, sdp_type: str, sdp: str, offer_id: str) -> None:
-        """An offer; a refusal raises ``RequestError`` for the engine (``not_connected``: the
-        booth is away)."""
-        await self.client.request(
-            {"type": "sdp", "visit": visit, "sdp_type": sdp_type, "sdp": sdp, "offer_id": offer_id}
-        )
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _apply_state(self, state: dict[str, Any]) -> None:
-        self.desk = state.get("desk", self.desk)
-        self.visits = {v["visit"]: v for v in state.get("visits", [])}
-        self._set_on_air(state.get("on_air"))
-        self._sync()
-
-    def _set_on_air(self, visit: str | None) -> None:
-        if isinstance(self.engine, OfficerMedia):
-            self.engine.set_on_air(visit)
-        if visit != self.on_air:
-            self.on_air = visit
+    def _changed(self, change: DeskChange) -> None:
+        on_air = self.session.model.on_air
+        if change.desk and on_air != self.on_air:
+            self.on_air = on_air
             self.on_air_changed_at = time.monotonic()
             if self.on_focus is not None:
-                self.on_focus(visit)
-
-    def _sync(self) -> None:
-        wanted = {
-            v
-            for v, view in self.visits.items()
-            if view.get("state") == "active" and view.get("desk") in (None, self.desk)
-        }
-        for visit in wanted:
-            self.engine.set_booth_present(visit, self.visits[visit].get("booth_present"))
-            if self.engine.needs_offer(visit):
-                self._spawn(self.engine.ensure(visit))
-        for visit in set(self.engine.links) - wanted:
-            self._spawn(self.engine.drop(visit))
-
-    async def _on_message(self, message: dict[str, Any]) -> None:
-        kind = message.get("type")
-        if kind == "snapshot":
-            self._apply_state(message.get("state", {}))
-        elif kind == "delta":
-            self._set_on_air(message.get("on_air"))
-            for view in message.get("visits", []):
-                self.visits[view["visit"]] = view
-            self._sync()
-        elif kind == "sdp" and message.get("sdp_type") == "answer":
-            await self.engine.on_answer(message["visit"], message["sdp"], message.get("offer_id"))
+                self.on_focus(on_air)

@@ -1,11 +1,14 @@
-"""A small asyncio client for the signalling protocol, shared by booths and consoles.
+"""A small asyncio client for the signalling protocol, shared by booths, consoles and tools.
 
-Requests get an ``id`` and await their answer: ``ack``/``error``, ``welcome`` for ``hello``,
-and the ``snapshot`` carrying ``re`` for ``watch``. Every other inbound message (the answering
-snapshot too) goes to the ``on_message`` callback in arrival order.
+Frames are decoded with :func:`lapak.signaling.messages.decode_server`, so callbacks get typed
+structs, never dicts. Requests get an ``id`` and await their answer: ``Ack``/``Error``,
+``Welcome`` for ``hello``, and the ``Snapshot`` carrying ``re`` for ``watch``. Every other
+message (the answering snapshot too) goes to ``on_message`` in arrival order.
 
-Close codes that mean "do not come back" (4001 token refused or expired, 4002 replaced by a newer
-connection) stop the automatic reconnect; ``ended`` then says why.
+There is one reconnect policy (:class:`Backoff`): the first connection (``retry=True``) and
+every reconnect after a drop wait by it. Errors and close codes that mean "do not come back"
+(the token refused or expired, the desk taken over by a newer connection) end the session;
+``ended`` then says why ("refused" or "replaced") and ``end_detail`` what the server said.
 """
 
 from __future__ import annotations
@@ -13,29 +16,93 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
+import random
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, TypeAlias, overload
 
+import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from lapak.signaling.messages import Ack, Error, ServerMessage, Snapshot, Welcome, decode_server
+from lapak.signaling.messages import encode as encode_message
+from lapak.signaling.protocol import (
+    ClientMessage,
+    CloseDesk,
+    ConfigureDesk,
+    Decide,
+    EndVisit,
+    Focus,
+    Hello,
+    OfficeStats,
+    Refresh,
+    Sdp,
+    SetWorkflow,
+    SnapshotTaken,
+    StartVisit,
+    Watch,
+)
+
 log = logging.getLogger("lapak.client")
 
-MessageHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
+MessageHandler = Callable[[ServerMessage], Awaitable[None] | None]
+WelcomeHandler = Callable[[Welcome], Awaitable[None] | None]
+Answer: TypeAlias = Welcome | Ack | Snapshot
+EndReason: TypeAlias = Literal["refused", "replaced"]
 
-ANSWER_TYPES = frozenset({"ack", "error", "welcome", "snapshot"})
-"""Messages that answer a request when their ``re`` names it (``snapshot`` answers ``watch``)."""
-
-FINAL_CLOSE_CODES = {4001: "token refused or expired", 4002: "replaced by a newer connection"}
+FINAL_CLOSE_CODES: dict[int, EndReason] = {4001: "refused", 4002: "replaced"}
 """Close codes after which reconnecting with the same token cannot help."""
 
-FINAL_ERROR_CODES = frozenset(
-    {"bad_token", "bad_signature", "token_expired", "wrong_office", "replaced"}
-)
+FINAL_ERROR_CODES: dict[str, EndReason] = {
+    "bad_token": "refused",
+    "bad_signature": "refused",
+    "token_expired": "refused",
+    "wrong_office": "refused",
+    "replaced": "replaced",
+}
 """Error codes that end the session for good (the server closes after them)."""
+
+WIRE_MAX_SIZE = 1024 * 1024
+_dict_encoder = msgspec.json.Encoder()
+
+
+@dataclass
+class Backoff:
+    """How long to wait before the next connection attempt: doubling from ``first`` up to
+    ``cap``, each wait spread by ±``jitter`` (a fraction) so that a room of clients dropped
+    together does not come back in lockstep. Pure: ``random`` is injected, nothing sleeps."""
+
+    first: float = 0.25
+    cap: float = 5.0
+    factor: float = 2.0
+    jitter: float = 0.1
+    random: Callable[[], float] = field(default=random.random, repr=False)
+    attempts: int = 0
+
+    def next_delay(self) -> float:
+        """The wait before the next attempt (counts it)."""
+        base = min(self.cap, self.first * self.factor**self.attempts)
+        self.attempts += 1
+        spread = base * self.jitter * (2.0 * self.random() - 1.0)
+        return max(0.0, min(self.cap, base + spread))
+
+    def reset(self) -> None:
+        """A connection succeeded: the next loss starts from ``first`` again."""
+        self.attempts = 0
+
+
+def final_reason(
+    *, error_code: str | None = None, close_code: int | None = None
+) -> EndReason | None:
+    """Whether this error or close code ends the session for good, and how."""
+    if error_code is not None and error_code in FINAL_ERROR_CODES:
+        return FINAL_ERROR_CODES[error_code]
+    if close_code is not None:
+        return FINAL_CLOSE_CODES.get(close_code)
+    return None
 
 
 class RequestError(Exception):
@@ -49,8 +116,9 @@ class RequestError(Exception):
 
 class SignalClient:
     """One signalling session. With ``reconnect=True`` a dropped connection is re-opened
-    with back-off and resumed with the session id from ``welcome`` (within the server's
-    grace period the client keeps its place); ``on_reconnect(welcome)`` then runs."""
+    by the ``Backoff`` policy and resumed with the session id from ``welcome`` (within the
+    server's grace period the client keeps its place); ``on_reconnect(welcome)`` then runs.
+    ``on_connection()`` runs on every change of ``connected``/``ended``/``last_failure``."""
 
     tls: ClassVar[ssl.SSLContext | None] = None
     """TLS settings for ``wss://`` (the CLI's ``--ca-file``); None: the system's CAs."""
@@ -62,8 +130,9 @@ class SignalClient:
         on_message: MessageHandler | None = None,
         *,
         reconnect: bool = True,
-        on_reconnect: MessageHandler | None = None,
-        backoff: tuple[float, float] = (0.25, 5.0),
+        on_reconnect: WelcomeHandler | None = None,
+        on_connection: Callable[[], None] | None = None,
+        policy: Backoff | None = None,
         request_timeout: float = 10.0,
     ) -> None:
         self.url = url
@@ -71,12 +140,13 @@ class SignalClient:
         self.on_message = on_message
         self.reconnect = reconnect
         self.on_reconnect = on_reconnect
-        self.backoff = backoff
+        self.on_connection = on_connection
+        self.policy = policy or Backoff()
         self.request_timeout = request_timeout
-        self.welcome: dict[str, Any] = {}
+        self.welcome: Welcome | None = None
         self._ws: ClientConnection | None = None
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._pending: dict[int, asyncio.Future[Answer | Error]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._reconnector: asyncio.Task[None] | None = None
         self._closing = False
@@ -84,64 +154,100 @@ class SignalClient:
         self.connected = asyncio.Event()
         self.reconnects = 0
         self.close_code: int | None = None
-        self.last_error: dict[str, Any] | None = None  # the last error without a pending request
+        self.last_error: Error | None = None  # the last error without a pending request
+        self.last_failure: str | None = None  # why the last connection attempt failed
+        self.ended: EndReason | None = None
+        self.end_detail: str | None = None
 
-    @property
-    def ended(self) -> str | None:
-        """Why the server ended this session for good (None: it may be resumed)."""
-        if self.last_error is not None and self.last_error.get("code") in FINAL_ERROR_CODES:
-            return f"{self.last_error.get('code')}: {self.last_error.get('message', '')}"
-        if self.close_code in FINAL_CLOSE_CODES:
-            return f"closed {self.close_code}: {FINAL_CLOSE_CODES[self.close_code]}"
-        return None
+    # -- connecting ------------------------------------------------------------------------
 
-    async def connect(self, timeout: float | None = None) -> dict[str, Any]:
-        async with asyncio.timeout(timeout or self.request_timeout):
-            await self._open()
-        return self.welcome
+    async def connect(self, timeout: float | None = None, *, retry: bool = False) -> Welcome:
+        """Connect and say hello. ``retry``: a server that cannot be reached yet is tried
+        again by the back-off policy until it answers; a refused token or an untrusted
+        certificate is never retried (it raises)."""
+        while True:
+            try:
+                async with asyncio.timeout(timeout or self.request_timeout):
+                    return await self._open()
+            except ssl.SSLError:
+                raise  # a certificate problem does not heal by waiting
+            except (OSError, TimeoutError) as exc:
+                await self._drop_socket()
+                self._failed(exc)
+                if not retry or self._closing:
+                    raise
+            delay = self.policy.next_delay()
+            log.warning(
+                "event=server_unreachable url=%s retry_in_s=%.1f reason=%r",
+                self.url, delay, self.last_failure,
+            )  # fmt: skip
+            await asyncio.sleep(delay)
 
-    async def _open(self) -> None:
-        tls = {"ssl": self.tls} if self.tls is not None and self.url.startswith("wss:") else {}
-        self._ws = await connect(self.url, compression=None, max_size=1024 * 1024, **tls)
+    async def _open(self) -> Welcome:
+        tls: dict[str, Any] = {}  # passed on to the event loop's create_connection
+        if self.tls is not None and self.url.startswith("wss:"):
+            tls["ssl"] = self.tls
+        self._ws = await connect(self.url, compression=None, max_size=WIRE_MAX_SIZE, **tls)
         self.closed.clear()
         self.close_code = None
         self.last_error = None
         self._reader = asyncio.create_task(self._read(), name="signal-reader")
-        hello: dict[str, Any] = {"type": "hello", "token": self.token}
-        if self.welcome.get("session"):
-            hello["session"] = self.welcome["session"]
-        self.welcome = await self.request(hello)
+        session = self.welcome.session if self.welcome is not None else None
+        try:
+            welcome = await self.request(Hello(token=self.token, session=session))
+        except RequestError as exc:
+            self._end_for(exc.code, exc.message)
+            await self._drop_socket()
+            raise
+        self.welcome = welcome
+        self.policy.reset()
+        self.last_failure = None
         self.connected.set()
+        self._notify()
+        return welcome
+
+    async def _drop_socket(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+
+    def _failed(self, exc: BaseException) -> None:
+        self.last_failure = str(exc) or type(exc).__name__
+        self._notify()
+
+    def _end_for(self, code: str, message: str) -> None:
+        reason = final_reason(error_code=code)
+        if reason is not None and self.ended is None:
+            self.ended, self.end_detail = reason, f"{code}: {message}"
+            log.warning("event=session_ended reason=%s detail=%r", reason, self.end_detail)
+
+    def _notify(self) -> None:
+        if self.on_connection is not None:
+            self.on_connection()
 
     async def _reconnect_loop(self) -> None:
-        delay, ceiling = self.backoff
-        while not self._closing:
-            await asyncio.sleep(delay)
+        while not self._closing and self.ended is None:
+            await asyncio.sleep(self.policy.next_delay())
             try:
                 async with asyncio.timeout(self.request_timeout):
-                    await self._open()
+                    welcome = await self._open()
             except RequestError as exc:
-                if exc.code in FINAL_ERROR_CODES:
-                    log.warning("event=reconnect_refused url=%s code=%s", self.url, exc.code)
-                    if self._ws is not None:
-                        await self._ws.close()
+                if self.ended is not None:
+                    self._notify()
                     return
                 log.info("event=reconnect_failed url=%s error=%r", self.url, exc)
-                if self._ws is not None:
-                    await self._ws.close()
-                delay = min(delay * 2, ceiling)
+                await self._drop_socket()
+                self._failed(exc)
                 continue
             except (OSError, TimeoutError, ConnectionError) as exc:
                 log.info("event=reconnect_failed url=%s error=%r", self.url, exc)
-                if self._ws is not None:
-                    await self._ws.close()
-                delay = min(delay * 2, ceiling)
+                await self._drop_socket()
+                self._failed(exc)
                 continue
             self.reconnects += 1
-            log.info("event=reconnected resumed=%s", self.welcome.get("resumed"))
+            log.info("event=reconnected resumed=%s", welcome.resumed)
             if self.on_reconnect is not None:
-                outcome = self.on_reconnect(self.welcome)
-                if asyncio.iscoroutine(outcome):
+                outcome = self.on_reconnect(welcome)
+                if outcome is not None:
                     await outcome
             return
 
@@ -152,8 +258,7 @@ class SignalClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reconnector
             self._reconnector = None
-        if self._ws is not None:
-            await self._ws.close()
+        await self._drop_socket()
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -161,35 +266,60 @@ class SignalClient:
             self._reader = None
         self._fail_pending(ConnectionError("connection closed"))
 
-    async def send(self, message: dict[str, Any]) -> None:
-        """Send without waiting for the answer (SDP relays)."""
+    # -- sending -----------------------------------------------------------------------------
+
+    async def send(self, message: ClientMessage | dict[str, Any]) -> None:
+        """Send without waiting for an answer (a booth's SDP answers)."""
+        await self._send_text(_text(message, None))
+
+    async def _send_text(self, text: str) -> None:
         if self._ws is None:
             raise ConnectionError("not connected")
         try:
-            await self._ws.send(json.dumps(message))
+            await self._ws.send(text)
         except ConnectionClosed as exc:
             raise ConnectionError("connection closed") from exc
 
+    @overload
+    async def request(self, message: Hello, timeout: float | None = None) -> Welcome: ...
+    @overload
+    async def request(self, message: Watch, timeout: float | None = None) -> Snapshot: ...
+    @overload
     async def request(
-        self, message: dict[str, Any], timeout: float | None = None
-    ) -> dict[str, Any]:
-        """Send with an id and wait for its answer; raise RequestError on error."""
+        self,
+        message: StartVisit
+        | Focus
+        | Decide
+        | EndVisit
+        | Sdp
+        | SnapshotTaken
+        | OfficeStats
+        | ConfigureDesk
+        | CloseDesk
+        | SetWorkflow
+        | Refresh,
+        timeout: float | None = None,
+    ) -> Ack: ...
+    @overload
+    async def request(self, message: dict[str, Any], timeout: float | None = None) -> Answer: ...
+
+    async def request(
+        self, message: ClientMessage | dict[str, Any], timeout: float | None = None
+    ) -> Answer:
+        """Send with an id and wait for its answer; raise RequestError on ``error``."""
         if self._ws is None:
             raise ConnectionError("not connected")
         req_id = next(self._ids)
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Answer | Error] = asyncio.get_running_loop().create_future()
         self._pending[req_id] = fut
         try:
-            try:
-                await self._ws.send(json.dumps({**message, "id": req_id}))
-            except ConnectionClosed as exc:
-                raise ConnectionError("connection closed") from exc
+            await self._send_text(_text(message, req_id))
             async with asyncio.timeout(timeout or self.request_timeout):
                 answer = await fut
         finally:
             self._pending.pop(req_id, None)
-        if answer.get("type") == "error":
-            raise RequestError(answer.get("code", "?"), answer.get("message", ""))
+        if isinstance(answer, Error):
+            raise RequestError(str(answer.code), answer.message)
         return answer
 
     def _fail_pending(self, exc: Exception) -> None:
@@ -197,39 +327,80 @@ class SignalClient:
             if not fut.done():
                 fut.set_exception(exc)
 
+    # -- receiving ---------------------------------------------------------------------------
+
     async def _read(self) -> None:
         ws = self._ws
         assert ws is not None
         try:
             async for frame in ws:
-                message = json.loads(frame)
-                kind = message.get("type")
-                re = message.get("re")
-                if kind in ANSWER_TYPES and re is not None and re in self._pending:
-                    fut = self._pending[re]
-                    if not fut.done():
-                        fut.set_result(message)
-                    if kind in ("ack", "error"):
-                        continue
-                elif kind == "error":
-                    self.last_error = message
-                    log.warning("event=server_error code=%s", message.get("code"))
-                if self.on_message is not None and kind != "welcome":
-                    outcome = self.on_message(message)
-                    if asyncio.iscoroutine(outcome):
-                        await outcome
+                try:
+                    message = decode_server(frame)
+                except msgspec.DecodeError as exc:
+                    log.warning("event=bad_frame url=%s error=%s", self.url, exc)
+                    continue
+                if not self._answered(message):
+                    await self._deliver(message)
         except ConnectionClosed:
             pass
         finally:
-            rcvd = ws.protocol.close_rcvd
-            self.close_code = rcvd.code if rcvd is not None else None
-            self.connected.clear()
-            self._fail_pending(ConnectionError("connection closed"))
-            self.closed.set()
-            idle = self._reconnector is None or self._reconnector.done()
-            if self.ended is not None:
-                log.warning("event=session_ended reason=%r", self.ended)
-            elif self.reconnect and not self._closing and self.welcome and idle:
-                self._reconnector = asyncio.get_running_loop().create_task(
-                    self._reconnect_loop(), name="signal-reconnect"
-                )
+            self._lost(ws)
+
+    def _answered(self, message: ServerMessage) -> bool:
+        """Resolve the request this message answers; True when nobody else should see it
+        (acks, errors and welcomes; a snapshot answering ``watch`` is the desk's news too)."""
+        if not isinstance(message, Welcome | Ack | Error | Snapshot):
+            return False
+        fut = self._pending.get(message.re) if message.re is not None else None
+        if fut is None:
+            if isinstance(message, Error):
+                self.last_error = message
+                self._end_for(str(message.code), message.message)
+                log.warning("event=server_error code=%s", message.code)
+            return isinstance(message, Welcome)
+        if not fut.done():
+            fut.set_result(message)
+        return not isinstance(message, Snapshot)
+
+    async def _deliver(self, message: ServerMessage) -> None:
+        if self.on_message is not None:
+            outcome = self.on_message(message)
+            if outcome is not None:
+                await outcome
+
+    def _lost(self, ws: ClientConnection) -> None:
+        rcvd = ws.protocol.close_rcvd
+        self.close_code = rcvd.code if rcvd is not None else None
+        reason = final_reason(close_code=self.close_code)
+        if reason is not None and self.ended is None:
+            self.ended = reason
+            self.end_detail = f"closed {self.close_code}"
+            log.warning("event=session_ended reason=%s detail=%r", reason, self.end_detail)
+        self.connected.clear()
+        self._fail_pending(ConnectionError("connection closed"))
+        self.closed.set()
+        idle = self._reconnector is None or self._reconnector.done()
+        if (
+            self.ended is None
+            and self.reconnect
+            and not self._closing
+            and self.welcome is not None
+            and idle
+        ):
+            self._reconnector = asyncio.get_running_loop().create_task(
+                self._reconnect_loop(), name="signal-reconnect"
+            )
+        if not self._closing:
+            self._notify()
+
+
+def _text(message: ClientMessage | dict[str, Any], req_id: int | None) -> str:
+    """One client message as a frame, numbered when it is a request. A dict goes as it is
+    (tests send what a struct would refuse to build)."""
+    if isinstance(message, dict):
+        return _dict_encoder.encode(
+            message if req_id is None else {**message, "id": req_id}
+        ).decode()
+    if req_id is not None:
+        message = msgspec.structs.replace(message, id=req_id)
+    return encode_message(message)

@@ -44,8 +44,7 @@ async def test_three_booths_end_to_end(tmp_path: Path, keys: KeyRing) -> None:
             await wait_for(lambda: len(app.model.visits) == 3, "three visits on the desk")
             by_slot = app.model.by_slot()
             agent_of = {
-                slot: next(b for b in booths if b.visit == v["visit"])
-                for slot, v in by_slot.items()
+                slot: next(b for b in booths if b.visit == v.visit) for slot, v in by_slot.items()
             }
             assert sorted(agent_of) == [1, 2, 3]
 
@@ -102,7 +101,7 @@ async def test_three_booths_end_to_end(tmp_path: Path, keys: KeyRing) -> None:
             )
             assert server.hub.state.visits[visit].steps[0].status == "approved"
             await wait_for(
-                lambda: target.status.get("steps", [{}])[0].get("status") == "approved",
+                lambda: target.status is not None and target.status.steps[0].status == "approved",
                 "the booth is told its step was approved",
             )
             await pilot.press("q")

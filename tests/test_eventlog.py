@@ -166,7 +166,7 @@ async def test_sigkill_loses_no_acknowledged_decision(tmp_path: Path, kill_after
         for booth in booths:
             claimant = {"name": "S", "membership_no": "1"}
             visits.append(
-                (await booth.request({"type": "start_visit", "claimant": claimant}))["visit"]
+                (await booth.request({"type": "start_visit", "claimant": claimant})).visit
             )
 
         async def decide_all(officer, desk: str) -> None:  # type: ignore[no-untyped-def]
@@ -180,7 +180,7 @@ async def test_sigkill_loses_no_acknowledged_decision(tmp_path: Path, kill_after
                         continue
                     acked.append((visit, step))
 
-        tasks = [asyncio.create_task(decide_all(o, o.welcome["desk"])) for o in officers]
+        tasks = [asyncio.create_task(decide_all(o, o.welcome.desk)) for o in officers]
         await asyncio.sleep(kill_after)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)

@@ -17,10 +17,12 @@ import pytest
 from conftest import wait_for
 
 from lapak.media.booth import BoothAgent, BoothMediaConfig, ClaimantInfo
+from lapak.media.booth_link import why_rebuild
 from lapak.media.headless import HeadlessDesk
 from lapak.media.officer import OfficerMediaOptions, SupervisorMedia
 from lapak.media.peer import close_peers, new_peer_connection
 from lapak.media.simulator import make_booths
+from lapak.signaling.messages import SdpRelay
 from lapak.signaling.server import SignalServer
 from lapak.signaling.tokens import KeyRing
 
@@ -52,9 +54,9 @@ async def test_an_answer_that_does_not_echo_the_latest_offer_is_dropped() -> Non
 
 async def test_a_booth_answers_only_the_latest_offer_and_echoes_its_id() -> None:
     booth = BoothAgent("ws://127.0.0.1:1/ws", "t", "booth-01", 0, ClaimantInfo("A", "1"), SMALL)
-    sent: list[dict[str, Any]] = []
+    sent: list[Any] = []
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Any) -> None:
         sent.append(message)
 
     booth.client.send = send  # type: ignore[method-assign]
@@ -64,19 +66,21 @@ async def test_a_booth_answers_only_the_latest_offer_and_echoes_its_id() -> None
         officer.addTransceiver("audio", direction="sendrecv")
         officer.addTransceiver("video", direction="sendrecv")
         await officer.setLocalDescription(await officer.createOffer())
-        offer = {"type": "sdp", "visit": "V1", "sdp_type": "offer", "from": "officer"}
-        offer["sdp"] = officer.localDescription.sdp
-        await booth._on_message({**offer, "offer_id": "first"})
-        await booth._on_message({**offer, "offer_id": "second"})
+        sdp = officer.localDescription.sdp
+        for offer_id in ("first", "second"):
+            offer = SdpRelay(
+                visit="V1", sdp_type="offer", sdp=sdp, from_="officer", offer_id=offer_id
+            )
+            await booth._on_message(offer)
         await wait_for(
             lambda: sent and booth.offers_superseded == 1, "the booth has handled both offers"
         )
-        assert [m.get("offer_id") for m in sent] == ["second"], (
+        assert [m.offer_id for m in sent] == ["second"], (
             f"only the latest offer is answered, echoing its id; sent {sent}"
         )
         assert booth.offers_superseded == 1
         await officer.setRemoteDescription(
-            type(officer.localDescription)(sdp=sent[0]["sdp"], type="answer")
+            type(officer.localDescription)(sdp=sent[0].sdp, type="answer")
         )
     finally:
         await close_peers([officer])
@@ -107,7 +111,7 @@ async def test_a_booth_that_left_is_offered_again_when_it_is_back_not_on_a_timer
         await wait_for(lambda: link.booth_present is False, "the visit view says: booth away")
         await wait_for(lambda: link.state != "connected", "the dead link is noticed")
         far_future = time.monotonic() + 3600
-        assert desk.engine._why_rebuild(link, far_future) is None, (
+        assert why_rebuild(link, far_future, desk.engine.stall_s) is None, (
             "no re-offer on a timer while the booth is away"
         )
         rebuilds = link.rebuilds

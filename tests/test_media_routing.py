@@ -8,11 +8,13 @@ Tone detection proves routing: the officer speaks 1200 Hz, booth i 350 + 100·i 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import pytest
 import pytest_asyncio
 from conftest import wait_for
@@ -24,6 +26,7 @@ from lapak.media.officer import OfficerMediaOptions
 from lapak.media.simulator import make_booths
 from lapak.media.testcard import identify_booth
 from lapak.media.tones import OFFICER_FREQUENCY, booth_frequency, goertzel_power, tone_present
+from lapak.signaling.messages import SdpRelay, decode_server
 from lapak.signaling.server import SignalServer
 from lapak.signaling.tokens import KeyRing
 
@@ -246,20 +249,17 @@ async def test_supervisor_receives_every_booth_receive_only(rig: Rig) -> None:
 async def test_booth_refuses_offers_that_did_not_come_through_the_server_as_such(rig: Rig) -> None:
     booth = rig.booths[4]
     before = booth.offers_refused
+    assert booth.visit is not None
     forged = [
-        {"type": "sdp", "visit": booth.visit, "sdp_type": "offer", "sdp": "v=0", "from": "booth"},
-        {
-            "type": "sdp",
-            "visit": booth.visit,
-            "sdp_type": "offer",
-            "sdp": "v=0",
-            "from": "supervisor",
-        },
-        {"type": "sdp", "visit": booth.visit, "sdp_type": "offer", "sdp": "v=0"},
+        SdpRelay(visit=booth.visit, sdp_type="offer", sdp="v=0", from_="booth", offer_id="f1"),
+        SdpRelay(visit=booth.visit, sdp_type="offer", sdp="v=0", from_="supervisor", offer_id="f2"),
     ]
     for message in forged:
         await booth._on_message(message)
-    assert booth.offers_refused == before + 3, "each offer without a server-set sender is refused"
+    unsent = {"type": "sdp", "visit": booth.visit, "sdp_type": "offer", "sdp": "v=0"}
+    with pytest.raises(msgspec.ValidationError, match="from"):
+        decode_server(json.dumps({**unsent, "offer_id": "f3"}))  # never reaches the booth
+    assert booth.offers_refused == before + 2, "each offer without a server-set sender is refused"
 
 
 @pytest.mark.asyncio(loop_scope="function")

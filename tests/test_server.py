@@ -10,9 +10,10 @@ from pathlib import Path
 from conftest import wait_for
 from websockets.asyncio.client import connect
 
-from lapak.signaling.client import SignalClient
+from lapak.signaling.client import Backoff, SignalClient
 from lapak.signaling.eventlog import EventLog, read_events
 from lapak.signaling.events import DeskOpened
+from lapak.signaling.messages import Ack, BoothState, Welcome
 from lapak.signaling.server import SignalServer
 from lapak.signaling.tokens import KeyRing
 
@@ -56,7 +57,7 @@ async def test_bad_input_gets_codes_and_the_server_goes_on(
         assert ws.close_code == 4001, "a refused hello closes with 4001"
     good = SignalClient(server.url, keys.issue("officer", "ana", "main", desk="d1"))
     welcome = await good.connect()
-    assert welcome["role"] == "officer", "a well-behaved client is still served"
+    assert welcome.role == "officer", "a well-behaved client is still served"
     await good.close()
     _, _, text = await asyncio.to_thread(http_get, server, "/metrics")
     assert 'lapak_errors_total{code="bad_json"} 1.0' in text
@@ -71,11 +72,11 @@ async def test_acknowledged_decision_survives_restart(tmp_path: Path, keys: KeyR
     await officer.connect()
     await booth.connect()
     claimant = {"name": "Siti", "membership_no": "123"}
-    visit = (await booth.request({"type": "start_visit", "claimant": claimant}))["visit"]
+    visit = (await booth.request({"type": "start_visit", "claimant": claimant})).visit
     ack = await officer.request(
         {"type": "decide", "visit": visit, "step": 0, "decision": "approve"}
     )
-    assert ack["type"] == "ack"
+    assert isinstance(ack, Ack)
     await officer.close()
     await booth.close()
     await srv.close()
@@ -111,19 +112,19 @@ async def test_clients_reconnect_and_resume_across_a_server_restart(
     srv = SignalServer(data, keys, port=0)
     await srv.start()
     port = srv.port
-    states: list[dict] = []
-    resumed: list[dict] = []
+    states: list[BoothState] = []
+    resumed: list[Welcome] = []
     booth = SignalClient(
         srv.url,
         keys.issue("booth", "b1", "main", booth="b1"),
-        lambda m: states.append(m) if m["type"] == "booth_state" else None,
+        lambda m: states.append(m) if isinstance(m, BoothState) else None,
         reconnect=True,
         on_reconnect=resumed.append,
-        backoff=(0.05, 0.5),
+        policy=Backoff(first=0.05, cap=0.5),
     )
     await booth.connect()
     claimant = {"name": "Siti", "membership_no": "123"}
-    visit = (await booth.request({"type": "start_visit", "claimant": claimant}))["visit"]
+    visit = (await booth.request({"type": "start_visit", "claimant": claimant})).visit
     await srv.close()
     async with asyncio.timeout(10):
         await booth.closed.wait()
@@ -132,9 +133,9 @@ async def test_clients_reconnect_and_resume_across_a_server_restart(
     try:
         await wait_for(lambda: bool(resumed), "the booth reconnects and resumes", timeout=15)
         assert booth.reconnects == 1
-        assert states[-1]["visit"] == visit, "after reconnecting the booth hears where its visit is"
+        assert states[-1].visit == visit, "after reconnecting the booth hears where its visit is"
         answer = await booth.request({"type": "start_visit", "claimant": claimant})
-        assert answer["visit"] == visit, "the visit resumes"
+        assert answer.visit == visit, "the visit resumes"
     finally:
         await booth.close()
         await again.close()

@@ -16,6 +16,7 @@ from websockets.exceptions import ConnectionClosed
 
 from lapak.signaling.client import SignalClient
 from lapak.signaling.config import ServerConfig
+from lapak.signaling.messages import Ack
 from lapak.signaling.server import SignalServer
 from lapak.signaling.tokens import KeyRing
 
@@ -80,7 +81,7 @@ async def test_fuzzed_frames_leave_the_server_serving(server: SignalServer, keys
     answer = await good.request(
         {"type": "start_visit", "claimant": {"name": "S", "membership_no": "1"}}
     )
-    assert answer["type"] == "ack", "a well-behaved client is served after the fuzzing"
+    assert isinstance(answer, Ack), "a well-behaved client is served after the fuzzing"
     await good.close()
     assert server.health()["status"] == "ok"
 
@@ -129,7 +130,7 @@ async def test_slow_reader_is_closed_and_others_are_served(tmp_path: Path, keys:
                         await slow.recv()
             assert slow.close_code == 4008, f"slow reader closed with 4008, got {slow.close_code}"
         good = SignalClient(server.url, keys.issue("supervisor", "s2", "main"))
-        assert (await good.connect())["role"] == "supervisor", "others are still served"
+        assert (await good.connect()).role == "supervisor", "others are still served"
         clients.append(good)
     finally:
         for client in clients:

@@ -1,0 +1,373 @@
+"""One client-side desk session, shared by the console, the supervisor view, the headless
+desk and the focus bench.
+
+It owns the signalling connection (``SignalClient``, with the one reconnect policy), the
+desk models built from the server's snapshot and deltas, the decisions waiting for their
+ack, and the resync after a gap or a refusal (``watch`` again: the answer is a snapshot).
+It keeps an optional media engine in step with the model: a link per active visit, dropped
+when the visit leaves, the officer's gates on the server's ``on_air``, offers held while a
+booth is away. A UI hears what changed through ``on_change(DeskChange)`` and reads the model;
+nothing the server sends is recomputed here.
+
+The session ends for good (``ended``) when another console takes the desk (``replaced``),
+when the token is refused or expires (``refused``), or when the token's role cannot run
+this session (``wrong_role``); it never reconnects after that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+from lapak.media.desk_model import DeskModel
+from lapak.media.officer import OfficerMedia, SupervisorMedia
+from lapak.media.peer import cancel_tasks
+from lapak.signaling.client import Backoff, RequestError, SignalClient
+from lapak.signaling.messages import Ack, Delta, SdpRelay, ServerMessage, Snapshot, Welcome
+from lapak.signaling.protocol import (
+    Decide,
+    Decision,
+    EndVisit,
+    Focus,
+    OfficeStats,
+    Outcome,
+    Sdp,
+    SdpType,
+    SnapshotTaken,
+    Watch,
+)
+
+log = logging.getLogger("lapak.desk_session")
+
+Engine: TypeAlias = OfficerMedia | SupervisorMedia
+EndReason: TypeAlias = Literal["replaced", "refused", "wrong_role"]
+LOST = (ConnectionError, TimeoutError)
+"""What a request raises when the connection is gone or the server did not answer in time."""
+
+
+@dataclass(frozen=True)
+class DeskChange:
+    """What changed, so a UI redraws once per change: ``visits`` whose view (or pending
+    decision) changed, ``desk`` for the desk's own fields (on air, queue, a whole snapshot),
+    ``connection`` for connected/lost/ended. Bursts merge with ``|``."""
+
+    visits: frozenset[str] = frozenset()
+    desk: bool = False
+    connection: bool = False
+
+    def __or__(self, other: DeskChange) -> DeskChange:
+        return DeskChange(
+            self.visits | other.visits, self.desk or other.desk, self.connection or other.connection
+        )
+
+
+class DeskSession:
+    """One desk followed from the server (an officer's own, or one a supervisor watches)."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        engine: Engine | None,
+        watch: str | None = None,
+        on_change: Callable[[DeskChange], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        read_only: bool = False,
+        watch_all: bool = False,
+        request_timeout: float = 10.0,
+        policy: Backoff | None = None,
+    ) -> None:
+        """``watch``: the desk a supervisor or admin follows (default: the first of its
+        office). ``read_only``: the session only watches (an officer token is still let in;
+        without it, only an officer token may run the session). ``watch_all``: watch every
+        desk of the office too (the supervisor's overview counts them)."""
+        self.client = SignalClient(
+            url,
+            token,
+            self._on_message,
+            on_reconnect=self._on_reconnect,
+            on_connection=self._on_connection,
+            policy=policy,
+            request_timeout=request_timeout,
+        )
+        self.engine = engine
+        if engine is not None:
+            engine.attach(self.send_sdp)
+        self.desk: str | None = watch
+        self.read_only = read_only
+        self.watch_all = watch_all
+        self.on_change = on_change
+        self.clock = clock
+        self.models: dict[str, DeskModel] = {}
+        self.welcome: Welcome | None = None
+        self.ended: EndReason | None = None
+        self.end_detail: str | None = None
+        self._spare = DeskModel()
+        self._loaded = asyncio.Event()
+        self._ensuring: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def model(self) -> DeskModel:
+        """The model of the desk followed now (an empty one before the first snapshot)."""
+        return self._spare if self.desk is None else self.models.setdefault(self.desk, DeskModel())
+
+    @property
+    def connected(self) -> bool:
+        return self.client.connected.is_set()
+
+    @property
+    def last_failure(self) -> str | None:
+        """Why the last connection attempt failed (None once connected)."""
+        return self.client.last_failure
+
+    @property
+    def watcher(self) -> bool:
+        """Whether this session watches desks (supervisor, admin) rather than runs one."""
+        return self.welcome is not None and self.welcome.role != "officer"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, *, retry: bool = False) -> Welcome:
+        """Connect, hello, watch (supervisors) and wait for the first snapshot.
+
+        ``retry``: a server not up yet is tried again by the back-off policy. A refused
+        token raises ``RequestError`` (``ended`` says ``refused``); a token of the wrong
+        role returns with ``ended == "wrong_role"`` and the connection closed.
+        """
+        try:
+            welcome = await self.client.connect(retry=retry)
+        except RequestError:
+            self._take_end()
+            raise
+        self.welcome = welcome
+        if welcome.role == "booth" or (welcome.role != "officer" and not self.read_only):
+            self._end("wrong_role", f"a {welcome.role} token cannot run this desk")
+            await self.client.close()
+            return welcome
+        if self.watcher:
+            await self._watch_desks(welcome)
+        else:
+            self.desk = welcome.desk
+            await self._first_snapshot()
+        return welcome
+
+    async def close(self) -> None:
+        """Close the connection and the media engine (the session owns both)."""
+        await cancel_tasks(self._tasks)
+        if self.engine is not None:
+            await self.engine.close()
+        await self.client.close()
+
+    async def _first_snapshot(self) -> None:
+        async with asyncio.timeout(self.client.request_timeout):
+            while not self.model.synced:
+                self._loaded.clear()
+                await self._loaded.wait()
+
+    async def _watch_desks(self, welcome: Welcome) -> None:
+        """Watch the chosen desk (default the office's first), then the others if asked."""
+        if self.desk is None:
+            self.desk = welcome.desks[0] if welcome.desks else None
+        if self.desk is None:
+            log.info("event=no_desk office=%s", welcome.office)
+            return
+        await self._watch(self.desk)
+        if self.watch_all:
+            for other in welcome.desks:
+                if other != self.desk:
+                    try:
+                        await self._watch(other)
+                    except RequestError as exc:
+                        log.info("event=watch_refused desk=%s error=%s", other, exc)
+
+    def _take_end(self) -> None:
+        if self.client.ended is not None and self.ended is None:
+            self._end(self.client.ended, self.client.end_detail or self.client.ended)
+
+    def _end(self, reason: EndReason, detail: str) -> None:
+        self.ended, self.end_detail = reason, detail
+        log.warning("event=desk_session_ended reason=%s detail=%r", reason, detail)
+        self._changed(connection=True)
+
+    def _on_connection(self) -> None:
+        self._take_end()
+        self._changed(connection=True)
+
+    async def _on_reconnect(self, welcome: Welcome) -> None:
+        """Resumed: an officer gets its desk's snapshot by itself; a watcher asks again."""
+        self.welcome = welcome
+        if self.watcher:
+            await self._watch_desks(welcome)
+
+    # -- requests ----------------------------------------------------------------------------
+
+    async def watch(self, desk: str) -> Snapshot:
+        """Follow ``desk`` from now on (its snapshot replaces what was known of it)."""
+        self.desk = desk
+        self.reconcile()
+        self._changed(desk=True)
+        return await self._watch(desk)
+
+    async def resync(self) -> Snapshot | None:
+        """Ask for the followed desk as it is (after a refusal: our copy was wrong)."""
+        if self.desk is None:
+            return None
+        return await self._watch(self.desk)
+
+    async def _watch(self, desk: str) -> Snapshot:
+        return await self.client.request(Watch(desk=desk))
+
+    async def focus(self, visit: str | None) -> Ack:
+        """Put a visit on air (None: nobody); the gates move on the server's delta."""
+        return await self.client.request(Focus(visit=visit))
+
+    async def decide(
+        self, visit: str, step: int, decision: Decision, reason: str | None = None
+    ) -> Ack:
+        """Shown as sending at once, as decided only on the ack. Refused: the model keeps
+        the server's message and is resynced; lost: refused with why (not resynced: the
+        snapshot after the reconnect is the truth)."""
+        model = self.model
+        model.mark_pending(visit, step, decision)
+        self._changed(visits=frozenset({visit}))
+        try:
+            ack = await self.client.request(
+                Decide(visit=visit, step=step, decision=decision, reason=reason)
+            )
+        except RequestError as exc:
+            model.refuse(visit, step, str(exc))
+            self._changed(visits=frozenset({visit}))
+            await self._resync_quietly()
+            raise
+        except LOST as exc:
+            model.refuse(visit, step, str(exc) or type(exc).__name__)
+            self._changed(visits=frozenset({visit}))
+            raise
+        model.acknowledged(visit, step)
+        self._changed(visits=frozenset({visit}))
+        return ack
+
+    async def end_visit(self, visit: str, outcome: Outcome, note: str | None = None) -> Ack:
+        """End a visit; refused: resync (the desk was not as we thought)."""
+        try:
+            return await self.client.request(EndVisit(visit=visit, outcome=outcome, note=note))
+        except RequestError:
+            await self._resync_quietly()
+            raise
+
+    async def snapshot_taken(self, visit: str, sha256: str, step: int | None = None) -> Ack:
+        """Record a saved frame's SHA-256 in the visit's audit trail."""
+        return await self.client.request(SnapshotTaken(visit=visit, sha256=sha256, step=step))
+
+    async def office_stats(self, office: str | None = None) -> Ack:
+        """The office overview (``Ack.figures()``)."""
+        return await self.client.request(OfficeStats(office=office), timeout=3)
+
+    async def send_sdp(self, visit: str, sdp_type: SdpType, sdp: str, offer_id: str) -> None:
+        """An offer of the media engine; a refusal raises ``RequestError`` back to it
+        (``not_connected``: the booth is away, it waits for the booth to come back)."""
+        await self.client.request(Sdp(visit=visit, sdp_type=sdp_type, sdp=sdp, offer_id=offer_id))
+
+    async def _resync_quietly(self) -> None:
+        try:
+            await self.resync()
+        except (RequestError, *LOST) as exc:
+            log.warning("event=resync_failed desk=%s error=%s", self.desk, exc)
+
+    # -- what the server says ----------------------------------------------------------------
+
+    async def _on_message(self, message: ServerMessage) -> None:
+        if isinstance(message, Snapshot):
+            self._on_snapshot(message)
+        elif isinstance(message, Delta):
+            self._on_delta(message)
+        elif isinstance(message, SdpRelay) and message.sdp_type == "answer":
+            if self.engine is not None:
+                await self.engine.on_answer(message.visit, message.sdp, message.offer_id)
+
+    def _on_snapshot(self, message: Snapshot) -> None:
+        model = self.models.setdefault(message.desk, DeskModel())
+        before = frozenset(model.visits)
+        model.load_snapshot(message)
+        if self.desk is None:
+            self.desk = message.desk
+        self._loaded.set()
+        if message.desk == self.desk:
+            self.reconcile()
+            self._changed(visits=before | frozenset(model.visits), desk=True)
+
+    def _on_delta(self, message: Delta) -> None:
+        model = self.models.get(message.desk)
+        if model is None:
+            return
+        before = _desk_fields(model)
+        if not model.apply_delta(message):
+            log.warning("event=seq_gap desk=%s seq=%d", message.desk, message.seq)
+            self._spawn(self._resync_desk(message.desk))
+            return
+        if message.desk == self.desk:
+            self.reconcile()
+            changed = frozenset(v.visit for v in message.visits)
+            self._changed(visits=changed, desk=_desk_fields(model) != before)
+
+    async def _resync_desk(self, desk: str) -> None:
+        try:
+            await self._watch(desk)
+        except (RequestError, *LOST) as exc:
+            log.warning("event=resync_failed desk=%s error=%s", desk, exc)
+
+    def _changed(
+        self, visits: frozenset[str] = frozenset(), desk: bool = False, connection: bool = False
+    ) -> None:
+        if self.on_change is not None:
+            self.on_change(DeskChange(visits, desk, connection))
+
+    # -- media -------------------------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        """Make the engine's links match the followed desk: a link per active visit, none
+        for a visit that left, gates on the server's ``on_air``, offers held while away."""
+        engine = self.engine
+        if engine is None:
+            return
+        model = self.model
+        if isinstance(engine, OfficerMedia):
+            engine.set_on_air(model.on_air)
+        for visit, view in model.visits.items():
+            engine.set_booth_present(visit, view.booth_present)
+            if engine.needs_offer(visit):
+                self._ensure(engine, visit)
+        for visit in set(engine.links) - set(model.visits):
+            self._spawn(engine.drop(visit))
+
+    def _ensure(self, engine: Engine, visit: str) -> None:
+        """One ``ensure`` per visit at a time: a snapshot and its deltas in one loop turn
+        all see the link missing until the first ``ensure`` has run."""
+        if visit in self._ensuring:
+            return
+        self._ensuring.add(visit)
+
+        async def ensure() -> None:
+            try:
+                await engine.ensure(visit)
+            finally:
+                self._ensuring.discard(visit)
+
+        self._spawn(ensure())
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _desk_fields(model: DeskModel) -> tuple[object, ...]:
+    return (model.on_air, model.queue, model.capacity, model.closed, model.vacant, model.officer)
