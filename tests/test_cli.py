@@ -354,3 +354,83 @@ def test_a_new_secret_file_is_private_from_its_first_byte(tmp_path: Path) -> Non
     fresh = tmp_path / "fresh"
     KeyRing.generate().write(fresh)
     assert fresh.stat().st_mode & 0o777 == 0o600
+
+
+# -- the server path stays headless; logs as JSON ------------------------------------------------
+
+HEADLESS_CHECK = """
+import sys
+from pathlib import Path
+from lapak.cli.main import main
+
+d = Path(sys.argv[1])
+try:
+    main(["signal", "--help"])
+except SystemExit:
+    pass
+assert main(["token", "--secret-file", str(d / "secret"), "--role", "booth", "--sub", "b",
+             "--office", "main", "--booth", "b"]) == 0
+assert main(["audit", "verify", "--data-dir", str(d / "nothing")]) == 3
+assert main(["signal", "--check-config", "--secret-file", str(d / "secret"),
+             "--data-dir", str(d / "data")]) == 0
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("textual", "aiortc", "av")
+                or m.startswith(("lapak.console", "lapak.media")))
+assert not loaded, f"the server path imported {loaded}"
+"""
+
+
+def test_signal_audit_and_token_never_import_the_console_media_or_textual(
+    tmp_path: Path, secret: Path
+) -> None:
+    (tmp_path / "secret").write_bytes(secret.read_bytes())
+    out = subprocess.run([sys.executable, "-c", HEADLESS_CHECK, str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_signal_from_a_config_file_logs_json_lines(tmp_path: Path) -> None:
+    """The server reads where to listen and which files to use from its TOML file (found
+    through LAPAK_SERVER_CONFIG), and ``--log-format json`` writes one JSON object a line."""
+    import json
+
+    port = free_port()
+    conf = tmp_path / "server.toml"
+    conf.write_text(f'[server]\nport = {port}\ndata_dir = "data"\nsecret_file = "secret"\n')
+    env = {**os.environ, "LAPAK_SERVER_CONFIG": str(conf)}
+    proc = subprocess.Popen([*LAPAK, "signal", "--log-format", "json"],
+                            stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    try:
+        wait_healthy(port, proc, 20)
+        assert (tmp_path / "data").is_dir() and (tmp_path / "secret").exists(), "paths from file"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    records = [json.loads(line) for line in err.splitlines() if line]
+    assert records, "the server logged"
+    for record in records:
+        assert {"ts", "level", "logger", "event"} <= record.keys(), record
+    listening = [r for r in records if r["event"] == "listening"]
+    assert listening and listening[0]["port"] == port, records
+
+
+def test_json_log_lines_carry_the_fields_as_keys() -> None:
+    import json
+    import logging
+
+    from lapak.signaling.logs import JsonFormatter
+
+    def line(msg: str, *args: object, exc: bool = False) -> dict[str, object]:
+        record = logging.LogRecord("lapak.x", logging.WARNING, __file__, 1, msg, args, None)
+        if exc:
+            try:
+                raise ValueError("boom")
+            except ValueError:
+                record.exc_info = sys.exc_info()
+        return dict(json.loads(JsonFormatter().format(record)))
+
+    got = line('event=x n=%d f=%s name="a \\"b\\" c" level=7 booth=01 free text', 3, "0.5")
+    assert got["event"] == "x" and got["n"] == 3 and got["f"] == 0.5 and got["name"] == 'a "b" c'
+    assert got["level"] == "warning" and got["level_"] == 7, "a field never hides the level"
+    assert got["booth"] == "01" and got["msg"] == "free text" and got["logger"] == "lapak.x"
+    assert "ValueError: boom" in str(line("event=failed", exc=True)["exc"])

@@ -105,3 +105,125 @@ def test_lapak_token_ttl_is_capped_per_role(tmp_path: Path) -> None:
     admin = _lapak("token", "--secret-file", str(secret), "--role", "admin", "--sub", "root",
                    "--office", "main", "--ttl", "86400")  # fmt: skip
     assert admin.returncode == 2, "the default admin cap (1 h) applies without --config"
+
+
+# -- flags, LAPAK_* variables and --check-config (issue 16) --------------------------------------
+
+
+def _settings(argv: list[str], env: dict[str, str]) -> ServerConfig:
+    from lapak.cli.main import build_parser
+    from lapak.cli.signal import settings
+
+    return settings(build_parser().parse_args(["signal", *argv]), env)
+
+
+def test_a_flag_wins_over_a_variable_which_wins_over_the_file(tmp_path: Path) -> None:
+    conf = tmp_path / "etc" / "server.toml"
+    conf.parent.mkdir()
+    conf.write_text(
+        '[server]\nport = 1000\ngrace_s = 5\ndata_dir = "data"\nsecret_file = "/abs/secret"\n'
+        'offices = ["a"]\n'
+    )
+    env = {"LAPAK_SERVER_CONFIG": str(conf), "LAPAK_PORT": "2000", "LAPAK_OFFICES": "b, c"}
+    c = _settings([], env)
+    assert (c.launch.port, c.grace_s, c.offices) == (2000, 5, ["b", "c"]), "variable over file"
+    assert c.launch.data_dir == conf.parent / "data", "a relative path in the file: its directory"
+    assert c.launch.secret_file == Path("/abs/secret")
+    c = _settings(["--port", "3000", "--office", "d", "--data-dir", "rel"], env)
+    assert (c.launch.port, c.offices, c.launch.data_dir) == (3000, ["d"], Path("rel")), "flag wins"
+    c = _settings(["--config", str(conf)], {"LAPAK_GRACE_S": "", "LAPAK_STRICT_OUTCOMES": "false"})
+    assert c.grace_s == 5 and c.strict_outcomes is False, "an empty variable counts as unset"
+
+
+def test_every_server_key_has_a_documented_variable() -> None:
+    from lapak.signaling.config import _Server, env_name
+
+    doc = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    for key in _Server.__struct_fields__:
+        assert f"`{key}`" in doc and env_name(key) in doc, f"{key} / {env_name(key)} documented"
+
+
+def check_config(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[int, list[str], str]:
+    import os
+
+    out = subprocess.run(
+        [sys.executable, "-m", "lapak.cli", "signal", "--check-config", *args],
+        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("LAPAK_")}, **(env or {})},
+    )  # fmt: skip
+    assert "Traceback" not in out.stderr, out.stderr
+    problems = [ln for ln in out.stderr.splitlines() if ln and ": note: " not in ln]
+    return out.returncode, problems, out.stdout
+
+
+def test_check_config_passes_without_binding_or_creating_anything(tmp_path: Path) -> None:
+    import socket
+
+    conf = tmp_path / "server.toml"
+    conf.write_text('[server]\nhost = "127.0.0.1"\ndata_dir = "data"\nsecret_file = "secret"\n')
+    with socket.socket() as taken:  # the configured port is in use: not our business here
+        taken.bind(("127.0.0.1", 0))
+        port = str(taken.getsockname()[1])
+        code, problems, out = check_config(tmp_path, "--config", str(conf),
+                                           env={"LAPAK_PORT": port})  # fmt: skip
+    assert (code, problems) == (0, []), problems
+    assert out.startswith("configuration ok: listen 127.0.0.1:" + port), out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["server.toml"], "nothing created"
+
+
+@pytest.mark.parametrize(
+    ("files", "args", "env", "expected"),
+    [
+        ({}, ["--config", "{d}/missing.toml"], {}, ["missing.toml: No such file"]),
+        ({"bad.toml": "[server\n"}, ["--config", "{d}/bad.toml"], {}, ["not valid TOML"]),
+        (
+            {"s.toml": '[server]\ngrase_s = 5\nport = "x"\n[desks]\n'},
+            ["--config", "{d}/s.toml", "--secret-file", "{d}/k"],
+            {"LAPAK_GRACE_S": "soon", "LAPAK_PUBLIC_URL": "lapak.example"},
+            ["'grase_s'", "[server] port", "[desks]", "LAPAK_GRACE_S", "LAPAK_PUBLIC_URL"],
+        ),
+        ({}, [], {"LAPAK_DATA_DIR": "{d}/data"}, ["no secret file"]),
+        ({"k": ""}, ["--secret-file", "{d}/k", "--port", "70000"], {}, ["--port"]),
+        ({"k": ""}, ["--secret-file", "{d}/k"], {}, ["{d}/k"]),
+        (
+            {"k": "", "cert.pem": "nope"},
+            ["--secret-file", "{d}/k", "--tls-cert", "{d}/cert.pem"],
+            {},
+            ["{d}/k", "--tls-cert and --tls-key go together"],
+        ),
+        (
+            {"cert.pem": "nope", "key.pem": "nope"},
+            ["--secret-file", "{d}/new", "--tls-cert", "{d}/cert.pem", "--tls-key", "{d}/key.pem"],
+            {},
+            ["cert.pem"],
+        ),
+        (
+            {"data": None},
+            ["--secret-file", "{d}/new", "--data-dir", "{d}/data", "--signing-key", "{d}/data/k"],
+            {},
+            ["inside the data directory"],
+        ),
+    ],
+)  # fmt: skip
+def test_check_config_names_every_problem_one_line_each(
+    tmp_path: Path, files: dict[str, str | None], args: list[str], env: dict[str, str],
+    expected: list[str],
+) -> None:  # fmt: skip
+    for name, text in files.items():
+        if text is None:
+            (tmp_path / name).mkdir()
+        else:
+            (tmp_path / name).write_text(text)
+    fill = str(tmp_path)
+    code, problems, out = check_config(
+        tmp_path,
+        *(a.replace("{d}", fill) for a in args),
+        env={k: v.replace("{d}", fill) for k, v in env.items()},
+    )
+    assert code == 1 and out == "", f"expected exit 1, got {code}: {problems}"
+    assert len(problems) == len(expected), f"expected {len(expected)} lines, got {problems}"
+    for line, word in zip(problems, expected, strict=True):
+        word = word.replace("{d}", fill)
+        assert line.startswith("lapak signal: ") and word in line, f"{word!r} in {line!r}"
