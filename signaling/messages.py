@@ -237,9 +237,8 @@ class BoothState(VisitView, _Message, frozen=True, tag="booth_state"):
         estimated_wait_s: float | None,
         queue: int,
     ) -> BoothState:
-        fields = {f: getattr(view, f) for f in view.__struct_fields__}
         return cls(
-            **fields,
+            **msgspec.structs.asdict(view),
             on_air=on_air,
             position=position,
             estimated_wait_s=estimated_wait_s,
