@@ -29,6 +29,20 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
+from lapak.media.desk_model import DeskModel
+from lapak.signaling.messages import (
+    Ack,
+    BoothState,
+    Delta,
+    Error,
+    SdpRelay,
+    ServerMessage,
+    Snapshot,
+    VisitView,
+    Welcome,
+    decode_server,
+)
+
 STEPS = 6  # the JHT workflow: identity, membership, family card, bank book, letter, decision
 WIRE_MAX_SIZE = 1024 * 1024
 TICK_S = 0.002
@@ -123,8 +137,8 @@ class Client:
         self.ready = asyncio.Event()
         self.reader: asyncio.Task[None] | None = None
         self.closing = False
-        # officer
-        self.seq = 0
+        # officer: its desk as the server says it (snapshot + deltas), and what it decides
+        self.desk = DeskModel()
         self.visits: dict[str, LocalVisit] = {}
         # booth
         self.visit: str | None = None
@@ -210,11 +224,10 @@ class Client:
         try:
             async for frame in self.ws:
                 self.stats.messages_in += 1
-                msg = _decode(frame)
                 if self.worker.mode == "echo":
-                    self._on_echo(msg)
+                    self._on_echo(_decode(frame))  # its own requests come back: not typed
                 else:
-                    self._on_message(msg)
+                    self._on_message(decode_server(frame))
         except ConnectionClosed as exc:
             if not self.closing:
                 self.stats.errors[f"closed:{exc.rcvd.code if exc.rcvd else 'none'}"] += 1
@@ -236,73 +249,74 @@ class Client:
                     self.worker.acked_in_window += 1
         return entry
 
-    def _on_message(self, msg: dict[str, Any]) -> None:
-        kind = msg.get("type")
-        if kind == "error":
-            entry = self._answered(msg.get("re"))
+    def _on_message(self, msg: ServerMessage) -> None:
+        if isinstance(msg, Error):
+            entry = self._answered(msg.re)
             what = entry[0] if entry else "unsolicited"
-            self.stats.errors[f"{what}:{msg.get('code')}"] += 1
+            self.stats.errors[f"{what}:{msg.code}"] += 1
             if entry and entry[2] in self.visits:  # drop it; the next delta brings it back
                 self.visits.pop(entry[2]).gone = True
             if entry and entry[0] == "start_visit":
                 self.starting = False
             return
-        if kind in ("ack", "welcome"):
-            entry = self._answered(msg.get("re"))
+        if isinstance(msg, Ack | Welcome):
+            entry = self._answered(msg.re)
             if entry is None:
-                self.stats.errors[f"unexpected_{kind}"] += 1
+                self.stats.errors[f"unexpected_{msg.__struct_config__.tag}"] += 1
                 return
-            if entry[0] == "decide":
+            if isinstance(msg, Welcome):
+                if self.role == "booth":
+                    self.ready.set()
+            elif entry[0] == "decide":
                 visit = self.visits.get(entry[2] or "")
                 if visit is not None:
                     visit.inflight = False
-                    visit.next_step = max(visit.next_step, msg.get("step", -1) + 1)
+                    step = msg.step if isinstance(msg.step, int) else -1
+                    visit.next_step = max(visit.next_step, step + 1)
                     self._next(visit)
             elif entry[0] == "end_visit":
                 visit = self.visits.pop(entry[2] or "", None)
                 if visit is not None:
                     visit.gone = True
             elif entry[0] == "start_visit":
-                self.visit = msg.get("visit")
+                self.visit = msg.visit if isinstance(msg.visit, str) else None
                 self.start_acked = True
-            elif entry[0] == "hello" and self.role == "booth":
-                self.ready.set()
             return
-        if kind == "snapshot":
-            self.seq = msg["seq"]
-            self._merge(msg["state"]["visits"])
+        if isinstance(msg, Snapshot):
+            self._answered(msg.re)  # the answer to a resync's watch, if it is one
+            self.desk.load_snapshot(msg)
+            self._merge(msg.state.visits)
             self.ready.set()
-        elif kind == "delta":
-            if msg["seq"] != self.seq + 1:
+        elif isinstance(msg, Delta):
+            if not self.desk.apply_delta(msg):
                 self.stats.seq_gaps += 1
                 self.stats.errors["seq_gap"] += 1
-            self.seq = msg["seq"]
-            self._merge(msg["visits"])
-        elif kind == "booth_state":
-            if msg["visit"] != self.visit:
+                self.worker.spawn(self.request("watch", {"type": "watch", "desk": msg.desk}))
+                return
+            self._merge(msg.visits)
+        elif isinstance(msg, BoothState):
+            if msg.visit != self.visit:
                 return
             if self.start_acked:
                 self.ready.set()
-            if msg["state"] == "ended" and self.starting is False and not self.closing:
+            if msg.state == "ended" and self.starting is False and not self.closing:
                 self.starting = True
                 self.worker.spawn(self.start_visit())
-            elif msg["state"] != "ended":
+            elif msg.state != "ended":
                 self.starting = False
-        elif kind != "sdp":
-            self.stats.errors[f"unexpected_{kind}"] += 1
+        elif not isinstance(msg, SdpRelay):
+            self.stats.errors[f"unexpected_{msg.__struct_config__.tag}"] += 1
 
-    def _merge(self, views: list[dict[str, Any]]) -> None:
-        """Apply visit views from a snapshot or delta to the officer's local desk."""
-        desk = self.worker.desk_of[self.name]
+    def _merge(self, views: list[VisitView]) -> None:
+        """Follow the visits a snapshot or delta listed, as the desk model now has them."""
         for view in views:
-            vid = view["visit"]
-            here = view["state"] == "active" and view["desk"] == desk
+            vid = view.visit
             local = self.visits.get(vid)
-            if not here:
+            if vid not in self.desk.visits:
                 if local is not None and not local.ending:
                     self.visits.pop(vid).gone = True
                 continue
-            current = view["current_step"]
+            current = view.current_step
             step = STEPS if current is None else current
             if local is None:
                 local = LocalVisit(vid, step)
@@ -365,7 +379,6 @@ class Worker:
         self.acked_in_window = 0
         self.ready_visits: deque[tuple[Client, LocalVisit]] = deque()
         self.tasks: set[asyncio.Task[None]] = set()
-        self.desk_of: dict[str, str] = {}
         self.booth_for: dict[str, Client] = {}
         self.officer_of: dict[str, Client] = {}
         self.restarts: dict[str, LocalVisit] = {}
@@ -378,7 +391,6 @@ class Worker:
                 name = f"officer-{desk}"
                 token = keys.issue("officer", name, office.name, desk=desk)
                 self.officers.append(Client(self, "officer", name, office.name, token))
-                self.desk_of[name] = desk
             for booth in office.booths:
                 token = keys.issue("booth", booth, office.name, booth=booth)
                 self.booths.append(Client(self, "booth", booth, office.name, token))
