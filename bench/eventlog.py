@@ -22,9 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lapak.signaling.domain import Domain
+from lapak.signaling.domain import Domain, Rules
 from lapak.signaling.eventlog import EventLog, load
 from lapak.signaling.events import Event
+from lapak.signaling.permissions import Actor
+from lapak.signaling.workflows import default_workflows
 
 
 def say(text: str) -> None:
@@ -67,23 +69,25 @@ async def appends(
 def build_log(n: int) -> list[Event]:
     """A realistic mix: visits start, route, get focus and six decisions, end; one visit
     a minute, as a busy branch sees (so old visits age out of memory as in production)."""
-    d = Domain()
+    d = Domain(rules=Rules(default_workflows()))
     events: list[Event] = []
     for desk in range(10):
-        events += d.open_desk(f"d{desk}", "main", f"o{desk}", 0.0)
+        events += d.open_desk(Actor("officer", f"o{desk}", "main", desk=f"d{desk}"), 0.0)
     i = 0
     while len(events) < n:
         t = i * 60.0
-        visit, evs = d.start_visit(f"b{i % 60}", "main", "Siti", f"{i:011d}", "JHT", t)
+        booth = Actor("booth", f"b{i % 60}", "main", booth=f"b{i % 60}")
+        visit, evs = d.start_visit(booth, "Siti", f"{i:011d}", "JHT", t)
         events += evs
         desk = d.state.visits[visit].desk
         if desk is None:
             i += 1
             continue
-        events += d.set_focus(desk, visit, "o", t + 1)
+        o = Actor("officer", "o", "main", desk=desk)
+        events += d.set_focus(o, visit, t + 1)
         for step in range(6):
-            events += d.decide(desk, visit, step, "approve", None, "o", "officer", t + 2 + step)
-        events += d.end_visit(visit, "completed", None, "o", t + 30)
+            events += d.decide(o, visit, step, "approve", None, t + 2 + step)
+        events += d.end_visit(o, visit, "completed", None, t + 30)
         i += 1
     return events[:n]
 

@@ -13,17 +13,18 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-MAX_FRAME_BYTES = 64 * 1024  # UTF-8 bytes, not characters
+from lapak.signaling.errors import LapakError
+from lapak.signaling.limits import (
+    MAX_FRAME_BYTES,
+    MAX_ID,
+    MAX_NAME,
+    MAX_NOTE,
+    MAX_REASON,
+    MAX_TOKEN,
+)
 
-# Caps on what a client may write into the shared state, so that a desk snapshot (six seated
-# visits) stays far below any client's message limit (the console takes 1 MiB). Lengths are
-# in characters: at most 4 UTF-8 bytes each.
-MAX_NAME = 200
-MAX_MEMBERSHIP_NO = 64
-MAX_CLAIM_TYPE = 64
-MAX_NOTE = 1000
-MAX_REASON = 200
-MAX_TOKEN = 8192
+MAX_MEMBERSHIP_NO = MAX_ID
+MAX_CLAIM_TYPE = MAX_ID
 
 
 class ErrorCode(StrEnum):
@@ -87,7 +88,7 @@ class Hello(msgspec.Struct, tag="hello", tag_field="type", forbid_unknown_fields
     """First frame. ``session`` (from an earlier ``welcome``) resumes within the grace period."""
 
     token: Annotated[str, msgspec.Meta(max_length=MAX_TOKEN)]
-    session: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    session: Annotated[str, msgspec.Meta(max_length=MAX_ID)] | None = None
     id: int | None = None
 
 
@@ -137,7 +138,7 @@ class Sdp(msgspec.Struct, tag="sdp", tag_field="type", forbid_unknown_fields=Tru
     sdp_type: SdpType
     sdp: str
     peer: str | None = None
-    offer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    offer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID)] | None = None
     id: int | None = None
 
 
@@ -225,13 +226,11 @@ _client_decoder = msgspec.json.Decoder(ClientMessage)
 _encoder = msgspec.json.Encoder()
 
 
-class ProtocolError(Exception):
+class ProtocolError(LapakError):
     """A frame that cannot be accepted; carries the code sent back to the client."""
 
     def __init__(self, code: ErrorCode, message: str, re: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(code, message)
         self.re = re
 
 

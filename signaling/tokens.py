@@ -14,8 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jwt
+from jwt.types import Options
 
-from lapak.signaling.protocol import ErrorCode
+from lapak.signaling.errors import TokenError
+from lapak.signaling.limits import MAX_ID
+from lapak.signaling.protocol import ErrorCode, Role
+
+__all__ = ["ALGORITHM", "CLOCK_SKEW_S", "ROLES", "Claims", "KeyRing", "TokenError", "key_id"]
 
 ROLES = ("officer", "booth", "supervisor", "admin")
 ALGORITHM = "HS256"
@@ -24,19 +29,12 @@ CLOCK_SKEW_S = 60
 
 @dataclass(frozen=True)
 class Claims:
-    role: str
+    role: Role
     sub: str
     office: str
     desk: str | None = None
     booth: str | None = None
     exp: float = 0.0
-
-
-class TokenError(Exception):
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def key_id(key: bytes) -> str:
@@ -112,7 +110,7 @@ class KeyRing:
         if key is None:
             raise TokenError(ErrorCode.BAD_SIGNATURE, "token signed by an unknown key")
         # Time checks are ours, against the caller's clock, so the core stays testable.
-        options = {
+        options: Options = {
             "require": ["exp", "iat", "role", "sub", "office"],
             "verify_exp": False,
             "verify_iat": False,
@@ -154,7 +152,7 @@ class KeyRing:
         return claims
 
 
-MAX_CLAIM_CHARS = 64  # ids (sub, office, desk, booth) are short names
+MAX_CLAIM_CHARS = MAX_ID  # ids (sub, office, desk, booth) are short names
 
 
 def _check_types(payload: dict[str, object]) -> None:

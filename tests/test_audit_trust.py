@@ -28,12 +28,14 @@ from tests_support import wait_healthy
 from lapak.signaling import signing
 from lapak.signaling.audit import records, verify_dir
 from lapak.signaling.datadir import DataDirError, open_data_dir
-from lapak.signaling.domain import Domain
+from lapak.signaling.domain import Domain, Rules
 from lapak.signaling.eventlog import GENESIS, EventLog, LogError, chain, chain_v1, load
 from lapak.signaling.events import Event
+from lapak.signaling.permissions import Actor
 from lapak.signaling.server import SignalServer
 from lapak.signaling.signing import Signer
 from lapak.signaling.tokens import KeyRing
+from lapak.signaling.workflows import default_workflows
 
 LAPAK = [sys.executable, "-m", "lapak.cli"]
 
@@ -43,12 +45,14 @@ def lapak(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 
 
 def events_with_a_rejection() -> list[Event]:
-    d = Domain()
-    events: list[Event] = list(d.open_desk("d1", "main", "ana", 0.0))
-    visit, evs = d.start_visit("b1", "main", "Siti", "00000000001", "JHT", 1.0)
+    d = Domain(rules=Rules(default_workflows()))
+    ana = Actor("officer", "ana", "main", desk="d1")
+    events: list[Event] = list(d.open_desk(ana, 0.0))
+    b1, b2 = (Actor("booth", b, "main", booth=b) for b in ("b1", "b2"))
+    visit, evs = d.start_visit(b1, "Siti", "00000000001", "JHT", 1.0)
     events += evs
-    events += d.decide("d1", visit, 0, "reject", "document unreadable", "ana", "officer", 2.0)
-    _, evs = d.start_visit("b2", "main", "Budi", "00000000002", "JHT", 3.0)
+    events += d.decide(ana, visit, 0, "reject", "document unreadable", 2.0)
+    _, evs = d.start_visit(b2, "Budi", "00000000002", "JHT", 3.0)
     return events + evs
 
 

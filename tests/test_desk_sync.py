@@ -7,18 +7,16 @@ the server's current view (the focus fields, presence and steps included).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import msgspec
+from hub_driver import NOW, HubDriver
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lapak.signaling.config import ServerConfig
-from lapak.signaling.domain import desk_view
-from lapak.signaling.hub import Hub
-from lapak.signaling.tokens import KeyRing
+from lapak.signaling.views import desk_view
 
-NOW = 1_800_000_000.0
 DESKS = ("d1", "d2")
 BOOTHS = 4
 DESK_FIELDS = ("officer", "on_air", "closed", "vacant", "capacity", "queue")
@@ -48,7 +46,8 @@ class DeskCopy:
 
 class World:
     def __init__(self) -> None:
-        self.hub = Hub(KeyRing((b"s" * 32,)), config=ServerConfig(grace_s=5), now=NOW)
+        self.driver = HubDriver(ServerConfig(grace_s=5))
+        self.hub = self.driver.hub
         self.now = NOW
         self.sup = -1  # no watcher yet
         self.copies: dict[str, DeskCopy] = {}
@@ -65,8 +64,8 @@ class World:
             self.booths[b] = self.join("booth", booth=f"b{b}", sub=f"b{b}")
 
     def join(self, role: str, **claims: str) -> int:
-        conn = self.hub.connect()
-        token = self.hub.keys.issue(role, claims.pop("sub"), "main", now=NOW, **claims)
+        conn = self.driver.connect()
+        token = self.driver.token(role, now=NOW, **claims)
         self.send(conn, {"type": "hello", "token": token})
         return conn
 
@@ -78,9 +77,9 @@ class World:
         return mine
 
     def send(self, conn: int, message: dict[str, Any]) -> list[dict[str, Any]]:
-        result = self.hub.receive(conn, json.dumps({"id": 1, **message}), self.now)
+        result = self.driver.send(conn, {"id": 1, **message}, self.now)
         self.observe(result.outputs)
-        return [m for c, m in result.outputs if c == conn]
+        return result.to(conn)
 
     def seated(self, desk: str, index: int) -> str | None:
         slots = self.hub.state.desks[desk].slots
@@ -106,13 +105,13 @@ class World:
                 officer, {"type": "end_visit", "visit": visit, "outcome": outcome, "note": "n"}
             )
         elif kind == "drop_booth" and booth is not None:
-            self.observe(self.hub.disconnect(booth, self.now).outputs)
+            self.observe(self.driver.disconnect(booth, self.now).outputs)
             self.booths[cmd[1] % BOOTHS] = None
         elif kind == "back_booth" and booth is None:
             b = cmd[1] % BOOTHS
             self.booths[b] = self.join("booth", booth=f"b{b}", sub=f"b{b}")
         elif kind == "drop_officer" and officer is not None:
-            self.observe(self.hub.disconnect(officer, self.now).outputs)
+            self.observe(self.driver.disconnect(officer, self.now).outputs)
             self.officers[desk] = None
         elif kind == "back_officer" and officer is None:
             self.officers[desk] = self.join("officer", desk=desk, sub=f"o-{desk}")
@@ -124,11 +123,12 @@ class World:
             self.send(self.admin, {"type": "close_desk", "desk": desk})
         elif kind == "wait":
             self.now += cmd[2]
-            self.observe(self.hub.tick(self.now).outputs)
+            self.observe(self.driver.tick(self.now).outputs)
 
     def check(self) -> None:
         for desk, copy in self.copies.items():
-            fresh = desk_view(self.hub.state, desk, self.hub._presence)
+            view = desk_view(self.hub.state, desk, self.hub.sessions.presence)
+            fresh = msgspec.to_builtins(view)
             assert copy.view() == {k: fresh[k] for k in (*DESK_FIELDS, "visits")}, desk
 
 

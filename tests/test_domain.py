@@ -9,30 +9,48 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lapak.signaling.domain import OUTCOMES, Domain, DomainError, Rules, replay
+from lapak.signaling.errors import LapakError
 from lapak.signaling.events import Event
+from lapak.signaling.permissions import SYSTEM, Actor
 from lapak.signaling.protocol import ErrorCode
+from lapak.signaling.workflows import default_workflows
+
+ADMIN = Actor("admin", "admin", "*")
 
 
-def start(domain: Domain, booth: str, office: str = "main", now: float = 0.0) -> str:
-    visit, _ = domain.start_visit(booth, office, "Siti", "12345678901", "JHT", now)
+def new_domain(reasons: tuple[str, ...] = (), strict_outcomes: bool = True) -> Domain:
+    """A domain with the shipped workflows (the domain itself reads no file)."""
+    rules = Rules(default_workflows(), reasons=reasons, strict_outcomes=strict_outcomes)
+    return Domain(rules=rules)
+
+
+def officer(desk: str, office: str = "main") -> Actor:
+    return Actor("officer", f"o{desk[1:]}", office, desk=desk)
+
+
+def booth(name: str, office: str = "main") -> Actor:
+    return Actor("booth", name, office, booth=name)
+
+
+def start(domain: Domain, name: str, office: str = "main", now: float = 0.0) -> str:
+    visit, _ = domain.start_visit(booth(name, office), "Siti", "12345678901", "JHT", now)
     return visit
 
 
 def complete(domain: Domain, visit_id: str, now: float) -> list[Event]:
     """Approve every step at the visit's desk, then end it ``completed`` (the only way)."""
     visit = domain.state.visits[visit_id]
+    at = officer(visit.desk or "-", visit.office)
     events: list[Event] = []
     for step in range(len(visit.steps)):
-        events += domain.decide(
-            visit.desk or "-", visit_id, step, "approve", None, "o", "officer", now
-        )
-    return events + domain.end_visit(visit_id, "completed", None, "o", now)
+        events += domain.decide(at, visit_id, step, "approve", None, now)
+    return events + domain.end_visit(at, visit_id, "completed", None, now)
 
 
 def test_visit_goes_to_least_loaded_desk_then_queue_then_drains() -> None:
-    d = Domain()
-    d.open_desk("d1", "main", "o1", 0, capacity=2)
-    d.open_desk("d2", "main", "o2", 0, capacity=1)
+    d = new_domain()
+    d.open_desk(officer("d1", "main"), 0, capacity=2)
+    d.open_desk(officer("d2", "main"), 0, capacity=1)
     a, b, c, e = (start(d, f"b{i}") for i in range(4))
     desks = {v: d.state.visits[v].desk for v in (a, b, c)}
     assert sorted(desks.values()) == ["d1", "d1", "d2"], f"two at d1, one at d2: {desks}"
@@ -45,8 +63,8 @@ def test_visit_goes_to_least_loaded_desk_then_queue_then_drains() -> None:
 
 
 def test_slots_are_numbered_from_one_and_reused() -> None:
-    d = Domain()
-    d.open_desk("d1", "main", "o1", 0)
+    d = new_domain()
+    d.open_desk(officer("d1", "main"), 0)
     visits = [start(d, f"b{i}") for i in range(6)]
     assert [d.state.visits[v].slot for v in visits] == [1, 2, 3, 4, 5, 6]
     complete(d, visits[2], 1)
@@ -55,57 +73,57 @@ def test_slots_are_numbered_from_one_and_reused() -> None:
 
 
 def test_booth_resumes_its_open_visit() -> None:
-    d = Domain()
+    d = new_domain()
     first = start(d, "b1")
-    again, events = d.start_visit("b1", "main", "Other", "0", "JHT", 5)
+    again, events = d.start_visit(booth("b1"), "Other", "0", "JHT", 5)
     assert again == first and events == [], "a booth with an open visit resumes it"
 
 
 def test_queued_visits_route_when_desk_opens() -> None:
-    d = Domain()
+    d = new_domain()
     v = start(d, "b1")
     assert d.state.visits[v].state == "queued"
-    d.open_desk("d1", "main", "o1", 1)
+    d.open_desk(officer("d1", "main"), 1)
     assert d.state.visits[v].desk == "d1"
     assert d.state.queues["main"] == []
 
 
 def test_focus_only_on_a_visit_at_the_desk() -> None:
-    d = Domain()
-    d.open_desk("d1", "main", "o1", 0)
-    d.open_desk("d2", "other", "o2", 0)
+    d = new_domain()
+    d.open_desk(officer("d1", "main"), 0)
+    d.open_desk(officer("d2", "other"), 0)
     v = start(d, "b1")
-    d.set_focus("d1", v, "o1", 1)
+    d.set_focus(officer("d1"), v, 1)
     assert d.state.desks["d1"].on_air == v
-    assert d.set_focus("d1", v, "o1", 2) == [], "no event when nothing changes"
+    assert d.set_focus(officer("d1"), v, 2) == [], "no event when nothing changes"
     with pytest.raises(DomainError) as err:
-        d.set_focus("d2", v, "o2", 3)
+        d.set_focus(officer("d2", "other"), v, 3)
     assert err.value.code == ErrorCode.VISIT_NOT_ACTIVE
 
 
 def test_decisions_need_a_pending_step_and_rejections_a_reason() -> None:
-    d = Domain()
-    d.open_desk("d1", "main", "o1", 0)
+    d = new_domain()
+    d.open_desk(officer("d1", "main"), 0)
     v = start(d, "b1")
-    d.decide("d1", v, 0, "approve", None, "o1", "officer", 1)
+    d.decide(officer("d1"), v, 0, "approve", None, 1)
     assert d.state.visits[v].steps[0].status == "approved"
     assert d.state.visits[v].current_step == 1
     with pytest.raises(DomainError) as err:
-        d.decide("d1", v, 0, "approve", None, "o1", "officer", 2)
+        d.decide(officer("d1"), v, 0, "approve", None, 2)
     assert err.value.code == ErrorCode.STEP_NOT_PENDING
     with pytest.raises(DomainError) as err:
-        d.decide("d1", v, 1, "reject", None, "o1", "officer", 2)
+        d.decide(officer("d1"), v, 1, "reject", None, 2)
     assert err.value.code == ErrorCode.INVALID_MESSAGE
     with pytest.raises(DomainError) as err:
-        d.decide("d1", v, 99, "approve", None, "o1", "officer", 2)
+        d.decide(officer("d1"), v, 99, "approve", None, 2)
     assert err.value.code == ErrorCode.NOT_FOUND
 
 
 def test_ending_the_on_air_visit_clears_focus() -> None:
-    d = Domain()
-    d.open_desk("d1", "main", "o1", 0)
+    d = new_domain()
+    d.open_desk(officer("d1", "main"), 0)
     v = start(d, "b1")
-    d.set_focus("d1", v, "o1", 1)
+    d.set_focus(officer("d1"), v, 1)
     complete(d, v, 2)
     assert d.state.desks["d1"].on_air is None
 
@@ -143,26 +161,29 @@ def run(d: Domain, cmd: tuple, now: float) -> list[Event]:
     pick = d.state.visits[visits[cmd[1] % len(visits)]] if visits and cmd[0] in VISIT_CMDS else None
     match cmd:
         case ("open", desk, cap):
-            return d.open_desk(f"d{desk}", office_of_desk(desk), f"o{desk}", now, capacity=cap)
-        case ("start", booth, office, kind):
+            return d.open_desk(officer(f"d{desk}", office_of_desk(desk)), now, capacity=cap)
+        case ("start", b, office, kind):
             claim = ("JHT", "X")[kind]
-            return d.start_visit(f"b{booth}", OFFICES[office], "n", "m", claim, now)[1]
-        case ("end", _, outcome) if pick:
-            return d.end_visit(pick.id, outcome, "note", "o", now)
+            return d.start_visit(booth(f"b{b}", OFFICES[office]), "n", "m", claim, now)[1]
+        case ("end", _, outcome) if pick:  # its desk's officer, or the server for a queued one
+            by = officer(pick.desk, pick.office) if pick.desk else SYSTEM
+            return d.end_visit(by, pick.id, outcome, "note", now)
         case ("focus", desk, vi) if visits:
-            return d.set_focus(f"d{desk}", visits[vi % len(visits)], "o", now)
+            at = officer(f"d{desk}", office_of_desk(desk))
+            return d.set_focus(at, visits[vi % len(visits)], now)
         case ("decide" | "reject" | "reopen", _, step) if pick:
             decision = {"decide": "approve"}.get(cmd[0], cmd[0])
             reason = "r" if decision == "reject" else None
-            return d.decide(pick.desk or "-", pick.id, step, decision, reason, "o", "officer", now)
+            at = officer(pick.desk or "-", pick.office)
+            return d.decide(at, pick.id, step, decision, reason, now)
         case ("close", desk):
-            return d.close_desk(f"d{desk}", "admin", now)
+            return d.close_desk(ADMIN, f"d{desk}", now)
         case ("configure", desk, cap):
-            return d.configure_desk(f"d{desk}", office_of_desk(desk), cap, "admin", now)
+            return d.configure_desk(ADMIN, f"d{desk}", office_of_desk(desk), cap, now)
         case ("vacate", desk):
             return d.vacate_desk(f"d{desk}", now)
         case ("workflow", office, n):
-            return d.set_workflow("X", [f"s{i}" for i in range(n)], "admin", now, office)
+            return d.set_workflow(ADMIN, "X", [f"s{i}" for i in range(n)], office, now)
     return []
 
 
@@ -200,10 +221,10 @@ def check_invariants(d: Domain) -> None:
 @settings(max_examples=300, deadline=None)
 @given(commands)
 def test_invariants_hold_and_replay_gives_the_same_state(cmds: list[tuple]) -> None:
-    d = Domain(rules=Rules(reasons=("r",)))
+    d = new_domain(reasons=("r",))
     log: list[Event] = []
     for i, cmd in enumerate(cmds):
-        with contextlib.suppress(DomainError):
+        with contextlib.suppress(LapakError):
             log += run(d, cmd, float(i))
         check_invariants(d)
     replayed = replay(log)
@@ -215,47 +236,47 @@ def test_invariants_hold_and_replay_gives_the_same_state(cmds: list[tuple]) -> N
 
 
 def test_same_booth_id_in_two_offices_is_two_booths() -> None:
-    d = Domain()
-    d.open_desk("d1", "main", "o1", 0)
+    d = new_domain()
+    d.open_desk(officer("d1", "main"), 0)
     mine = start(d, "booth-01", "main")
-    theirs, events = d.start_visit("booth-01", "north", "Other", "2", "JHT", 1)
+    theirs, events = d.start_visit(booth("booth-01", "north"), "Other", "2", "JHT", 1)
     assert theirs != mine and events, "north's booth-01 does not resume main's visit"
     assert d.state.visits[theirs].state == "queued", "north has no desk: it waits in north"
     assert d.state.queues["north"] == [theirs] and d.state.visits[mine].desk == "d1"
 
 
 def test_workflows_are_scoped_by_office() -> None:
-    d = Domain()
-    log = d.set_workflow("JHT", ["only"], "admin", 0, "north")
+    d = new_domain()
+    log = d.set_workflow(ADMIN, "JHT", ["only"], "north", 0)
     assert d.steps_for("JHT", "north") == ["only"]
     assert d.steps_for("JHT", "main") != ["only"], "north's workflow leaves main alone"
-    log += d.set_workflow("JKM", ["a", "b"], "root", 1, "*")
+    log += d.set_workflow(ADMIN, "JKM", ["a", "b"], "*", 1)
     assert d.steps_for("JKM", "main") == ["a", "b"] == d.steps_for("JKM", "north")
     assert "JKM" in d.claim_types("north") and replay(log).workflows == d.state.workflows
 
 
 def test_outcomes_must_match_the_steps_unless_configured_otherwise() -> None:
-    d = Domain()
-    d.open_desk("d1", "main", "o1", 0)
+    d = new_domain()
+    d.open_desk(officer("d1", "main"), 0)
     v = start(d, "b1")
     for outcome in ("completed", "rejected"):
         with pytest.raises(DomainError) as err:
-            d.end_visit(v, outcome, None, "o1", 1)
+            d.end_visit(officer("d1"), v, outcome, None, 1)
         assert err.value.code == ErrorCode.OUTCOME_MISMATCH, outcome
-    d.decide("d1", v, 0, "reject", "r", "o1", "officer", 2)
+    d.decide(officer("d1"), v, 0, "reject", "r", 2)
     with pytest.raises(DomainError):
-        d.end_visit(v, "completed", None, "o1", 3)
-    d.end_visit(v, "rejected", None, "o1", 3)
-    lax = Domain(rules=Rules(strict_outcomes=False))
-    lax.open_desk("d1", "main", "o1", 0)
+        d.end_visit(officer("d1"), v, "completed", None, 3)
+    d.end_visit(officer("d1"), v, "rejected", None, 3)
+    lax = new_domain(strict_outcomes=False)
+    lax.open_desk(officer("d1", "main"), 0)
     w = start(lax, "b1")
-    lax.end_visit(w, "completed", None, "o1", 1)
+    lax.end_visit(officer("d1"), w, "completed", None, 1)
     assert lax.state.visits[w].outcome == "completed", "strict_outcomes = false allows it"
 
 
 def test_memory_forgets_visits_ended_over_a_day_ago_and_ids_keep_counting() -> None:
-    d = Domain()
-    d.open_desk("d1", "main", "o1", 0)
+    d = new_domain()
+    d.open_desk(officer("d1", "main"), 0)
     old = start(d, "b1", now=0)
     complete(d, old, 10)
     fresh = start(d, "b2", now=10 + 25 * 3600)

@@ -16,21 +16,25 @@ import pytest
 
 from lapak.signaling.audit import records, verify_dir
 from lapak.signaling.datadir import open_data_dir
-from lapak.signaling.domain import Domain, State
+from lapak.signaling.domain import Domain, Rules, State
 from lapak.signaling.eventlog import EventLog, load
 from lapak.signaling.events import Event
+from lapak.signaling.permissions import Actor
 from lapak.signaling.signing import Signer
 from lapak.signaling.tokens import KeyRing
+from lapak.signaling.workflows import default_workflows
 
 
 def some_events(n_visits: int = 20) -> tuple[list[Event], State]:
-    d = Domain()
-    events: list[Event] = list(d.open_desk("d1", "main", "ana", 0.0))
+    d = Domain(rules=Rules(default_workflows()))
+    ana = Actor("officer", "ana", "main", desk="d1")
+    events: list[Event] = list(d.open_desk(ana, 0.0))
     for i in range(n_visits):
-        visit, evs = d.start_visit(f"b{i}", "main", "Siti", f"{i:011d}", "JHT", float(i))
+        booth = Actor("booth", f"b{i}", "main", booth=f"b{i}")
+        visit, evs = d.start_visit(booth, "Siti", f"{i:011d}", "JHT", float(i))
         events += evs
-        events += d.decide("d1", visit, 0, "approve", None, "ana", "officer", float(i))
-        events += d.end_visit(visit, "escalated", "see supervisor", "ana", float(i) + 0.5)
+        events += d.decide(ana, visit, 0, "approve", None, float(i))
+        events += d.end_visit(ana, visit, "escalated", "see supervisor", float(i) + 0.5)
     return events, d.state
 
 

@@ -2,49 +2,38 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
+from hub_driver import HubDriver
 
 from lapak.signaling.config import ServerConfig
-from lapak.signaling.hub import Hub
 from lapak.signaling.protocol import CloseCode
 from lapak.signaling.tokens import KeyRing
 
-NOW = 1_800_000_000.0
+
+@pytest.fixture
+def hub() -> HubDriver:
+    return HubDriver()
 
 
-def send(hub: Hub, conn: int, message: dict[str, Any] | str) -> list[tuple[int, dict]]:
-    frame = message if isinstance(message, str) else json.dumps(message)
-    return hub.receive(conn, frame, NOW).outputs
+def send(hub: HubDriver, conn: int, message: dict[str, Any] | str) -> list[tuple[int, dict]]:
+    return hub.send(conn, message).outputs
 
 
 def to(outputs: list[tuple[int, dict]], conn: int) -> list[dict]:
     return [m for c, m in outputs if c == conn]
 
 
-@pytest.fixture
-def hub() -> Hub:
-    return Hub(KeyRing((b"k" * 32,)))
+def hello(hub: HubDriver, role: str, **kw: str) -> int:
+    return hub.join(role, **kw)
 
 
-def hello(hub: Hub, role: str, **kw: str) -> int:
-    conn = hub.connect()
-    token = hub.keys.issue(role, kw.pop("sub", role), kw.pop("office", "main"), now=NOW, **kw)
-    out = send(hub, conn, {"type": "hello", "id": 1, "token": token})
-    assert to(out, conn)[0]["type"] == "welcome", f"hello accepted: {out}"
-    return conn
+def start_visit(hub: HubDriver, booth: int) -> str:
+    return hub.start_visit(booth)
 
 
-def start_visit(hub: Hub, booth: int) -> str:
-    """The booth starts a visit; returns its id from the ack."""
-    claimant = {"name": "S", "membership_no": "1"}
-    out = send(hub, booth, {"type": "start_visit", "id": 2, "claimant": claimant})
-    return str(to(out, booth)[0]["visit"])
-
-
-def test_nothing_before_hello(hub: Hub) -> None:
+def test_nothing_before_hello(hub: HubDriver) -> None:
     conn = hub.connect()
     out = send(hub, conn, {"type": "focus", "id": 7, "visit": None})
     assert to(out, conn) == [
@@ -68,23 +57,23 @@ def test_nothing_before_hello(hub: Hub) -> None:
         ("x" * 70_000, "too_big"),
     ],
 )
-def test_bad_frames_get_stable_codes(hub: Hub, frame: str, code: str) -> None:
+def test_bad_frames_get_stable_codes(hub: HubDriver, frame: str, code: str) -> None:
     conn = hub.connect()
-    result = hub.receive(conn, frame, NOW)
-    assert [m["code"] for m in to(result.outputs, conn)] == [code]
-    assert result.events == [] and result.close is None, "bad input changes nothing"
+    result = hub.send(conn, frame)
+    assert [m["code"] for m in result.to(conn)] == [code]
+    assert result.events == [] and result.closes == [], "bad input changes nothing"
 
 
-def test_forged_token_is_refused_and_closes(hub: Hub) -> None:
+def test_forged_token_is_refused_and_closes(hub: HubDriver) -> None:
     conn = hub.connect()
     forged = KeyRing.generate().issue("officer", "eve", "main", desk="d1")
-    result = hub.receive(conn, json.dumps({"type": "hello", "id": 1, "token": forged}), NOW)
-    assert to(result.outputs, conn)[0]["code"] == "bad_signature"
-    assert result.close is not None and result.close[0] == CloseCode.AUTH_FAILED
+    result = hub.send(conn, {"type": "hello", "id": 1, "token": forged})
+    assert result.to(conn)[0]["code"] == "bad_signature"
+    assert [c[:2] for c in result.closes] == [(conn, CloseCode.AUTH_FAILED)]
     assert hub.state.desks == {}, "a refused hello opens nothing"
 
 
-def test_visit_routing_focus_and_decision_fan_out(hub: Hub) -> None:
+def test_visit_routing_focus_and_decision_fan_out(hub: HubDriver) -> None:
     officer = hello(hub, "officer", desk="d1")
     booth = hello(hub, "booth", booth="b1")
     out = send(
@@ -111,7 +100,7 @@ def test_visit_routing_focus_and_decision_fan_out(hub: Hub) -> None:
     assert to(out, officer)[1]["seq"] == delta["seq"] + 2, "per-desk seq counts every delta"
 
 
-def test_supervisor_is_read_only_and_booth_cannot_steer(hub: Hub) -> None:
+def test_supervisor_is_read_only_and_booth_cannot_steer(hub: HubDriver) -> None:
     hello(hub, "officer", desk="d1")
     sup = hello(hub, "supervisor")
     booth = hello(hub, "booth", booth="b1")
@@ -121,8 +110,8 @@ def test_supervisor_is_read_only_and_booth_cannot_steer(hub: Hub) -> None:
         {"type": "start_visit", "id": 3, "claimant": {"name": "x", "membership_no": "1"}},
         {"type": "end_visit", "id": 4, "visit": "V000001", "outcome": "completed"},
     ):
-        result = hub.receive(sup, json.dumps(message), NOW)
-        assert to(result.outputs, sup)[0]["code"] == "read_only", message["type"]
+        result = hub.send(sup, message)
+        assert result.to(sup)[0]["code"] == "read_only", message["type"]
         assert result.events == []
     out = send(hub, booth, {"type": "focus", "id": 5, "visit": None})
     assert to(out, booth)[0]["code"] == "forbidden"
@@ -130,7 +119,7 @@ def test_supervisor_is_read_only_and_booth_cannot_steer(hub: Hub) -> None:
     assert to(out, sup)[0]["type"] == "snapshot"
 
 
-def test_sdp_relays_between_the_peers_of_a_visit_only(hub: Hub) -> None:
+def test_sdp_relays_between_the_peers_of_a_visit_only(hub: HubDriver) -> None:
     officer = hello(hub, "officer", desk="d1")
     booth = hello(hub, "booth", booth="b1")
     other = hello(hub, "booth", booth="b2", sub="b2")
@@ -144,14 +133,14 @@ def test_sdp_relays_between_the_peers_of_a_visit_only(hub: Hub) -> None:
     assert to(out, officer) == [], "nothing reaches the officer from a stranger"
 
 
-def test_officer_watches_only_own_desk(hub: Hub) -> None:
+def test_officer_watches_only_own_desk(hub: HubDriver) -> None:
     hello(hub, "officer", desk="d1")
     other = hello(hub, "officer", desk="d2", sub="o2")
     out = send(hub, other, {"type": "watch", "id": 2, "desk": "d1"})
     assert to(out, other)[0]["code"] == "forbidden"
 
 
-def test_supervisor_may_offer_receive_only_media_to_a_watched_booth(hub: Hub) -> None:
+def test_supervisor_may_offer_receive_only_media_to_a_watched_booth(hub: HubDriver) -> None:
     hello(hub, "officer", desk="d1")
     booth = hello(hub, "booth", booth="b1")
     sup = hello(hub, "supervisor")
@@ -179,17 +168,17 @@ def test_supervisor_may_offer_receive_only_media_to_a_watched_booth(hub: Hub) ->
     assert to(out, booth)[0]["code"] == "stale_answer", "peer 999 never offered to this booth"
 
 
-def test_booths_hear_when_a_watching_supervisor_leaves(hub: Hub) -> None:
+def test_booths_hear_when_a_watching_supervisor_leaves(hub: HubDriver) -> None:
     hello(hub, "officer", desk="d1")
     booth = hello(hub, "booth", booth="b1")
     sup = hello(hub, "supervisor")
     visit = start_visit(hub, booth)
     send(hub, sup, {"type": "watch", "id": 3, "desk": "d1"})
-    gone = hub.disconnect(sup, NOW)
-    assert to(gone.outputs, booth) == [{"type": "peer_left", "visit": visit, "peer": str(sup)}]
+    gone = hub.disconnect(sup)
+    assert gone.to(booth) == [{"type": "peer_left", "visit": visit, "peer": str(sup)}]
 
 
-def test_sdp_offer_id_is_required_and_relayed(hub: Hub) -> None:
+def test_sdp_offer_id_is_required_and_relayed(hub: HubDriver) -> None:
     officer = hello(hub, "officer", desk="d1")
     booth = hello(hub, "booth", booth="b1")
     visit = start_visit(hub, booth)
@@ -211,7 +200,7 @@ def sdp(visit: str, sdp_type: str, offer_id: str, **kw: str) -> dict[str, Any]:
             "offer_id": offer_id, **kw}  # fmt: skip
 
 
-def test_sdp_relays_only_what_the_protocol_allows(hub: Hub) -> None:
+def test_sdp_relays_only_what_the_protocol_allows(hub: HubDriver) -> None:
     officer = hello(hub, "officer", desk="d1")
     booth = hello(hub, "booth", booth="b1")
     sup = hello(hub, "supervisor")
@@ -235,12 +224,12 @@ def test_sdp_relays_only_what_the_protocol_allows(hub: Hub) -> None:
     send(hub, sup, sdp(visit, "offer", "s-1"))
     out = send(hub, booth, sdp(visit, "answer", "s-1", peer=str(sup)))
     assert [m["offer_id"] for m in to(out, sup)] == ["s-1"]
-    hub.disconnect(sup, NOW)
+    hub.disconnect(sup)
     out = send(hub, booth, sdp(visit, "answer", "s-1", peer=str(sup)))
     assert to(out, booth)[0]["code"] == "stale_answer", "a gone supervisor's offer is void"
 
 
-def test_workflows_are_set_per_office(hub: Hub) -> None:
+def test_workflows_are_set_per_office(hub: HubDriver) -> None:
     main_admin = hello(hub, "admin", sub="a-main")
     root = hello(hub, "admin", sub="root", office="*")
     steps = {"type": "set_workflow", "id": 5, "claim_type": "JKM", "steps": ["x", "y"]}
@@ -263,45 +252,43 @@ def test_workflows_are_set_per_office(hub: Hub) -> None:
     assert [s.name for s in hub.state.visits[to(out, main_booth)[0]["visit"]].steps] == ["x", "y"]
 
 
-def test_outcomes_that_contradict_the_steps_are_refused(hub: Hub) -> None:
+def test_outcomes_that_contradict_the_steps_are_refused(hub: HubDriver) -> None:
     officer = hello(hub, "officer", desk="d1")
     booth = hello(hub, "booth", booth="b1")
     visit = start_visit(hub, booth)
     end = {"type": "end_visit", "id": 4, "visit": visit}
-    result = hub.receive(officer, json.dumps({**end, "outcome": "completed"}), NOW)
-    assert to(result.outputs, officer)[0]["code"] == "outcome_mismatch" and not result.events
+    result = hub.send(officer, {**end, "outcome": "completed"})
+    assert result.to(officer)[0]["code"] == "outcome_mismatch" and not result.events
     out = send(hub, officer, {**end, "outcome": "rejected"})
     assert to(out, officer)[0]["code"] == "outcome_mismatch", "rejected needs a rejected step"
-    lax = Hub(KeyRing((b"k" * 32,)), config=ServerConfig(strict_outcomes=False))
+    lax = HubDriver(ServerConfig(strict_outcomes=False))
     officer, booth = hello(lax, "officer", desk="d1"), hello(lax, "booth", booth="b1")
     visit = start_visit(lax, booth)
     out = send(lax, officer, {**end, "visit": visit, "outcome": "completed"})
     assert to(out, officer)[0]["type"] == "ack", "strict_outcomes = false lets it through"
 
 
-def test_a_booth_without_an_open_visit_gets_only_welcome(hub: Hub) -> None:
+def test_a_booth_without_an_open_visit_gets_only_welcome(hub: HubDriver) -> None:
     conn = hub.connect()
-    token = hub.keys.issue("booth", "b1", "main", booth="b1", now=NOW)
-    out = send(hub, conn, {"type": "hello", "id": 1, "token": token})
+    out = send(hub, conn, {"type": "hello", "id": 1, "token": hub.token("booth", booth="b1")})
     assert [m["type"] for m in to(out, conn)] == ["welcome"]
 
 
-def test_the_newer_officer_connection_takes_over_the_desk(hub: Hub) -> None:
+def test_the_newer_officer_connection_takes_over_the_desk(hub: HubDriver) -> None:
     older = hello(hub, "officer", desk="d1")
     conn = hub.connect()
-    token = hub.keys.issue("officer", "officer", "main", desk="d1", now=NOW)
-    result = hub.receive(conn, json.dumps({"type": "hello", "id": 1, "token": token}), NOW)
-    assert to(result.outputs, older)[0]["code"] == "replaced"
+    result = hub.send(conn, {"type": "hello", "id": 1, "token": hub.token("officer", desk="d1")})
+    assert result.to(older)[0]["code"] == "replaced"
     assert result.closes == [(older, CloseCode.REPLACED, "replaced")]
-    assert hub.receive(older, json.dumps({"type": "focus", "visit": None}), NOW).outputs == []
+    assert hub.send(older, {"type": "focus", "visit": None}).outputs == []
     booth = hello(hub, "booth", booth="b1")
     out = send(hub, booth, {"type": "start_visit", "id": 2,
                             "claimant": {"name": "S", "membership_no": "1"}})  # fmt: skip
     assert to(out, older) == [] and to(out, conn)[0]["type"] == "delta", "only the newer hears"
-    assert hub.disconnect(older, NOW).outputs == [] and not hub.away, "the desk is still held"
+    assert hub.disconnect(older).outputs == [] and not hub.hub.away, "the desk is still held"
 
 
-def test_a_desk_belongs_to_one_named_office(hub: Hub) -> None:
+def test_a_desk_belongs_to_one_named_office(hub: HubDriver) -> None:
     root = hello(hub, "admin", sub="root", office="*")
     out = send(hub, root, {"type": "configure_desk", "id": 2, "desk": "d9", "capacity": 2})
     assert to(out, root)[0]["code"] == "invalid_message", "office * is not an office of desks"
@@ -310,13 +297,15 @@ def test_a_desk_belongs_to_one_named_office(hub: Hub) -> None:
     assert to(out, root)[0]["type"] == "ack" and hub.state.desks["d9"].office == "north"
 
 
-def test_an_answer_to_the_officer_of_a_desk_the_visit_left_is_stale(hub: Hub) -> None:
+def test_an_answer_to_the_officer_of_a_desk_the_visit_left_is_stale(hub: HubDriver) -> None:
     officer = hello(hub, "officer", desk="d1")
     booth = hello(hub, "booth", booth="b1")
     visit = start_visit(hub, booth)
     send(hub, officer, sdp(visit, "offer", "o-1"))
-    hub.disconnect(officer, NOW)
-    hub.tick(NOW + hub.config.grace_s + 1)  # the officer is gone: the visit goes back to queue
+    hub.disconnect(officer)
+    hub.tick(
+        hub.now + hub.hub.config.grace_s + 1
+    )  # the officer is gone: the visit goes back to queue
     assert hub.state.visits[visit].state == "queued"
     other = hello(hub, "officer", desk="d2", sub="o2")
     assert hub.state.visits[visit].desk == "d2"
@@ -328,7 +317,7 @@ def test_office_stats_for_every_office_counts_every_office_queue_and_visits() ->
     """An office-``*`` supervisor's overview lists the queues and visits of every office, not an
     empty queue looked up under the office name ``*``."""
     config = ServerConfig(offices=("main", "north"))
-    hub = Hub(KeyRing((b"k" * 32,)), config=config, now=NOW)
+    hub = HubDriver(config)
     booths = {o: hello(hub, "booth", office=o, booth="booth-01") for o in ("main", "north")}
     for booth in booths.values():  # no desk is open: both visits wait in their office queue
         start_visit(hub, booth)

@@ -2,39 +2,29 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from hub_driver import NOW, HubDriver
+
 from lapak.signaling.config import ServerConfig
-from lapak.signaling.hub import Hub
 from lapak.signaling.protocol import CloseCode
-from lapak.signaling.tokens import KeyRing
-
-NOW = 1_800_000_000.0
 
 
-def make_hub(**config: Any) -> Hub:
-    return Hub(KeyRing((b"p" * 32,)), config=ServerConfig(**config), now=NOW)
+def make_hub(**config: Any) -> HubDriver:
+    return HubDriver(ServerConfig(**config))
 
 
-def say(hub: Hub, conn: int, message: dict[str, Any], now: float = NOW) -> list[dict]:
-    return [m for c, m in hub.receive(conn, json.dumps(message), now).outputs if c == conn]
+def say(hub: HubDriver, conn: int, message: dict[str, Any], now: float = NOW) -> list[dict]:
+    return hub.say(conn, message, now)
 
 
 def join(
-    hub: Hub, role: str, now: float = NOW, session: str | None = None, **kw: str
+    hub: HubDriver, role: str, now: float = NOW, session: str | None = None, **kw: str
 ) -> tuple[int, dict]:
-    conn = hub.connect()
-    token = hub.keys.issue(
-        role, kw.pop("sub", f"{role}-1"), kw.pop("office", "main"), now=now, **kw
-    )
-    hello: dict[str, Any] = {"type": "hello", "id": 1, "token": token}
-    if session:
-        hello["session"] = session
-    return conn, say(hub, conn, hello, now)[0]
+    return hub.hello(role, session=session, now=now, sub=kw.pop("sub", f"{role}-1"), **kw)
 
 
-def start(hub: Hub, booth: int, now: float = NOW) -> str:
+def start(hub: HubDriver, booth: int, now: float = NOW) -> str:
     claimant = {"name": "Siti", "membership_no": "1"}
     return say(hub, booth, {"type": "start_visit", "id": 2, "claimant": claimant}, now)[0]["visit"]
 
@@ -79,8 +69,9 @@ def test_everyone_is_away_after_a_restart_until_they_say_hello() -> None:
     join(hub, "officer", desk="d1")
     booth, _ = join(hub, "booth", booth="b1")
     visit = start(hub, booth)
-    restarted = Hub(hub.keys, hub.state, ServerConfig(grace_s=5), now=NOW + 100)
-    assert ("booth", "main", "b1") in restarted.away and ("desk", "main", "d1") in restarted.away
+    restarted = hub.restart(ServerConfig(grace_s=5), now=NOW + 100)
+    away = restarted.hub.away
+    assert ("booth", "main", "b1") in away and ("desk", "main", "d1") in away
     join(restarted, "booth", now=NOW + 102, booth="b1")
     restarted.tick(NOW + 106)
     assert restarted.state.visits[visit].state == "queued", "officer gone: back to the queue"
@@ -97,10 +88,10 @@ def test_rate_limit_then_flood_close() -> None:
     assert codes[:4] == [None] * 4 and codes[-1] == "rate_limited", codes
     result = None
     for _ in range(300):
-        result = hub.receive(conn, "{}", NOW)
-        if result.close:
+        result = hub.send(conn, "{}", NOW)
+        if result.closes:
             break
-    assert result is not None and result.close == (CloseCode.FLOOD, "flood")
+    assert result is not None and result.closes == [(conn, CloseCode.FLOOD, "flood")]
     later = say(hub, conn, {"type": "office_stats", "id": 99}, NOW + 2)
     assert later[0]["type"] == "ack", "tokens refill with time"
 
@@ -108,10 +99,10 @@ def test_rate_limit_then_flood_close() -> None:
 def test_wrong_office_is_refused_with_its_own_code() -> None:
     hub = make_hub(offices=["main"])
     conn = hub.connect()
-    token = hub.keys.issue("officer", "ana", "elsewhere", desk="d9", now=NOW)
-    result = hub.receive(conn, json.dumps({"type": "hello", "token": token}), NOW)
+    token = hub.token("officer", sub="ana", office="elsewhere", desk="d9")
+    result = hub.send(conn, {"type": "hello", "token": token})
     assert [m["code"] for _, m in result.outputs] == ["wrong_office"]
-    assert result.close is not None and result.close[0] == CloseCode.AUTH_FAILED
+    assert [c[:2] for c in result.closes] == [(conn, CloseCode.AUTH_FAILED)]
 
 
 def test_reject_needs_a_configured_reason_and_reopen_undoes() -> None:
@@ -151,13 +142,7 @@ def test_pinned_booth_goes_to_its_desk_and_queue_reports_estimated_wait() -> Non
         desk.capacity = len(desk.slots)  # full office
     b3, _ = join(hub, "booth", booth="b3", sub="b3")
     claimant = {"name": "S", "membership_no": "3"}
-    out = [
-        m
-        for c, m in hub.receive(
-            b3, json.dumps({"type": "start_visit", "id": 1, "claimant": claimant}), NOW
-        ).outputs
-        if c == b3
-    ]
+    out = hub.say(b3, {"type": "start_visit", "id": 1, "claimant": claimant}, NOW)
     state = next(m for m in out if m["type"] == "booth_state")
     assert state["position"] == 1 and state["estimated_wait_s"] == 600 / 2
 
@@ -230,7 +215,7 @@ def test_office_stats_for_the_overview() -> None:
 
 
 def test_grace_runs_on_the_monotonic_clock_not_the_wall_clock() -> None:
-    hub = Hub(KeyRing((b"p" * 32,)), config=ServerConfig(grace_s=30), now=NOW, mono=100.0)
+    hub = HubDriver(ServerConfig(grace_s=30), mono=100.0)
     join(hub, "officer", desk="d1")
     booth, _ = join(hub, "booth", booth="b1")
     visit = start(hub, booth)
@@ -246,13 +231,8 @@ def test_visit_views_say_whether_the_booth_is_there_or_since_when_it_is_away() -
     hub = make_hub()
     officer, _ = join(hub, "officer", desk="d1")
     booth, _ = join(hub, "booth", booth="b1")
-    out = hub.receive(
-        booth,
-        json.dumps(
-            {"type": "start_visit", "id": 2, "claimant": {"name": "S", "membership_no": "1"}}
-        ),
-        NOW,
-    ).outputs
+    claimant = {"name": "S", "membership_no": "1"}
+    out = hub.send(booth, {"type": "start_visit", "id": 2, "claimant": claimant}, NOW).outputs
     state = next(m for c, m in out if c == booth and m["type"] == "booth_state")
     assert (state["booth_present"], state["booth_away_since"]) == (True, None)
     visit = state["visit"]
@@ -264,8 +244,8 @@ def test_visit_views_say_whether_the_booth_is_there_or_since_when_it_is_away() -
     watch = say(hub, officer, {"type": "watch", "id": 3, "desk": "d1"}, NOW + 6)[0]
     assert watch["state"]["visits"][0]["booth_away_since"] == NOW + 5, "snapshots say it too"
     conn = hub.connect()
-    token = hub.keys.issue("booth", "booth-1", "main", booth="b1", now=NOW)
-    back = hub.receive(conn, json.dumps({"type": "hello", "id": 1, "token": token}), NOW + 9)
+    token = hub.token("booth", sub="booth-1", booth="b1", now=NOW)
+    back = hub.send(conn, {"type": "hello", "id": 1, "token": token}, NOW + 9)
     delta = next(m for c, m in back.outputs if c == officer)
     assert delta["visits"][0]["booth_present"] is True, "and come back"
     state = next(m for c, m in back.outputs if c == conn and m["type"] == "booth_state")
@@ -274,15 +254,15 @@ def test_visit_views_say_whether_the_booth_is_there_or_since_when_it_is_away() -
 
 def test_an_expired_token_is_closed_by_the_tick_unless_refreshed() -> None:
     hub = make_hub()
-    token = hub.keys.issue("supervisor", "sup", "main", now=NOW, ttl=60)
+    token = hub.token("supervisor", sub="sup", ttl=60)
     lapsed, kept = hub.connect(), hub.connect()
     for conn in (lapsed, kept):
         say(hub, conn, {"type": "hello", "id": 1, "token": token})
-    fresh = hub.keys.issue("supervisor", "sup", "main", now=NOW + 30, ttl=3600)
+    fresh = hub.token("supervisor", sub="sup", now=NOW + 30, ttl=3600)
     assert (
         say(hub, kept, {"type": "refresh", "id": 2, "token": fresh}, NOW + 30)[0]["type"] == "ack"
     )
-    other = hub.keys.issue("supervisor", "someone", "main", now=NOW + 30)
+    other = hub.token("supervisor", sub="someone", now=NOW + 30)
     refused = say(hub, kept, {"type": "refresh", "id": 3, "token": other}, NOW + 30)
     assert refused[0]["code"] == "bad_token", "a refresh keeps the identity"
     result = hub.tick(NOW + 61)

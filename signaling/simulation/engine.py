@@ -21,6 +21,7 @@ from typing import Any
 
 from lapak.signaling.domain import Domain, Rules, State
 from lapak.signaling.events import Event, FocusChanged, VisitRouted
+from lapak.signaling.permissions import SYSTEM, Actor
 from lapak.signaling.simulation.arrivals import DAY_S, Attempt, Claimant, claimant, day_arrivals
 from lapak.signaling.simulation.params import Params
 
@@ -163,11 +164,7 @@ class Engine:
             self._force_close(self.day)
         self.day, self.day_open, self.opened_at = day, True, self.now
         for desk in self.desks.values():
-            self._emit(
-                self.domain.open_desk(
-                    desk.id, self.p.office, desk.officer, self.now, self.p.capacity
-                )
-            )
+            self._emit(self.domain.open_desk(self._officer(desk), self.now, self.p.capacity))
         for person in day_arrivals(self.p, self.seed, day):
             self.at(person.arrival, self._arrive, person)
         midnight = self.p.start_day + day * DAY_S
@@ -208,7 +205,7 @@ class Engine:
         self.tally.staffed_s += staffed * len(self.desks)
         self.tally.booth_open_s += staffed * self.p.booth_count
         for desk in self.desks.values():
-            self._emit(self.domain.close_desk(desk.id, desk.officer, self.now))
+            self._emit(self.domain.close_desk(self._officer(desk), desk.id, self.now))
 
     # -- claimants ---------------------------------------------------------------------
 
@@ -226,8 +223,7 @@ class Engine:
         person = run.claimant
         run.booth, run.started_at = booth, self.now
         visit_id, events = self.domain.start_visit(
-            booth,
-            self.p.office,
+            Actor("booth", booth, self.p.office, booth=booth),
             f"Claimant {person.key}",
             f"SIM{person.key.replace('-', '')}{person.attempt}",
             person.claim_type,
@@ -309,7 +305,7 @@ class Engine:
             talk += self.p.switch.sample(self.rng)
             desk.last_visit = run.visit
         if on_air != run.visit:
-            self._emit(self.domain.set_focus(desk.id, run.visit, desk.officer, self.now))
+            self._emit(self.domain.set_focus(self._officer(desk), run.visit, self.now))
         if run.first_talk_at is None:
             run.first_talk_at = self.now
             self.tally.waits.append(self.now - run.claimant.arrival)
@@ -342,7 +338,7 @@ class Engine:
         if desk.ready:
             self._dispatch(desk)
         elif desk.talking is None:
-            self._emit(self.domain.set_focus(desk.id, None, desk.officer, self.now))
+            self._emit(self.domain.set_focus(self._officer(desk), None, self.now))
 
     def _review(self, desk: DeskRun, run: Run) -> None:
         if run.current.review <= 0:
@@ -390,25 +386,27 @@ class Engine:
             desk.ready.append(run)
             self._dispatch(desk)
 
+    def _officer(self, desk: DeskRun) -> Actor:
+        return Actor("officer", desk.officer, self.p.office, desk=desk.id)
+
     def _decide(self, desk: DeskRun, run: Run, decision: str, reason: str | None) -> None:
         assert run.visit is not None
         self._emit(
-            self.domain.decide(
-                desk.id, run.visit, run.step, decision, reason, desk.officer, "officer", self.now
-            )
+            self.domain.decide(self._officer(desk), run.visit, run.step, decision, reason, self.now)
         )
 
     # -- the end -----------------------------------------------------------------------
 
     def _end(self, run: Run, outcome: str, note: str | None, label: str, by: str) -> None:
         assert run.visit is not None and run.booth is not None and run.started_at is not None
-        role = "system" if by == "server" else "officer"
+        at = self.domain.state.visits[run.visit].desk
+        actor = SYSTEM if by == "server" else Actor("officer", by, self.p.office, desk=at)
         self._label(run, label)
         self.open_runs.discard(run)
         self.tally.booth_busy_s += self.now - run.started_at
         if label in SERVED:
             self.tally.in_visit.append(self.now - run.started_at)
-        self._emit(self.domain.end_visit(run.visit, outcome, note, by, self.now, role=role))
+        self._emit(self.domain.end_visit(actor, run.visit, outcome, note, self.now))
         del self.by_visit[run.visit]
         if label == "rejected":
             self._maybe_come_back(run.claimant)

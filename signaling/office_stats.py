@@ -1,0 +1,77 @@
+"""The office overview a supervisor asks for: desks, queue and today's figures.
+
+"Today" starts at midnight in the injected time zone (the office's), never the host's
+clock or zone read here.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+
+from lapak.signaling.messages import OfficeDesk, OfficeFigures, QueueEntry
+from lapak.signaling.state import Desk, State, queue_position
+from lapak.signaling.views import estimated_wait_s
+
+
+def day_start(now: float, tz: tzinfo) -> float:
+    """The Unix time of the midnight that began ``now``'s day in ``tz``."""
+    local = datetime.fromtimestamp(now, tz)
+    since = local.hour * 3600 + local.minute * 60 + local.second + local.microsecond / 1e6
+    return now - since
+
+
+def office_stats(
+    state: State,
+    office: str,
+    now: float,
+    tz: tzinfo,
+    present: Callable[[Desk], bool],
+    default_visit_s: float,
+) -> OfficeFigures:
+    """``office`` may be ``*`` (every office); ``present`` says whether a desk's officer is
+    connected (the hub knows)."""
+    desks = [
+        OfficeDesk(
+            desk=d.id,
+            officer=d.officer,
+            capacity=d.capacity,
+            load=len(d.slots),
+            on_air=d.on_air,
+            on_air_booth=state.visits[d.on_air].booth if d.on_air in state.visits else None,
+            closed=d.closed,
+            vacant=d.vacant,
+            present=present(d),
+        )
+        for d in sorted(state.desks.values(), key=lambda d: d.id)
+        if office in (d.office, "*")
+    ]
+    offices = sorted(state.queues) if office == "*" else [office]
+    queue = [
+        QueueEntry(
+            visit=v.id,
+            booth=v.booth,
+            position=queue_position(state, v),
+            waiting_s=now - v.started_at,
+            estimated_wait_s=estimated_wait_s(state, v, default_visit_s),
+        )
+        for v in (state.visits[vid] for o in offices for vid in state.queues.get(o, []))
+    ]
+    start = day_start(now, tz)
+    today = [
+        v for v in state.visits.values() if office in (v.office, "*") and v.started_at >= start
+    ]
+    waits = [v.routed_at - v.started_at for v in today if v.routed_at is not None]
+    ended = [v for v in today if v.ended_at is not None]
+    hours = max((now - min((v.started_at for v in today), default=now)) / 3600, 1 / 60)
+    return OfficeFigures(
+        office=office,
+        desks=desks,
+        queue=queue,
+        median_wait_s=statistics.median(waits) if waits else None,
+        visits_today=len(today),
+        visits_per_hour=len(ended) / hours if ended else 0.0,
+        outcomes=dict(Counter(v.outcome or "" for v in ended)),
+    )

@@ -1,0 +1,142 @@
+"""Accepted events and presence changes → what each watcher and booth is told: per-desk
+``delta``s (numbered by ``seq``, listing every visit whose view changed), ``snapshot``s and
+``booth_state``s (messages.py structs)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from lapak.signaling.events import (
+    DeskClosed,
+    DeskConfigured,
+    DeskOpened,
+    DeskVacated,
+    Event,
+    FocusChanged,
+    SnapshotTaken,
+    StepDecided,
+    VisitEnded,
+    VisitQueued,
+    VisitRouted,
+    VisitStarted,
+)
+from lapak.signaling.messages import BoothState, Delta, ServerMessage, Snapshot, VisitView
+from lapak.signaling.sessions import Sessions
+from lapak.signaling.state import Desk, State, queue_position
+from lapak.signaling.views import desk_view, estimated_wait_s, visit_view
+
+Output = tuple[int, ServerMessage]
+
+
+class Projection:
+    def __init__(self, state: State, sessions: Sessions, default_visit_s: float) -> None:
+        self.state = state
+        self.sessions = sessions
+        self.default_visit_s = default_visit_s
+        self._desk_seq: Counter[str] = Counter()
+        self._desk_queue: dict[str, int] = {}  # the office queue length each desk was last told
+
+    def snapshot(self, desk: str, re: int | None) -> Snapshot:
+        state = desk_view(self.state, desk, self.sessions.presence)
+        return Snapshot(re=re, desk=desk, seq=self._desk_seq[desk], state=state)
+
+    def booth_state(self, visit_id: str, view: VisitView | None = None) -> BoothState:
+        visit = self.state.visits[visit_id]
+        desk = self.state.desks.get(visit.desk) if visit.desk else None
+        return BoothState.of(
+            view or visit_view(visit, self.sessions.presence),
+            on_air=bool(desk and desk.on_air == visit.id),
+            position=queue_position(self.state, visit),
+            estimated_wait_s=estimated_wait_s(self.state, visit, self.default_visit_s),
+            queue=len(self.state.queues.get(visit.office, [])),
+        )
+
+    def project(self, events: list[Event], touched: set[str]) -> list[Output]:
+        """The deltas and booth states that ``events`` and the presence changes of the
+        ``touched`` visits call for."""
+        s = self.state
+        desks: dict[str, set[str]] = {}
+        visits: set[str] = set()
+        offices: set[str] = set()
+        by_office: dict[str, list[Desk]] = {}
+
+        def desks_of(office: str) -> list[Desk]:
+            """The office's desks, listed once per fan-out however many events need them."""
+            if office not in by_office:
+                by_office[office] = [d for d in s.desks.values() if d.office == office]
+            return by_office[office]
+
+        for event in events:
+            match event:
+                case VisitRouted():
+                    desks.setdefault(event.desk, set()).add(event.visit)
+                    visits.add(event.visit)
+                    offices.add(s.visits[event.visit].office)
+                case VisitQueued() | VisitEnded():
+                    # it may have left a desk: every desk of the office re-reads its seats
+                    visit = s.visits[event.visit]
+                    for desk in desks_of(visit.office):
+                        desks.setdefault(desk.id, set()).add(visit.id)
+                    visits.add(visit.id)
+                    offices.add(visit.office)
+                case VisitStarted():
+                    visits.add(event.visit)
+                case FocusChanged():
+                    # on_air_since / last_on_air_at moved for who left the air and who came on
+                    seated = s.desks[event.desk].slots.values()
+                    desks.setdefault(event.desk, set()).update(seated)
+                    visits.update(seated)
+                case StepDecided() | SnapshotTaken():
+                    visit = s.visits[event.visit]
+                    if visit.desk:
+                        desks.setdefault(visit.desk, set()).add(visit.id)
+                    visits.add(visit.id)
+                case DeskOpened() | DeskConfigured() | DeskClosed() | DeskVacated():
+                    desks.setdefault(event.desk, set())
+                    offices.add(s.desks[event.desk].office)
+        for office in offices:  # queue positions moved for everyone still waiting
+            visits.update(s.queues.get(office, []))
+            waiting = len(s.queues.get(office, []))
+            for desk in desks_of(office):  # and desks show the queue's length
+                if self._desk_queue.get(desk.id) != waiting:
+                    desks.setdefault(desk.id, set())
+        for visit_id in touched:  # presence changed: no event, but the view did
+            visits.add(visit_id)
+            desk_id = s.visits[visit_id].desk
+            if desk_id is not None:
+                desks.setdefault(desk_id, set()).add(visit_id)
+        views: dict[str, VisitView] = {}
+
+        def view(visit_id: str) -> VisitView:
+            found = views.get(visit_id)
+            if found is None:
+                found = views[visit_id] = visit_view(s.visits[visit_id], self.sessions.presence)
+            return found
+
+        outputs: list[Output] = []
+        for desk_id, changed in desks.items():
+            desk = s.desks[desk_id]
+            queue = len(s.queues.get(desk.office, []))
+            self._desk_seq[desk_id] += 1
+            self._desk_queue[desk_id] = queue
+            watchers = self.sessions.watchers(desk_id)
+            if not watchers:
+                continue
+            delta = Delta(
+                desk=desk_id,
+                seq=self._desk_seq[desk_id],
+                officer=desk.officer,
+                on_air=desk.on_air,
+                closed=desk.closed,
+                vacant=desk.vacant,
+                capacity=desk.capacity,
+                queue=queue,
+                visits=[view(v) for v in sorted(changed)],
+            )
+            outputs += [(c, delta) for c in watchers]
+        for visit_id in sorted(visits):
+            conns = self.sessions.booth_holders(s.visits[visit_id])
+            if conns:
+                message = self.booth_state(visit_id, view(visit_id))
+                outputs += [(c, message) for c in conns]
+        return outputs

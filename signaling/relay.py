@@ -1,0 +1,121 @@
+"""SDP relay rules (contract in docs/protocol.md): who may offer or answer to whom, and the
+latest offer each offerer relayed to each booth, so a stale answer is never relayed.
+
+The officer of the visit's desk offers to the booth; a supervisor watching the desk may
+offer a receive-only connection. The booth only answers, and an answer is relayed only if
+it names the latest offer relayed to that booth by that offerer. Offers are forgotten in
+one place, ``on_events``, when the visit leaves its desk or ends.
+"""
+
+from __future__ import annotations
+
+from lapak.signaling import protocol as p
+from lapak.signaling.errors import AccessDenied, DomainError
+from lapak.signaling.events import Event, VisitEnded, VisitQueued
+from lapak.signaling.messages import PeerLeft, SdpRelay, Sender
+from lapak.signaling.permissions import WATCHERS, Place, booth_place
+from lapak.signaling.protocol import ErrorCode
+from lapak.signaling.sessions import Conn, Sessions
+from lapak.signaling.state import State, Visit
+
+OFFICER = "officer"  # the offerer key of a desk's officer; a supervisor's is its peer id
+
+
+class Relay:
+    def __init__(self, state: State, sessions: Sessions) -> None:
+        self.state = state
+        self.sessions = sessions
+        # booth place -> offerer -> (visit, offer_id) of the latest offer relayed to it
+        self._offers: dict[Place, dict[str, tuple[str, str]]] = {}
+
+    def relay(self, conn: Conn, msg: p.Sdp) -> list[tuple[int, SdpRelay]]:
+        """The relayed message for each target, or a LapakError saying why not."""
+        actor = conn.actor
+        assert actor is not None
+        visit = self.state.visits.get(msg.visit)
+        if visit is None or visit.state != "active":
+            raise DomainError(ErrorCode.VISIT_NOT_ACTIVE, f"visit {msg.visit} is not active")
+        if msg.offer_id is None:  # an answer names its offer, so every offer needs a name
+            raise p.ProtocolError(ErrorCode.INVALID_MESSAGE, "sdp: offer_id is required")
+        place = booth_place(visit)
+        peer: str | None = None
+        sender: Sender
+        if actor.role == "officer" and actor.desk == visit.desk:
+            _only(msg, "offer", "the officer only offers")
+            targets = self.sessions.holders(place)
+            sender, offerer = "officer", OFFICER
+        elif actor.role in WATCHERS and visit.desk in conn.watching:
+            _only(msg, "offer", "a supervisor only offers")
+            targets = self.sessions.holders(place)
+            sender, peer = "supervisor", str(conn.id)
+            offerer = peer
+        elif actor.role == "booth" and actor.place == place:
+            _only(msg, "answer", "a booth only answers")
+            sender, offerer = "booth", msg.peer or OFFICER
+            if self._offers.get(place, {}).get(offerer) != (visit.id, msg.offer_id):
+                raise DomainError(
+                    ErrorCode.STALE_ANSWER, "that is not the latest offer relayed to this booth"
+                )
+            targets = self._answer_targets(visit, msg.peer)
+            peer = msg.peer
+        else:
+            raise AccessDenied(ErrorCode.FORBIDDEN, "not a peer of this visit")
+        if not targets:
+            raise DomainError(ErrorCode.NOT_CONNECTED, "the other peer is not connected")
+        if msg.sdp_type == "offer":
+            self._offers.setdefault(place, {})[offerer] = (visit.id, msg.offer_id)
+        relayed = SdpRelay(
+            visit=msg.visit,
+            sdp_type=msg.sdp_type,
+            sdp=msg.sdp,
+            from_=sender,
+            offer_id=msg.offer_id,
+            **({} if peer is None else {"peer": peer}),
+        )
+        return [(t, relayed) for t in targets]
+
+    def _answer_targets(self, visit: Visit, peer: str | None) -> list[int]:
+        """Who gets a booth's answer: the supervisor connection named by ``peer``, if it
+        still watches the visit's desk, else the officer of the desk."""
+        if peer is None:
+            desk = self.state.desks.get(visit.desk or "")
+            return self.sessions.holders(("desk", desk.office, desk.id)) if desk else []
+        watcher = self.sessions.conns.get(int(peer)) if peer.isdigit() else None
+        if (
+            watcher is None
+            or watcher.claims is None
+            or watcher.claims.role not in WATCHERS
+            or visit.desk not in watcher.watching
+        ):
+            return []
+        return [watcher.id]
+
+    def watcher_left(self, conn: Conn) -> list[tuple[int, PeerLeft]]:
+        """A supervisor or admin leaves: booths of the desks it watched drop its peer."""
+        if conn.claims is None or conn.claims.role not in WATCHERS:
+            return []
+        peer = str(conn.id)
+        outputs: list[tuple[int, PeerLeft]] = []
+        for desk_id in sorted(conn.watching):
+            desk = self.state.desks.get(desk_id)
+            for visit_id in sorted(desk.slots.values()) if desk else ():
+                visit = self.state.visits[visit_id]
+                self._offers.get(booth_place(visit), {}).pop(peer, None)
+                left = PeerLeft(visit=visit_id, peer=peer)
+                outputs += [(c, left) for c in self.sessions.booth_holders(visit)]
+        return outputs
+
+    def on_events(self, events: list[Event]) -> None:
+        """A visit that left its desk voids its officer's offer (the next desk's officer
+        offers afresh); an ended visit voids every offer to its booth."""
+        for event in events:
+            if isinstance(event, VisitQueued):
+                place = booth_place(self.state.visits[event.visit])
+                self._offers.get(place, {}).pop(OFFICER, None)
+            elif isinstance(event, VisitEnded):
+                self._offers.pop(booth_place(self.state.visits[event.visit]), None)
+
+
+def _only(msg: p.Sdp, sdp_type: str, message: str) -> None:
+    if msg.sdp_type != sdp_type:
+        raise AccessDenied(ErrorCode.FORBIDDEN, message)
