@@ -1,4 +1,5 @@
-"""Wire messages of the signalling protocol (see docs/protocol.md).
+"""Client → server messages of the signalling protocol, error codes and close codes
+(docs/protocol.md; what the server sends is in ``messages.py``).
 
 Every frame is one JSON object with a ``type``. Inbound frames are decoded into typed
 ``msgspec`` structs in one place, so handlers never poke at raw dicts. msgspec was chosen
@@ -9,7 +10,7 @@ server's hot path) and its tagged unions map one-to-one onto our ``type`` field.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 
@@ -206,24 +207,12 @@ ClientMessage = (
     | Refresh
 )
 
-CLIENT_TYPES: tuple[str, ...] = (
-    "hello",
-    "start_visit",
-    "focus",
-    "decide",
-    "end_visit",
-    "watch",
-    "sdp",
-    "snapshot_taken",
-    "office_stats",
-    "configure_desk",
-    "close_desk",
-    "set_workflow",
-    "refresh",
+CLIENT_TYPES: tuple[str, ...] = tuple(
+    str(kind.__struct_config__.tag) for kind in get_args(ClientMessage)
 )
+"""The ``type`` of every client message, in the order of ``ClientMessage``."""
 
 _client_decoder = msgspec.json.Decoder(ClientMessage)
-_encoder = msgspec.json.Encoder()
 
 
 class ProtocolError(LapakError):
@@ -294,19 +283,3 @@ def _loose(frame: str | bytes) -> dict[str, Any] | None:
     except (msgspec.DecodeError, RecursionError):
         return None
     return raw if isinstance(raw, dict) else {}
-
-
-def encode(message: dict[str, Any] | msgspec.Struct) -> str:
-    return _encoder.encode(message).decode()
-
-
-# --- server to client (plain dicts built by helpers, so clients in any language can read
-# them straight from docs/protocol.md) ------------------------------------------------------
-
-
-def ack(re: int | None, **result: Any) -> dict[str, Any]:
-    return {"type": "ack", "re": re, **result}
-
-
-def error(code: ErrorCode, message: str, re: int | None = None) -> dict[str, Any]:
-    return {"type": "error", "re": re, "code": str(code), "message": message}

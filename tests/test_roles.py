@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hub_driver import HubDriver
 
-from lapak.signaling.hub import Hub
 from lapak.signaling.tokens import KeyRing
 
-NOW = 1_800_000_000.0
 DOC = Path(__file__).resolve().parents[1] / "docs" / "protocol.md"
 ROLES = ("officer", "booth", "supervisor", "admin")
 
@@ -45,36 +43,24 @@ EXTRA: dict[str, dict[str, str]] = {
 }
 
 
-def token_for(keys: KeyRing, role: str) -> str:
-    return keys.issue(role, f"{role}-1", "main", now=NOW, **EXTRA[role])
+def token_for(hub: HubDriver, role: str) -> str:
+    return hub.token(role, sub=f"{role}-1", **EXTRA[role])
 
 
-def world() -> tuple[Hub, dict[str, int], str]:
+def world() -> tuple[HubDriver, dict[str, int], str]:
     """One office with a desk, an open visit, and one connection per role (all watching);
     the officer has offered media to the booth (offer ``o1``)."""
-    hub = Hub(KeyRing((b"r" * 32,)), now=NOW)
-    conns: dict[str, int] = {}
-    for role in ROLES:
-        conn = hub.connect()
-        token = token_for(hub.keys, role)
-        hub.receive(conn, json.dumps({"type": "hello", "id": 1, "token": token}), NOW)
-        conns[role] = conn
-    out = hub.receive(
-        conns["booth"],
-        json.dumps(
-            {"type": "start_visit", "id": 2, "claimant": {"name": "S", "membership_no": "1"}}
-        ),
-        NOW,
-    ).outputs
-    visit = next(m["visit"] for c, m in out if m.get("type") == "ack")
+    hub = HubDriver(keys=KeyRing((b"r" * 32,)))
+    conns = {role: hub.join(role, sub=f"{role}-1", **EXTRA[role]) for role in ROLES}
+    visit = hub.start_visit(conns["booth"])
     for role in ("supervisor", "admin"):
-        hub.receive(conns[role], json.dumps({"type": "watch", "id": 3, "desk": "d1"}), NOW)
+        hub.send(conns[role], {"type": "watch", "id": 3, "desk": "d1"})
     offer = {"type": "sdp", "id": 4, "visit": visit, "sdp_type": "offer", "sdp": "v=0"}
-    hub.receive(conns["officer"], json.dumps({**offer, "offer_id": "o1"}), NOW)
+    hub.send(conns["officer"], {**offer, "offer_id": "o1"})
     return hub, conns, visit
 
 
-def sample(kind: str, role: str, visit: str, keys: KeyRing) -> dict[str, Any]:
+def sample(kind: str, role: str, visit: str, hub: HubDriver) -> dict[str, Any]:
     sdp_type = "answer" if role == "booth" else "offer"
     return {
         "start_visit": {"claimant": {"name": "N", "membership_no": "2"}},
@@ -89,7 +75,7 @@ def sample(kind: str, role: str, visit: str, keys: KeyRing) -> dict[str, Any]:
         "configure_desk": {"desk": "d2", "capacity": 3},
         "close_desk": {"desk": "d1"},
         "set_workflow": {"claim_type": "JKM", "steps": ["identity", "decision"]},
-        "refresh": {"token": token_for(keys, role)},
+        "refresh": {"token": token_for(hub, role)},
     }[kind]
 
 
@@ -98,9 +84,9 @@ def sample(kind: str, role: str, visit: str, keys: KeyRing) -> dict[str, Any]:
 def test_role_may_send_exactly_what_the_table_says(kind: str, role: str) -> None:
     hub, conns, visit = world()
     before = hub.state.events_applied
-    message = {"type": kind, "id": 99, **sample(kind, role, visit, hub.keys)}
-    result = hub.receive(conns[role], json.dumps(message), NOW)
-    answers = [m for c, m in result.outputs if c == conns[role] and m.get("re") == 99]
+    message = {"type": kind, "id": 99, **sample(kind, role, visit, hub)}
+    step = hub.send(conns[role], message)
+    answers = [m for m in step.to(conns[role]) if m.get("re") == 99]
     assert answers, f"{role} sending {kind} gets an answer"
     expected = TABLE[kind][role]
     if expected == "ok":
@@ -108,7 +94,7 @@ def test_role_may_send_exactly_what_the_table_says(kind: str, role: str) -> None
     else:
         assert answers[0].get("code") == expected, f"{role} sending {kind}: want {expected}"
         assert hub.state.events_applied == before, "a refused message changes nothing"
-        assert result.events == []
+        assert step.events == []
 
 
 def test_doc_table_uses_only_known_outcomes() -> None:
