@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
     from lapak.cli.keys import load_or_create_keys
     from lapak.cli.process import stop_on_signals
-    from lapak.signaling import signing
+    from lapak.signaling import signing, tls
     from lapak.signaling.eventlog import LogError
     from lapak.signaling.server import SignalServer, run_server
 
@@ -147,6 +147,9 @@ def run(args: argparse.Namespace) -> int:
         server = SignalServer(
             launch.data_dir, keys, host=launch.host, port=launch.port, config=config,
             ssl_context=context, tune_gc=True, secret_file=secret_file, signer=signer,
+            tls_files=tls.CertFiles(launch.tls_cert, launch.tls_key)
+            if context and launch.tls_cert and launch.tls_key
+            else None,
         )  # fmt: skip
         stop = asyncio.Event()
         stop_on_signals(stop)
