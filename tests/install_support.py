@@ -30,8 +30,10 @@ class Build:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without this test run's venv and Python settings (a fresh shell's)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    """The environment without this test run's venv, Python and Lapak settings (a fresh
+    shell's)."""
+    skip = ("PYTHON", "VIRTUAL_ENV", "LAPAK_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(skip)}
     venv_bin = str(Path(sys.prefix) / "bin")
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
     env.update(extra)

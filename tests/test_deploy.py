@@ -1,0 +1,446 @@
+"""The operator kit: the systemd unit verifies, and docs/deploy.md is followed step by step.
+
+Each fenced block of docs/deploy.md carries a tag (docs/deploy.md says what they mean):
+``deploy-test`` blocks run here in a temporary root (paths, host name and port substituted),
+``deploy-check`` blocks (root, systemd, another machine, a terminal) are checked for shell
+syntax, and their action word (start, reload, restart, stop) is done to a server the test runs
+from the unit's own ExecStart= and Environment= lines; ``deploy-file PATH`` blocks are written
+to PATH. A block without a tag fails the test, so every command on the page is exercised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from install_support import ROOT, clean_env
+from tests_support import free_port
+
+DOC = ROOT / "docs" / "deploy.md"
+UNIT = ROOT / "deploy" / "lapak-signal.service"
+EXAMPLE_CONFIG = ROOT / "deploy" / "server.toml"
+HOST = "lapak.branch.example"
+PORT = "8765"
+# Paths of a real host that the walk-through puts under its temporary root.
+ROOTED = (
+    "/etc/lapak", "/etc/prometheus", "/etc/systemd/system", "/var/lib/lapak",
+    "/var/backups/lapak", "/opt/lapak", "/usr/local/bin", "/root",
+)  # fmt: skip
+ACTIONS = ("start", "stop", "restart", "reload")
+TOOLS = ("bash", "openssl", "curl", "promtool")
+OUTPUT_LANGS = ("text",)  # samples of output, not commands
+
+
+@dataclass(frozen=True)
+class Block:
+    lang: str
+    tags: tuple[str, ...]
+    body: str
+    line: int
+
+    @property
+    def kind(self) -> str | None:
+        return next((t for t in self.tags if t.startswith("deploy-")), None)
+
+    @property
+    def where(self) -> str:
+        return f"docs/deploy.md:{self.line}"
+
+
+def doc_blocks(text: str) -> list[Block]:
+    blocks: list[Block] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i].startswith("```"):
+            info = lines[i][3:].split()
+            start = i
+            i += 1
+            body: list[str] = []
+            while i < len(lines) and lines[i] != "```":
+                body.append(lines[i])
+                i += 1
+            assert i < len(lines), f"docs/deploy.md:{start + 1}: fence never closed"
+            lang = info[0] if info else ""
+            blocks.append(Block(lang, tuple(info[1:]), "\n".join(body) + "\n", start + 1))
+        i += 1
+    return blocks
+
+
+BLOCKS = doc_blocks(DOC.read_text())
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip where this machine cannot run a check; in CI (.ci/run sets CI) that is a failure."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI must run this: see .ci/run)")
+    pytest.skip(reason)
+
+
+def unit_settings(text: str) -> list[tuple[str, str]]:
+    """(key, value) pairs of a unit file, continuation lines joined."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    pairs = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";", "[")) and "=" in line:
+            key, value = line.split("=", 1)
+            pairs.append((key.strip(), value.strip()))
+    return pairs
+
+
+# -- the page itself ------------------------------------------------------------------------
+
+
+def test_every_block_is_run_checked_or_written() -> None:
+    assert len(BLOCKS) > 10, "docs/deploy.md lost its steps"
+    for block in BLOCKS:
+        if block.lang in OUTPUT_LANGS:
+            assert block.kind is None, f"{block.where}: an output sample runs nothing"
+            continue
+        assert block.kind in ("deploy-test", "deploy-check", "deploy-file"), (
+            f"{block.where}: ```{block.lang} block without deploy-test, deploy-check or "
+            "deploy-file: every command on the page must be exercised"
+        )
+        if block.kind == "deploy-file":
+            assert len(block.tags) == 2 and block.tags[1].startswith("/"), block.where
+        else:
+            assert block.lang == "sh", f"{block.where}: commands are ```sh blocks"
+            extra = [t for t in block.tags if t != block.kind]
+            allowed = ACTIONS if block.kind == "deploy-check" else ("background",)
+            assert all(t in allowed for t in extra), f"{block.where}: unknown tag in {extra}"
+
+
+@pytest.mark.parametrize(
+    "block", [b for b in BLOCKS if b.lang == "sh"], ids=lambda b: f"line{b.line}"
+)
+def test_command_block_is_valid_shell(block: Block) -> None:
+    proc = subprocess.run(["bash", "-n"], input=block.body, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{block.where}: {proc.stderr}"
+
+
+def test_the_documented_server_toml_is_deploy_server_toml() -> None:
+    documented = [b for b in BLOCKS if b.tags[1:] == ("/etc/lapak/server.toml",)]
+    assert len(documented) == 1, "docs/deploy.md shows /etc/lapak/server.toml once"
+    assert documented[0].body == EXAMPLE_CONFIG.read_text(), (
+        "docs/deploy.md's server.toml and deploy/server.toml differ: keep them one file"
+    )
+
+
+# -- the systemd unit -----------------------------------------------------------------------
+
+
+def test_unit_runs_a_sandboxed_restartable_service_as_its_own_user() -> None:
+    settings = unit_settings(UNIT.read_text())
+    one = dict(settings)
+    assert one.get("User") == "lapak" or one.get("DynamicUser") == "yes"
+    assert one["StateDirectory"] == "lapak"
+    assert one["ConfigurationDirectory"] == "lapak"
+    assert one["Restart"] == "on-failure"
+    assert one["ExecStart"].split()[1:4] == ["signal", "--config", "/etc/lapak/server.toml"]
+    assert "-HUP $MAINPID" in one["ExecReload"]
+    assert int(one["LimitNOFILE"]) >= 4096
+    for key, value in {
+        "ProtectSystem": "strict", "NoNewPrivileges": "yes", "PrivateTmp": "yes",
+        "ProtectHome": "yes", "CapabilityBoundingSet": "",
+    }.items():  # fmt: skip
+        assert one.get(key) == value, f"{key}={value} expected, got {one.get(key)!r}"
+    assert set(one["RestrictAddressFamilies"].split()) == {"AF_INET", "AF_INET6", "AF_UNIX"}
+
+
+def systemd_analyze() -> str:
+    tool = shutil.which("systemd-analyze")
+    if tool is None:
+        skip_or_fail("systemd-analyze not installed (Debian's systemd package)")
+    assert tool is not None
+    return tool
+
+
+def runnable_unit(where: Path, lapak: Path) -> Path:
+    """The unit with its ExecStart binary pointed at a real ``lapak`` (verify checks that the
+    binary exists) and the drop-ins docs/deploy.md writes, under a private unit path."""
+    text = UNIT.read_text().replace("/usr/local/bin/lapak", str(lapak))
+    unit = where / UNIT.name
+    unit.write_text(text)
+    for block in BLOCKS:
+        target = block.tags[1] if block.kind == "deploy-file" else ""
+        if target.startswith(f"/etc/systemd/system/{UNIT.name}.d/"):
+            dropin = where / f"{UNIT.name}.d" / Path(target).name
+            dropin.parent.mkdir(exist_ok=True)
+            dropin.write_text(block.body)
+    return unit
+
+
+def test_systemd_analyze_verifies_the_unit_and_its_documented_drop_ins(tmp_path: Path) -> None:
+    tool = systemd_analyze()
+    unit = runnable_unit(tmp_path, Path(sys.prefix) / "bin" / "lapak")
+    env = {**os.environ, "SYSTEMD_UNIT_PATH": f"{tmp_path}:"}
+    proc = subprocess.run(
+        [tool, "verify", "--man=no", unit.name],
+        capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    # verify exits 0 on an unknown key or a bad value ("ignoring"): any word about our files fails.
+    said = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "lapak" in ln]
+    assert proc.returncode == 0 and not said, proc.stdout + proc.stderr
+
+
+def test_the_unit_sandbox_scores_well(tmp_path: Path) -> None:
+    tool = systemd_analyze()
+    unit = runnable_unit(tmp_path, Path(sys.prefix) / "bin" / "lapak")
+    proc = subprocess.run(
+        [tool, "security", "--offline=true", "--no-pager", str(unit)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", proc.stdout)
+    if found is None:
+        pytest.skip(f"this systemd-analyze has no offline security report: {proc.stderr[:200]}")
+    assert float(found.group(1)) <= 2.0, proc.stdout[-3000:]
+
+
+# -- the walk-through -----------------------------------------------------------------------
+
+
+@dataclass
+class Walk:
+    """A host under ``root``: runs the page's blocks and the unit's server, in order."""
+
+    root: Path
+    port: int
+    server: subprocess.Popen[bytes] | None = None
+    server_logs: list[Path] = field(default_factory=list)
+    background: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    trusted_before: str = ""  # the certificate served until a reload, trusted meanwhile
+
+    def subst(self, text: str) -> str:
+        for path in ROOTED:
+            text = re.sub(rf"(?<![\w/.]){re.escape(path)}(?=/|\b|$)", f"{self.root}{path}", text)
+        return text.replace(HOST, "localhost").replace(PORT, str(self.port))
+
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = clean_env(HOME=str(self.root / "root"), **(extra or {}))
+        env["PATH"] = f"{self.root}/usr/local/bin{os.pathsep}{env['PATH']}"
+        return env
+
+    def run(self, block: Block) -> None:
+        proc = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", self.subst(block.body)],
+            capture_output=True, text=True, timeout=900, env=self.env(), cwd=self.root / "root",
+        )  # fmt: skip
+        assert proc.returncode == 0, (
+            f"{block.where} failed (exit {proc.returncode}):\n{self.subst(block.body)}\n"
+            f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
+        )
+
+    def write(self, block: Block) -> None:
+        target = Path(self.subst(block.tags[1]))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(self.subst(block.body))
+
+    # The server, as systemd would run it.
+
+    def unit_env(self) -> dict[str, str]:
+        texts = [UNIT.read_text()]
+        dropins = self.root / "etc/systemd/system" / f"{UNIT.name}.d"
+        texts += [p.read_text() for p in sorted(dropins.glob("*.conf"))]
+        env: dict[str, str] = {}
+        for text in texts:
+            for key, value in unit_settings(text):
+                if key == "Environment":
+                    for pair in shlex.split(value):
+                        name, _, val = pair.partition("=")
+                        env[name] = val
+        return env
+
+    def start(self) -> None:
+        assert self.server is None, "started twice"
+        exec_start = dict(unit_settings(UNIT.read_text()))["ExecStart"]
+        log = self.root / f"server-{len(self.server_logs)}.log"
+        self.server_logs.append(log)
+        with log.open("wb") as out:
+            self.server = subprocess.Popen(
+                shlex.split(self.subst(exec_start)),
+                stdout=out, stderr=subprocess.STDOUT, env=self.env(self.unit_env()),
+                cwd="/",
+            )  # fmt: skip
+        wait(lambda: self.health() is not None, 60, "/healthz over TLS", self.why)
+        if self.unit_env().get("LAPAK_LOG_FORMAT") == "json":
+            lines = [ln for ln in log.read_text().splitlines() if ln.strip()]
+            assert lines and all(json.loads(ln).get("ts") for ln in lines), log.read_text()
+
+    def stop(self) -> None:
+        assert self.server is not None, "stopped while not running"
+        self.server.send_signal(signal.SIGTERM)
+        code = self.server.wait(timeout=60)
+        assert code == 0, f"server exited {code} on SIGTERM: {self.why()}"
+        self.server = None
+
+    def restart(self) -> None:
+        """Stop and start; the booths running here are back before the next step."""
+        booths = self.booth_connections()
+        self.stop()
+        self.start()
+        wait(lambda: self.booth_connections() >= booths, 60, f"{booths} booth(s) back")
+
+    def reload(self) -> None:
+        """SIGHUP: the new certificate is served, and no connection drops."""
+        assert self.server is not None
+        self.trusted_before = self.served_certificate()  # the files are new, the server not yet
+        before = self.health()
+        assert before is not None, "no /healthz before the reload"
+        self.server.send_signal(signal.SIGHUP)
+        wanted = (self.root / "etc/lapak/tls/cert.pem").read_text()
+        wait(lambda: pem_equal(self.served_certificate(), wanted), 20, "the renewed certificate")
+        after = self.health()
+        assert after is not None and after["connections"] == before["connections"], (
+            f"connections changed across reload: {before['connections']} -> {after}"
+        )
+
+    def why(self) -> str:
+        logs = "\n".join(p.read_text()[-2000:] for p in self.server_logs if p.exists())
+        code = self.server.poll() if self.server else None
+        return f"server exit code {code}; its log:\n{logs}"
+
+    def context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.root / "etc/lapak/tls/cert.pem")
+        if self.trusted_before:
+            context.load_verify_locations(cadata=self.trusted_before)
+        return context
+
+    def health(self) -> dict[str, Any] | None:
+        if self.server is not None and self.server.poll() is not None:
+            raise AssertionError(f"the server exited: {self.why()}")
+        url = f"https://localhost:{self.port}/healthz"
+        try:
+            with urllib.request.urlopen(url, timeout=5, context=self.context()) as r:
+                return dict(json.loads(r.read()))
+        except (OSError, urllib.error.URLError, ssl.SSLError):
+            return None
+
+    def served_certificate(self) -> str:
+        try:
+            return ssl.get_server_certificate(("localhost", self.port), timeout=5)
+        except OSError:
+            return ""
+
+    def booth_connections(self) -> int:
+        health = self.health()
+        return int(health["connections"].get("booth", 0)) if health else 0
+
+    def in_background(self, block: Block) -> None:
+        before = self.booth_connections()
+        log = self.root / f"background-{len(self.background)}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                ["bash", "-euo", "pipefail", "-c", "exec " + self.subst(block.body)],
+                stdout=out, stderr=subprocess.STDOUT, env=self.env(),
+                cwd=self.root / "root", start_new_session=True,
+            )  # fmt: skip
+        self.background.append(proc)
+        wait(
+            lambda: self.booth_connections() > before, 90, f"{block.where}'s booth on /healthz",
+            lambda: log.read_text()[-3000:],
+        )  # fmt: skip
+
+    def close(self) -> None:
+        for proc in [*self.background, *([self.server] if self.server else [])]:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def pem_equal(a: str, b: str) -> bool:
+    return bool(a) and ssl.PEM_cert_to_DER_cert(a) == ssl.PEM_cert_to_DER_cert(b)
+
+
+def wait(
+    ok: Callable[[], bool], timeout: float, what: str, why: Callable[[], str] = lambda: ""
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not ok():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout:.0f}s for {what}\n{why()}")
+        time.sleep(0.1)
+
+
+def copy_checkout(dest: Path) -> None:
+    """The checkout as an operator copies it to the server: the files git knows (tracked or
+    new, not ignored), as they are in the working tree."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+
+
+@pytest.fixture
+def walk(tmp_path: Path) -> Iterator[Walk]:
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    if missing:
+        skip_or_fail(f"the walk-through needs {', '.join(missing)} (apt-get install)")
+    root = tmp_path / "host"
+    for path in ROOTED:
+        (root / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    for made_by_the_page in ("etc/lapak", "var/lib/lapak", "var/backups/lapak", "opt/lapak"):
+        (root / made_by_the_page).rmdir()
+    copy_checkout(root / "root" / "lapak")
+    w = Walk(root, free_port())
+    try:
+        yield w
+    finally:
+        w.close()
+
+
+@pytest.mark.slow  # installs the wheel and its dependencies into a fresh venv
+@pytest.mark.timeout(1200)
+def test_docs_deploy_walkthrough(walk: Walk) -> None:
+    actions: dict[str, Callable[[], None]] = {
+        "start": walk.start,
+        "stop": walk.stop,
+        "reload": walk.reload,
+        "restart": walk.restart,
+    }
+    done = []
+    for block in BLOCKS:
+        if block.kind == "deploy-file":
+            walk.write(block)
+        elif block.kind == "deploy-test" and "background" in block.tags:
+            walk.in_background(block)
+        elif block.kind == "deploy-test":
+            walk.run(block)
+        elif block.kind == "deploy-check":
+            for action in (t for t in block.tags if t in actions):
+                actions[action]()
+        done.append(block.line)
+    assert done == [b.line for b in BLOCKS if b.lang not in OUTPUT_LANGS]
+
+    # The last step restored the backup and started on it: the log replayed.
+    health = walk.health()
+    assert health is not None and health["status"] == "ok", health
+    assert health["events"] > 0 and sum(health["visits"].values()) >= 1, (
+        f"the restored log brought back no visit: {health}"
+    )
