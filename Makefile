@@ -25,9 +25,11 @@ demo: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
-# The fast tier for a developer: everything but the long load tests (CI runs `make test`).
+# The fast tier for a developer: unit tests only, no real servers, subprocesses, media or
+# browsers (tests/conftest.py marks those `integration`) and no long load tests.
+# `make test` (CI) runs every tier.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow and not integration"
 
 lint: $(STAMP) imports
 	$(BIN)/ruff check .

@@ -1,34 +1,11 @@
-"""Server configuration: one TOML file (``lapak signal --config FILE``), all keys optional.
+"""Server configuration: one TOML file (``lapak signal --config FILE``), ``LAPAK_<KEY>``
+variables over its ``[server]`` table, all keys optional.
 
-Every key, its type and default is documented in docs/configuration.md. The file is decoded
-into typed structs that refuse unknown keys and wrong types by name (a misspelt key must not
-silently fall back to a default), then flattened into ``ServerConfig``, the object the hub and
-the server read.
-
-```toml
-[server]
-offices = ["main"]
-grace_s = 30
-
-[workflows.JHT]
-steps = ["identity", "membership", "family_card", "bank_book", "termination_letter", "decision"]
-
-[reasons]
-list = ["document unreadable", "document missing"]
-
-[pins]
-booth-01 = "desk-1"
-
-[token_ttl_max_s]
-officer = 43200
-
-[[desks]]
-id = "desk-1"
-office = "main"
-capacity = 6
-```
-
-Defaults for workflows and reasons come from ``signaling/workflows.toml``.
+Every key, its type, default and variable is documented in docs/configuration.md. The file is
+decoded into typed structs that refuse unknown keys and wrong types by name (a misspelt key
+must not silently fall back to a default), then flattened into ``ServerConfig``, the object
+the hub and the server read (``ServerConfig.launch``: where the process listens and which
+files it reads). Defaults for workflows and reasons come from ``signaling/workflows.toml``.
 """
 
 from __future__ import annotations
@@ -43,6 +20,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from lapak.signaling.limits import MAX_FRAME_BYTES, MAX_ID, MAX_REASON
 from lapak.signaling.workflows import default_reasons, default_workflows
 
 WIRE_MAX_FRAME_BYTES = 1024 * 1024  # the websocket layer closes 1009 beyond this
@@ -70,7 +48,7 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID)]
 
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
@@ -87,7 +65,9 @@ class _Server(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tls_key: FilePath | None = None
     offices: list[Name] = []
     grace_s: NonNegative = 30.0
-    max_frame_bytes: Annotated[int, msgspec.Meta(ge=1024, le=WIRE_MAX_FRAME_BYTES)] = 64 * 1024
+    max_frame_bytes: Annotated[int, msgspec.Meta(ge=1024, le=WIRE_MAX_FRAME_BYTES)] = (
+        MAX_FRAME_BYTES
+    )
     rate_per_s: Positive = 50.0
     rate_burst: Annotated[int, msgspec.Meta(ge=1)] = 100
     snapshot_every: Annotated[int, msgspec.Meta(ge=1)] = 10_000
@@ -104,7 +84,7 @@ class _Workflow(msgspec.Struct, forbid_unknown_fields=True):
     steps: Annotated[list[Name], msgspec.Meta(min_length=1)]
 
 
-Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_REASON)]
 
 
 class _Reasons(msgspec.Struct, forbid_unknown_fields=True):
@@ -176,7 +156,7 @@ class Launch:
 class ServerConfig:
     offices: list[str] = field(default_factory=list)
     grace_s: float = 30.0
-    max_frame_bytes: int = 64 * 1024
+    max_frame_bytes: int = MAX_FRAME_BYTES
     rate_per_s: float = 50.0
     rate_burst: int = 100
     snapshot_every: int = 10_000
@@ -260,7 +240,11 @@ class ServerConfig:
             launch=Launch(
                 host=server.host,
                 port=server.port,
-                **{key: _path(getattr(server, key)) for key in PATH_KEYS},
+                data_dir=Path(server.data_dir),
+                secret_file=_path(server.secret_file),
+                signing_key=_path(server.signing_key),
+                tls_cert=_path(server.tls_cert),
+                tls_key=_path(server.tls_key),
             ),
         )
 

@@ -1,11 +1,15 @@
-"""Shared fixtures: a real server on a loopback port, keys, and bounded waiting."""
+"""Shared fixtures: a real server on a loopback port, keys, and bounded waiting; and the test
+tiers (``integration``, see ``pytest_collection_modifyitems``)."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -40,12 +44,17 @@ async def server(tmp_path: Path, keys: KeyRing) -> AsyncIterator[SignalServer]:
 
 
 @pytest.fixture(autouse=True)
-def no_leaked_tasks(caplog: pytest.LogCaptureFixture):  # type: ignore[no-untyped-def]
-    """Fail a test whose tasks were destroyed while pending or left resources unclosed."""
+def no_leaked_tasks(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail a test whose tasks were destroyed while pending or left resources unclosed.
+
+    The collection looks only at what was allocated since the last test: what survived is
+    frozen (``gc.freeze``), else every test would walk the whole heap of Textual, aiortc and
+    numpy again (0.2 s a test, two thirds of the unit tier's time)."""
     import gc
 
     yield
     gc.collect()
+    gc.freeze()
     leaks = [
         r.getMessage()
         for r in caplog.records
@@ -53,3 +62,74 @@ def no_leaked_tasks(caplog: pytest.LogCaptureFixture):  # type: ignore[no-untype
         and ("destroyed but it is pending" in r.getMessage() or "nclosed" in r.getMessage())
     ]
     assert not leaks, f"expected a clean shutdown, asyncio reported: {leaks}"
+
+
+# -- test tiers ----------------------------------------------------------------------------------
+
+INTEGRATION = re.compile(
+    r"\b(SignalServer|subprocess\.\w+|Popen|create_subprocess_exec|run_bench|wait_healthy"
+    r"|RTCPeerConnection|OfficerMedia|BoothAgent|run_booths|make_booths|async_playwright"
+    r"|sync_playwright)\("
+)
+"""What an integration test does: start a real server, another process (the ``lapak``
+command, a bench, a browser), or real media (aiortc peers, booth agents)."""
+
+
+def _source(obj: object) -> str:
+    try:
+        return inspect.getsource(obj)  # type: ignore[arg-type]  # functions and classes only
+    except (OSError, TypeError):
+        return ""
+
+
+_helpers_by_module: dict[str, frozenset[str]] = {}
+
+
+def _integration_helpers(module: ModuleType) -> frozenset[str]:
+    """Names of the module's own functions and classes that do integration work, directly
+    or through another such helper."""
+    if module.__name__ not in _helpers_by_module:
+        own = {
+            name: _source(value)
+            for name, value in vars(module).items()
+            if (inspect.isfunction(value) or inspect.isclass(value))
+            and getattr(value, "__module__", None) == module.__name__
+        }
+        found = {name for name, text in own.items() if INTEGRATION.search(text)}
+        while True:
+            grown = found | {
+                name for name, text in own.items()
+                if any(re.search(rf"\b{re.escape(h)}\b", text) for h in found)
+            }  # fmt: skip
+            if grown == found:
+                break
+            found = grown
+        _helpers_by_module[module.__name__] = frozenset(found)
+    return _helpers_by_module[module.__name__]
+
+
+def is_integration(item: pytest.Item) -> bool:
+    """The rule: a test is ``integration`` when its own code, a helper of its module that it
+    calls, or a fixture it uses (``server``, for one) starts a real server, a subprocess,
+    real media or a browser; see ``INTEGRATION``. Everything else is a unit test."""
+    function = getattr(item, "function", None)
+    module = getattr(item, "module", None)
+    if function is None or module is None:
+        return False
+    text = _source(function)
+    helpers = _integration_helpers(module)
+    if INTEGRATION.search(text) or any(re.search(rf"\b{re.escape(h)}\b", text) for h in helpers):
+        return True
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in info.name2fixturedefs.values() if info is not None else ():
+        for fixturedef in defs:
+            if INTEGRATION.search(_source(fixturedef.func)):
+                return True
+    return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the integration tier (``make test-fast`` leaves it out, with ``slow``)."""
+    for item in items:
+        if is_integration(item):
+            item.add_marker(pytest.mark.integration)

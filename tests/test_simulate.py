@@ -31,9 +31,10 @@ from lapak.signaling.events import VisitRouted, VisitStarted
 from lapak.signaling.server import SignalServer
 from lapak.signaling.simulation.arrivals import day_arrivals
 from lapak.signaling.simulation.cli import run
-from lapak.signaling.simulation.engine import Result, simulate
+from lapak.signaling.simulation.engine import simulate
 from lapak.signaling.simulation.logdir import LogDirError, write_log
 from lapak.signaling.simulation.params import ConfigError, Dist, load_params, parse_arrivals
+from lapak.signaling.simulation.runs import Result
 from lapak.signaling.simulation.sweep import parse_sweep
 from lapak.signaling.tokens import KeyRing
 

@@ -1,6 +1,6 @@
 """``lapak simulate``: the thin shell (arguments, files, printing) around the pure engine.
 
-``add_parser`` only touches argparse, so ``console/cli.py`` can register the subcommand
+``add_parser`` only touches argparse, so ``cli/main.py`` can register the subcommand
 without loading the simulator; ``run`` imports the rest when the command is used.
 """
 
@@ -69,8 +69,8 @@ def fewer_gc_passes() -> Iterator[None]:
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run the command; one line on stderr and exit 2 for anything the user can fix."""
+    from lapak.signaling.config import ConfigError
     from lapak.signaling.simulation.logdir import LogDirError
-    from lapak.signaling.simulation.params import ConfigError
 
     out = out or sys.stdout
     try:
@@ -81,7 +81,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
-    from lapak.signaling.simulation.params import ConfigError, load_params
+    from lapak.signaling.config import ConfigError
+    from lapak.signaling.simulation.params import load_params
 
     params = load_params(args.config).with_options(
         officers=args.officers,
@@ -125,7 +126,7 @@ def _single(args: argparse.Namespace, params: Any, out: TextIO) -> int:
 
 
 def _sweep(args: argparse.Namespace, params: Any, out: TextIO) -> int:
-    from lapak.signaling.simulation.params import ConfigError
+    from lapak.signaling.config import ConfigError
     from lapak.signaling.simulation.sweep import (
         PLOT_HINT,
         parse_sweep,

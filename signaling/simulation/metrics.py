@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from lapak.signaling.simulation.engine import Result
+from lapak.signaling.simulation.runs import Result
 
 # (key, label, unit) in the order the text table shows them
 ROWS: tuple[tuple[str, str, str], ...] = (

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lapak.signaling.config import ConfigError
 from lapak.signaling.simulation.engine import simulate
 from lapak.signaling.simulation.metrics import fmt, report
-from lapak.signaling.simulation.params import ConfigError, Params
+from lapak.signaling.simulation.params import Params
 
 KEYS = ("officers", "capacity", "booths", "arrivals")
 PLOT_HINT = "pip install 'lapak[sim]' (in a checkout: .venv/bin/pip install -e '.[sim]')"
