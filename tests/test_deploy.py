@@ -33,6 +33,8 @@ from tests_support import free_port
 
 DOC = ROOT / "docs" / "deploy.md"
 UNIT = ROOT / "deploy" / "lapak-signal.service"
+BACKUP_UNIT = ROOT / "deploy" / "lapak-backup.service"
+UNITS = sorted([*ROOT.glob("deploy/*.service"), *ROOT.glob("deploy/*.timer")])
 EXAMPLE_CONFIG = ROOT / "deploy" / "server.toml"
 HOST = "lapak.branch.example"
 PORT = "8765"
@@ -41,7 +43,9 @@ ROOTED = (
     "/etc/lapak", "/etc/prometheus", "/etc/systemd/system", "/var/lib/lapak",
     "/var/backups/lapak", "/opt/lapak", "/usr/local/bin", "/root",
 )  # fmt: skip
-ACTIONS = ("start", "stop", "restart", "reload")
+ACTIONS = ("start", "stop", "restart", "reload", "backup")
+# Steps that need the lapak user, dropped where the walk-through runs them.
+AS_LAPAK = ("runuser -u lapak -- ", "-o lapak -g lapak ")
 TOOLS = ("bash", "openssl", "curl", "promtool")
 OUTPUT_LANGS = ("text",)  # samples of output, not commands
 
@@ -171,27 +175,37 @@ def systemd_analyze() -> str:
     return tool
 
 
-def runnable_unit(where: Path, lapak: Path) -> Path:
-    """The unit with its ExecStart binary pointed at a real ``lapak`` (verify checks that the
-    binary exists) and the drop-ins docs/deploy.md writes, under a private unit path."""
-    text = UNIT.read_text().replace("/usr/local/bin/lapak", str(lapak))
-    unit = where / UNIT.name
-    unit.write_text(text)
+def runnable_units(where: Path, lapak: Path) -> list[Path]:
+    """deploy/'s units with their ``lapak`` pointed at a real one (verify checks that a
+    command exists) and the drop-ins docs/deploy.md writes, under a private unit path."""
+    units = []
+    for source in UNITS:
+        unit = where / source.name
+        unit.write_text(source.read_text().replace("/usr/local/bin/lapak", str(lapak)))
+        units.append(unit)
     for block in BLOCKS:
         target = block.tags[1] if block.kind == "deploy-file" else ""
-        if target.startswith(f"/etc/systemd/system/{UNIT.name}.d/"):
-            dropin = where / f"{UNIT.name}.d" / Path(target).name
+        if target.startswith("/etc/systemd/system/") and ".d/" in target:
+            dropin = where / Path(target).parent.name / Path(target).name
             dropin.parent.mkdir(exist_ok=True)
             dropin.write_text(block.body)
-    return unit
+    return units
 
 
-def test_systemd_analyze_verifies_the_unit_and_its_documented_drop_ins(tmp_path: Path) -> None:
+def test_deploy_has_the_server_unit_and_the_backup_timer() -> None:
+    names = [u.name for u in UNITS]
+    assert names == ["lapak-backup.service", "lapak-backup.timer", "lapak-signal.service"]
+    backup = dict(unit_settings(BACKUP_UNIT.read_text()))
+    assert backup["User"] == "lapak", "backups run as the server's user, never root"
+    assert " backup --data-dir /var/lib/lapak " in backup["ExecStart"]
+
+
+def test_systemd_analyze_verifies_the_units_and_the_documented_drop_ins(tmp_path: Path) -> None:
     tool = systemd_analyze()
-    unit = runnable_unit(tmp_path, Path(sys.prefix) / "bin" / "lapak")
+    units = runnable_units(tmp_path, Path(sys.prefix) / "bin" / "lapak")
     env = {**os.environ, "SYSTEMD_UNIT_PATH": f"{tmp_path}:"}
     proc = subprocess.run(
-        [tool, "verify", "--man=no", unit.name],
+        [tool, "verify", "--man=no", *(u.name for u in units)],
         capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
     )  # fmt: skip
     # verify exits 0 on an unknown key or a bad value ("ignoring"): any word about our files fails.
@@ -199,11 +213,12 @@ def test_systemd_analyze_verifies_the_unit_and_its_documented_drop_ins(tmp_path:
     assert proc.returncode == 0 and not said, proc.stdout + proc.stderr
 
 
-def test_the_unit_sandbox_scores_well(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["lapak-signal.service", "lapak-backup.service"])
+def test_the_sandbox_scores_well(tmp_path: Path, name: str) -> None:
     tool = systemd_analyze()
-    unit = runnable_unit(tmp_path, Path(sys.prefix) / "bin" / "lapak")
+    runnable_units(tmp_path, Path(sys.prefix) / "bin" / "lapak")
     proc = subprocess.run(
-        [tool, "security", "--offline=true", "--no-pager", str(unit)],
+        [tool, "security", "--offline=true", "--no-pager", str(tmp_path / name)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     found = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", proc.stdout)
@@ -229,6 +244,8 @@ class Walk:
     def subst(self, text: str) -> str:
         for path in ROOTED:
             text = re.sub(rf"(?<![\w/.]){re.escape(path)}(?=/|\b|$)", f"{self.root}{path}", text)
+        for words in AS_LAPAK:
+            text = text.replace(words, "")
         return text.replace(HOST, "localhost").replace(PORT, str(self.port))
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -295,6 +312,19 @@ class Walk:
         self.stop()
         self.start()
         wait(lambda: self.booth_connections() >= booths, 60, f"{booths} booth(s) back")
+
+    def backup(self) -> None:
+        """What lapak-backup.service runs, as systemd would unescape it."""
+        settings = unit_settings(BACKUP_UNIT.read_text())
+        for key, command in settings:
+            if key not in ("ExecStart", "ExecStartPost"):
+                continue
+            argv = shlex.split(self.subst(command.replace("%%", "%").replace("$$", "$")))
+            proc = subprocess.run(
+                argv, capture_output=True, text=True, timeout=120, env=self.env(), cwd="/"
+            )
+            assert proc.returncode == 0, f"{BACKUP_UNIT.name} {key} failed: {proc.stderr}"
+        assert list((self.root / "var/backups/lapak").glob("events-*.sqlite3")), "no backup"
 
     def reload(self) -> None:
         """SIGHUP: the new certificate is served, and no connection drops."""
@@ -423,6 +453,7 @@ def test_docs_deploy_walkthrough(walk: Walk) -> None:
         "stop": walk.stop,
         "reload": walk.reload,
         "restart": walk.restart,
+        "backup": walk.backup,
     }
     done = []
     for block in BLOCKS:
