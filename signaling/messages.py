@@ -153,38 +153,14 @@ class Ack(_Message, frozen=True, tag="ack", omit_defaults=True):
     @classmethod
     def of_figures(cls, re: int | None, figures: OfficeFigures) -> Ack:
         """The answer to ``office_stats``."""
-        return cls(
-            re=re,
-            office=figures.office,
-            desks=figures.desks,
-            queue=figures.queue,
-            median_wait_s=figures.median_wait_s,
-            visits_today=figures.visits_today,
-            visits_per_hour=figures.visits_per_hour,
-            outcomes=figures.outcomes,
-        )
+        return cls(re=re, **msgspec.structs.asdict(figures))
 
     def figures(self) -> OfficeFigures:
         """The office overview this ack carries; ValueError when it answers another request."""
-        if (
-            isinstance(self.office, UnsetType)
-            or isinstance(self.desks, UnsetType)
-            or isinstance(self.queue, UnsetType)
-            or isinstance(self.median_wait_s, UnsetType)
-            or isinstance(self.visits_today, UnsetType)
-            or isinstance(self.visits_per_hour, UnsetType)
-            or isinstance(self.outcomes, UnsetType)
-        ):
+        values = {f: getattr(self, f) for f in OfficeFigures.__struct_fields__}
+        if any(v is UNSET for v in values.values()):
             raise ValueError("this ack does not answer office_stats")
-        return OfficeFigures(
-            office=self.office,
-            desks=self.desks,
-            queue=self.queue,
-            median_wait_s=self.median_wait_s,
-            visits_today=self.visits_today,
-            visits_per_hour=self.visits_per_hour,
-            outcomes=self.outcomes,
-        )
+        return OfficeFigures(**values)
 
 
 class Error(_Message, frozen=True, tag="error"):
