@@ -21,7 +21,7 @@ from lapak.signaling import permissions as perm
 from lapak.signaling import protocol as p
 from lapak.signaling.config import ServerConfig
 from lapak.signaling.domain import Domain, Rules
-from lapak.signaling.errors import AccessDenied, LapakError
+from lapak.signaling.errors import LapakError
 from lapak.signaling.events import Event
 from lapak.signaling.messages import Ack, Error, Welcome, tag
 from lapak.signaling.office_stats import office_stats
@@ -232,9 +232,7 @@ class Hub:
             raise p.ProtocolError(ErrorCode.ALREADY_HELLO, "hello was already accepted")
         claims = self.keys.verify(msg.token, now=now)
         actor = Actor.of(claims)
-        offices = self.config.offices
-        if offices and actor.office not in offices and actor.office != "*":
-            raise AccessDenied(ErrorCode.WRONG_OFFICE, f"this server does not serve {actor.office}")
+        perm.admit(actor, self.config.offices)
         desks = sorted(d.id for d in self.state.desks.values() if actor.office in (d.office, "*"))
         if actor.role == "officer":  # checks the desk's office before anything is held
             result.events += self.domain.open_desk(actor, now)

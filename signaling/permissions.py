@@ -7,9 +7,10 @@ visit) through the functions here, so no rule is written twice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lapak.signaling.errors import AccessDenied, DomainError
+from lapak.signaling.errors import AccessDenied, DomainError, TokenError
 from lapak.signaling.protocol import ErrorCode
 from lapak.signaling.state import Desk, State, Visit
 from lapak.signaling.tokens import Claims
@@ -79,6 +80,15 @@ SYSTEM = Actor("system", "server", "*")  # the server's own decisions (grace per
 
 def booth_place(visit: Visit) -> Place:
     return ("booth", visit.office, visit.booth)
+
+
+def admit(actor: Actor, offices: Sequence[str]) -> None:
+    """A token this server accepts at hello: an office it serves (all when ``offices`` is
+    empty); office ``*`` only for supervisors and admins."""
+    if offices and actor.office not in offices and actor.office != "*":
+        raise AccessDenied(ErrorCode.WRONG_OFFICE, f"this server does not serve {actor.office}")
+    if actor.office == "*" and actor.role not in WATCHERS:
+        raise TokenError(ErrorCode.BAD_TOKEN, "only supervisors and admins span offices")
 
 
 def authorize(actor: Actor, kind: str) -> None:

@@ -288,6 +288,15 @@ def test_the_newer_officer_connection_takes_over_the_desk(hub: HubDriver) -> Non
     assert hub.disconnect(older).outputs == [] and not hub.hub.away, "the desk is still held"
 
 
+def test_only_supervisors_and_admins_span_offices(hub: HubDriver) -> None:
+    conn = hub.connect()
+    token = hub.token("booth", office="*", booth="b1")
+    result = hub.send(conn, {"type": "hello", "id": 1, "token": token})
+    assert result.to(conn)[0]["code"] == "bad_token", "a booth of office * is refused"
+    assert [c[:2] for c in result.closes] == [(conn, CloseCode.AUTH_FAILED)]
+    hub.join("supervisor", office="*")
+
+
 def test_a_desk_belongs_to_one_named_office(hub: HubDriver) -> None:
     root = hello(hub, "admin", sub="root", office="*")
     out = send(hub, root, {"type": "configure_desk", "id": 2, "desk": "d9", "capacity": 2})
