@@ -67,10 +67,12 @@ def _secret_file(launch: Launch, notes: list[str]) -> list[str]:
 
 
 def _tls(launch: Launch) -> list[str]:
-    from lapak.cli.signal import tls_context
+    from lapak.cli.signal import tls_files
 
     try:
-        tls_context(launch)
+        certs = tls_files(launch)
+        if certs is not None:
+            certs.context()
     except CliError as exc:
         return exc.problems
     except (OSError, ssl.SSLError) as exc:

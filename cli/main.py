@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import cast
 
-from lapak.cli import audit, booth, console, demo, token
+from lapak.cli import audit, backup, booth, console, demo, token
 from lapak.cli import signal as signal_command  # not the standard library's signal
 from lapak.cli.errors import CliError, operator_error
 from lapak.cli.exit_codes import EXIT_INTERRUPTED, EXIT_PIPE
@@ -24,6 +24,7 @@ from lapak.cli.options import Parser, add_logging, add_logging_everywhere
 COMMANDS = {
     "signal": "lapak.cli.signal:run",
     "audit": "lapak.cli.audit:run",
+    "backup": "lapak.cli.backup:run",
     "token": "lapak.cli.token:run",
     "booth": "lapak.cli.booth:run",
     "console": "lapak.cli.console:run_console",
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     signal_command.add_parser(sub)
     audit.add_parser(sub)
+    backup.add_parser(sub)
     token.add_parser(sub)
     booth.add_parser(sub)
     console.add_parsers(sub)

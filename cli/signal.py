@@ -12,9 +12,8 @@ from lapak.cli.errors import CliError
 from lapak.cli.exit_codes import EXIT_FAILED, EXIT_USAGE
 
 if TYPE_CHECKING:
-    import ssl
-
     from lapak.signaling.config import Launch, ServerConfig
+    from lapak.signaling.tls import CertFiles
 
 ENV_CONFIG = "LAPAK_SERVER_CONFIG"
 """The server's TOML file (``LAPAK_CONFIG`` is the console's settings file)."""
@@ -99,17 +98,15 @@ def signing_key_path(launch: Launch) -> Path | None:
     return launch.secret_file.with_name(launch.secret_file.name + ".signing-key")
 
 
-def tls_context(launch: Launch) -> ssl.SSLContext | None:
-    """The server's TLS settings, or None without ``tls_cert``/``tls_key``."""
+def tls_files(launch: Launch) -> CertFiles | None:
+    """The server's certificate and key files (re-read on SIGHUP), or None without TLS."""
     if not (launch.tls_cert or launch.tls_key):
         return None
     if not (launch.tls_cert and launch.tls_key):
         raise CliError("--tls-cert and --tls-key go together", EXIT_USAGE)
-    import ssl
+    from lapak.signaling.tls import CertFiles
 
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(launch.tls_cert, launch.tls_key)
-    return context
+    return CertFiles(launch.tls_cert, launch.tls_key)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,13 +121,14 @@ def run(args: argparse.Namespace) -> int:
             "no secret file: pass --secret-file, set LAPAK_SECRET_FILE or [server] secret_file",
             EXIT_USAGE,
         )
-    context = tls_context(launch)
+    certs = tls_files(launch)
+    context = certs.context() if certs else None  # ssl.SSLError: a usage error
 
     import asyncio
 
     from lapak.cli.keys import load_or_create_keys
     from lapak.cli.process import stop_on_signals
-    from lapak.signaling import signing, tls
+    from lapak.signaling import signing
     from lapak.signaling.eventlog import LogError
     from lapak.signaling.server import SignalServer, run_server
 
@@ -147,9 +145,7 @@ def run(args: argparse.Namespace) -> int:
         server = SignalServer(
             launch.data_dir, keys, host=launch.host, port=launch.port, config=config,
             ssl_context=context, tune_gc=True, secret_file=secret_file, signer=signer,
-            tls_files=tls.CertFiles(launch.tls_cert, launch.tls_key)
-            if context and launch.tls_cert and launch.tls_key
-            else None,
+            tls_files=certs,
         )  # fmt: skip
         stop = asyncio.Event()
         stop_on_signals(stop)

@@ -17,7 +17,7 @@ from lapak.cli.main import build_parser
 from lapak.signaling.tokens import KeyRing
 
 LAPAK = [sys.executable, "-m", "lapak.cli"]
-SUBCOMMANDS = ("signal", "audit", "token", "booth", "console", "supervise", "demo")
+SUBCOMMANDS = ("signal", "audit", "backup", "token", "booth", "console", "supervise", "demo")
 
 
 def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -122,6 +122,7 @@ def test_every_subcommand_takes_log_level_and_client_ones_take_ca_file() -> None
     for name in [*names, "audit verify", "audit export"]:
         out = run(*name.split(), "--help")
         assert out.returncode == 0 and "--log-level" in out.stdout, f"lapak {name} --log-level"
+        assert "--log-format" in out.stdout, f"lapak {name} --log-format"
     for name in ("booth", "console", "supervise"):
         assert "--ca-file" in run(name, "--help").stdout, f"lapak {name} --ca-file"
 
@@ -434,3 +435,19 @@ def test_json_log_lines_carry_the_fields_as_keys() -> None:
     assert got["level"] == "warning" and got["level_"] == 7, "a field never hides the level"
     assert got["booth"] == "01" and got["msg"] == "free text" and got["logger"] == "lapak.x"
     assert "ValueError: boom" in str(line("event=failed", exc=True)["exc"])
+
+
+async def test_backup_copies_a_log_and_never_overwrites(tmp_path: Path) -> None:
+    from lapak.signaling.server import SignalServer
+
+    server = SignalServer(tmp_path / "data", KeyRing.generate(), host="127.0.0.1", port=0)
+    await server.start()
+    await server.close()
+    out_file = tmp_path / "copy.sqlite3"
+    made = run("backup", "--data-dir", str(tmp_path / "data"), "--output", str(out_file))
+    assert made.returncode == 0 and out_file.is_file(), made.stderr
+    assert made.stdout.startswith(f"{out_file}: "), made.stdout
+    again = run("backup", "--data-dir", str(tmp_path / "data"), "--output", str(out_file))
+    assert_one_line_error(again, 1, str(out_file))
+    missing = run("backup", "--data-dir", str(tmp_path / "none"), "--output", str(out_file))
+    assert_one_line_error(missing, EXIT_NO_FILE, str(tmp_path / "none"))
