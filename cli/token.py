@@ -16,7 +16,9 @@ DEFAULT_TTL_S = 12 * 3600.0
 
 def add_parser(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("token", help="print a signed access token")
-    p.add_argument("--secret-file", type=Path, required=True)
+    p.add_argument(
+        "--secret-file", type=Path, help="token keys (default: secret_file in --config's [server])"
+    )
     p.add_argument("--role", required=True, choices=("officer", "booth", "supervisor", "admin"))
     p.add_argument("--sub", required=True, help="who the token is for (user or booth id)")
     p.add_argument("--office", required=True)
@@ -32,9 +34,16 @@ def run(args: argparse.Namespace) -> int:
     from lapak.cli.keys import read_keys
     from lapak.signaling.config import ServerConfig
 
-    keys = read_keys(args.secret_file)
     try:
-        cap = ServerConfig.load(args.config).ttl_max(args.role)
+        config = ServerConfig.load(args.config)
+    except ValueError as exc:  # ConfigError
+        raise CliError(str(exc), EXIT_USAGE) from None
+    secret_file = args.secret_file or config.launch.secret_file
+    if secret_file is None:
+        raise CliError("no secret file: pass --secret-file, or --config with secret_file")
+    keys = read_keys(secret_file)
+    try:
+        cap = config.ttl_max(args.role)
         ttl = min(DEFAULT_TTL_S, cap) if args.ttl is None else args.ttl
         if not 0 < ttl <= cap:
             raise ValueError(
@@ -43,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         token = keys.issue(
             args.role, args.sub, args.office, desk=args.desk, booth=args.booth, ttl=ttl
         )
-    except ValueError as exc:  # ConfigError too
+    except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     sys.stdout.write(token + "\n")
     return EXIT_OK

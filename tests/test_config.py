@@ -227,3 +227,16 @@ def test_check_config_names_every_problem_one_line_each(
     for line, word in zip(problems, expected, strict=True):
         word = word.replace("{d}", fill)
         assert line.startswith("lapak signal: ") and word in line, f"{word!r} in {line!r}"
+
+
+def test_lapak_token_signs_with_the_config_files_secret(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    KeyRing.generate().write(secret)
+    config = tmp_path / "server.toml"
+    config.write_text('[server]\nsecret_file = "secret"\n[token_ttl_max_s]\nbooth = 60\n')
+    out = _lapak("token", "--config", str(config), "--role", "booth", "--sub", "b",
+                 "--office", "main", "--booth", "b")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert KeyRing.from_file(secret).verify(out.stdout.strip()).booth == "b"
+    none = _lapak("token", "--role", "booth", "--sub", "b", "--office", "main")
+    assert none.returncode == 2 and "--secret-file" in none.stderr, none.stderr
