@@ -1,10 +1,20 @@
-"""The link quality rule (``media.links``) with fixed figures: thresholds live here, not in
-tests that measure a live link on a machine of unknown load."""
+"""The link quality rule (``media.links``) and the rebuild rules (``media.booth_link``) with
+fixed figures: thresholds live here, not in tests that measure a live link on a machine of
+unknown load."""
 
 from __future__ import annotations
 
 import pytest
 
+from lapak.media.booth_link import (
+    ANSWER_TIMEOUT_S,
+    AWAY_RETRY_S,
+    CONNECT_TIMEOUT_S,
+    STALL_S,
+    BoothLink,
+    trouble,
+    why_rebuild,
+)
 from lapak.media.links import Counters, grade, link_stats
 
 
@@ -30,6 +40,19 @@ def test_grade_by_the_documented_thresholds(
     assert grade(**figures) == expected
 
 
+@pytest.mark.parametrize(
+    ("figure", "below_fair", "below_poor"),
+    [("loss_pct", 0.99, 4.99), ("rtt_ms", 149.9, 399.9), ("jitter_ms", 29.9, 59.9)],
+)
+def test_just_below_a_threshold_is_the_better_grade(
+    figure: str, below_fair: float, below_poor: float
+) -> None:
+    good = {"loss_pct": 0.0, "rtt_ms": 2.0, "jitter_ms": 1.0, "fps": 15.0}
+    assert grade(**{**good, figure: below_fair}) == "good"
+    assert grade(**{**good, figure: below_poor}) == "fair"
+    assert grade(**{**good, "fps": 8.0}) == "good" and grade(**{**good, "fps": 4.0}) == "fair"
+
+
 def test_link_stats_turn_two_readings_into_rates_and_a_grade() -> None:
     before = Counters(at=10.0, packets_received=1000, packets_lost=0, bytes_received=0, frames=0)
     after = Counters(
@@ -50,3 +73,58 @@ def test_a_rebuilt_link_never_reports_negative_bitrate_and_no_packets_means_no_l
     stats = link_stats(before, after)
     assert stats.kbps is None and stats.loss_pct is None
     assert stats.grade == "good", "unknown figures never make a link worse"
+
+
+# -- when a link is rebuilt (``media.booth_link``) ------------------------------------------
+
+
+class FakePeer:
+    """The two fields of a peer connection the rules read."""
+
+    def __init__(self, connection: str = "new", signaling: str = "stable") -> None:
+        self.connectionState = connection
+        self.signalingState = signaling
+
+
+def link(connection: str = "new", signaling: str = "stable", **fields: object) -> BoothLink:
+    made = BoothLink("V1", FakePeer(connection, signaling))  # type: ignore[arg-type]  # a stand-in
+    for name, value in fields.items():
+        setattr(made, name, value)
+    return made
+
+
+def test_a_failed_or_closed_peer_is_rebuilt() -> None:
+    assert trouble(link("failed"), now=1.0) == "failed"
+    assert trouble(link("closed"), now=1.0) == "failed"
+
+
+def test_a_connected_link_is_stalled_only_when_nothing_at_all_arrives() -> None:
+    quiet = link("connected", state="connected", connected_at=0.0, last_frame_at=1.0)
+    assert trouble(quiet, now=1.0 + STALL_S + 0.1) == "stalled"
+    assert trouble(quiet, now=1.0 + STALL_S - 0.1) is None
+    talking = link("connected", state="connected", connected_at=0.0, last_frame_at=1.0)
+    talking.audio.last_frame_at = 10.0  # video stopped, audio goes on: squeezed, not dead
+    assert trouble(talking, now=11.0) is None
+
+
+def test_an_unanswered_offer_and_a_connection_that_never_comes_are_rebuilt() -> None:
+    waiting = link(signaling="have-local-offer", offered_at=0.0)
+    assert trouble(waiting, now=ANSWER_TIMEOUT_S - 0.1) is None
+    assert trouble(waiting, now=ANSWER_TIMEOUT_S + 0.1) == "no_answer"
+    answered = link(signaling="stable", offered_at=0.0)
+    assert trouble(answered, now=CONNECT_TIMEOUT_S + 0.1) == "connect_timeout"
+
+
+def test_a_link_being_offered_is_left_alone() -> None:
+    assert why_rebuild(link("failed", offering=True), now=100.0) is None
+
+
+def test_a_booth_the_server_says_is_away_is_not_offered_on_a_timer() -> None:
+    away = link("failed", state="connected", booth_away=True, booth_present=False)
+    assert why_rebuild(away, now=3600.0) is None, "offered again when it is back, not before"
+    assert away.state == "reconnecting", "the tile stops saying connected"
+    unknown = link("failed", booth_away=True, booth_present=None, offered_at=0.0)
+    assert why_rebuild(unknown, now=AWAY_RETRY_S - 0.1) is None
+    assert why_rebuild(unknown, now=AWAY_RETRY_S + 0.1) == "booth_away", (
+        "a server that never reports presence: retried now and then"
+    )
