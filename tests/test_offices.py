@@ -1,6 +1,8 @@
 """One server, two offices: booths, desks and sessions of one office never touch the other's.
 
-Real server on a loopback port, raw websockets (a client written from docs/protocol.md).
+Office isolation runs on the hub (tests/hub_driver.py); desk takeover and token expiry on a
+real server on a loopback port, raw websockets (a client written from docs/protocol.md),
+so the close codes are seen on the wire.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import time
 from typing import Any
 
 from conftest import wait_for
+from hub_driver import HubDriver
 from websockets.asyncio.client import ClientConnection, connect
 
 from lapak.signaling.server import SignalServer
@@ -69,100 +72,73 @@ async def open_peer(server: SignalServer) -> Peer:
 CLAIMANT = {"name": "Siti Main", "membership_no": "11111111111"}
 
 
-async def test_a_booth_id_of_another_office_never_reaches_this_office_visit(
-    server: SignalServer, keys: KeyRing
-) -> None:
-    officer, main_booth, north_booth = [await open_peer(server) for _ in range(3)]
-    try:
-        await officer.hello(keys.issue("officer", "ana", "main", desk="d1"))
-        main_token = keys.issue("booth", "booth-01", "main", booth="booth-01")
-        north_token = keys.issue("booth", "booth-01", "north", booth="booth-01")
-        await main_booth.hello(main_token)
-        ack, _ = await main_booth.request({"type": "start_visit", "claimant": CLAIMANT})
-        visit = ack["visit"]
+def test_a_booth_id_of_another_office_never_reaches_this_office_visit() -> None:
+    hub = HubDriver()
+    officer = hub.join("officer", sub="ana", desk="d1")
+    main_booth, main_welcome = hub.hello("booth", sub="booth-01", booth="booth-01")
+    visit = hub.start_visit(main_booth, **CLAIMANT)
 
-        welcome = await north_booth.hello(north_token)
-        before = await north_booth.sync(north_token)
-        assert before == [], f"north's booth-01 gets nothing of main's visit: {before}"
-        assert not any(m.get("name") == CLAIMANT["name"] for m in north_booth.inbox)
+    north_booth, welcome = hub.hello("booth", sub="booth-01", office="north", booth="booth-01")
+    assert hub.inbox[north_booth] == [welcome], "north's booth-01 gets nothing of main's visit"
+    assert not any(m.get("name") == CLAIMANT["name"] for m in hub.inbox[north_booth])
 
-        leave = {"type": "end_visit", "visit": visit, "outcome": "abandoned"}
-        refused, _ = await north_booth.request(leave)
-        assert refused["code"] == "forbidden", "north's booth-01 cannot end main's visit"
+    leave = {"type": "end_visit", "id": 3, "visit": visit, "outcome": "abandoned"}
+    refused = hub.say(north_booth, leave)[0]
+    assert refused["code"] == "forbidden", "north's booth-01 cannot end main's visit"
 
-        offer = {"type": "sdp", "visit": visit, "sdp_type": "offer", "sdp": "v=0", "offer_id": "a"}
-        sent, _ = await officer.request(offer)
-        assert sent["type"] == "ack"
-        await wait_for(
-            lambda: any(m.get("type") == "sdp" for m in main_booth.inbox), "main's booth gets it"
-        )
-        assert not [m for m in await north_booth.sync(north_token) if m["type"] == "sdp"], (
-            "the officer's offer reaches main's booth-01 only"
-        )
-        answer = {**offer, "sdp_type": "answer", "sdp": "north"}
-        refused, _ = await north_booth.request(answer)
-        assert refused["code"] == "forbidden", "north's booth-01 cannot answer for main's"
+    offer = {"type": "sdp", "id": 4, "visit": visit, "sdp_type": "offer", "sdp": "v=0",
+             "offer_id": "a"}  # fmt: skip
+    sent = hub.send(officer, offer)
+    assert sent.to(officer)[0]["type"] == "ack"
+    assert [m["type"] for m in sent.to(main_booth)] == ["sdp"], "main's booth gets it"
+    assert sent.to(north_booth) == [], "the officer's offer reaches main's booth-01 only"
+    answer = {**offer, "id": 5, "sdp_type": "answer", "sdp": "north"}
+    refused = hub.say(north_booth, answer)[0]
+    assert refused["code"] == "forbidden", "north's booth-01 cannot answer for main's"
 
-        mark = len(north_booth.inbox)
-        own, _ = await north_booth.request({"type": "start_visit", "claimant": CLAIMANT})
-        assert own["visit"] != visit, "north's booth-01 starts its own visit, not main's"
-        await north_booth.sync(north_token)  # the visit's booth_state follows its ack
-        states = [m for m in north_booth.inbox[mark:] if m["type"] == "booth_state"]
-        assert [(m["visit"], m["state"]) for m in states] == [(own["visit"], "queued")], (
-            "north has no desk open: its visit waits in north's queue"
-        )
-        _, before = await main_booth.request({"type": "refresh", "token": main_token})
-        assert not any(m.get("visit") == own["visit"] for m in before), "main hears nothing"
-        health = server.hub
-        assert health is not None and health.state.visits[visit].state == "active"
-        assert welcome["session"] != main_booth.inbox[0]["session"]
-    finally:
-        for peer in (officer, main_booth, north_booth):
-            await peer.close()
+    claimant = {"name": CLAIMANT["name"], "membership_no": CLAIMANT["membership_no"]}
+    own = hub.send(north_booth, {"type": "start_visit", "id": 6, "claimant": claimant})
+    own_visit = own.to(north_booth)[0]["visit"]
+    assert own_visit != visit, "north's booth-01 starts its own visit, not main's"
+    states = [m for m in own.to(north_booth) if m["type"] == "booth_state"]
+    assert [(m["visit"], m["state"]) for m in states] == [(own_visit, "queued")], (
+        "north has no desk open: its visit waits in north's queue"
+    )
+    assert not any(m.get("visit") == own_visit for m in own.to(main_booth)), "main hears nothing"
+    assert hub.state.visits[visit].state == "active"
+    assert welcome["session"] != main_welcome["session"]
 
 
-async def test_desks_and_sessions_of_another_office_are_out_of_reach(
-    server: SignalServer, keys: KeyRing
-) -> None:
-    main_officer, intruder, north_sup, main_booth, north_booth = [
-        await open_peer(server) for _ in range(5)
-    ]
-    try:
-        await main_officer.hello(keys.issue("officer", "ana", "main", desk="d1"))
-        refused, _ = await intruder.request(
-            {"type": "hello", "token": keys.issue("officer", "eve", "north", desk="d1")}
-        )
-        assert refused["code"] == "wrong_office", "main's desk refuses a north officer"
-        await wait_for(lambda: intruder.ws.close_code is not None, "the intruder is closed")
-        assert intruder.ws.close_code == 4001
+def test_desks_and_sessions_of_another_office_are_out_of_reach() -> None:
+    hub = HubDriver()
+    hub.join("officer", sub="ana", desk="d1")
+    intruder = hub.connect()
+    hello = {"type": "hello", "id": 1, "token": hub.token("officer", sub="eve", office="north",
+                                                          desk="d1")}  # fmt: skip
+    refused = hub.send(intruder, hello)
+    assert refused.to(intruder)[0]["code"] == "wrong_office", "main's desk refuses a north officer"
+    assert [c[:2] for c in refused.closes] == [(intruder, 4001)], "the intruder is closed"
 
-        await north_sup.hello(keys.issue("supervisor", "sup", "north"))
-        watch, _ = await north_sup.request({"type": "watch", "desk": "d1"})
-        assert watch["code"] == "forbidden", "a north supervisor cannot watch main's desk"
-        stats, _ = await north_sup.request({"type": "office_stats", "office": "main"})
-        assert stats["code"] == "forbidden"
+    north_sup = hub.join("supervisor", sub="sup", office="north")
+    watch = hub.say(north_sup, {"type": "watch", "id": 2, "desk": "d1"})[0]
+    assert watch["code"] == "forbidden", "a north supervisor cannot watch main's desk"
+    stats = hub.say(north_sup, {"type": "office_stats", "id": 3, "office": "main"})[0]
+    assert stats["code"] == "forbidden"
 
-        main_token = keys.issue("booth", "booth-01", "main", booth="booth-01")
-        main_welcome = await main_booth.hello(main_token)
-        stolen = await north_booth.hello(
-            keys.issue("booth", "booth-01", "north", booth="booth-01"),
-            session=main_welcome["session"],
-        )
-        assert stolen["resumed"] is False and stolen["session"] != main_welcome["session"], (
-            "main's booth-01 session does not resume north's booth-01"
-        )
-        await main_booth.close()
-        again = await open_peer(server)
-        main_booth = again
-        resumed = await again.hello(main_token, session=main_welcome["session"])
-        assert resumed["resumed"] is True, "main's own session still resumes"
-        health = server.hub
-        assert health is not None
-        assert health.booth_connections("north", "booth-01")
-        assert health.booth_connections("main", "booth-01")
-    finally:
-        for peer in (main_officer, intruder, north_sup, main_booth, north_booth):
-            await peer.close()
+    main_booth, main_welcome = hub.hello("booth", sub="booth-01", booth="booth-01")
+    _, stolen = hub.hello(
+        "booth", sub="booth-01", office="north", booth="booth-01", session=main_welcome["session"]
+    )
+    assert stolen["resumed"] is False and stolen["session"] != main_welcome["session"], (
+        "main's booth-01 session does not resume north's booth-01"
+    )
+    hub.disconnect(main_booth)
+    _, resumed = hub.hello(
+        "booth", sub="booth-01", booth="booth-01", session=main_welcome["session"]
+    )
+    assert resumed["resumed"] is True, "main's own session still resumes"
+    assert hub.hub.booth_connections("north", "booth-01")
+    assert hub.hub.booth_connections("main", "booth-01")
 
 
 async def test_the_newer_officer_connection_takes_the_desk_over(
