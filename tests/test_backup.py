@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import sqlite3
 import stat
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import pytest
 from conftest import wait_for
-from websockets.asyncio.client import ClientConnection, connect
+from raw_client import discard, hello, request
 
 from lapak.signaling import signing
 from lapak.signaling.backup import BackupError, backup_log, restore_files
@@ -31,32 +29,7 @@ from lapak.signaling.server import SignalServer
 from lapak.signaling.signing import Signer
 from lapak.signaling.tokens import KeyRing
 
-_ids = itertools.count(100)
 FAST = ServerConfig(rate_per_s=1e6, rate_burst=100_000)  # the client writes flat out
-
-
-async def hello(url: str, token: str) -> ClientConnection:
-    ws = await connect(url)
-    await ws.send(json.dumps({"type": "hello", "id": 1, "token": token}))
-    first = json.loads(await ws.recv())
-    assert first["type"] == "welcome", f"expected a welcome, got {first}"
-    return ws
-
-
-async def request(ws: ClientConnection, message: dict[str, Any]) -> dict[str, Any]:
-    """Send with a fresh id; the answer is the message whose ``re`` names it."""
-    number = next(_ids)
-    await ws.send(json.dumps({**message, "id": number}))
-    async with asyncio.timeout(10):
-        while True:
-            answer: dict[str, Any] = json.loads(await ws.recv())
-            if answer.get("re") == number:
-                return answer
-
-
-async def discard(ws: ClientConnection) -> None:
-    async for _ in ws:
-        pass
 
 
 def rows(path: Path) -> list[tuple[int, str]]:
