@@ -6,17 +6,14 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from lapak.cli.errors import CliError
-from lapak.cli.exit_codes import EXIT_FAILED, EXIT_REPLACED, EXIT_TOKEN, EXIT_USAGE
+from lapak.cli.errors import ENDED_CODES, CliError
+from lapak.cli.exit_codes import EXIT_FAILED, EXIT_USAGE
 from lapak.cli.options import add_ca_option, add_server_option, add_ui_options
 
 if TYPE_CHECKING:
     from textual.app import App
 
     from lapak.console.config import ConsoleConfig
-
-ENDED_CODES = {"replaced": EXIT_REPLACED, "refused": EXIT_TOKEN}
-"""How a console ended for good (``app.ended``) -> exit status."""
 
 
 def add_parsers(sub: Any) -> None:

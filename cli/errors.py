@@ -27,16 +27,18 @@ class CliError(Exception):
         self.code = code
 
 
-def refused_code(code: str) -> int:
-    """The exit status for a server's refusal: the session's final codes (signaling/client.py)
-    and ``forbidden`` mean this token cannot do this; ``replaced``, another took the desk."""
-    from lapak.signaling.client import FINAL_ERROR_CODES
+ENDED_CODES = {"replaced": EXIT_REPLACED, "refused": EXIT_TOKEN}
+"""How a session ended for good (signaling.client's reasons, a console's ``app.ended``) ->
+the exit status."""
 
-    if code == "replaced":
-        return EXIT_REPLACED
-    if code in FINAL_ERROR_CODES or code == "forbidden":
-        return EXIT_TOKEN
-    return EXIT_FAILED
+
+def refused_code(code: str) -> int:
+    """The exit status for a server's refusal: a code that ends the session for good
+    (signaling.client decides which, and how) or ``forbidden`` (this token cannot do this)."""
+    from lapak.signaling.client import final_reason
+
+    reason = "refused" if code == "forbidden" else final_reason(error_code=code)
+    return ENDED_CODES.get(reason or "", EXIT_FAILED)
 
 
 def operator_error(exc: BaseException, command: str) -> CliError | None:

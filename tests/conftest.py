@@ -75,9 +75,9 @@ INTEGRATION = re.compile(
 command, a bench, a browser), or real media (aiortc peers, booth agents)."""
 
 
-def _source(obj: object) -> str:
+def _source(obj: Callable[..., object] | type) -> str:
     try:
-        return inspect.getsource(obj)  # type: ignore[arg-type]  # functions and classes only
+        return inspect.getsource(obj)
     except (OSError, TypeError):
         return ""
 
