@@ -138,7 +138,8 @@ def _xterm256_lut() -> np.ndarray:
     grey_idx = np.abs(rgb.mean(axis=-1, keepdims=True) - grey_levels).argmin(axis=-1)
     grey_dist = ((rgb - grey_levels[grey_idx][:, None]) ** 2).sum(axis=-1)
     grey_code = 232 + grey_idx
-    return np.where(grey_dist < cube_dist, grey_code, cube_code).astype(np.intp)
+    codes: np.ndarray = np.where(grey_dist < cube_dist, grey_code, cube_code).astype(np.intp)
+    return codes
 
 
 class CellRenderer:

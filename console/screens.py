@@ -7,7 +7,7 @@ All keyboard-only. While any of them is up the desk screen is suspended and its 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.table import Table
 from textual.app import ComposeResult
@@ -18,13 +18,9 @@ from textual.widgets import DataTable, Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from lapak.console.i18n import t
-
-
-@dataclass(frozen=True)
-class KeyHelp:
-    keys: str
-    label: str
-    help: str
+from lapak.console.keys import KeyHelp
+from lapak.media.desk_model import DeskModel
+from lapak.signaling.messages import OfficeFigures as ServerFigures
 
 
 class HelpScreen(ModalScreen[None]):
@@ -79,14 +75,14 @@ class PickScreen(ModalScreen[str | None]):
         super().__init__(id=id)
         self.title_text = title
         self.choices = choices
-        self.disabled = disabled
+        self.blocked = disabled
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(f"[b]{self.title_text}[/b]", classes="dialog-title")
             yield OptionList(
                 *(
-                    Option(f"{n}  {label}", id=str(n - 1), disabled=n - 1 in self.disabled)
+                    Option(f"{n}  {label}", id=str(n - 1), disabled=n - 1 in self.blocked)
                     for n, (_, label) in enumerate(self.choices, 1)
                 ),
             )
@@ -94,7 +90,7 @@ class PickScreen(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)
-        pickable = [i for i in range(len(self.choices)) if i not in self.disabled]
+        pickable = [i for i in range(len(self.choices)) if i not in self.blocked]
         options.highlighted = pickable[0] if pickable else None
         options.focus()
 
@@ -103,7 +99,7 @@ class PickScreen(ModalScreen[str | None]):
         self.action_pick(int(event.option.id or 0))
 
     def action_pick(self, index: int) -> None:
-        if 0 <= index < len(self.choices) and index not in self.disabled:
+        if 0 <= index < len(self.choices) and index not in self.blocked:
             self.dismiss(self.choices[index][0])
 
     def action_cancel(self) -> None:
@@ -252,45 +248,39 @@ class OfficeOverview(Screen[str | None]):
 
 
 def figures_from(
-    office: str, desks: dict[str, Any], stats: dict[str, Any] | None, booth_of: dict[str, str]
+    office: str,
+    desks: dict[str, DeskModel],
+    stats: ServerFigures | None,
+    booth_of: dict[str, str],
 ) -> OfficeFigures:
-    """Build the overview from desk snapshots, enriched by ``office_stats`` when present.
-
-    ``desks`` maps desk id to a ``DeskModel``; ``booth_of`` maps visit to booth name.
-    """
-    summaries = []
-    queue_count = 0
-    for desk_id, model in sorted(desks.items()):
-        summaries.append(
-            DeskSummary(
-                desk=desk_id,
-                officer=model.officer,
-                load=len(model.visits),
-                capacity=model.capacity,
-                on_air=booth_of.get(model.on_air or "", model.on_air),
-            )
+    """Build the overview from the desks watched, or from ``office_stats`` when the server
+    gave it (``booth_of`` maps visit to booth name)."""
+    summaries = [
+        DeskSummary(
+            desk=desk_id,
+            officer=model.officer,
+            load=len(model.visits),
+            capacity=model.capacity,
+            on_air=booth_of.get(model.on_air or "", model.on_air),
         )
-        queue_count = max(queue_count, model.queue)
+        for desk_id, model in sorted(desks.items())
+    ]
+    queue_count = max((model.queue for model in desks.values()), default=0)
     figures = OfficeFigures(office=office, desks=summaries, queue_count=queue_count)
-    if stats:
-        if isinstance(stats.get("desks"), list):
-            figures.desks = [
-                DeskSummary(
-                    desk=str(d.get("desk")),
-                    officer=d.get("officer"),
-                    load=int(d.get("load", 0)),
-                    capacity=int(d.get("capacity", 0)),
-                    on_air=d.get("on_air_booth") or d.get("on_air"),
-                )
-                for d in stats["desks"]
-            ]
-        queue = stats.get("queue")
-        if isinstance(queue, list):
-            figures.queue = [
-                (str(q.get("booth") or q.get("visit")), float(q.get("waiting_s", 0))) for q in queue
-            ]
-            figures.queue_count = len(queue)
-        figures.median_wait_s = stats.get("median_wait_s")
-        figures.visits_per_hour = stats.get("visits_per_hour")
-        figures.outcomes = stats.get("outcomes") or {}
+    if stats is not None:
+        figures.desks = [
+            DeskSummary(
+                desk=d.desk,
+                officer=d.officer,
+                load=d.load,
+                capacity=d.capacity,
+                on_air=d.on_air_booth or d.on_air,
+            )
+            for d in stats.desks
+        ]
+        figures.queue = [(q.booth or q.visit, q.waiting_s) for q in stats.queue]
+        figures.queue_count = len(stats.queue)
+        figures.median_wait_s = stats.median_wait_s
+        figures.visits_per_hour = stats.visits_per_hour
+        figures.outcomes = stats.outcomes
     return figures

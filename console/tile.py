@@ -1,14 +1,13 @@
 """One booth slot on the officer's screen: who, how long, video, audio, checklist, link.
 
-The tile only shows; ``TileInfo`` carries everything it needs, computed by the app from the
-desk model and the media link, so the text is the same whatever feeds it (tests, snapshots).
+The tile only shows; ``TileInfo`` carries everything it needs (console/tile_view.py makes it
+from the desk model and the media link), so the text is the same whatever feeds it.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from rich.markup import escape
 from rich.text import Text
@@ -41,8 +40,13 @@ def elapsed(seconds: float) -> str:
 class TileInfo:
     """What one tile shows besides the video."""
 
-    visit: dict[str, Any] | None
+    visit: str | None  # None: the slot is empty
     steps: list[tuple[str, str]] = field(default_factory=list)  # (step name, display status)
+    current_step: int | None = None  # the server's: the first step still pending
+    booth: str = ""
+    name: str = ""
+    membership_no: str = ""
+    claim_type: str = ""
     on_air: bool = False
     in_visit_s: float = 0.0
     silent_s: float | None = None  # since last spoken to; 0 on air
@@ -87,7 +91,7 @@ class BoothTile(Vertical):
 
     @property
     def visit_id(self) -> str | None:
-        return (self.info.visit or {}).get("visit")
+        return self.info.visit
 
     def on_mount(self) -> None:
         self.video.paused_text = t("tile.paused")
@@ -102,7 +106,7 @@ class BoothTile(Vertical):
         self.set_class(selected, "selected")
 
     def update_info(self, info: TileInfo) -> None:
-        changed = (info.visit or {}).get("visit") != self.visit_id
+        changed = info.visit != self.visit_id
         self.info = info
         self.set_class(info.visit is None, "empty")
         self.set_class(info.on_air, "on-air")
@@ -133,8 +137,7 @@ class BoothTile(Vertical):
             return
         info = self.info
         title, who, steps, meta = self.title_line, self.who_line, self.steps_line, self.meta_line
-        v = info.visit
-        if v is None:
+        if info.visit is None:
             title.update(f"[b]{self.slot}[/b]  {t('tile.empty')}")
             for widget in (who, steps, meta):
                 widget.update("")
@@ -145,22 +148,22 @@ class BoothTile(Vertical):
         if compact:
             # Narrow: the claimant's name in the title, the membership number first on the next
             # line (both are what the officer checks); the booth's name goes last, cut first.
-            name = f"[b]{self.slot}[/b] [b]{escape(v['name'])}[/b]"
+            name = f"[b]{self.slot}[/b] [b]{escape(info.name)}[/b]"
             if info.on_air and _plain_len(name + mark) > width:
                 mark = " [b reverse]●[/]"  # the heavy green border says it too
             title.update(name + mark)
             who.update(
-                f"{escape(v['membership_no'])} · {escape(v['claim_type'])} · {escape(v['booth'])}"
+                f"{escape(info.membership_no)} · {escape(info.claim_type)} · {escape(info.booth)}"
             )
         else:
-            title.update(f"[b]{self.slot}[/b] {escape(v['booth'])}{mark}")
+            title.update(f"[b]{self.slot}[/b] {escape(info.booth)}{mark}")
             who.update(
-                f"[b]{escape(v['name'])}[/b] · {escape(v['membership_no'])} · "
-                f"{escape(v['claim_type'])}"
+                f"[b]{escape(info.name)}[/b] · {escape(info.membership_no)} · "
+                f"{escape(info.claim_type)}"
             )
-        full = checklist(info.steps)
+        full = checklist(info.steps, info.current_step)
         fits = width <= 0 or _plain_len(full) <= width
-        steps.update(full if fits else checklist_compact(info.steps))
+        steps.update(full if fits else checklist_compact(info.steps, info.current_step))
         line = meta_line(info, compact=compact)
         if compact and _plain_len(line) > width:
             line = meta_line(info, compact=True, audio=False)  # the link matters more
@@ -171,9 +174,9 @@ def _plain_len(markup: str) -> int:
     return len(Text.from_markup(markup).plain)
 
 
-def checklist(steps: list[tuple[str, str]]) -> str:
-    """Short step labels with their marks; the current step in reverse video, with ▶."""
-    current = current_step(steps)
+def checklist(steps: list[tuple[str, str]], current: int | None) -> str:
+    """Short step labels with their marks; the current step (the server's) in reverse
+    video, with ▶."""
     parts = []
     for i, (name, status) in enumerate(steps):
         label = f"{STATUS_MARK.get(status, '?')}{step_label(name, short=True)}"
@@ -181,14 +184,13 @@ def checklist(steps: list[tuple[str, str]]) -> str:
     return " ".join(parts)
 
 
-def checklist_compact(steps: list[tuple[str, str]]) -> str:
+def checklist_compact(steps: list[tuple[str, str]], current: int | None) -> str:
     """One mark per step, then the current step's short label: fits a narrow tile."""
-    current = current_step(steps)
     marks = "".join(STATUS_MARK.get(status, "?") for _, status in steps)
     done = sum(1 for _, status in steps if status == "approved")
     label = (
         f" [reverse]▶{step_label(steps[current][0], short=True)}[/reverse]"
-        if current is not None
+        if current is not None and current < len(steps)
         else ""
     )
     return f"{marks} {done}/{len(steps)}{label}"
@@ -227,13 +229,6 @@ def meta_line(info: TileInfo, compact: bool = False, audio: bool = True) -> str:
         f"{t('tile.visit')} {elapsed(info.in_visit_s)} · {t('tile.spoke')} "
         f"{spoke} · {t('tile.link')} {link} · {meter(info.audio_dbfs)}"
     )
-
-
-def current_step(steps: list[tuple[str, str]]) -> int | None:
-    for i, (_, status) in enumerate(steps):
-        if status in ("pending", "sending", "refused"):
-            return i
-    return None
 
 
 def meter(dbfs: float, width: int = 6) -> str:

@@ -72,7 +72,7 @@ class VideoView(Widget):
         self.frames_painted = 0
         self.painted_at = 0.0  # monotonic time of the last paint (the app caps the rate)
 
-    def get_line_filters(self) -> tuple[()]:  # type: ignore[override]
+    def get_line_filters(self) -> tuple[()]:
         return ()  # filters would restyle our raw rows; they cost ~6% CPU too
 
     def on_resize(self) -> None:
@@ -159,7 +159,7 @@ class VideoView(Widget):
         bottom = rgb[2 * y + 1].tolist()
         return Strip(
             [
-                Segment(HALF_BLOCK, _cell_style(tuple(a), tuple(b)))  # type: ignore[arg-type]
+                Segment(HALF_BLOCK, _cell_style(tuple(a), tuple(b)))
                 for a, b in zip(top, bottom, strict=True)
             ],
             width,

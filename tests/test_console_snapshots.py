@@ -1,6 +1,7 @@
 """What the officer and the supervisor see, as SVG snapshots (pytest-textual-snapshot).
 
-The desk state is a snapshot message of the server's shape, the clock is frozen and every tile
+The desk state is a snapshot message fed through a fake desk session (tests/console_fake.py),
+the clock is frozen and every tile
 shows a fixed test-card frame (drawn as styled cells, which the SVG export can show), so the
 pictures are stable. Run ``pytest tests/test_console_snapshots.py --snapshot-update`` after a
 deliberate change, and look at the new SVGs before committing them.
@@ -11,10 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 import av
+import msgspec
 import pytest
+from console_fake import FakeDeskSession, welcome
 
-from lapak.console.app import LapakConsole, SupervisorConsole
+from lapak.console.app import LapakConsole
+from lapak.console.i18n import t
+from lapak.console.supervisor import SupervisorConsole
+from lapak.media.desk_session import DeskChange
 from lapak.media.testcard import TestCard
+from lapak.signaling.messages import OfficeFigures, Snapshot
 
 NOW = 1_767_000_000.0
 STEPS = ("identity", "membership", "family_card", "bank_book", "termination_letter", "decision")
@@ -57,6 +64,11 @@ def visit(slot: int, decided: int, desk: str = "desk-1") -> dict[str, Any]:
         "slot": slot,
         "started_at": NOW - 95 * slot - 30,
         "outcome": None,
+        "routed_at": None,
+        "last_on_air_at": None,
+        "on_air_since": None,
+        "booth_present": True,
+        "booth_away_since": None,
         "current_step": decided,
         "steps": [
             {"name": n, "status": s, "reason": "document unreadable" if s == "rejected" else None}
@@ -69,6 +81,7 @@ def desk_snapshot(count: int = 6, desk: str = "desk-1", on_air: int | None = 2) 
     visits = [visit(s, (s * 2) % 5, desk) for s in range(1, count + 1)]
     return {
         "type": "snapshot",
+        "re": None,
         "desk": desk,
         "seq": 7,
         "state": {
@@ -76,6 +89,8 @@ def desk_snapshot(count: int = 6, desk: str = "desk-1", on_air: int | None = 2) 
             "office": "main",
             "officer": "ana",
             "capacity": 6,
+            "closed": False,
+            "vacant": False,
             "on_air": f"V{on_air:06d}" if on_air else None,
             "visits": visits,
             "queue": 2,
@@ -84,7 +99,8 @@ def desk_snapshot(count: int = 6, desk: str = "desk-1", on_air: int | None = 2) 
 
 
 def officer_app() -> LapakConsole:
-    return LapakConsole(None, "", media=False, raw_video=False, clock=lambda: NOW, language="en")
+    return LapakConsole(None, "", media=False, raw_video=False, clock=lambda: NOW, language="en",
+                        session_factory=FakeDeskSession)  # fmt: skip
 
 
 async def fill(pilot: Any, count: int = 6) -> None:
@@ -93,11 +109,12 @@ async def fill(pilot: Any, count: int = 6) -> None:
     await pilot.pause()  # run_before starts before the desk screen has mounted
     snapshot = desk_snapshot(count)
     snapshot["state"]["visits"][0]["last_on_air_at"] = NOW - 150  # amber (past 120 s)
-    app.load_snapshot(snapshot)
-    app._status("officer ana · office main · desk desk-1")
+    app.session.load(msgspec.convert(snapshot, Snapshot))
+    await pilot.pause()  # the session's change reaches the app as a message
+    app.desk_screen.show_status("officer ana · office main · desk desk-1")
     for slot in range(1, count + 1):
-        app.show_frame(slot, frame(slot - 1))
-    app._sync()
+        app.tile(slot).video.show(frame(slot - 1))
+    app.redraw(DeskChange(desk=True))
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -119,7 +136,7 @@ def test_zoom(snap_compare: Any, size: tuple[int, int]) -> None:
         await fill(pilot)
         await pilot.press("tab", "z")
         await pilot.pause()
-        pilot.app.show_frame(2, frame(1))  # repaint at the zoomed size
+        pilot.app.tile(2).video.show(frame(1))  # repaint at the zoomed size
 
     assert snap_compare(officer_app(), terminal_size=size, run_before=zoomed)
 
@@ -166,46 +183,54 @@ def test_outcome_picker_explains_what_is_not_possible(
 
 def supervisor_app() -> SupervisorConsole:
     return SupervisorConsole(
-        None, "", desk="desk-1", media=False, raw_video=False, clock=lambda: NOW, language="en"
-    )
+        None, "", desk="desk-1", media=False, raw_video=False, clock=lambda: NOW, language="en",
+        session_factory=FakeDeskSession,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_supervisor_view(snap_compare: Any, size: tuple[int, int]) -> None:
     async def watching(pilot: Any) -> None:
         app = pilot.app
-        app.current_desk = "desk-1"
         await fill(pilot, 4)
-        app._set_banner("desk-1")
-        app._status("supervisor sri · office main · desk desk-1")
+        app.desk_screen.show_banner(t("banner.read_only", desk="desk-1"))
+        app.desk_screen.show_status("supervisor sri · office main · desk desk-1")
 
     assert snap_compare(supervisor_app(), terminal_size=size, run_before=watching)
 
 
-OFFICE_STATS = {
-    "office": "main",
-    "desks": [
-        {"desk": "desk-1", "officer": "ana", "capacity": 6, "load": 6, "on_air_booth": "booth-02"},
-        {"desk": "desk-2", "officer": "budi", "capacity": 6, "load": 4, "on_air_booth": None},
-        {"desk": "desk-3", "officer": None, "capacity": 4, "load": 0, "on_air_booth": None},
-    ],
-    "queue": [
-        {"visit": "V000031", "booth": "booth-11", "waiting_s": 412.0},
-        {"visit": "V000032", "booth": "booth-12", "waiting_s": 95.0},
-    ],
-    "median_wait_s": 184.0,
-    "visits_per_hour": 11.5,
-    "outcomes": {"completed": 41, "rejected": 6, "escalated": 2, "abandoned": 1},
-}
+DESK = {"on_air": None, "closed": False, "vacant": False, "present": True}
+QUEUED = {"position": None, "estimated_wait_s": None}
+OFFICE_STATS = msgspec.convert(
+    {
+        "office": "main",
+        "desks": [
+            {**DESK, "desk": "desk-1", "officer": "ana", "capacity": 6, "load": 6,
+             "on_air_booth": "booth-02"},
+            {**DESK, "desk": "desk-2", "officer": "budi", "capacity": 6, "load": 4,
+             "on_air_booth": None},
+            {**DESK, "desk": "desk-3", "officer": None, "capacity": 4, "load": 0,
+             "on_air_booth": None},
+        ],
+        "queue": [
+            {**QUEUED, "visit": "V000031", "booth": "booth-11", "waiting_s": 412.0},
+            {**QUEUED, "visit": "V000032", "booth": "booth-12", "waiting_s": 95.0},
+        ],
+        "median_wait_s": 184.0,
+        "visits_today": 50,
+        "visits_per_hour": 11.5,
+        "outcomes": {"completed": 41, "rejected": 6, "escalated": 2, "abandoned": 1},
+    },
+    OfficeFigures,
+)  # fmt: skip
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_office_overview(snap_compare: Any, size: tuple[int, int]) -> None:
     async def overview(pilot: Any) -> None:
         app = pilot.app
-        app.current_desk = "desk-1"
         await fill(pilot, 6)
-        app.welcome = {"office": "main", "desks": ["desk-1", "desk-2", "desk-3"]}
+        app.session.welcome = welcome("supervisor", None, ["desk-1", "desk-2", "desk-3"])
         app.office_stats = OFFICE_STATS
         app.open_overview()
 
@@ -218,9 +243,8 @@ def test_office_overview_without_server_figures(snap_compare: Any, size: tuple[i
 
     async def overview(pilot: Any) -> None:
         app = pilot.app
-        app.current_desk = "desk-1"
         await fill(pilot, 3)
-        app.welcome = {"office": "main", "desks": ["desk-1"]}
+        app.session.welcome = welcome("supervisor", None, ["desk-1"])
         app.open_overview()
 
     assert snap_compare(supervisor_app(), terminal_size=size, run_before=overview)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import stat
 import string
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
+from console_fake import snapshot, visit_view
 
 from lapak.console import i18n
-from lapak.console.app import _OFFICER_KEYS, _SUPERVISOR_KEYS, BINDING_IDS, MUTATING_ACTIONS
 from lapak.console.config import (
     ConfigError,
     colour_mode,
@@ -18,10 +20,12 @@ from lapak.console.config import (
     parse_config,
     write_private,
 )
-from lapak.console.desk import DeskModel
+from lapak.console.keys import BINDING_IDS, MUTATING_ACTIONS, OFFICER_KEYS, SUPERVISOR_KEYS
 from lapak.console.layout import grid_shape, visible_slots
 from lapak.console.tile import TileInfo, checklist, checklist_compact, meta_line
 from lapak.console.video import fit
+from lapak.media.desk_model import DeskModel
+from lapak.signaling.messages import Delta, StepView, VisitView
 
 
 def test_config_file_sets_thresholds_reasons_keys_language_and_video(tmp_path: Path) -> None:
@@ -112,59 +116,55 @@ def test_visible_slots_reach_the_highest_occupied_slot() -> None:
     assert visible_slots({6}, capacity=4) == 4
 
 
-def _visit(visit: str, slot: int, started: float, steps: list[str] | None = None) -> dict:
+def _view(visit: str, slot: int, started: float, steps: list[str] | None = None,
+          **fields: Any) -> VisitView:  # fmt: skip
     statuses = steps or ["pending"] * 3
-    return {
-        "visit": visit,
-        "slot": slot,
-        "state": "active",
-        "desk": "d1",
-        "started_at": started,
-        "steps": [{"name": f"s{i}", "status": s, "reason": None} for i, s in enumerate(statuses)],
-    }
+    return visit_view(
+        slot, visit=visit, started_at=started - slot,
+        steps=[StepView(f"s{i}", s, None) for i, s in enumerate(statuses)],  # type: ignore[arg-type]
+        current_step=next((i for i, s in enumerate(statuses) if s == "pending"), None),
+        **fields,
+    )  # fmt: skip
 
 
-def _snapshot(on_air: str | None, visits: list[dict]) -> dict:
-    state = {"desk": "d1", "office": "o", "officer": "a", "capacity": 6, "on_air": on_air,
-             "visits": visits, "queue": 0}  # fmt: skip
-    return {"seq": 1, "state": state}
+def _delta(seq: int, on_air: str | None, visits: list[VisitView]) -> Delta:
+    return Delta(desk="d1", seq=seq, officer="ana", on_air=on_air, closed=False, vacant=False,
+                 capacity=6, queue=0, visits=visits)  # fmt: skip
 
 
 def test_longest_waiting_counts_from_the_servers_last_time_on_air() -> None:
     model = DeskModel()
     model.load_snapshot(
-        _snapshot(None, [_visit("A", 1, 100.0), _visit("B", 2, 110.0), _visit("C", 3, 120.0)]),
-        now=130.0,
+        snapshot([_view("A", 1, 100.0), _view("B", 2, 110.0), _view("C", 3, 120.0)])
     )
     assert model.longest_waiting(130.0) == "A", "never spoken to: waiting since the start"
-    a_on_air = {**_visit("A", 1, 100.0), "on_air_since": 140.0}
-    delta = {"desk": "d1", "seq": 2, "on_air": "A", "queue": 0, "visits": [a_on_air]}
-    model.apply_delta(delta, now=140.0)
+    a_on_air = _view("A", 1, 100.0, on_air_since=140.0)
+    model.apply_delta(_delta(2, "A", [a_on_air]))
     assert model.silent_for("A", 150.0) == 0.0
     # The server says A left the air at 200; the console's own clock plays no part.
-    a_left = {**_visit("A", 1, 100.0), "last_on_air_at": 200.0}
-    b_on_air = {**_visit("B", 2, 110.0), "on_air_since": 200.0}
-    model.apply_delta({**delta, "seq": 3, "on_air": "B", "visits": [a_left, b_on_air]}, now=999)
+    a_left = _view("A", 1, 100.0, last_on_air_at=200.0)
+    b_on_air = _view("B", 2, 110.0, on_air_since=200.0)
+    model.apply_delta(_delta(3, "B", [a_left, b_on_air]))
     assert model.silent_for("A", 210.0) == 10.0, "A left the air at 200"
     assert model.longest_waiting(210.0) == "C"
     restarted = DeskModel()  # a console started later knows the same from the snapshot
-    restarted.load_snapshot(_snapshot("B", [a_left, b_on_air, _visit("C", 3, 120.0)]))
+    restarted.load_snapshot(snapshot([a_left, b_on_air, _view("C", 3, 120.0)], on_air="B"))
     assert restarted.silent_for("A", 210.0) == 10.0
 
 
 def test_a_visit_abandoned_while_watched_is_reported_once() -> None:
     model = DeskModel()
-    model.load_snapshot(_snapshot(None, [_visit("A", 1, 100.0), _visit("B", 2, 110.0)]))
-    gone = {**_visit("B", 2, 110.0), "state": "ended", "outcome": "abandoned", "slot": None}
-    model.apply_delta({"desk": "d1", "seq": 2, "on_air": None, "queue": 0, "visits": [gone]})
-    assert [(before["slot"], after["outcome"]) for before, after in model.departed] == [
-        (2, "abandoned")
-    ]
+    model.load_snapshot(snapshot([_view("A", 1, 100.0), _view("B", 2, 110.0)]))
+    gone = msgspec.structs.replace(
+        _view("B", 2, 110.0), state="ended", outcome="abandoned", slot=None, desk=None
+    )
+    model.apply_delta(_delta(2, None, [gone]))
+    assert [(before.slot, after.outcome) for before, after in model.departed] == [(2, "abandoned")]
 
 
 def test_last_decided_and_reopen_ack() -> None:
     model = DeskModel()
-    model.load_snapshot(_snapshot(None, [_visit("A", 1, 0.0, ["approved", "rejected", "pending"])]))
+    model.load_snapshot(snapshot([_view("A", 1, 0.0, ["approved", "rejected", "pending"])]))
     assert model.last_decided("A") == 1
     model.mark_pending("A", 1, "reopen")
     assert model.step_status("A", 1) == "sending"
@@ -181,8 +181,8 @@ def test_every_label_exists_in_both_languages_with_the_same_fields() -> None:
         names_en = {f for _, f, _, _ in fields.parse(en) if f}
         names_id = {f for _, f, _, _ in fields.parse(id_) if f}
         assert names_en == names_id, f"{key}: fields differ {names_en} vs {names_id}"
-    for _id, _key, _action, label, help_key, _show in _OFFICER_KEYS + _SUPERVISOR_KEYS:
-        assert label in i18n.STRINGS and help_key in i18n.STRINGS
+    for spec in OFFICER_KEYS + SUPERVISOR_KEYS:
+        assert spec.label in i18n.STRINGS and spec.help in i18n.STRINGS
 
 
 def test_language_switch_changes_labels() -> None:
@@ -199,28 +199,26 @@ def test_language_switch_changes_labels() -> None:
 
 
 def test_supervisor_keys_have_no_mutating_action() -> None:
-    for _id, _key, action, *_ in _SUPERVISOR_KEYS:
-        assert action.split("(")[0] not in MUTATING_ACTIONS, action
+    for spec in SUPERVISOR_KEYS:
+        assert spec.action.split("(")[0] not in MUTATING_ACTIONS, spec.action
 
 
 def test_tile_text_marks_on_air_silence_and_current_step() -> None:
     steps = [("identity", "approved"), ("membership", "sending"), ("family_card", "pending")]
-    text = checklist(steps)
+    text = checklist(steps, 1)  # the server's current step: the first still pending
     assert "✔ID" in text and "[reverse]▶…Member[/reverse]" in text and "·KK" in text
-    quiet = meta_line(TileInfo({"visit": "A"}, steps, silent_s=400, silence_level="red"))
+    quiet = meta_line(TileInfo("A", steps, silent_s=400, silence_level="red"))
     assert "06:40!!" in quiet, quiet
-    on_air = meta_line(TileInfo({"visit": "A"}, steps, on_air=True, silent_s=0.0))
+    on_air = meta_line(TileInfo("A", steps, on_air=True, silent_s=0.0))
     assert "ON AIR" in on_air
-    graded = meta_line(
-        TileInfo({"visit": "A"}, steps, link_state="connected", grade="fair", rtt_ms=84.4)
-    )
+    graded = meta_line(TileInfo("A", steps, link_state="connected", grade="fair", rtt_ms=84.4))
     assert "fair 84ms" in graded
 
 
 def test_compact_checklist_and_away_fit_a_narrow_tile() -> None:
     steps = [("identity", "approved"), ("membership", "rejected"), ("family_card", "pending")]
-    assert checklist_compact(steps) == "✔✘· 1/3 [reverse]▶KK[/reverse]"
-    away = meta_line(TileInfo({"visit": "A"}, steps, link_state="reconnecting", away_since=0.0))
+    assert checklist_compact(steps, 2) == "✔✘· 1/3 [reverse]▶KK[/reverse]"
+    away = meta_line(TileInfo("A", steps, link_state="reconnecting", away_since=0.0))
     assert "away since" in away and "reconnecting" not in away
 
 

@@ -11,13 +11,17 @@ import av
 import numpy as np
 import pytest
 from conftest import wait_for
+from console_fake import FakeDeskSession, snapshot, visit_view
 
 from lapak.console.app import LapakConsole
 from lapak.console.config import ConsoleConfig
 from lapak.console.screens import HelpScreen
 from lapak.media.booth import BoothMediaConfig
+from lapak.media.desk_model import DeskModel
+from lapak.media.desk_session import DeskSession
 from lapak.media.simulator import make_booths
 from lapak.media.testcard import identify_booth
+from lapak.signaling.messages import Snapshot
 from lapak.signaling.server import SignalServer
 from lapak.signaling.tokens import KeyRing
 
@@ -63,6 +67,7 @@ async def test_snapshot_saves_the_frame_and_records_its_hash_and_overlays_pause_
             await pilot.press("question_mark")
             await wait_for(lambda: isinstance(app.screen, HelpScreen), "help open")
             before = video.frames_painted
+            assert app.media is not None
             link = app.media.links[visit]
             arrived = link.frames
             await wait_for(lambda: link.frames > arrived + 5, "more frames arrive under help")
@@ -81,28 +86,34 @@ def circle_frame(width: int = 320, height: int = 240, radius: int = 90) -> av.Vi
     return av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
 
 
-def one_visit_snapshot() -> dict[str, Any]:
-    visit = {
-        "visit": "V1", "booth": "booth-01", "name": "Siti", "membership_no": "1029", "slot": 1,
-        "claim_type": "JHT", "state": "active", "desk": "d1", "started_at": 0.0,
-        "steps": [{"name": "identity", "status": "pending", "reason": None}],
-    }  # fmt: skip
-    state = {"desk": "d1", "office": "main", "officer": "ana", "capacity": 6, "on_air": None,
-             "visits": [visit], "queue": 0}  # fmt: skip
-    return {"type": "snapshot", "desk": "d1", "seq": 1, "state": state}
+def one_visit_snapshot() -> Snapshot:
+    return snapshot([visit_view(1, visit="V1", name="Siti", membership_no="1029", started_at=-1)])
+
+
+def offline(**kwargs: Any) -> LapakConsole:
+    """A console with no server: its desk comes from a fake session."""
+    return LapakConsole(None, "", media=False, raw_video=False, clock=lambda: 0.0,
+                        session_factory=FakeDeskSession, **kwargs)  # fmt: skip
+
+
+def feed(app: LapakConsole, message: Snapshot) -> None:
+    session = app.session
+    assert isinstance(session, FakeDeskSession)
+    session.load(message)
 
 
 @pytest.mark.parametrize("size", [(160, 30), (200, 50), (80, 24), (60, 40)])
 async def test_video_keeps_its_shape_a_circle_stays_round(size: tuple[int, int]) -> None:
     """Zoomed on a wide terminal a 4:3 picture used to be stretched to ~2.2:1."""
-    app = LapakConsole(None, "", media=False, raw_video=False, clock=lambda: 0.0)
+    app = offline()
     async with app.run_test(size=size) as pilot:
-        app.load_snapshot(one_visit_snapshot())
+        feed(app, one_visit_snapshot())
+        await pilot.pause()
         await pilot.press("z")
         await pilot.pause()
         video = app.tile(1).video
         await wait_for(lambda: video.size.width > 0, "the zoomed tile has a size")
-        app.show_frame(1, circle_frame())
+        video.show(circle_frame())
         canvas = video.canvas
         assert canvas is not None and canvas.shape[:2] == (2 * video.size.height, video.size.width)
         ys, xs = np.nonzero(canvas.mean(axis=2) > 128)
@@ -127,6 +138,15 @@ class FakeMedia:
     def __init__(self) -> None:
         self.links: dict[str, FakeLink] = {"V1": FakeLink()}
 
+    def attach(self, send_sdp: Any) -> None:
+        pass
+
+    def set_booth_present(self, visit: str, present: bool | None) -> None:
+        pass
+
+    def needs_offer(self, visit: str) -> bool:
+        return visit not in self.links
+
     async def ensure(self, visit: str) -> None:
         self.links.setdefault(visit, FakeLink())
 
@@ -140,21 +160,23 @@ class FakeMedia:
 async def test_paint_timer_never_looks_tiles_up_even_before_they_are_mounted() -> None:
     """The paint timer ran while the tiles were not mounted yet and crashed the app
     (``NoMatches`` for ``#slot-N``); tiles are now held by reference."""
-    app = LapakConsole(None, "", media=False, raw_video=False, clock=lambda: 0.0)
-    app.media = FakeMedia()
-    app.load_snapshot(one_visit_snapshot())  # a snapshot before anything is mounted
+    app = offline()
+    app.engine = FakeMedia()  # type: ignore[assignment]
+    feed(app, one_visit_snapshot())  # a snapshot before anything is mounted
     tile = app.tile(1)
     assert not tile.is_mounted
     assert tile.video.show(circle_frame()) is False, "painting an unmounted tile is a no-op"
+    screen = app.desk_screen
     async with app.run_test(size=(120, 40)):
-        app._paint_video()  # first tick, whatever the mount order
+        screen.paint(app._frame_sources(), 0, 0.0)  # first tick, whatever the mount order
         await wait_for(lambda: tile.video.frames_painted > 3, "the timer paints slot 1")
         assert app.return_code is None and app.is_running
 
 
 async def test_several_syncs_in_one_turn_ask_the_media_engine_once() -> None:
     """A snapshot and its deltas arriving together each saw the link missing and each
-    started an ``ensure``: one offer per visit is the engine's job only if asked once."""
+    started an ``ensure``: one offer per visit is the engine's job only if asked once (the
+    desk session reconciles the console's engine to its model)."""
     calls: list[str] = []
 
     class CountingMedia(FakeMedia):
@@ -165,13 +187,17 @@ async def test_several_syncs_in_one_turn_ask_the_media_engine_once() -> None:
             calls.append(visit)
             self.links.setdefault(visit, FakeLink())
 
-    app = LapakConsole(None, "", media=False, raw_video=False, clock=lambda: 0.0)
-    app.media = CountingMedia()
-    async with app.run_test(size=(120, 40)) as pilot:
+    engine = CountingMedia()
+    session = DeskSession("ws://unused", "", engine=engine)  # type: ignore[arg-type]
+    session.desk = "d1"
+    model = session.models["d1"] = DeskModel()
+    model.load_snapshot(one_visit_snapshot())
+    try:
         for _ in range(3):  # no await between them: one loop turn
-            app.load_snapshot(one_visit_snapshot())
-        await wait_for(lambda: "V1" in app.media.links, "the link exists")
-        await pilot.pause()
-        app._housekeeping()
-        await pilot.pause()
+            session.reconcile()
+        await wait_for(lambda: "V1" in engine.links, "the link exists")
+        session.reconcile()  # the housekeeping tick: the link is there, nothing to do
+        await asyncio.sleep(0)
         assert calls == ["V1"], calls
+    finally:
+        await session.close()
