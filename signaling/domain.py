@@ -10,23 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from lapak.signaling import events as ev
 from lapak.signaling import permissions as perm
 from lapak.signaling.errors import DomainError
-from lapak.signaling.events import (
-    DeskClosed,
-    DeskConfigured,
-    DeskOpened,
-    DeskVacated,
-    Event,
-    FocusChanged,
-    SnapshotTaken,
-    StepDecided,
-    VisitEnded,
-    VisitQueued,
-    VisitRouted,
-    VisitStarted,
-    WorkflowSet,
-)
+from lapak.signaling.events import Event
 from lapak.signaling.permissions import Actor
 from lapak.signaling.protocol import ErrorCode
 from lapak.signaling.state import (
@@ -103,7 +90,7 @@ class Domain:
             return False
         slot = desk.free_slot()
         assert slot is not None
-        self._emit(events, VisitRouted(visit.id, desk.id, slot, now))
+        self._emit(events, ev.VisitRouted(visit.id, desk.id, slot, now))
         return True
 
     def _drain_queue(self, office: str, now: float, events: list[Event]) -> None:
@@ -118,7 +105,7 @@ class Domain:
         desks may take them."""
         seated = [desk.slots[s] for s in sorted(desk.slots)]
         for visit_id in reversed(seated):  # reversed inserts at the head keep slot order
-            self._emit(events, VisitQueued(visit_id, now, head=True))
+            self._emit(events, ev.VisitQueued(visit_id, now, head=True))
         self._drain_queue(desk.office, now, events)
 
     # -- desks -----------------------------------------------------------------------
@@ -135,7 +122,7 @@ class Domain:
                 return events
             capacity = existing.capacity
         _check_capacity(capacity)
-        self._emit(events, DeskOpened(desk, actor.office, actor.sub, capacity, now))
+        self._emit(events, ev.DeskOpened(desk, actor.office, actor.sub, capacity, now))
         self._drain_queue(actor.office, now, events)
         return events
 
@@ -166,7 +153,7 @@ class Domain:
         if existing is not None and any(s > capacity for s in existing.slots):
             raise DomainError(ErrorCode.CONFLICT, f"desk {desk} has a visit beyond slot {capacity}")
         events: list[Event] = []
-        self._emit(events, DeskConfigured(desk, office, capacity, actor.sub, now))
+        self._emit(events, ev.DeskConfigured(desk, office, capacity, actor.sub, now))
         self._drain_queue(office, now, events)
         return events
 
@@ -177,7 +164,7 @@ class Domain:
         events: list[Event] = []
         if desk.closed:
             return events
-        self._emit(events, DeskClosed(desk_id, actor.sub, now))
+        self._emit(events, ev.DeskClosed(desk_id, actor.sub, now))
         self._requeue(desk, now, events)
         return events
 
@@ -188,7 +175,7 @@ class Domain:
         if desk is None or desk.vacant or desk.closed:
             return []
         events: list[Event] = []
-        self._emit(events, DeskVacated(desk_id, now))
+        self._emit(events, ev.DeskVacated(desk_id, now))
         self._requeue(desk, now, events)
         return events
 
@@ -202,7 +189,7 @@ class Domain:
         if not office:
             raise DomainError(ErrorCode.INVALID_MESSAGE, "office must not be empty")
         events: list[Event] = []
-        self._emit(events, WorkflowSet(claim_type, list(steps), actor.sub, now, office))
+        self._emit(events, ev.WorkflowSet(claim_type, list(steps), actor.sub, now, office))
         return events
 
     # -- visits ----------------------------------------------------------------------
@@ -222,10 +209,10 @@ class Domain:
         visit_id = self._new_visit_id()
         self._emit(
             events,
-            VisitStarted(visit_id, office, booth, name, membership_no, claim_type, steps, now),
+            ev.VisitStarted(visit_id, office, booth, name, membership_no, claim_type, steps, now),
         )
         if not self._seat(self.state.visits[visit_id], now, events):
-            self._emit(events, VisitQueued(visit_id, now))
+            self._emit(events, ev.VisitQueued(visit_id, now))
         return visit_id, events
 
     def set_focus(self, actor: Actor, visit_id: str | None, now: float) -> list[Event]:
@@ -235,7 +222,7 @@ class Domain:
             perm.seated_here(self.state, actor, visit_id)
         events: list[Event] = []
         if desk.on_air != visit_id:
-            self._emit(events, FocusChanged(desk.id, visit_id, actor.sub, now))
+            self._emit(events, ev.FocusChanged(desk.id, visit_id, actor.sub, now))
         return events
 
     def decide(
@@ -265,7 +252,7 @@ class Domain:
             if self.rules.reasons and reason not in self.rules.reasons:
                 raise DomainError(ErrorCode.BAD_REASON, f"reason {reason!r} is not in the list")
         events: list[Event] = []
-        decided = StepDecided(visit_id, step, decision, reason, actor.sub, actor.role, now)
+        decided = ev.StepDecided(visit_id, step, decision, reason, actor.sub, actor.role, now)
         self._emit(events, decided)
         return events
 
@@ -278,7 +265,7 @@ class Domain:
         if step is not None and not 0 <= step < len(visit.steps):
             raise DomainError(ErrorCode.NOT_FOUND, f"visit {visit_id} has no step {step}")
         events: list[Event] = []
-        self._emit(events, SnapshotTaken(visit_id, sha256, step, actor.sub, now))
+        self._emit(events, ev.SnapshotTaken(visit_id, sha256, step, actor.sub, now))
         return events
 
     def end_visit(
@@ -294,7 +281,7 @@ class Domain:
         if self.rules.strict_outcomes:
             _check_outcome(visit, outcome)
         events: list[Event] = []
-        self._emit(events, VisitEnded(visit_id, outcome, note, actor.sub, now, actor.role))
+        self._emit(events, ev.VisitEnded(visit_id, outcome, note, actor.sub, now, actor.role))
         self._drain_queue(visit.office, now, events)
         return events
 

@@ -6,20 +6,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from lapak.signaling.events import (
-    DeskClosed,
-    DeskConfigured,
-    DeskOpened,
-    DeskVacated,
-    Event,
-    FocusChanged,
-    SnapshotTaken,
-    StepDecided,
-    VisitEnded,
-    VisitQueued,
-    VisitRouted,
-    VisitStarted,
-)
+from lapak.signaling import events as ev
+from lapak.signaling.events import Event
 from lapak.signaling.messages import BoothState, Delta, ServerMessage, Snapshot, VisitView
 from lapak.signaling.sessions import Sessions
 from lapak.signaling.state import Desk, State, queue_position
@@ -68,30 +56,30 @@ class Projection:
 
         for event in events:
             match event:
-                case VisitRouted():
+                case ev.VisitRouted():
                     desks.setdefault(event.desk, set()).add(event.visit)
                     visits.add(event.visit)
                     offices.add(s.visits[event.visit].office)
-                case VisitQueued() | VisitEnded():
+                case ev.VisitQueued() | ev.VisitEnded():
                     # it may have left a desk: every desk of the office re-reads its seats
                     visit = s.visits[event.visit]
                     for desk in desks_of(visit.office):
                         desks.setdefault(desk.id, set()).add(visit.id)
                     visits.add(visit.id)
                     offices.add(visit.office)
-                case VisitStarted():
+                case ev.VisitStarted():
                     visits.add(event.visit)
-                case FocusChanged():
+                case ev.FocusChanged():
                     # on_air_since / last_on_air_at moved for who left the air and who came on
                     seated = s.desks[event.desk].slots.values()
                     desks.setdefault(event.desk, set()).update(seated)
                     visits.update(seated)
-                case StepDecided() | SnapshotTaken():
+                case ev.StepDecided() | ev.SnapshotTaken():
                     visit = s.visits[event.visit]
                     if visit.desk:
                         desks.setdefault(visit.desk, set()).add(visit.id)
                     visits.add(visit.id)
-                case DeskOpened() | DeskConfigured() | DeskClosed() | DeskVacated():
+                case ev.DeskOpened() | ev.DeskConfigured() | ev.DeskClosed() | ev.DeskVacated():
                     desks.setdefault(event.desk, set())
                     offices.add(s.desks[event.desk].office)
         for office in offices:  # queue positions moved for everyone still waiting
