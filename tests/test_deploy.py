@@ -46,7 +46,7 @@ ROOTED = (
 ACTIONS = ("start", "stop", "restart", "reload", "backup")
 # Steps that need the lapak user, dropped where the walk-through runs them.
 AS_LAPAK = ("runuser -u lapak -- ", "-o lapak -g lapak ")
-TOOLS = ("bash", "openssl", "curl", "promtool")
+TOOLS = ("bash", "openssl", "curl", "promtool", "tmux")
 OUTPUT_LANGS = ("text",)  # samples of output, not commands
 
 
@@ -89,6 +89,16 @@ def doc_blocks(text: str) -> list[Block]:
 BLOCKS = doc_blocks(DOC.read_text())
 
 
+def tag_value(block: Block, name: str, default: str = "") -> str:
+    return next((t.split("=", 1)[1] for t in block.tags if t.startswith(f"{name}=")), default)
+
+
+def tty_text(block: Block) -> str:
+    """``tty=TEXT``: run in a terminal until TEXT is on the screen, then type ``keys=KEYS``
+    (default q) one key at a time, and expect exit 0."""
+    return tag_value(block, "tty")
+
+
 def skip_or_fail(reason: str) -> None:
     """Skip where this machine cannot run a check; in CI (.ci/run sets CI) that is a failure."""
     if os.environ.get("CI"):
@@ -126,8 +136,13 @@ def test_every_block_is_run_checked_or_written() -> None:
         else:
             assert block.lang == "sh", f"{block.where}: commands are ```sh blocks"
             extra = [t for t in block.tags if t != block.kind]
-            allowed = ACTIONS if block.kind == "deploy-check" else ("background",)
-            assert all(t in allowed for t in extra), f"{block.where}: unknown tag in {extra}"
+            if block.kind == "deploy-check":
+                ok = all(t in ACTIONS for t in extra)
+            else:
+                ok = extra in ([], ["background"]) or (
+                    tty_text(block) != "" and all(t.startswith(("tty=", "keys=")) for t in extra)
+                )
+            assert ok, f"{block.where}: unknown tag in {extra}"
 
 
 @pytest.mark.parametrize(
@@ -386,7 +401,39 @@ class Walk:
             lambda: log.read_text()[-3000:],
         )  # fmt: skip
 
+    def in_terminal(self, block: Block, text: str) -> None:
+        """A terminal program: in a tmux pane until ``text`` shows, then q, then exit 0."""
+        tmux = ["tmux", "-S", str(self.root / "tmux.sock")]
+        name = f"line{block.line}"
+        command = f"{self.subst(block.body).rstrip()}\necho EXITED $?; sleep 600"
+        env = self.env({"TERM": "xterm-256color"})
+        subprocess.run(
+            [*tmux, "new-session", "-d", "-s", name, "-x", "120", "-y", "40", "bash", "-c",
+             command],
+            check=True, env=env, cwd=self.root / "root", timeout=30,
+        )  # fmt: skip
+
+        def screen() -> str:
+            return subprocess.run(
+                [*tmux, "capture-pane", "-p", "-t", name],
+                capture_output=True, text=True, env=env, timeout=30,
+            ).stdout  # fmt: skip
+
+        try:
+            wait(lambda: text in screen(), 90, f"{text!r} on {block.where}'s screen", screen)
+            keys = tag_value(block, "keys", "q")
+            for key in keys:
+                subprocess.run([*tmux, "send-keys", "-t", name, key], check=True, env=env)
+                time.sleep(0.5)  # a person's pace: the next key goes to the screen this one opens
+            wait(lambda: "EXITED" in screen(), 30, f"{block.where} to quit on {keys}", screen)
+            assert "EXITED 0" in screen(), f"{block.where} did not exit 0:\n{screen()}"
+        finally:
+            subprocess.run([*tmux, "kill-session", "-t", name], env=env, capture_output=True)
+
     def close(self) -> None:
+        sock = self.root / "tmux.sock"
+        if sock.exists():
+            subprocess.run(["tmux", "-S", str(sock), "kill-server"], capture_output=True)
         for proc in [*self.background, *([self.server] if self.server else [])]:
             if proc.poll() is None:
                 proc.terminate()
@@ -455,19 +502,18 @@ def test_docs_deploy_walkthrough(walk: Walk) -> None:
         "restart": walk.restart,
         "backup": walk.backup,
     }
-    done = []
     for block in BLOCKS:
         if block.kind == "deploy-file":
             walk.write(block)
         elif block.kind == "deploy-test" and "background" in block.tags:
             walk.in_background(block)
+        elif block.kind == "deploy-test" and tty_text(block):
+            walk.in_terminal(block, tty_text(block))
         elif block.kind == "deploy-test":
             walk.run(block)
         elif block.kind == "deploy-check":
             for action in (t for t in block.tags if t in actions):
                 actions[action]()
-        done.append(block.line)
-    assert done == [b.line for b in BLOCKS if b.lang not in OUTPUT_LANGS]
 
     # The last step restored the backup and started on it: the log replayed.
     health = walk.health()
