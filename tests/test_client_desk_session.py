@@ -5,10 +5,13 @@ supervisor watching, and a media engine's links kept in step with the desk."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from conftest import wait_for
+from tests_support import free_port
 
 from lapak.media.desk_session import DeskChange, DeskSession
 from lapak.media.officer import OfficerMedia, OfficerMediaOptions
@@ -242,3 +245,32 @@ async def test_the_engine_gets_a_link_per_seated_visit_and_loses_it_when_the_vis
     finally:
         await booth.close()
         await session.close()
+
+
+async def test_a_server_not_up_yet_is_tried_again_until_it_answers(
+    tmp_path: Path, keys: KeyRing
+) -> None:
+    port = free_port()
+    seen = Recorder()
+    session = DeskSession(
+        f"ws://127.0.0.1:{port}/ws",
+        keys.issue("officer", "ana", "main", desk="d1"),
+        engine=None,
+        on_change=seen,
+        policy=fast(),
+    )
+    starting = asyncio.create_task(session.start(retry=True))
+    server = SignalServer(tmp_path / "data", keys, host="127.0.0.1", port=port)
+    try:
+        await wait_for(lambda: session.last_failure is not None, "a failed attempt is reported")
+        assert any(c.connection for c in seen.changes), "the UI hears of each failed attempt"
+        assert not starting.done(), "a refused connection is tried again, not raised"
+        await server.start()
+        async with asyncio.timeout(10):
+            welcome = await starting
+        assert welcome.role == "officer" and session.model.synced
+        assert session.last_failure is None and session.client.policy.attempts == 0
+    finally:
+        starting.cancel()
+        await session.close()
+        await server.close()
