@@ -393,7 +393,7 @@ async def test_kiosk_visit_end_to_end(env: Env, context: Any) -> None:
         assert visit and hub.state.visits[visit].state == "queued"
         await page.wait_for_selector("#queue-position:text-is('2')", timeout=10000)
         # The queue moves live: the booth ahead leaves.
-        await other.request({"type": "end_visit", "visit": first["visit"], "outcome": "abandoned"})
+        await other.request({"type": "end_visit", "visit": first.visit, "outcome": "abandoned"})
         await page.wait_for_selector("#queue-position:text-is('1')", timeout=10000)
         await shot(env, page, "queue")
 
@@ -418,7 +418,8 @@ async def test_kiosk_visit_end_to_end(env: Env, context: Any) -> None:
             await wait_until(
                 lambda: app.media.links[visit].frames > 10, "the console receives kiosk video"
             )
-            slot = app.model.visits[visit]["slot"]
+            slot = app.model.visits[visit].slot
+            assert slot is not None, "a seated visit has a slot"
             await wait_until(
                 lambda: app.tile(slot).video.last_rgb is not None,
                 "the tile paints the kiosk's camera",
@@ -463,7 +464,7 @@ async def test_kiosk_visit_end_to_end(env: Env, context: Any) -> None:
             await shot(env, page, "on-air")
 
             # Focus away: silence and the waiting screen.
-            await app.client.request({"type": "focus", "visit": None})
+            await app.session.focus(None)
             snap = await until(
                 page,
                 lambda s: (
@@ -535,10 +536,8 @@ async def test_kiosk_visit_end_to_end(env: Env, context: Any) -> None:
             # The officer approves the remaining steps and finishes: outcome and reference
             # number on the page (completed needs every step approved).
             for step in range(1, len(hub.state.visits[visit].steps)):
-                await app.client.request(
-                    {"type": "decide", "visit": visit, "step": step, "decision": "approve"}
-                )
-            await app.client.request({"type": "end_visit", "visit": visit, "outcome": "completed"})
+                await app.session.decide(visit, step, "approve")
+            await app.session.end_visit(visit, "completed")
             await page.wait_for_selector("body[data-screen=finished]", timeout=10000)
             assert await page.inner_text("#reference") == visit
             assert "diterima" in await page.inner_text("#outcome-title")
