@@ -190,6 +190,10 @@ class LapakConsole(DeskCommands):
             await self.session.start(retry=True)
         except RequestError as exc:
             log.info("event=start_refused error=%s", exc)
+        except OSError as exc:  # an untrusted certificate: waiting does not help
+            log.error("event=cannot_connect url=%s error=%s", self.url, exc)
+            self.desk_screen.show_status(t("status.cannot_connect", url=self.url, error=exc))
+            return
         self.redraw(DeskChange(desk=True, connection=True))
 
     def on_desk_changed(self, message: DeskChanged) -> None:
@@ -200,7 +204,8 @@ class LapakConsole(DeskCommands):
         session = self.session
         if change.connection:
             if session.ended is not None:
-                self._end_for_good()
+                if self.ended is None:
+                    self._end_for_good()
                 return
             self._show_connection()
         model = self.model
@@ -254,9 +259,12 @@ class LapakConsole(DeskCommands):
             screen.show_status(t("status.lost", url=self.url))
 
     def _tell_departures(self) -> None:
-        """A visit that left because its booth did not come back: the officer is told."""
+        """A visit that left because its booth did not come back: the officer is told (the
+        other desks a supervisor watches are emptied too, so their lists never grow)."""
         model = self.model
         departed, model.departed = model.departed, []
+        for other in self.session.models.values():
+            other.departed.clear()
         for before, after in departed:
             if after.outcome == "abandoned" and not self.read_only:
                 self.say(t("msg.abandoned", who=who(before)), "warning")

@@ -1,15 +1,13 @@
-"""The console's pure parts: settings file, layout, desk model rules, translations."""
+"""The console's pure parts: settings file, layout, key tables, tile text, translations.
+(The desk model's rules are tested with it: tests/test_client_desk_model.py.)"""
 
 from __future__ import annotations
 
 import stat
 import string
 from pathlib import Path
-from typing import Any
 
-import msgspec
 import pytest
-from console_fake import snapshot, visit_view
 
 from lapak.console import i18n
 from lapak.console.config import (
@@ -24,8 +22,6 @@ from lapak.console.keys import BINDING_IDS, MUTATING_ACTIONS, OFFICER_KEYS, SUPE
 from lapak.console.layout import grid_shape, visible_slots
 from lapak.console.tile import TileInfo, checklist, checklist_compact, meta_line
 from lapak.console.video import fit
-from lapak.media.desk_model import DeskModel
-from lapak.signaling.messages import Delta, StepView, VisitView
 
 
 def test_config_file_sets_thresholds_reasons_keys_language_and_video(tmp_path: Path) -> None:
@@ -114,64 +110,6 @@ def test_visible_slots_reach_the_highest_occupied_slot() -> None:
     assert visible_slots({1, 2}) == 2
     assert visible_slots({5}) == 5
     assert visible_slots({6}, capacity=4) == 4
-
-
-def _view(visit: str, slot: int, started: float, steps: list[str] | None = None,
-          **fields: Any) -> VisitView:  # fmt: skip
-    statuses = steps or ["pending"] * 3
-    return visit_view(
-        slot, visit=visit, started_at=started - slot,
-        steps=[StepView(f"s{i}", s, None) for i, s in enumerate(statuses)],  # type: ignore[arg-type]
-        current_step=next((i for i, s in enumerate(statuses) if s == "pending"), None),
-        **fields,
-    )  # fmt: skip
-
-
-def _delta(seq: int, on_air: str | None, visits: list[VisitView]) -> Delta:
-    return Delta(desk="d1", seq=seq, officer="ana", on_air=on_air, closed=False, vacant=False,
-                 capacity=6, queue=0, visits=visits)  # fmt: skip
-
-
-def test_longest_waiting_counts_from_the_servers_last_time_on_air() -> None:
-    model = DeskModel()
-    model.load_snapshot(
-        snapshot([_view("A", 1, 100.0), _view("B", 2, 110.0), _view("C", 3, 120.0)])
-    )
-    assert model.longest_waiting(130.0) == "A", "never spoken to: waiting since the start"
-    a_on_air = _view("A", 1, 100.0, on_air_since=140.0)
-    model.apply_delta(_delta(2, "A", [a_on_air]))
-    assert model.silent_for("A", 150.0) == 0.0
-    # The server says A left the air at 200; the console's own clock plays no part.
-    a_left = _view("A", 1, 100.0, last_on_air_at=200.0)
-    b_on_air = _view("B", 2, 110.0, on_air_since=200.0)
-    model.apply_delta(_delta(3, "B", [a_left, b_on_air]))
-    assert model.silent_for("A", 210.0) == 10.0, "A left the air at 200"
-    assert model.longest_waiting(210.0) == "C"
-    restarted = DeskModel()  # a console started later knows the same from the snapshot
-    restarted.load_snapshot(snapshot([a_left, b_on_air, _view("C", 3, 120.0)], on_air="B"))
-    assert restarted.silent_for("A", 210.0) == 10.0
-
-
-def test_a_visit_abandoned_while_watched_is_reported_once() -> None:
-    model = DeskModel()
-    model.load_snapshot(snapshot([_view("A", 1, 100.0), _view("B", 2, 110.0)]))
-    gone = msgspec.structs.replace(
-        _view("B", 2, 110.0), state="ended", outcome="abandoned", slot=None, desk=None
-    )
-    model.apply_delta(_delta(2, None, [gone]))
-    assert [(before.slot, after.outcome) for before, after in model.departed] == [(2, "abandoned")]
-
-
-def test_last_decided_and_reopen_ack() -> None:
-    model = DeskModel()
-    model.load_snapshot(snapshot([_view("A", 1, 0.0, ["approved", "rejected", "pending"])]))
-    assert model.last_decided("A") == 1
-    model.mark_pending("A", 1, "reopen")
-    assert model.step_status("A", 1) == "sending"
-    assert model.last_decided("A") == 0, "a reopen in flight is not offered again"
-    model.acknowledged("A", 1)
-    assert model.step_status("A", 1) == "pending"
-    assert model.next_step("A") == 1
 
 
 def test_every_label_exists_in_both_languages_with_the_same_fields() -> None:
