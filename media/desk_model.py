@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lapak.signaling.messages import Delta, Snapshot, VisitView
+from lapak.signaling.messages import Delta, DeskView, Snapshot, VisitView
 
 MAX_SLOTS = 6
 
@@ -45,12 +45,7 @@ class DeskModel:
         state = message.state
         self.desk = state.desk
         self.office = state.office
-        self.officer = state.officer
-        self.capacity = state.capacity
-        self.closed = state.closed
-        self.vacant = state.vacant
-        self.on_air = state.on_air
-        self.queue = state.queue
+        self._take(state)
         self.seq = message.seq
         self.visits = {v.visit: v for v in state.visits}
         self.refused.clear()
@@ -69,12 +64,7 @@ class DeskModel:
             self.synced = False
             return False
         self.seq = message.seq
-        self.officer = message.officer
-        self.on_air = message.on_air
-        self.closed = message.closed
-        self.vacant = message.vacant
-        self.capacity = message.capacity
-        self.queue = message.queue
+        self._take(message)
         for view in message.visits:
             visit = view.visit
             if view.state == "active" and view.desk == self.desk:
@@ -90,6 +80,15 @@ class DeskModel:
                 if step is None or step.status != "pending" or visit not in self.visits:
                     del self.pending[key]
         return True
+
+    def _take(self, desk: DeskView | Delta) -> None:
+        """The desk's own fields, which a snapshot's state and a delta both carry."""
+        self.officer = desk.officer
+        self.capacity = desk.capacity
+        self.closed = desk.closed
+        self.vacant = desk.vacant
+        self.on_air = desk.on_air
+        self.queue = desk.queue
 
     def by_slot(self) -> dict[int, VisitView]:
         return {v.slot: v for v in self.visits.values() if v.slot}

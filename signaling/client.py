@@ -31,18 +31,7 @@ from lapak.signaling.messages import Ack, Error, ServerMessage, Snapshot, Welcom
 from lapak.signaling.messages import encode as encode_message
 from lapak.signaling.protocol import (
     ClientMessage,
-    CloseDesk,
-    ConfigureDesk,
-    Decide,
-    EndVisit,
-    Focus,
     Hello,
-    OfficeStats,
-    Refresh,
-    Sdp,
-    SetWorkflow,
-    SnapshotTaken,
-    StartVisit,
     Watch,
 )
 
@@ -280,26 +269,18 @@ class SignalClient:
         except ConnectionClosed as exc:
             raise ConnectionError("connection closed") from exc
 
+    # ``hello`` is answered by ``welcome``, ``watch`` by a snapshot, everything else by an ack:
+    # the first match wins, so the overlap with ``ClientMessage`` is meant.
     @overload
-    async def request(self, message: Hello, timeout: float | None = None) -> Welcome: ...
+    async def request(  # type: ignore[overload-overlap]  # the more specific answer first
+        self, message: Hello, timeout: float | None = None
+    ) -> Welcome: ...
     @overload
-    async def request(self, message: Watch, timeout: float | None = None) -> Snapshot: ...
+    async def request(  # type: ignore[overload-overlap]  # the more specific answer first
+        self, message: Watch, timeout: float | None = None
+    ) -> Snapshot: ...
     @overload
-    async def request(
-        self,
-        message: StartVisit
-        | Focus
-        | Decide
-        | EndVisit
-        | Sdp
-        | SnapshotTaken
-        | OfficeStats
-        | ConfigureDesk
-        | CloseDesk
-        | SetWorkflow
-        | Refresh,
-        timeout: float | None = None,
-    ) -> Ack: ...
+    async def request(self, message: ClientMessage, timeout: float | None = None) -> Ack: ...
     @overload
     async def request(self, message: dict[str, Any], timeout: float | None = None) -> Answer: ...
 

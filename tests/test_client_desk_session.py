@@ -95,67 +95,64 @@ async def test_an_officer_session_follows_its_desk_and_decides(
         await booth.close()
 
 
-async def test_a_refused_decision_keeps_the_reason_and_resyncs(
+@pytest.fixture
+async def seated(
     server: SignalServer, keys: KeyRing, officer: tuple[DeskSession, Recorder]
-) -> None:
-    session, _ = officer
-    await session.start()
-    booth, visit = await start_booth(server, keys, "b1")
-    try:
-        await wait_for(lambda: visit in session.model.visits, "the visit is seated")
-        await session.decide(visit, 0, "approve")
-        seq = session.model.seq
-        with pytest.raises(RequestError) as refused:
-            await session.decide(visit, 0, "approve")  # our copy is wrong: it was decided
-        assert refused.value.code == "step_not_pending"
-        assert session.model.seq >= seq and session.model.synced, "resynced from a snapshot"
-        assert session.model.step_status(visit, 0) == "approved", "the server's truth"
-        assert not session.model.pending
-    finally:
-        await booth.close()
-
-
-async def test_a_gap_in_the_deltas_asks_for_a_fresh_snapshot(
-    server: SignalServer, keys: KeyRing, officer: tuple[DeskSession, Recorder]
-) -> None:
-    session, _ = officer
-    await session.start()
-    booth, visit = await start_booth(server, keys, "b1")
-    try:
-        await wait_for(lambda: visit in session.model.visits, "the visit is seated")
-        model = session.model
-        skipped = Delta(
-            desk="d1", seq=model.seq + 2, officer="ana", on_air=None, closed=False,
-            vacant=False, capacity=6, queue=0, visits=[],
-        )  # fmt: skip
-        await session._on_message(skipped)  # as if one delta had been lost on the way
-        assert not model.synced
-        await wait_for(lambda: model.synced, "the session watched its desk again")
-        assert visit in model.visits
-    finally:
-        await booth.close()
-
-
-async def test_a_dropped_connection_reconnects_resumes_and_decides_again(
-    server: SignalServer, keys: KeyRing, officer: tuple[DeskSession, Recorder]
-) -> None:
+) -> AsyncIterator[tuple[DeskSession, Recorder, str]]:
+    """The officer's session started, with one booth's visit seated at its desk."""
     session, seen = officer
     await session.start()
     booth, visit = await start_booth(server, keys, "b1")
     try:
         await wait_for(lambda: visit in session.model.visits, "the visit is seated")
-        ws = session.client._ws
-        assert ws is not None and ws.transport is not None
-        ws.transport.abort()  # the network drops under the session
-        await wait_for(lambda: session.client.reconnects == 1, "the session reconnects")
-        assert session.welcome is not None and session.welcome.resumed, "resumed its place"
-        await wait_for(lambda: session.connected and session.model.synced, "a fresh snapshot")
-        assert any(c.connection for c in seen.changes), "the UI heard of the connection"
-        assert session.ended is None
-        ack = await session.decide(visit, 0, "approve")
-        assert ack.step == 0
+        yield session, seen, visit
     finally:
         await booth.close()
+
+
+async def test_a_refused_decision_keeps_the_reason_and_resyncs(
+    seated: tuple[DeskSession, Recorder, str],
+) -> None:
+    session, _, visit = seated
+    await session.decide(visit, 0, "approve")
+    seq = session.model.seq
+    with pytest.raises(RequestError) as refused:
+        await session.decide(visit, 0, "approve")  # our copy is wrong: it was decided
+    assert refused.value.code == "step_not_pending"
+    assert session.model.seq >= seq and session.model.synced, "resynced from a snapshot"
+    assert session.model.step_status(visit, 0) == "approved", "the server's truth"
+    assert not session.model.pending
+
+
+async def test_a_gap_in_the_deltas_asks_for_a_fresh_snapshot(
+    seated: tuple[DeskSession, Recorder, str],
+) -> None:
+    session, _, visit = seated
+    model = session.model
+    skipped = Delta(
+        desk="d1", seq=model.seq + 2, officer="ana", on_air=None, closed=False,
+        vacant=False, capacity=6, queue=0, visits=[],
+    )  # fmt: skip
+    await session._on_message(skipped)  # as if one delta had been lost on the way
+    assert not model.synced
+    await wait_for(lambda: model.synced, "the session watched its desk again")
+    assert visit in model.visits
+
+
+async def test_a_dropped_connection_reconnects_resumes_and_decides_again(
+    seated: tuple[DeskSession, Recorder, str],
+) -> None:
+    session, seen, visit = seated
+    ws = session.client._ws
+    assert ws is not None and ws.transport is not None
+    ws.transport.abort()  # the network drops under the session
+    await wait_for(lambda: session.client.reconnects == 1, "the session reconnects")
+    assert session.welcome is not None and session.welcome.resumed, "resumed its place"
+    await wait_for(lambda: session.connected and session.model.synced, "a fresh snapshot")
+    assert any(c.connection for c in seen.changes), "the UI heard of the connection"
+    assert session.ended is None
+    ack = await session.decide(visit, 0, "approve")
+    assert ack.step == 0
 
 
 async def test_a_newer_console_for_the_desk_ends_the_session_as_replaced(
