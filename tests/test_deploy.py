@@ -1,11 +1,13 @@
-"""The operator kit: the systemd unit verifies, and docs/deploy.md is followed step by step.
+"""The operator kit: the systemd units verify, and docs/deploy.md is followed step by step.
 
-Each fenced block of docs/deploy.md carries a tag (docs/deploy.md says what they mean):
-``deploy-test`` blocks run here in a temporary root (paths, host name and port substituted),
-``deploy-check`` blocks (root, systemd, another machine, a terminal) are checked for shell
-syntax, and their action word (start, reload, restart, stop) is done to a server the test runs
-from the unit's own ExecStart= and Environment= lines; ``deploy-file PATH`` blocks are written
-to PATH. A block without a tag fails the test, so every command on the page is exercised.
+Each fenced block of docs/deploy.md carries a tag (the page says what they mean):
+``deploy-test`` blocks run here in a temporary root (paths, host name and port substituted;
+``background`` ones keep running, ``tty=TEXT keys=KEYS`` ones run in a tmux pane until TEXT
+shows, then get KEYS); ``deploy-check`` blocks (root, systemd, another machine) are checked
+for shell syntax, and their action word (start, stop, restart, reload, backup) is done to a
+server the test runs from the unit's own ExecStart= and Environment= lines; ``deploy-file
+PATH`` blocks are written to PATH. A block without a tag fails the test, so every command on
+the page is exercised.
 """
 
 from __future__ import annotations
@@ -514,6 +516,19 @@ def test_docs_deploy_walkthrough(walk: Walk) -> None:
         elif block.kind == "deploy-check":
             for action in (t for t in block.tags if t in actions):
                 actions[action]()
+
+    # The JSON log line the page shows is what the server writes (same fields).
+    sample = next(
+        json.loads(ln) for b in BLOCKS if b.lang == "text" for ln in b.body.splitlines()
+        if ln.startswith("{")
+    )  # fmt: skip
+    written = [
+        json.loads(ln) for log in walk.server_logs for ln in log.read_text().splitlines()
+        if ln.startswith("{") and json.loads(ln).get("event") == sample["event"]
+    ]  # fmt: skip
+    assert written, f"no {sample['event']} line in JSON from the server"
+    assert list(written[0]) == list(sample), f"page shows {sample}, server wrote {written[0]}"
+    assert (written[0]["logger"], written[0]["level"]) == (sample["logger"], sample["level"])
 
     # The last step restored the backup and started on it: the log replayed.
     health = walk.health()
