@@ -4,6 +4,7 @@ without binding a port, creating the data directory or writing a key."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import ssl
 import sys
@@ -13,10 +14,15 @@ from lapak.cli.errors import CliError
 from lapak.cli.exit_codes import EXIT_FAILED, EXIT_OK
 from lapak.signaling.config import Launch, ServerConfig
 
+log = logging.getLogger("lapak.cli")
+
+Notes = list[tuple[str, Path]]
+"""Files that do not exist yet and that the server creates at start: (which, where)."""
+
 
 def check(args: argparse.Namespace, env: os._Environ[str] | dict[str, str]) -> int:
     """Exit 0 and one ``configuration ok`` line on stdout; else CliError (exit 1) with one
-    line per problem. Notes (a file that start will create) go to stderr either way."""
+    line per problem. Files the server will create are logged (``event=created_at_start``)."""
     from lapak.cli.signal import settings
 
     try:
@@ -24,8 +30,8 @@ def check(args: argparse.Namespace, env: os._Environ[str] | dict[str, str]) -> i
     except CliError as exc:
         raise CliError(exc.problems, EXIT_FAILED) from None
     problems, notes = check_files(config.launch)
-    for note in notes:
-        sys.stderr.write(f"lapak signal: note: {note}\n")
+    for what, path in notes:
+        log.info("event=created_at_start what=%s path=%s", what, path)
     if problems:
         raise CliError(problems, EXIT_FAILED)
     sys.stdout.write(f"configuration ok: {summary(config)}\n")
@@ -39,10 +45,10 @@ def summary(config: ServerConfig) -> str:
     return f"listen {launch.host}:{launch.port}, data {launch.data_dir}, {offices}, {tls}"
 
 
-def check_files(launch: Launch) -> tuple[list[str], list[str]]:
+def check_files(launch: Launch) -> tuple[list[str], Notes]:
     """Problems and notes about the files the server reads: keys, certificate, data dir."""
     problems: list[str] = []
-    notes: list[str] = []
+    notes: Notes = []
     problems += _secret_file(launch, notes)
     problems += _tls(launch)
     problems += _signing_key(launch, notes)
@@ -50,14 +56,14 @@ def check_files(launch: Launch) -> tuple[list[str], list[str]]:
     return problems, notes
 
 
-def _secret_file(launch: Launch, notes: list[str]) -> list[str]:
+def _secret_file(launch: Launch, notes: Notes) -> list[str]:
     from lapak.cli.keys import read_keys
 
     path = launch.secret_file
     if path is None:
         return ["no secret file: pass --secret-file, set LAPAK_SECRET_FILE or [server] secret_file"]
     if not path.exists():
-        notes.append(f"secret file {path} does not exist: it is created at start")
+        notes.append(("secret_file", path))
         return []
     try:
         read_keys(path)
@@ -80,7 +86,7 @@ def _tls(launch: Launch) -> list[str]:
     return []
 
 
-def _signing_key(launch: Launch, notes: list[str]) -> list[str]:
+def _signing_key(launch: Launch, notes: Notes) -> list[str]:
     from lapak.cli.signal import signing_key_path
     from lapak.signaling import signing
 
@@ -91,7 +97,7 @@ def _signing_key(launch: Launch, notes: list[str]) -> list[str]:
     if path.resolve() == data_dir or data_dir in path.resolve().parents:
         return [f"signing key {path} is inside the data directory {launch.data_dir}"]
     if not path.exists():
-        notes.append(f"signing key {path} does not exist: it is created at start")
+        notes.append(("signing_key", path))
         return []
     try:
         signing.load(path)
@@ -100,9 +106,9 @@ def _signing_key(launch: Launch, notes: list[str]) -> list[str]:
     return []
 
 
-def _data_dir(path: Path, notes: list[str]) -> list[str]:
+def _data_dir(path: Path, notes: Notes) -> list[str]:
     if not path.exists():
-        notes.append(f"data directory {path} does not exist: it is created at start")
+        notes.append(("data_dir", path))
         return []
     if not path.is_dir():
         return [f"data directory {path} is not a directory"]

@@ -451,3 +451,31 @@ async def test_backup_copies_a_log_and_never_overwrites(tmp_path: Path) -> None:
     assert_one_line_error(again, 1, str(out_file))
     missing = run("backup", "--data-dir", str(tmp_path / "none"), "--output", str(out_file))
     assert_one_line_error(missing, EXIT_NO_FILE, str(tmp_path / "none"))
+
+
+def test_log_settings_from_the_environment_and_a_bad_one_named(tmp_path: Path) -> None:
+    import json
+
+    env = {**os.environ, "LAPAK_LOG_FORMAT": "json", "LAPAK_LOG_LEVEL": "debug"}
+    out = subprocess.run(
+        [*LAPAK, "signal", "--check-config", "--secret-file", str(tmp_path / "s"),
+         "--data-dir", str(tmp_path / "d"), "--tls-cert", str(tmp_path / "c")],
+        capture_output=True, text=True, timeout=30, env={**env, "LAPAK_LOG_LEVEL": "WARNING"},
+    )  # fmt: skip
+    assert_one_line_error(out, 1, "--tls-cert and --tls-key go together")
+    bad = subprocess.run([*LAPAK, "token", "--secret-file", "x", "--role", "booth", "--sub", "b",
+                          "--office", "m"], capture_output=True, text=True, timeout=30,
+                         env={**env, "LAPAK_LOG_FORMAT": "xml"})  # fmt: skip
+    assert_one_line_error(bad, EXIT_USAGE, "LAPAK_LOG_FORMAT", "xml")
+    port = free_port()
+    server = subprocess.Popen(
+        [*LAPAK, "signal", "--port", str(port), "--data-dir", str(tmp_path / "d"),
+         "--secret-file", str(tmp_path / "s")], stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        wait_healthy(port, server, 20)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=15)
+    levels = {json.loads(line)["level"] for line in err.splitlines() if line}
+    assert "debug" in levels or "info" in levels, err

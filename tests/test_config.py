@@ -154,7 +154,7 @@ def check_config(
         env={**{k: v for k, v in os.environ.items() if not k.startswith("LAPAK_")}, **(env or {})},
     )  # fmt: skip
     assert "Traceback" not in out.stderr, out.stderr
-    problems = [ln for ln in out.stderr.splitlines() if ln and ": note: " not in ln]
+    problems = [ln for ln in out.stderr.splitlines() if ln and not ln.startswith("ts=")]
     return out.returncode, problems, out.stdout
 
 
