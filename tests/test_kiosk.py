@@ -87,10 +87,19 @@ def write_tone(path: Path, freq: float, seconds: float = 2.0, rate: int = 48000)
     return path
 
 
-SERVER_SCHEMA = jsonschema.Draft202012Validator(
-    {**json.loads((DOCS / "protocol.schema.json").read_text()), "$ref": "#/$defs/ServerMessage"}
-)
-"""docs/protocol.schema.json, for what the server sends (``$defs/ServerMessage``)."""
+def server_validators() -> dict[str, Any]:
+    """docs/protocol.schema.json, one validator per server message ``type`` (the branches of
+    ``$defs/ServerMessage``), so a failure says what is wrong rather than "no branch fits"."""
+    document = json.loads((DOCS / "protocol.schema.json").read_text())
+    validators = {}
+    for branch in document["$defs"]["ServerMessage"]["anyOf"]:
+        name = branch["$ref"].rsplit("/", 1)[1]
+        kind = document["$defs"][name]["properties"]["type"]["enum"][0]
+        validators[kind] = jsonschema.Draft202012Validator({"$defs": document["$defs"], **branch})
+    return validators
+
+
+SERVER_SCHEMA = server_validators()
 
 
 class FrameLog:
@@ -117,9 +126,14 @@ class FrameLog:
             if isinstance(payload, bytes):
                 problems.append(f"a binary frame: {payload[:120]!r}")
                 continue
+            frame = json.loads(payload)
+            validator = SERVER_SCHEMA.get(frame.get("type") if isinstance(frame, dict) else None)
+            if validator is None:
+                problems.append(f"{payload[:300]} -> not a server message type")
+                continue
             errors = sorted(
                 f"{'/'.join(map(str, e.absolute_path)) or '(frame)'}: {e.message}"
-                for e in SERVER_SCHEMA.iter_errors(json.loads(payload))
+                for e in validator.iter_errors(frame)
             )
             if errors:
                 problems.append(f"{payload[:300]} -> {errors}")
