@@ -36,8 +36,9 @@ from lapak.console.keys import (
     make_bindings,
     palette_commands,
 )
-from lapak.console.paintlog import PaintLog, driver_for
+from lapak.console.paintlog import PaintLog
 from lapak.console.render import ColourMode
+from lapak.console.terminal import TerminalDriver, driver_class
 from lapak.console.tile import BoothTile
 from lapak.console.tile_view import tile_info
 from lapak.media.desk_session import DeskChange, DeskSession, Engine
@@ -118,7 +119,8 @@ class LapakConsole(DeskCommands):
         # The terminal writer and the video decoders are threads: with Python's default 5 ms
         # GIL switch interval a finished paint waits ~5-10 ms for the writer to get the GIL.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
-        super().__init__(driver_class=driver_for(self.paint_log) if self.paint_log else None)
+        self.terminal: TerminalDriver | None = None  # set when the terminal driver starts
+        super().__init__(driver_class=driver_class(self.paint_log, self._terminal_started))
         if self.config.keys:
             self.set_keymap(self.config.keys)
         self.url = url
@@ -283,19 +285,12 @@ class LapakConsole(DeskCommands):
             if link is not None:
                 yield slot, link
 
-    def _terminal_backlog(self) -> int:
-        """Terminal writes not done yet. Textual has no public API for it: read the writer
-        thread's queue when there is one, else assume none."""
-        writer = getattr(self._driver, "_writer_thread", None)
-        queue = getattr(writer, "_queue", None)
-        return queue.qsize() if queue is not None else 0
+    def _terminal_started(self, driver: TerminalDriver) -> None:
+        self.terminal = driver
 
-    def _display(self, screen: Screen[Any], renderable: Any) -> None:
-        super()._display(screen, renderable)
-        if self.paint_log is not None and renderable is not None and self._driver is not None:
-            marker = self.paint_log.marker()
-            if marker is not None:
-                self._driver.write(marker)
+    def _terminal_backlog(self) -> int:
+        """Terminal writes not done yet (none under a test's headless driver)."""
+        return self.terminal.backlog() if self.terminal is not None else 0
 
     async def on_unmount(self) -> None:
         await self.session.close()

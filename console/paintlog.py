@@ -11,12 +11,10 @@ unreadable; ``waited_ms``: from the frame's arrival at the link, decoded, to its
 from __future__ import annotations
 
 import os
-import sys
 import time
 from typing import IO, Any
 
 import numpy as np
-from textual.drivers.linux_driver import LinuxDriver
 
 from lapak.media.testcard import read_stamp
 
@@ -64,7 +62,7 @@ class PaintLog:
         self._out.close()
 
 
-class _SpyFile:
+class SpyFile:
     """Passes writes through; on flush, logs the frames whose markers were written before."""
 
     def __init__(self, file: IO[str], log: PaintLog) -> None:
@@ -86,12 +84,3 @@ class _SpyFile:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._file, name)
-
-
-def driver_for(log: PaintLog) -> type[LinuxDriver]:
-    class PaintLogDriver(LinuxDriver):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._file = _SpyFile(sys.__stderr__, log)  # type: ignore[assignment,arg-type]
-
-    return PaintLogDriver
