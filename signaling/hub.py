@@ -195,15 +195,14 @@ class Hub:
         try:
             if isinstance(msg, p.Hello):
                 self._hello(conn, msg, now, result)
-            elif conn.claims is None:
+            elif conn.claims is None or conn.actor is None:
                 raise p.ProtocolError(ErrorCode.HELLO_REQUIRED, "send hello with a token first")
             elif conn.claims.exp <= now:
                 self._expire(conn, result, msg.id)
                 return result
             else:
-                actor = Actor.of(conn.claims)
-                perm.authorize(actor, result.message_type)
-                self._dispatch(conn, actor, msg, now, result)
+                perm.authorize(conn.actor, result.message_type)
+                self._dispatch(conn, conn.actor, msg, now, result)
         except LapakError as exc:
             # Commands emit nothing before their last check, so no event is half-made.
             assert not result.events, "a refused command must not have produced events"

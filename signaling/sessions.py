@@ -19,17 +19,14 @@ FLOOD_CLOSE_AFTER = 200  # refused frames in a row before the connection is clos
 @dataclass
 class Conn:
     id: int
-    claims: Claims | None = None
+    claims: Claims | None = None  # set by hello; a refresh swaps in a fresh token
+    actor: Actor | None = None  # who the claims name (a refresh keeps the identity)
     watching: set[str] = field(default_factory=set)
     session: str | None = None
     tokens: float = 0.0
     refill_at: float = 0.0  # monotonic
     refused_in_row: int = 0
     gone: bool = False  # replaced or expired: its frames are ignored until the shell closes it
-
-    @property
-    def actor(self) -> Actor | None:
-        return Actor.of(self.claims) if self.claims is not None else None
 
 
 @dataclass(frozen=True)
@@ -107,8 +104,8 @@ class Sessions:
     def join(self, conn: Conn, claims: Claims, asked: str | None) -> Joined:
         """Accept a hello: the connection holds its place (resuming ``asked`` if it is the
         place's session), a newer officer connection displacing the older ones."""
-        conn.claims = claims
-        place = Actor.of(claims).place
+        conn.claims, conn.actor = claims, Actor.of(claims)
+        place = conn.actor.place
         if place is None:
             return Joined(None, False, False, [])
         known = self._sessions.get(place)
