@@ -46,7 +46,7 @@ def add_parsers(sub: Any) -> None:
 
 def ui_config(args: argparse.Namespace) -> ConsoleConfig:
     """The console settings; CliError saying why they cannot be read."""
-    from lapak.console.app import BINDING_IDS
+    from lapak.console.keys import BINDING_IDS
     from lapak.console.config import ConfigError, load_config
 
     try:
