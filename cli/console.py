@@ -46,8 +46,8 @@ def add_parsers(sub: Any) -> None:
 
 def ui_config(args: argparse.Namespace) -> ConsoleConfig:
     """The console settings; CliError saying why they cannot be read."""
-    from lapak.console.keys import BINDING_IDS
     from lapak.console.config import ConfigError, load_config
+    from lapak.console.keys import BINDING_IDS
 
     try:
         return load_config(args.config, known_bindings=set(BINDING_IDS))
