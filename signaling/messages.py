@@ -11,7 +11,7 @@ fails the tests instead of passing unseen.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -247,16 +247,7 @@ class PeerLeft(_Message, frozen=True, tag="peer_left"):
 
 ServerMessage = Welcome | Ack | Error | Snapshot | Delta | BoothState | SdpRelay | PeerLeft
 
-SERVER_MESSAGES: tuple[type[_Message], ...] = (
-    Welcome,
-    Ack,
-    Error,
-    Snapshot,
-    Delta,
-    BoothState,
-    SdpRelay,
-    PeerLeft,
-)
+SERVER_MESSAGES: tuple[type[_Message], ...] = get_args(ServerMessage)
 """Every server → client message, in the order docs/protocol.md lists them."""
 
 _decoder = msgspec.json.Decoder(ServerMessage)
