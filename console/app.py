@@ -45,7 +45,6 @@ from lapak.media.desk_session import DeskChange, DeskSession, Engine
 from lapak.media.officer import OfficerMedia, OfficerMediaOptions, SupervisorMedia
 from lapak.media.tones import AudioSource
 from lapak.signaling.client import RequestError
-from lapak.signaling.messages import OfficeFigures as ServerFigures
 
 __all__ = ["BINDING_IDS", "DeskChanged", "LapakConsole"]
 
@@ -128,7 +127,6 @@ class LapakConsole(DeskCommands):
         self.clock = clock
         self.fatal: str | None = None  # why the console stopped for good (printed by the CLI)
         self.ended: str | None = None  # "replaced" or "refused": the CLI turns it into an exit code
-        self.office_stats: ServerFigures | None = None  # the last office_stats answer
         self.messages: list[tuple[str, str]] = []  # (severity, text), newest last
         self.snapshots: list[tuple[Path, str]] = []
         mode: ColourMode = "256" if colour_mode(self.config.colour) == "256" else "truecolor"

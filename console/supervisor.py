@@ -14,6 +14,7 @@ from lapak.console.i18n import t
 from lapak.console.keys import SUPERVISOR_KEYS, KeySpec, make_bindings
 from lapak.console.screens import OfficeOverview, PickScreen, figures_from
 from lapak.media.desk_session import DeskChange
+from lapak.signaling.messages import OfficeFigures as ServerFigures
 
 log = logging.getLogger("lapak.console")
 
@@ -34,6 +35,7 @@ class SupervisorConsole(LapakConsole, inherit_bindings=False):
         **kwargs: Any,
     ) -> None:
         super().__init__(url, token, read_only=True, desk=desk, media=media, **kwargs)
+        self.office_stats: ServerFigures | None = None  # the last office_stats answer
 
     async def action_overview(self) -> None:
         try:
