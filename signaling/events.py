@@ -136,7 +136,9 @@ _decoder = msgspec.json.Decoder(Event)
 
 
 def event_kind(event: Event) -> str:
-    return type(event).__struct_config__.tag  # type: ignore[return-value]
+    kind = type(event).__struct_config__.tag
+    assert isinstance(kind, str), "every event has a string tag"
+    return kind
 
 
 def encode_event(event: Event) -> bytes:
