@@ -289,9 +289,12 @@ class DeskSession:
             self._on_snapshot(message)
         elif isinstance(message, Delta):
             self._on_delta(message)
-        elif isinstance(message, SdpRelay) and message.sdp_type == "answer":
-            if self.engine is not None:
-                await self.engine.on_answer(message.visit, message.sdp, message.offer_id)
+        elif (
+            isinstance(message, SdpRelay)
+            and message.sdp_type == "answer"
+            and self.engine is not None
+        ):
+            await self.engine.on_answer(message.visit, message.sdp, message.offer_id)
 
     def _on_snapshot(self, message: Snapshot) -> None:
         model = self.models.setdefault(message.desk, DeskModel())

@@ -69,6 +69,8 @@ class LiveAudioSource:
             except MediaStreamError:
                 log.info("event=live_audio_ended source=%s", self.what)
                 return
+            if not isinstance(frame, av.AudioFrame):
+                continue
             for out in self._resampler.resample(frame):
                 self._append(out.to_ndarray().reshape(-1))
 

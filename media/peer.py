@@ -53,7 +53,7 @@ def _jitter_buffer(capacity: int, prefetch: int = 0, is_video: bool = False) -> 
     return JitterBuffer(capacity=capacity, prefetch=prefetch, is_video=is_video)
 
 
-aiortc.rtcrtpreceiver.JitterBuffer = _jitter_buffer  # type: ignore[assignment,misc]
+aiortc.rtcrtpreceiver.JitterBuffer = _jitter_buffer  # type: ignore[attr-defined,assignment]  # no aiortc setting: swap its class
 
 
 def new_peer_connection(ice_servers: Iterable[str] = ()) -> RTCPeerConnection:

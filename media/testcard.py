@@ -128,7 +128,7 @@ def _sample_cells(rgb: np.ndarray, shift: float) -> np.ndarray:
     yy = np.clip((ys[:, None] + dy[None, :]).ravel(), 0, h - 1)
     xx = np.clip((xs[:, None] + dx[None, :]).ravel(), 0, w - 1)
     patch = rgb[np.ix_(yy, xx)][..., :3].astype(np.float32) @ _LUMA
-    return patch.reshape(STAMP_ROWS, dy.size, STAMP_COLS, dx.size).mean(axis=(1, 3))
+    return np.asarray(patch.reshape(STAMP_ROWS, dy.size, STAMP_COLS, dx.size).mean(axis=(1, 3)))
 
 
 def _decode_cells(cells: np.ndarray) -> int | None:
@@ -177,7 +177,7 @@ def _patch_colour(
     y0, y1 = int(ybounds[0] * h), max(int(ybounds[0] * h) + 1, int(ybounds[1] * h))
     x0, x1 = int(xbounds[0] * w), max(int(xbounds[0] * w) + 1, int(xbounds[1] * w))
     patch = rgb[y0:y1, x0:x1, :3].reshape(-1, 3)
-    return np.median(patch, axis=0)
+    return np.asarray(np.median(patch, axis=0))
 
 
 def identify_booth(rgb: np.ndarray, tolerance: float = COLOUR_TOLERANCE) -> int | None:
@@ -375,7 +375,7 @@ class TestCardTrack(VideoStreamTrack):
         # allocation and copy of from_ndarray, ~20% of the per-frame cost.
         self._canvas = av.VideoFrame(width, height, "rgb24")
         plane = self._canvas.planes[0]
-        rows = np.frombuffer(plane, dtype=np.uint8).reshape(height, plane.line_size)
+        rows = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(height, plane.line_size)
         self._canvas_rgb = rows[:, : width * 3].reshape(height, width, 3)
         self._t0: float | None = None
         self._n = 0

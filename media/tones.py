@@ -69,7 +69,7 @@ def to_mono(frame: av.AudioFrame) -> np.ndarray:
         mono = planes.astype(np.float64).mean(axis=0) / 2147483648.0
     else:
         mono = planes.astype(np.float32).mean(axis=0)
-    return mono.astype(np.float32, copy=False)
+    return np.asarray(mono, dtype=np.float32)
 
 
 @lru_cache(maxsize=64)
@@ -79,7 +79,7 @@ def _probe_vector(freq: float, n: int, rate: int) -> np.ndarray:
     phase = np.exp(-2j * np.pi * freq * np.arange(n) / rate)
     vector = window * phase * (2.0 / window.sum())
     vector.setflags(write=False)
-    return vector
+    return np.asarray(vector)
 
 
 def goertzel_power(samples: np.ndarray, freq: float, rate: int = SAMPLE_RATE) -> float:

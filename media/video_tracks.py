@@ -105,6 +105,8 @@ class Fanout:
             except MediaStreamError:
                 log.info("event=source_ended kind=%s", self.kind)
                 frame = None
+            if isinstance(frame, av.Packet):
+                continue  # a track yields frames; the type says it may yield packets
             self.frames += 1
             for q in list(self._subscribers):
                 if q.full():
