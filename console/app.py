@@ -30,9 +30,6 @@ from lapak.console.keys import (
     BINDING_IDS,
     MUTATING_ACTIONS,
     OFFICER_KEYS,
-    KeyHelp,
-    KeySpec,
-    key_help,
     make_bindings,
     palette_commands,
 )
@@ -90,7 +87,6 @@ class LapakConsole(DeskCommands):
     TITLE = "Lapak"
     ENABLE_COMMAND_PALETTE = True
 
-    KEYS: ClassVar[tuple[KeySpec, ...]] = OFFICER_KEYS
     BINDINGS: ClassVar[list[BindingType]] = make_bindings(OFFICER_KEYS)
 
     def __init__(
@@ -296,9 +292,6 @@ class LapakConsole(DeskCommands):
             self.paint_log.close()
 
     # -- keys -----------------------------------------------------------------------------
-
-    def key_help(self) -> list[KeyHelp]:
-        return key_help(self.KEYS, self.desk_screen.active_bindings, self.get_key_display)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """Every key's action is also a command in the palette (ctrl+p)."""

@@ -13,7 +13,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, ClassVar
 
 import av
 from textual.app import App
@@ -22,7 +22,7 @@ from lapak.console import i18n
 from lapak.console.config import ConsoleConfig, default_snapshot_dir
 from lapak.console.desk_screen import DeskScreen
 from lapak.console.i18n import t
-from lapak.console.keys import KeyHelp
+from lapak.console.keys import OFFICER_KEYS, KeyHelp, KeySpec, help_rows
 from lapak.console.png import save_png, snapshot_path
 from lapak.console.screens import ConfirmQuit, ConfirmScreen, HelpScreen, NoteScreen, PickScreen
 from lapak.media.desk_model import DeskModel
@@ -60,8 +60,11 @@ class DeskCommands(App[None]):
     messages: list[tuple[str, str]]
     snapshots: list[tuple[Any, str]]
 
+    KEYS: ClassVar[tuple[KeySpec, ...]] = OFFICER_KEYS
+
     def key_help(self) -> list[KeyHelp]:
-        raise NotImplementedError
+        """Every key of this console as bound now (the config file may have changed them)."""
+        return help_rows(self.KEYS, self.desk_screen.active_bindings, self.get_key_display)
 
     @property
     def model(self) -> DeskModel:

@@ -140,7 +140,7 @@ def bound_keys(active: dict[str, ActiveBinding]) -> dict[str, list[str]]:
     return keys
 
 
-def key_help(
+def help_rows(
     table: Iterable[KeySpec],
     active: dict[str, ActiveBinding],
     display: Callable[[Binding], str],
