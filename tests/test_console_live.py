@@ -1,13 +1,15 @@
 """The officer's console against a real server (``SignalServer`` on loopback) through the real
 desk session: what only a real connection shows — an approval reaching the server's state,
 reconnecting, the server ending a session for good, the server's clock for "last spoke",
-a booth that leaves. Booths are real ``SignalClient``s sending ``start_visit`` (no video).
+a booth that leaves, a snapshot of live video. Booths are real ``SignalClient``s sending
+``start_visit`` (no video), except for the snapshot (a real BoothAgent: aiortc, VP8).
 Every key's own behaviour is tested against a fake session in tests/test_console_keys.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,7 +19,12 @@ import pytest
 from conftest import wait_for
 
 from lapak.console.app import LapakConsole
+from lapak.console.config import ConsoleConfig
+from lapak.console.screens import HelpScreen
 from lapak.console.supervisor import SupervisorConsole
+from lapak.media.booth import BoothMediaConfig
+from lapak.media.simulator import make_booths
+from lapak.media.testcard import identify_booth
 from lapak.signaling.client import SignalClient
 from lapak.signaling.server import SignalServer
 from lapak.signaling.tokens import KeyRing
@@ -253,3 +260,55 @@ async def test_a_booth_that_left_is_away_and_its_abandoned_visit_is_told(
             await clients[0].close()
     finally:
         await srv.close()
+
+
+async def test_snapshot_saves_the_frame_and_records_its_hash_and_overlays_pause_video(
+    server: SignalServer, keys: KeyRing, tmp_path: Path
+) -> None:
+    booths = make_booths(
+        server.url, keys, 1, media=BoothMediaConfig(width=160, height=120, fps=15), seed=3
+    )
+    app = LapakConsole(
+        server.url,
+        keys.issue("officer", "ana", "main", desk="d1"),
+        config=ConsoleConfig(snapshot_dir=tmp_path / "shots"),
+    )
+    try:
+        await booths[0].start()
+        async with app.run_test(size=(120, 40)) as pilot:
+            video = app.tile(1).video  # held by reference: there before it is mounted
+            await wait_for(
+                lambda: video.last_rgb is not None and identify_booth(video.last_rgb) == 0,
+                "tile 1 shows booth-01's test card",
+                timeout=30,
+            )
+            await pilot.press("s")
+            await wait_for(lambda: bool(app.snapshots), "a snapshot saved")
+            path, digest = app.snapshots[0]
+            assert path.parent == tmp_path / "shots" and path.suffix == ".png"
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+            assert path.read_bytes().startswith(b"\x89PNG"), "the file is a PNG"
+            assert server.hub is not None
+            visit = booths[0].visit
+            assert visit is not None
+            await wait_for(
+                lambda: server.hub.state.visits[visit].snapshots == 1,
+                "the server records the snapshot in the visit's audit trail",
+            )
+            await wait_for(
+                lambda: "recorded" in app.desk_screen.query_one("#message").render().plain,
+                "the console says the server recorded it",
+            )
+
+            await pilot.press("question_mark")
+            await wait_for(lambda: isinstance(app.screen, HelpScreen), "help open")
+            before = video.frames_painted
+            assert app.media is not None
+            link = app.media.links[visit]
+            arrived = link.frames
+            await wait_for(lambda: link.frames > arrived + 5, "more frames arrive under help")
+            assert video.frames_painted == before, "no video is painted under the help screen"
+            await pilot.press("escape")
+            await wait_for(lambda: video.frames_painted > before + 3, "video resumes")
+    finally:
+        await asyncio.gather(*(b.close() for b in booths))
