@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import signal
 import ssl
 import subprocess
@@ -313,19 +312,3 @@ def wait(
         if time.monotonic() > deadline:
             raise AssertionError(f"waited {timeout:.0f}s for {what}\n{why()}")
         time.sleep(0.1)
-
-
-def copy_checkout(dest: Path) -> None:
-    """The checkout as an operator copies it to the server: the files git knows (tracked or
-    new, not ignored), as they are in the working tree."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        capture_output=True,
-        check=True,
-        cwd=ROOT,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source = ROOT / name
-        if source.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)

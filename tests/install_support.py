@@ -40,13 +40,32 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def copy_checkout(dest: Path) -> None:
+    """The checkout as an operator copies it: the files git knows (tracked or new, not
+    ignored), as they are in the working tree. Never build in the repository itself: pip
+    builds in place, and setuptools packs whatever an earlier build left in build/lib (a
+    module deleted since would ship again)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True, check=True, cwd=ROOT,
+    ).stdout.decode()  # fmt: skip
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+
+
 @functools.cache
 def build_wheel() -> Build:
-    """``pip wheel`` of the checkout (build isolation, as a user's build); once per run."""
-    out = Path(tempfile.mkdtemp(prefix="lapak-wheel-"))
-    atexit.register(shutil.rmtree, out, True)
+    """``pip wheel`` of a clean copy of the checkout (build isolation, as a user's build);
+    once per run."""
+    work = Path(tempfile.mkdtemp(prefix="lapak-wheel-"))
+    atexit.register(shutil.rmtree, work, True)
+    out, source = work / "dist", work / "lapak"
+    copy_checkout(source)
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(out), str(source)],
         capture_output=True, text=True, timeout=300, env=clean_env(),
     )  # fmt: skip
     output = proc.stdout + proc.stderr

@@ -34,10 +34,10 @@ from deploy_page import (
     UNITS,
     Block,
     Walk,
-    copy_checkout,
     tty_text,
     unit_settings,
 )
+from install_support import copy_checkout
 from tests_support import free_port
 
 
