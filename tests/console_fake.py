@@ -28,6 +28,7 @@ from lapak.signaling.messages import (
     VisitView,
     Welcome,
 )
+from lapak.signaling.protocol import Role
 
 STEPS = ("identity", "membership", "family_card", "bank_book", "termination_letter", "decision")
 REASONS = ["document unreadable", "document missing", "wrong person"]
@@ -48,13 +49,22 @@ def visit_view(n: int, *, desk: str = "d1", started_at: float = 1000.0, **fields
 
 
 def welcome(
-    role: str = "officer", desk: str | None = "d1", desks: list[str] | None = None
+    role: Role = "officer", desk: str | None = "d1", desks: list[str] | None = None
 ) -> Welcome:
     return Welcome(
-        re=None, role=role, sub="ana" if role == "officer" else "sri", office="main", desk=desk,
-        booth=None, session="s1", resumed=False, desks=desks or ["d1"], claim_types=["JHT"],
-        reasons=REASONS, grace_s=30.0,
-    )  # type: ignore[arg-type]  # fmt: skip
+        re=None,
+        role=role,
+        sub="ana" if role == "officer" else "sri",
+        office="main",
+        desk=desk,
+        booth=None,
+        session="s1",
+        resumed=False,
+        desks=desks or ["d1"],
+        claim_types=["JHT"],
+        reasons=REASONS,
+        grace_s=30.0,
+    )
 
 
 def snapshot(visits: list[VisitView], *, desk: str = "d1", on_air: str | None = None,
@@ -225,7 +235,8 @@ class FakeDeskSession:
             raise error
         new = {"approve": "approved", "reject": "rejected", "reopen": "pending"}[decision]
         steps = list(view.steps)
-        steps[step] = StepView(steps[step].name, new, reason if decision == "reject" else None)  # type: ignore[arg-type]
+        kept = reason if decision == "reject" else None
+        steps[step] = StepView(steps[step].name, new, kept)  # type: ignore[arg-type]  # str for the status literal
         model.acknowledged(visit, step)
         self._changed(frozenset({visit}))
         self.change(msgspec.structs.replace(view, steps=steps, current_step=first_pending(steps)))

@@ -101,7 +101,7 @@ async def test_paint_timer_never_looks_tiles_up_even_before_they_are_mounted() -
     """The paint timer ran while the tiles were not mounted yet and crashed the app
     (``NoMatches`` for ``#slot-N``); tiles are now held by reference."""
     app = offline()
-    app.engine = FakeMedia()  # type: ignore[assignment]
+    app.engine = FakeMedia()  # type: ignore[assignment]  # a stand-in engine with a frame ready
     feed(app, one_visit_snapshot())  # a snapshot before anything is mounted
     tile = app.tile(1)
     assert not tile.is_mounted
@@ -128,7 +128,7 @@ async def test_several_syncs_in_one_turn_ask_the_media_engine_once() -> None:
             self.links.setdefault(visit, FakeLink())
 
     engine = CountingMedia()
-    session = DeskSession("ws://unused", "", engine=engine)  # type: ignore[arg-type]
+    session = DeskSession("ws://unused", "", engine=engine)  # type: ignore[arg-type]  # counts ensure calls
     session.desk = "d1"
     model = session.models["d1"] = DeskModel()
     model.load_snapshot(one_visit_snapshot())
