@@ -45,15 +45,18 @@ def copy_checkout(dest: Path) -> None:
     ignored), as they are in the working tree. Never build in the repository itself: pip
     builds in place, and setuptools packs whatever an earlier build left in build/lib (a
     module deleted since would ship again)."""
+    for name in checkout_files():
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, dest / name)
+
+
+def checkout_files() -> list[str]:
+    """Paths (relative to the repository) of the files git knows that exist."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         capture_output=True, check=True, cwd=ROOT,
     ).stdout.decode()  # fmt: skip
-    for name in filter(None, listed.split("\0")):
-        source = ROOT / name
-        if source.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
+    return [name for name in filter(None, listed.split("\0")) if (ROOT / name).is_file()]
 
 
 @functools.cache

@@ -14,6 +14,7 @@ from install_support import (
     BUILD_WARNING,
     ROOT,
     build_wheel,
+    checkout_files,
     clean_env,
     make_venv,
     pip_install,
@@ -57,6 +58,15 @@ def test_wheel_holds_only_the_lapak_namespace() -> None:
     with zipfile.ZipFile(build_wheel().wheel) as whl:
         tops = {n.split("/", 1)[0] for n in whl.namelist()}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"lapak"}, tops
+
+
+def test_wheel_ships_every_module_of_the_checkout_and_no_other() -> None:
+    with zipfile.ZipFile(build_wheel().wheel) as whl:
+        shipped = {n.removeprefix("lapak/") for n in whl.namelist() if n.endswith(".py")}
+    source = {n for n in checkout_files() if n.endswith(".py") and n.split("/")[0] in SUBPACKAGES}
+    assert shipped == source, (
+        f"missing: {source - shipped}; not in the checkout: {shipped - source}"
+    )
 
 
 def test_wheel_installs_in_a_clean_venv_and_runs(tmp_path: Path) -> None:
