@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -166,39 +166,34 @@ async def test_supervisor_stays_connected_past_three_request_timeouts(
         assert "lost" not in status(supervisor)
 
 
-async def test_console_with_a_refused_token_exits_with_one_line(
-    server: SignalServer, keys: KeyRing
+@pytest.mark.parametrize(
+    ("token_of", "connects", "says"),
+    [
+        # signed with a key the server does not hold
+        (lambda keys: KeyRing.generate().issue("officer", "ana", "main", desk="d1"),
+         False, "refused the token"),
+        # valid when the console starts, expired two seconds later
+        (lambda keys: keys.issue("officer", "ana", "main", desk="d1", ttl=2.0), True,
+         "token_expired"),
+        # a supervisor's token runs `lapak supervise`, not the officer's console
+        (lambda keys: keys.issue("supervisor", "sri", "main"), True, "lapak supervise"),
+    ],
+    ids=["refused", "expires", "wrong-role"],
+)  # fmt: skip
+async def test_console_whose_token_is_refused_stops_with_one_line(
+    server: SignalServer,
+    keys: KeyRing,
+    token_of: Callable[[KeyRing], str],
+    connects: bool,
+    says: str,
 ) -> None:
-    other = KeyRing.generate()  # signed with a key the server does not hold
-    app = LapakConsole(server.url, other.issue("officer", "ana", "main", desk="d1"), media=False)
+    app = LapakConsole(server.url, token_of(keys), media=False)
     async with app.run_test(size=SIZE):
         await wait_for(lambda: app.return_code is not None, "the console stops")
     assert app.ended == "refused"  # the CLI exits 5 (EXIT_TOKEN)
-    assert app.fatal is not None and "refused the token" in app.fatal, app.fatal
+    assert app.fatal is not None and says in app.fatal, app.fatal
+    assert (app.session.welcome is not None) == connects, "welcomed before the end, or not"
     assert app.session.client.reconnects == 0, "no reconnect loop"
-
-
-async def test_console_whose_token_expires_stops_instead_of_reconnecting(
-    server: SignalServer, keys: KeyRing
-) -> None:
-    token = keys.issue("officer", "ana", "main", desk="d1", ttl=2.0)
-    app = LapakConsole(server.url, token, media=False)
-    async with app.run_test(size=SIZE):
-        await wait_for(lambda: app.session.connected, "connected while the token is valid")
-        await wait_for(lambda: app.return_code is not None, "the console stops when it expires")
-    assert app.ended == "refused"  # the CLI exits 5 (EXIT_TOKEN)
-    assert app.fatal is not None and "token_expired" in app.fatal, app.fatal
-    assert app.session.client.reconnects == 0, "no reconnect loop"
-
-
-async def test_console_with_a_supervisor_token_says_to_use_supervise(
-    server: SignalServer, keys: KeyRing
-) -> None:
-    app = LapakConsole(server.url, keys.issue("supervisor", "sri", "main"), media=False)
-    async with app.run_test(size=SIZE):
-        await wait_for(lambda: app.return_code is not None, "the console stops")
-    assert app.ended == "refused"  # the CLI exits 5 (EXIT_TOKEN): wrong role
-    assert app.fatal is not None and "lapak supervise" in app.fatal
 
 
 async def test_console_replaced_by_a_newer_one_exits_without_reconnecting(
