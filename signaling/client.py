@@ -350,6 +350,8 @@ class SignalClient:
                 await outcome
 
     def _lost(self, ws: ClientConnection) -> None:
+        if ws is not self._ws:
+            return  # the reader of an earlier attempt's socket: a newer one is in charge
         rcvd = ws.protocol.close_rcvd
         self.close_code = rcvd.code if rcvd is not None else None
         reason = final_reason(close_code=self.close_code)
