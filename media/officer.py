@@ -56,12 +56,12 @@ class OfficerMedia(MediaEngine):
     def __init__(
         self,
         send_sdp: SendSdp | None = None,
-        options: OfficerMediaOptions | AudioSource | None = None,
+        options: OfficerMediaOptions | None = None,
         *,
         voice: AudioSource | None = None,
     ) -> None:
-        if options is not None and not isinstance(options, OfficerMediaOptions):
-            voice, options = options, None  # the older OfficerMedia(send_sdp, voice) call
+        """``send_sdp``: None until a desk session attaches its own; ``voice`` overrides
+        ``options.voice``."""
         self.options = options or OfficerMediaOptions()
         if voice is not None:
             self.options.voice = voice
