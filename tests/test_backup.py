@@ -1,4 +1,4 @@
-"""``backup_log``: an online copy of a live log that verifies and replays to the same state.
+"""``lapak backup``: an online copy of a live log that verifies and replays to the same state.
 
 A real server takes decisions from a client while the backup runs; the copy is then
 restored the way docs/deploy.md says (its two files into a new data directory), checked by
@@ -21,7 +21,7 @@ from conftest import wait_for
 from raw_client import discard, hello, request
 
 from lapak.signaling import signing
-from lapak.signaling.backup import BackupError, backup_log, restore_files
+from lapak.signaling.backup import BackupError, backup_log, marker_for, restore_files
 from lapak.signaling.config import ServerConfig
 from lapak.signaling.domain import State, apply
 from lapak.signaling.eventlog import read_events
@@ -85,10 +85,14 @@ async def test_backup_of_a_live_log_verifies_and_replays(tmp_path: Path, keys: K
         await wait_for(lambda: acked >= 30, "30 decisions before the backup")
         marker = data / "checkpoint.json"
         await wait_for(lambda: signed_seq(marker) > 0, "a signed checkpoint of the live log")
-        info = await asyncio.to_thread(backup_log, data, output)  # the client writes on
-        await wait_for(lambda: acked >= info.events + 20, "more decisions after the backup")
-        with pytest.raises(BackupError, match="exists"):
-            await asyncio.to_thread(backup_log, data, output)
+        backup = ("backup", "--data-dir", str(data), "--output", str(output))
+        made = await asyncio.to_thread(lapak, *backup)  # the client writes on meanwhile
+        assert made.returncode == 0, f"the backup is made: {made.stderr}"
+        events = len(rows(output))
+        assert f": {events} events" in made.stdout, made.stdout
+        await wait_for(lambda: acked >= events + 20, "more decisions after the backup")
+        twice = await asyncio.to_thread(lapak, *backup)
+        assert twice.returncode == 1 and "exists" in twice.stderr, "never overwritten"
     finally:
         stop.set()
         await writer
@@ -100,10 +104,10 @@ async def test_backup_of_a_live_log_verifies_and_replays(tmp_path: Path, keys: K
     # The copy is the live log as of one commit: a prefix of it, one file, private.
     live = rows(data / "events.sqlite3")
     copied = rows(output)
-    assert copied == live[: len(copied)] and len(copied) == info.events
+    assert copied == live[:events]
     assert len(live) > len(copied), "the log went on after the backup"
     assert stat.S_IMODE(output.stat().st_mode) == 0o600, "the copy is owner-only"
-    assert stat.S_IMODE(info.checkpoint.stat().st_mode) == 0o600
+    assert stat.S_IMODE(marker_for(output).stat().st_mode) == 0o600
     assert not output.with_name(output.name + "-wal").exists(), "one self-contained file"
 
     # Restore: the two files into a new data directory; audit it, then start on it.
@@ -117,7 +121,7 @@ async def test_backup_of_a_live_log_verifies_and_replays(tmp_path: Path, keys: K
     )
     assert audit.returncode == 0, f"the copy verifies: {audit.stdout}{audit.stderr}"
     expected = State()
-    for event in list(read_events(data / "events.sqlite3"))[: info.events]:
+    for event in list(read_events(data / "events.sqlite3"))[:events]:
         apply(expected, event)
     again = SignalServer(restored, keys, port=0, signer=signer)
     await again.start()

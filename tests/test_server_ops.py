@@ -4,8 +4,6 @@ connections, and the latency histograms and build info on /metrics."""
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import logging
 import os
 import signal
@@ -15,12 +13,9 @@ from pathlib import Path
 
 import pytest
 from conftest import wait_for
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from prometheus_client.parser import text_string_to_metric_families
 from raw_client import discard, hello, request
+from test_cli import self_signed  # one certificate maker for the tests
 
 from lapak.signaling.config import ServerConfig
 from lapak.signaling.metrics import version
@@ -29,33 +24,12 @@ from lapak.signaling.tls import CertFiles
 from lapak.signaling.tokens import KeyRing
 
 
-def write_cert(files: CertFiles, name: str, key: ec.EllipticCurvePrivateKey | None = None) -> bytes:
-    """A self-signed certificate for 127.0.0.1 named ``name``; returns its DER bytes."""
-    key = key or ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    pem_key = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    files.key.write_bytes(pem_key)
-    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return cert.public_bytes(serialization.Encoding.DER)
+def new_cert(folder: Path) -> bytes:
+    """A fresh self-signed certificate and key written as ``folder``/cert.pem and key.pem
+    (a new key each time, so each certificate differs); returns the certificate's DER."""
+    folder.mkdir(exist_ok=True)
+    cert, _ = self_signed(folder)
+    return ssl.PEM_cert_to_DER_cert(cert.read_text())
 
 
 def any_cert() -> ssl.SSLContext:
@@ -82,7 +56,7 @@ async def test_sighup_reloads_the_certificate_and_keeps_connections(
 ) -> None:
     caplog.set_level(logging.INFO, logger="lapak.signal")
     files = CertFiles(tmp_path / "cert.pem", tmp_path / "key.pem")
-    first = write_cert(files, "first")
+    first = new_cert(tmp_path)
     server = SignalServer(tmp_path / "data", keys, port=0, tls_files=files)
     stop = asyncio.Event()
     running = asyncio.create_task(run_server(server, stop))
@@ -97,7 +71,7 @@ async def test_sighup_reloads_the_certificate_and_keeps_connections(
         reader = old.transport.get_extra_info("ssl_object")
         assert reader.getpeercert(binary_form=True) == first
 
-        second = write_cert(files, "second")  # renewed in place, as certbot does
+        second = new_cert(tmp_path)  # renewed in place, as certbot does
         os.kill(os.getpid(), signal.SIGHUP)
         await wait_for(lambda: "event=tls_reloaded" in caplog.text, "the reload is logged")
         assert await served_cert(server.port) == second, "new handshakes get the new cert"
@@ -107,7 +81,8 @@ async def test_sighup_reloads_the_certificate_and_keeps_connections(
         )
 
         # A key that does not match its certificate: refused, the live chain stays.
-        write_cert(CertFiles(files.cert, tmp_path / "other.pem"), "third")
+        new_cert(tmp_path / "other")
+        files.cert.write_bytes((tmp_path / "other" / "cert.pem").read_bytes())
         os.kill(os.getpid(), signal.SIGHUP)
         await wait_for(lambda: "event=tls_reload_failed" in caplog.text, "the failure is logged")
         assert await served_cert(server.port) == second, "a bad pair leaves the old chain"
