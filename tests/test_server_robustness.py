@@ -215,3 +215,18 @@ async def test_websocket_origin_must_be_the_servers_own(server: SignalServer) ->
     async with connect(server.url, origin=own) as ws:
         await ws.send("{}")
         assert json.loads(await ws.recv())["type"] == "error", "the own origin is let in"
+
+
+def test_origins_are_built_one_way() -> None:
+    from lapak.signaling.origins import OriginCheck, origin, own_origins
+
+    assert origin(False, "::1", 80) == "http://[::1]"
+    assert origin(True, "example.org", 443) == "https://example.org"
+    assert origin(True, "10.0.0.5", 8765) == "https://10.0.0.5:8765"
+    own = own_origins("192.168.1.5", 8765, tls=False)
+    assert own >= {"http://localhost:8765", "http://[::1]:8765", "http://192.168.1.5:8765"}
+    check = OriginCheck(own, tls=False)
+    assert check.allows(None, None), "machine clients send no Origin"
+    assert not check.allows("http://evil:8765", ("192.168.1.5", 8765))
+    reached = ("::ffff:10.1.2.3", 8765, 0, 0)  # IPv4 over a dual-stack socket
+    assert check.allows("http://10.1.2.3:8765", reached), "the address a kiosk reached us at"
