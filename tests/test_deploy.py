@@ -112,6 +112,18 @@ def test_unit_runs_a_sandboxed_restartable_service_as_its_own_user() -> None:
     assert set(one["RestrictAddressFamilies"].split()) == {"AF_INET", "AF_INET6", "AF_UNIX"}
 
 
+def test_a_bad_config_exits_2_which_the_unit_does_not_restart(tmp_path: Path) -> None:
+    """RestartPreventExitStatus=2 relies on this: a restart loop cannot fix a typo."""
+    assert dict(unit_settings(UNIT.read_text()))["RestartPreventExitStatus"] == "2"
+    bad = tmp_path / "server.toml"
+    bad.write_text('[server]\nportt = 8765\nsecret_file = "secret"\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "lapak.cli", "signal", "--config", str(bad)],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "portt" in proc.stderr, (proc.returncode, proc.stderr)
+
+
 def systemd_analyze() -> str:
     tool = shutil.which("systemd-analyze")
     if tool is None:
