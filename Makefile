@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/lapak demo
 
-test: $(STAMP) lint
+test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest -q
 
 # The fast tier for a developer: unit tests only, no real servers, subprocesses, media or
