@@ -17,6 +17,8 @@ from typing import Literal
 
 import numpy as np
 
+from lapak.media.tile_grid import TileGrid
+
 __all__ = [
     "DEFAULT_THRESHOLD",
     "HALF_BLOCK",
@@ -142,7 +144,7 @@ def _xterm256_lut() -> np.ndarray:
     return codes
 
 
-class CellRenderer:
+class CellRenderer(TileGrid):
     """Render ``(rows * 2, cols, 3)`` uint8 RGB arrays to half-block ANSI rows.
 
     Keeps the pixels each row was last painted from, and marks a row changed only when some cell
@@ -151,13 +153,11 @@ class CellRenderer:
     """
 
     __slots__ = (
-        "_cols",
         "_mode",
         "_n",
         "_painted",
         "_ref",
         "_reset_index",
-        "_rows",
         "_table",
         "_threshold",
     )
@@ -178,8 +178,6 @@ class CellRenderer:
         self._reset_index = 3 + 3 * self._n
         # 0 and 1 both mean "any difference".
         self._threshold = max(threshold, 1)
-        self._cols = 0
-        self._rows = 0
         self._ref: np.ndarray | None = None
         self._painted: list[str] = []
         if colour_mode == "256":
@@ -187,23 +185,12 @@ class CellRenderer:
         self.resize(cols, rows)
 
     @property
-    def cols(self) -> int:
-        return self._cols
-
-    @property
-    def rows(self) -> int:
-        return self._rows
-
-    @property
     def colour_mode(self) -> ColourMode:
         return self._mode
 
     def resize(self, cols: int, rows: int) -> None:
         """Change the tile size; the next render repaints every row."""
-        if cols < 1 or rows < 1:
-            raise ValueError(f"tile size must be at least 1x1 cells, got {cols}x{rows}")
-        self._cols = cols
-        self._rows = rows
+        super().resize(cols, rows)
         self._painted = [""] * rows
         self.invalidate()
 
