@@ -256,11 +256,14 @@ class DeskCommands(App[None]):
             return t("why.rejected")
         return None
 
-    def action_finish(self) -> None:
+    def _selected_on_air_or_ask(self, what: str, then: Callable[[Visit], None]) -> None:
+        """A whole-visit action on the selected tile: at once on air, else asked first."""
         visit = self._selected_visit()
-        if visit is None:
-            return
-        self._on_air_or_ask(visit, t("what.finish"), lambda: self._pick_outcome(visit))
+        if visit is not None:
+            self._on_air_or_ask(visit, what, lambda: then(visit))
+
+    def action_finish(self) -> None:
+        self._selected_on_air_or_ask(t("what.finish"), self._pick_outcome)
 
     def _pick_outcome(self, visit: Visit) -> None:
         outcomes: tuple[Outcome, ...] = ("completed", "rejected", "abandoned")
@@ -289,10 +292,7 @@ class DeskCommands(App[None]):
         )
 
     def action_escalate(self) -> None:
-        visit = self._selected_visit()
-        if visit is None:
-            return
-        self._on_air_or_ask(visit, t("what.escalate"), lambda: self._ask_note(visit))
+        self._selected_on_air_or_ask(t("what.escalate"), self._ask_note)
 
     def _ask_note(self, visit: Visit) -> None:
         def noted(note: str | None) -> None:
