@@ -30,7 +30,7 @@ from lapak.media.testcard import TestCardTrack
 from lapak.media.tones import OFFICER_FREQUENCY, ToneBurstSource, booth_frequency, to_mono
 from lapak.media.video_tracks import Fanout, FanoutTrack
 from lapak.signaling.client import Backoff, SignalClient
-from lapak.signaling.messages import BoothState, PeerLeft, SdpRelay, ServerMessage
+from lapak.signaling.messages import BoothState, IceServer, PeerLeft, SdpRelay, ServerMessage
 from lapak.signaling.protocol import Claimant, ClientMessage, StartVisit
 
 log = logging.getLogger("lapak.booth")
@@ -97,6 +97,7 @@ class BoothAgent:
             self._mic_track,
             self._on_officer_track,
             self._refresh_screen,
+            self._ice_servers,
         )
         self.screen: BoothScreen = booth_screen(None, False)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -106,6 +107,11 @@ class BoothAgent:
         self._sources_ready = False
 
     # -- state --------------------------------------------------------------------------------
+
+    def _ice_servers(self) -> list[IceServer]:
+        """The STUN/TURN servers of the latest welcome (fresh TURN credentials after each)."""
+        welcome = self.client.welcome
+        return welcome.ice_servers if welcome is not None else []
 
     @property
     def on_air(self) -> bool:

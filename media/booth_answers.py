@@ -22,7 +22,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaBlackhole
 
 from lapak.media.peer import cancel_tasks, close_peers, new_peer_connection
-from lapak.signaling.messages import PeerLeft, SdpRelay
+from lapak.signaling.messages import IceServer, PeerLeft, SdpRelay
 from lapak.signaling.protocol import ClientMessage, Sdp
 
 log = logging.getLogger("lapak.booth")
@@ -41,8 +41,10 @@ class OfferAnswerer:
         mic: Callable[[], MediaStreamTrack | None],
         on_officer_track: Callable[[MediaStreamTrack], None],
         on_officer_state: Callable[[], None],
+        ice_servers: Callable[[], list[IceServer]] = list,
     ) -> None:
         self.name = name
+        self._ice_servers = ice_servers  # the latest welcome's, read for each new peer
         self._send = send
         self._camera = camera
         self._mic = mic
@@ -150,7 +152,7 @@ class OfferAnswerer:
             await close_peers([old])
         if self._superseded(message, None):
             return
-        pc = new_peer_connection()
+        pc = new_peer_connection(self._ice_servers())
         self.officer_pc = pc
 
         @pc.on("track")
@@ -197,7 +199,7 @@ class OfferAnswerer:
             )
             self.offers_refused += 1
             return
-        pc = new_peer_connection()
+        pc = new_peer_connection(self._ice_servers())
         self.supervisor_peers[peer] = pc
 
         @pc.on("track")

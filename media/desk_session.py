@@ -342,6 +342,8 @@ class DeskSession:
         if engine is None:
             return
         model = self.model
+        welcome = self.client.welcome
+        engine.ice_servers = welcome.ice_servers if welcome is not None else []
         if isinstance(engine, OfficerMedia):
             engine.set_on_air(model.on_air)
         for visit, view in model.visits.items():

@@ -36,6 +36,7 @@ from lapak.media.audio_tracks import AudioProbe
 from lapak.media.booth_link import FAILED_AFTER, STALL_S, BoothLink, new_offer_id, why_rebuild
 from lapak.media.links import counters_from_report, link_stats
 from lapak.media.peer import cancel_tasks, close_peers, new_peer_connection
+from lapak.signaling.messages import IceServer
 from lapak.signaling.protocol import SdpType
 
 log = logging.getLogger("lapak.officer_media")
@@ -62,6 +63,9 @@ class MediaEngine:
         self._closing = False
         self._presence: dict[str, bool] = {}
         self._background = False
+        self.ice_servers: list[IceServer] = []
+        """The latest welcome's STUN/TURN servers (the desk session sets them): every peer
+        connection made after that uses them, a rebuilt one included."""
 
     # -- public interface used by the desk session --------------------------------------------
 
@@ -75,7 +79,7 @@ class MediaEngine:
         link = self.links.get(visit)
         if link is not None:
             return link
-        link = BoothLink(visit, new_peer_connection())
+        link = BoothLink(visit, new_peer_connection(self.ice_servers))
         self.links[visit] = link
         link.booth_present = self._presence.get(visit)
         if link.booth_present is False:
@@ -308,7 +312,7 @@ class MediaEngine:
         link.tasks = set()
         if self.links.get(link.visit) is not link or self._closing:
             return
-        link.pc = new_peer_connection()
+        link.pc = new_peer_connection(self.ice_servers)
         link.latest = None
         link.connected_at = None
         link._counters = None

@@ -1,7 +1,9 @@
 """Peer-connection set-up shared by booths, consoles and supervisors.
 
 aiortc gathers all candidates before ``setLocalDescription`` returns (no trickle), so the
-SDP we relay is always complete. No STUN by default: branch traffic stays on the LAN.
+SDP we relay is always complete. No STUN or TURN unless the server's ``welcome`` lists ICE
+servers (``[ice]`` in its config): branch traffic stays on the LAN, a booth across sites goes
+through the TURN relay with the short-lived credentials the welcome carries.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import aiortc.codecs.vpx
 import aiortc.rtcrtpreceiver
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.jitterbuffer import JitterBuffer
+
+from lapak.signaling.messages import IceServer
 
 log = logging.getLogger("lapak.media")
 
@@ -56,9 +60,21 @@ def _jitter_buffer(capacity: int, prefetch: int = 0, is_video: bool = False) -> 
 aiortc.rtcrtpreceiver.JitterBuffer = _jitter_buffer  # type: ignore[attr-defined,assignment]  # no aiortc setting: swap its class
 
 
-def new_peer_connection(ice_servers: Iterable[str] = ()) -> RTCPeerConnection:
-    servers = [RTCIceServer(urls=url) for url in ice_servers]
-    return RTCPeerConnection(RTCConfiguration(iceServers=servers))
+def rtc_ice_servers(ice_servers: Iterable[IceServer]) -> list[RTCIceServer]:
+    """The welcome's ``ice_servers`` as aiortc takes them (STUN, and TURN over UDP or TCP)."""
+    return [
+        RTCIceServer(
+            urls=list(server.urls),
+            username=server.username if isinstance(server.username, str) else None,
+            credential=server.credential if isinstance(server.credential, str) else None,
+        )
+        for server in ice_servers
+    ]
+
+
+def new_peer_connection(ice_servers: Iterable[IceServer] = ()) -> RTCPeerConnection:
+    """A peer connection using ``ice_servers`` (none: host candidates only, as on a LAN)."""
+    return RTCPeerConnection(RTCConfiguration(iceServers=rtc_ice_servers(ice_servers)))
 
 
 async def close_peers(peers: Iterable[RTCPeerConnection], timeout: float = 5.0) -> None:

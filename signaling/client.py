@@ -332,6 +332,8 @@ class SignalClient:
         (acks, errors and welcomes; a snapshot answering ``watch`` is the desk's news too)."""
         if not isinstance(message, Welcome | Ack | Error | Snapshot):
             return False
+        if isinstance(message, Welcome):
+            self.welcome = message  # known before the frames after it are delivered
         fut = self._pending.get(message.re) if message.re is not None else None
         if fut is None:
             if isinstance(message, Error):

@@ -106,6 +106,25 @@ class TokenTtl(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     admin: Positive = 3600.0
 
 
+IceUrl = Annotated[str, msgspec.Meta(pattern=r"^(stuns?|turns?):\S+$")]
+
+
+class IceServerSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One ``[[ice.servers]]`` entry; a TURN one without credentials gets per-client ones."""
+
+    urls: Annotated[list[IceUrl], msgspec.Meta(min_length=1)]
+    username: str | None = None
+    credential: str | None = None
+
+
+class IceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[ice]``: STUN/TURN servers for clients (signaling/ice.py); none by default."""
+
+    servers: list[IceServerSpec] = []
+    turn_secret_file: FilePath | None = None  # coturn's static-auth-secret
+    turn_ttl_s: Positive = 3600.0
+
+
 class _File(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     server: _Server = msgspec.field(default_factory=_Server)
     workflows: dict[Name, _Workflow] = {}
@@ -113,6 +132,7 @@ class _File(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pins: dict[Name, Name] = {}
     desks: list[DeskSpec] = []
     token_ttl_max_s: TokenTtl = msgspec.field(default_factory=TokenTtl)
+    ice: IceConfig = msgspec.field(default_factory=IceConfig)
 
 
 def _soft_nofile() -> int:
@@ -135,6 +155,7 @@ def default_max_connections() -> int:
 PROCESS_KEYS = ("host", "port", "data_dir", "secret_file", "signing_key", "tls_cert", "tls_key")
 """``[server]`` keys about the process (where it listens, which files it uses), not the hub."""
 PATH_KEYS = frozenset(PROCESS_KEYS[2:])
+ICE_PATH_KEYS = frozenset({"turn_secret_file"})
 ENV_PREFIX = "LAPAK_"
 LIST_SEPARATOR = ","
 
@@ -172,6 +193,7 @@ class ServerConfig:
     max_connections: int | None = None  # None: derived from RLIMIT_NOFILE
     strict_outcomes: bool = True
     token_ttl_max_s: TokenTtl = field(default_factory=TokenTtl)
+    ice: IceConfig = field(default_factory=IceConfig)
     launch: Launch = field(default_factory=Launch)
 
     def __post_init__(self) -> None:
@@ -215,6 +237,8 @@ class ServerConfig:
             problems += [f"{path}: {p}" for p in file_problems(raw)]
             if isinstance(raw.get("server"), dict):
                 _relative_to(raw["server"], Path(path).parent)
+            if isinstance(raw.get("ice"), dict):
+                _relative_to(raw["ice"], Path(path).parent, ICE_PATH_KEYS)
         found, wrong = env_overrides(env or {})
         problems += wrong
         if problems:
@@ -237,6 +261,7 @@ class ServerConfig:
             pins=dict(parsed.pins),
             desks=list(parsed.desks),
             token_ttl_max_s=parsed.token_ttl_max_s,
+            ice=parsed.ice,
             launch=Launch(
                 host=server.host,
                 port=server.port,
@@ -253,8 +278,8 @@ def _path(value: str | None) -> Path | None:
     return None if value is None else Path(value)
 
 
-def _relative_to(server: dict[str, Any], base: Path) -> None:
-    for key in PATH_KEYS & server.keys():
+def _relative_to(server: dict[str, Any], base: Path, keys: frozenset[str] = PATH_KEYS) -> None:
+    for key in keys & server.keys():
         if isinstance(server[key], str) and server[key]:
             server[key] = str(base / Path(server[key]).expanduser())
 

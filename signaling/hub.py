@@ -23,6 +23,7 @@ from lapak.signaling.config import ServerConfig
 from lapak.signaling.domain import Domain, Rules
 from lapak.signaling.errors import LapakError
 from lapak.signaling.events import Event
+from lapak.signaling.ice import IcePolicy
 from lapak.signaling.messages import Ack, Error, Welcome, tag
 from lapak.signaling.office_stats import office_stats
 from lapak.signaling.permissions import SYSTEM, Actor, Place
@@ -74,8 +75,10 @@ class Hub:
         clock: Clock,
         new_session_id: Callable[[], str],
         tz: tzinfo,
+        ice: IcePolicy | None = None,
     ) -> None:
         self.keys = keys
+        self.ice = ice or IcePolicy()  # the shell reads the TURN secret (ice.load_ice)
         self.config = config or ServerConfig()
         self.clock = clock
         self.tz = tz  # the office's: "today" of the overview starts at its midnight
@@ -253,6 +256,7 @@ class Hub:
             claim_types=self.domain.claim_types(claims.office),
             reasons=list(self.domain.rules.reasons),
             grace_s=self.config.grace_s,
+            ice_servers=self.ice.for_client(claims.sub, now),
         )
         result.outputs.append((conn.id, welcome))
         if actor.role == "officer" and actor.desk is not None:

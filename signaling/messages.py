@@ -106,6 +106,15 @@ class OfficeFigures(_View, frozen=True):
     outcomes: dict[str, int]
 
 
+class IceServer(_View, frozen=True, omit_defaults=True):
+    """One STUN or TURN server of ``welcome``, as ``RTCIceServer`` takes it. A TURN server's
+    ``username``/``credential`` are short-lived (signaling/ice.py); a STUN server has none."""
+
+    urls: list[str]
+    username: str | UnsetType = UNSET
+    credential: str | UnsetType = UNSET
+
+
 # --- messages -------------------------------------------------------------------------
 
 
@@ -128,6 +137,7 @@ class Welcome(_Message, frozen=True, tag="welcome"):
     claim_types: list[str]
     reasons: list[str]
     grace_s: float
+    ice_servers: list[IceServer] = []
 
 
 class Ack(_Message, frozen=True, tag="ack", omit_defaults=True):

@@ -34,6 +34,7 @@ from lapak.signaling.gc_policy import DeadConnections, freeze_loaded_state
 from lapak.signaling.host import HostZone, new_session_id
 from lapak.signaling.http_routes import HttpRoutes
 from lapak.signaling.hub import Clock, Hub, Result
+from lapak.signaling.ice import load_ice
 from lapak.signaling.messages import Error
 from lapak.signaling.metrics import ServerMetrics
 from lapak.signaling.origins import OriginCheck, own_origins
@@ -129,7 +130,7 @@ class SignalServer:
         )
         self.hub = Hub(
             self.keys, loaded.state, self.config, clock=Clock(self.clock, self.mono),
-            new_session_id=new_session_id, tz=HostZone(),
+            new_session_id=new_session_id, tz=HostZone(), ice=load_ice(self.config.ice),
         )  # fmt: skip
         self.log = await asyncio.to_thread(
             EventLog, self.datadir.log_path, loaded, self.config.snapshot_every,

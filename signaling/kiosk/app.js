@@ -54,6 +54,7 @@ const media = new BoothMedia({
     return signal?.request(message).catch(() => {});
   },
   onChange: () => render(),
+  iceServers: () => state.welcome?.ice_servers ?? [],
 });
 
 let signal = null;

@@ -91,8 +91,11 @@ export class Meter {
 }
 
 export class BoothMedia {
-  constructor({ sendAnswer, onChange, officerVideo, officerAudio }) {
+  // iceServers(): the latest welcome's `ice_servers` (STUN/TURN with short-lived TURN
+  // credentials, already in RTCIceServer's shape); none on a LAN.
+  constructor({ sendAnswer, onChange, officerVideo, officerAudio, iceServers = () => [] }) {
     this.sendAnswer = sendAnswer;
+    this.iceServers = iceServers;
     this.onChange = onChange;
     this.officerVideo = officerVideo;
     this.officerAudio = officerAudio;
@@ -178,7 +181,7 @@ export class BoothMedia {
       this.pc.close();
       this.pc = null;
     }
-    const pc = new RTCPeerConnection({ iceServers: [] });
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers() });
     this.pc = pc;
     this.pcState = "connecting";
     pc.ontrack = (event) => {
@@ -256,7 +259,7 @@ export class BoothMedia {
     }
     if (this.isSuperseded(message, message.peer)) return;
     if (this.supervisors.size >= MAX_SUPERVISOR_PEERS) return;
-    const pc = new RTCPeerConnection({ iceServers: [] });
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers() });
     this.supervisors.set(message.peer, pc);
     pc.onconnectionstatechange = () => {
       if (["failed", "closed"].includes(pc.connectionState)
