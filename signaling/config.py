@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from lapak.signaling.limits import MAX_FRAME_BYTES, MAX_ID, MAX_REASON
+from lapak.signaling.tokens import TTL_MAX_S
 from lapak.signaling.workflows import default_reasons, default_workflows
 
 WIRE_MAX_FRAME_BYTES = 1024 * 1024  # the websocket layer closes 1009 beyond this
@@ -98,12 +99,13 @@ class DeskSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class TokenTtl(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Longest lifetime ``lapak token`` may give each role, in seconds."""
+    """Longest lifetime a token of each role may have, in seconds: ``lapak token`` refuses
+    more and so does hello (``tokens.check_lifetime``)."""
 
-    officer: Positive = 12 * 3600.0
-    booth: Positive = 7 * 24 * 3600.0
-    supervisor: Positive = 12 * 3600.0
-    admin: Positive = 3600.0
+    officer: Positive = TTL_MAX_S["officer"]
+    booth: Positive = TTL_MAX_S["booth"]
+    supervisor: Positive = TTL_MAX_S["supervisor"]
+    admin: Positive = TTL_MAX_S["admin"]
 
 
 IceUrl = Annotated[str, msgspec.Meta(pattern=r"^(stuns?|turns?):\S+$")]

@@ -32,7 +32,7 @@ from lapak.signaling.protocol import CloseCode, ErrorCode
 from lapak.signaling.relay import Relay
 from lapak.signaling.sessions import Away, Conn, Sessions
 from lapak.signaling.state import Desk, State, open_visit
-from lapak.signaling.tokens import KeyRing
+from lapak.signaling.tokens import Claims, KeyRing, TokenError, check_lifetime
 
 __all__ = ["Clock", "Hub", "Result"]
 
@@ -95,6 +95,7 @@ class Hub:
         self.projection = Projection(
             self.domain.state, self.sessions, self.domain.rules.default_visit_s
         )
+        self.revoked: frozenset[str] = frozenset()  # token ids refused (the shell reads the list)
 
     @property
     def state(self) -> State:
@@ -169,6 +170,28 @@ class Hub:
         self._fan_out(result)
         return result
 
+    def revoke(self, revoked: frozenset[str]) -> Result:
+        """The revocation list changed: later hellos and refreshes with these token ids are
+        refused, and connections holding one are told and closed with 4001."""
+        self.revoked = revoked
+        result = Result()
+        for conn in self.sessions.holding(revoked):
+            conn.gone = True
+            message = "token revoked"
+            result.outputs.append(
+                (conn.id, Error(re=None, code=ErrorCode.BAD_TOKEN, message=message))
+            )
+            result.closes.append((conn.id, CloseCode.AUTH_FAILED, str(ErrorCode.BAD_TOKEN)))
+        return result
+
+    def _admit_token(self, token: str, now: float) -> Claims:
+        """Verified, within its role's lifetime cap and not revoked (hello and refresh)."""
+        claims = self.keys.verify(token, now=now)
+        check_lifetime(claims, self.config.ttl_max(claims.role))
+        if claims.jti is not None and claims.jti in self.revoked:
+            raise TokenError(ErrorCode.BAD_TOKEN, "token revoked")
+        return claims
+
     def _expire(self, conn: Conn, result: Result, re: int | None = None) -> None:
         """The token ran out without a refresh: say so, stop listening, close with 4001."""
         conn.gone = True
@@ -232,7 +255,7 @@ class Hub:
     def _hello(self, conn: Conn, msg: p.Hello, now: float, result: Result) -> None:
         if conn.claims is not None:
             raise p.ProtocolError(ErrorCode.ALREADY_HELLO, "hello was already accepted")
-        claims = self.keys.verify(msg.token, now=now)
+        claims = self._admit_token(msg.token, now)
         actor = Actor.of(claims)
         perm.admit(actor, self.config.offices)
         desks = sorted(d.id for d in self.state.desks.values() if actor.office in (d.office, "*"))
@@ -326,7 +349,7 @@ class Hub:
                 result.events += d.set_workflow(actor, msg.claim_type, msg.steps, office, now)
                 out.append((me, Ack(re=msg.id, claim_type=msg.claim_type, office=office)))
             case p.Refresh():
-                fresh = self.keys.verify(msg.token, now=now)  # refused: the old one holds
+                fresh = self._admit_token(msg.token, now)  # refused: the old one holds
                 if Actor.of(fresh) != actor:
                     raise p.ProtocolError(
                         ErrorCode.BAD_TOKEN, "a refresh token must name the same role, sub, "

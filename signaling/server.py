@@ -39,6 +39,7 @@ from lapak.signaling.messages import Error
 from lapak.signaling.metrics import ServerMetrics
 from lapak.signaling.origins import OriginCheck, own_origins
 from lapak.signaling.protocol import CloseCode
+from lapak.signaling.revocation import REVOKED_FILE, RevocationWatch
 from lapak.signaling.signing import Signer
 from lapak.signaling.ticker import Ticker
 from lapak.signaling.tokens import KeyRing, key_id
@@ -88,6 +89,7 @@ class SignalServer:
         self.origins = OriginCheck(set(), tls=ssl_context is not None)
         self.routes = HttpRoutes(self.origins, self.metrics, self.health, self._metrics_text)
         self.ticker = Ticker(self._tick)
+        self.revocations = RevocationWatch(data_dir / REVOKED_FILE)  # polled each tick
         self.hub: Hub | None = None
         self.log: EventLog | None = None
         self._server: Server | None = None
@@ -143,6 +145,7 @@ class SignalServer:
         self.log.start(conn)
         loop = asyncio.get_running_loop()
         self._fatal = loop.create_future()
+        self.check_revocations(force=True)
         bootstrap = self.hub.bootstrap()
         if bootstrap:
             await self.log.append(bootstrap)
@@ -177,6 +180,7 @@ class SignalServer:
 
     def _tick(self) -> None:
         assert self.hub is not None
+        self.check_revocations()
         result = self.hub.tick()
         if self.tune_gc:
             self.dead.collect_if_due(len(self.admission.sockets))
@@ -221,8 +225,19 @@ class SignalServer:
     def reload(self) -> None:
         """SIGHUP: re-read the key ring and the TLS certificate files."""
         self.reload_keys()
+        self.check_revocations(force=True)
         if self.tls_files is not None and self.ssl_context is not None:
             tls.reload(self.ssl_context, self.tls_files)
+
+    def check_revocations(self, force: bool = False) -> None:
+        """A changed revocation list goes to the hub; connections it names are closed."""
+        revoked = self.revocations.poll(force)
+        if revoked is None or self.hub is None:
+            return
+        result = self.hub.revoke(revoked)
+        if result.closes:
+            log.info("event=revoked_closed connections=%d", len(result.closes))
+            self._commit_then_deliver(result, 0)
 
     def reload_keys(self) -> bool:
         """Re-read the secret file: new tokens are checked against the new ring at once;

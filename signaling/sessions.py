@@ -159,6 +159,14 @@ class Sessions:
             if c.claims is not None and not c.gone and c.claims.exp <= now
         ]
 
+    def holding(self, jtis: frozenset[str]) -> list[Conn]:
+        """Live connections whose token id is in ``jtis`` (revoked)."""
+        return [
+            c
+            for c in self.conns.values()
+            if c.claims is not None and not c.gone and c.claims.jti in jtis
+        ]
+
     def overdue(self, mono: float) -> list[Place]:
         """Places away longer than the grace period: given up, with their sessions."""
         gone = [p for p, since in self.away.items() if mono - since.mono >= self.grace_s]

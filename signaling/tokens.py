@@ -1,15 +1,19 @@
 """Signed access tokens: JWT (HS256) carrying role, identity, office and desk or booth.
 
 A secret file holds one key per line; the first signs, all verify (rotation). Each key's
-``kid`` is derived from the key so a token names the key that signed it.
+``kid`` is derived from the key so a token names the key that signed it. Every token carries a
+``jti`` (its id, for revocation) and ``iat``; a lifetime (``exp - iat``) longer than its role's
+cap is refused at hello (``check_lifetime``), whoever signed it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +24,58 @@ from lapak.signaling.errors import TokenError
 from lapak.signaling.limits import MAX_ID
 from lapak.signaling.protocol import ErrorCode, Role
 
-__all__ = ["ALGORITHM", "CLOCK_SKEW_S", "ROLES", "Claims", "KeyRing", "TokenError", "key_id"]
+__all__ = [
+    "ALGORITHM",
+    "CLOCK_SKEW_S",
+    "ROLES",
+    "TTL_MAX_S",
+    "Claims",
+    "KeyRing",
+    "TokenError",
+    "check_lifetime",
+    "default_ttl",
+    "key_id",
+    "new_jti",
+    "parse_duration",
+]
 
 ROLES = ("officer", "booth", "supervisor", "admin")
 ALGORITHM = "HS256"
 CLOCK_SKEW_S = 60
+HOUR = 3600.0
+TTL_MAX_S: Mapping[str, float] = {
+    "officer": 12 * HOUR,
+    "booth": 7 * 24 * HOUR,
+    "supervisor": 12 * HOUR,
+    "admin": HOUR,
+}
+"""Default longest lifetime per role (``[token_ttl_max_s]`` in the config overrides it)."""
+DEFAULT_TTL_S = 12 * HOUR
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": HOUR, "d": 24 * HOUR}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
+
+
+def parse_duration(text: str) -> float:
+    """``90s``, ``15m``, ``8h``, ``2d`` or a bare number of seconds; ValueError otherwise
+    (zero, negative and unknown units included)."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 15m, 8h, 2d or seconds)")
+    seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if seconds <= 0:
+        raise ValueError(f"a duration must be more than zero: {text!r}")
+    return seconds
+
+
+def default_ttl(role: str) -> float:
+    """12 h, or the role's default cap when that is shorter (an admin token: 1 h)."""
+    return min(DEFAULT_TTL_S, TTL_MAX_S.get(role, DEFAULT_TTL_S))
+
+
+def new_jti() -> str:
+    """A token id: random, short, URL-safe (the default id source of ``KeyRing.issue``)."""
+    return secrets.token_urlsafe(12)
 
 
 @dataclass(frozen=True)
@@ -35,6 +86,19 @@ class Claims:
     desk: str | None = None
     booth: str | None = None
     exp: float = 0.0
+    iat: float = 0.0
+    jti: str | None = None  # tokens made before ids existed have none (cannot be revoked)
+
+
+def check_lifetime(claims: Claims, cap_s: float) -> None:
+    """A token living longer than its role's cap is refused, even if correctly signed (a
+    leaked key's forgeries, or a token made before the cap was lowered)."""
+    lifetime = claims.exp - claims.iat
+    if lifetime > cap_s:
+        raise TokenError(
+            ErrorCode.BAD_TOKEN,
+            f"token lifetime {lifetime:g} s exceeds the {cap_s:g} s allowed for role {claims.role}",
+        )
 
 
 def key_id(key: bytes) -> str:
@@ -74,9 +138,11 @@ class KeyRing:
         office: str,
         desk: str | None = None,
         booth: str | None = None,
-        ttl: float = 12 * 3600,
+        ttl: float | None = None,
         now: float | None = None,
+        new_id: Callable[[], str] = new_jti,
     ) -> str:
+        """A signed token; ``ttl`` defaults to ``default_ttl(role)``, ``new_id`` makes its jti."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}")
         if role == "officer" and not desk:
@@ -89,7 +155,8 @@ class KeyRing:
             "sub": sub,
             "office": office,
             "iat": iat,
-            "exp": iat + int(ttl),
+            "exp": iat + int(default_ttl(role) if ttl is None else ttl),
+            "jti": new_id(),
         }
         if desk:
             payload["desk"] = desk
@@ -144,6 +211,8 @@ class KeyRing:
             desk=payload.get("desk"),
             booth=payload.get("booth"),
             exp=float(payload["exp"]),
+            iat=float(payload["iat"]),
+            jti=payload.get("jti"),
         )
         if role == "officer" and not claims.desk:
             raise TokenError(ErrorCode.BAD_TOKEN, "officer token without desk")
@@ -162,9 +231,9 @@ def _check_types(payload: dict[str, object]) -> None:
         value = payload.get(name)
         if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
             raise TokenError(ErrorCode.BAD_TOKEN, f"claim {name} must be a number")
-    for name in ("role", "sub", "office", "desk", "booth"):
+    for name in ("role", "sub", "office", "desk", "booth", "jti"):
         value = payload.get(name)
-        if value is None and name in ("desk", "booth"):
+        if value is None and name in ("desk", "booth", "jti"):
             continue
         if not isinstance(value, str) or not 0 < len(value) <= MAX_CLAIM_CHARS:
             raise TokenError(ErrorCode.BAD_TOKEN, f"claim {name} must be a short string")
