@@ -18,7 +18,7 @@ from typing import Any
 
 import av
 import numpy as np
-from aiortc import MediaStreamTrack, RTCPeerConnection
+from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from lapak.media.audio_out import AudioSink, open_sink
@@ -120,22 +120,6 @@ class BoothAgent:
     @property
     def media_connected(self) -> bool:
         return self.peers.media_connected
-
-    @property
-    def supervisor_peers(self) -> dict[str, RTCPeerConnection]:
-        return self.peers.supervisor_peers
-
-    @property
-    def offers_answered(self) -> int:
-        return self.peers.offers_answered
-
-    @property
-    def offers_refused(self) -> int:
-        return self.peers.offers_refused
-
-    @property
-    def offers_superseded(self) -> int:
-        return self.peers.offers_superseded
 
     @property
     def state(self) -> str:

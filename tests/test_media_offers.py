@@ -73,12 +73,12 @@ async def test_a_booth_answers_only_the_latest_offer_and_echoes_its_id() -> None
             )
             await booth._on_message(offer)
         await wait_for(
-            lambda: sent and booth.offers_superseded == 1, "the booth has handled both offers"
+            lambda: sent and booth.peers.offers_superseded == 1, "the booth has handled both offers"
         )
         assert [m.offer_id for m in sent] == ["second"], (
             f"only the latest offer is answered, echoing its id; sent {sent}"
         )
-        assert booth.offers_superseded == 1
+        assert booth.peers.offers_superseded == 1
         await officer.setRemoteDescription(
             type(officer.localDescription)(sdp=sent[0].sdp, type="answer")
         )

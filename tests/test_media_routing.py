@@ -228,7 +228,7 @@ async def test_supervisor_receives_every_booth_receive_only(rig: Rig) -> None:
             assert identify_booth(frame.to_ndarray(format="rgb24")) == booth.index, (
                 f"the supervisor's link for {visit} should show {booth.name}'s test card"
             )
-            peers = list(booth.supervisor_peers.values())
+            peers = list(booth.peers.supervisor_peers.values())
             assert len(peers) == 1, f"{booth.name} should hold one supervisor peer"
             directions = {t.kind: t.currentDirection for t in peers[0].getTransceivers()}
             assert directions == {"audio": "sendonly", "video": "sendonly"}, (
@@ -238,7 +238,7 @@ async def test_supervisor_receives_every_booth_receive_only(rig: Rig) -> None:
     finally:
         await sup.close()
     await wait_for(
-        lambda: all(not b.supervisor_peers for b in rig.booths),
+        lambda: all(not b.peers.supervisor_peers for b in rig.booths),
         "every booth drops the supervisor's peer when the server says it left (peer_left)",
         timeout=10,
     )
@@ -248,7 +248,7 @@ async def test_supervisor_receives_every_booth_receive_only(rig: Rig) -> None:
 
 async def test_booth_refuses_offers_that_did_not_come_through_the_server_as_such(rig: Rig) -> None:
     booth = rig.booths[4]
-    before = booth.offers_refused
+    before = booth.peers.offers_refused
     assert booth.visit is not None
     forged = [
         SdpRelay(visit=booth.visit, sdp_type="offer", sdp="v=0", from_="booth", offer_id="f1"),
@@ -259,7 +259,9 @@ async def test_booth_refuses_offers_that_did_not_come_through_the_server_as_such
     unsent = {"type": "sdp", "visit": booth.visit, "sdp_type": "offer", "sdp": "v=0"}
     with pytest.raises(msgspec.ValidationError, match="from"):
         decode_server(json.dumps({**unsent, "offer_id": "f3"}))  # never reaches the booth
-    assert booth.offers_refused == before + 2, "each offer without a server-set sender is refused"
+    assert booth.peers.offers_refused == before + 2, (
+        "each offer without a server-set sender is refused"
+    )
 
 
 @pytest.mark.asyncio(loop_scope="function")
