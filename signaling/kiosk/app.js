@@ -372,7 +372,15 @@ window.lapakKiosk = Object.freeze({
   },
 });
 
+// The self view and checklist stand beside two screens: one copy in index.html, placed twice.
+function placeSides() {
+  for (const side of $$("aside[data-side]")) side.append($("#side").content.cloneNode(true));
+  // A clone's `muted` attribute does not mute it in every browser: its own mic must never play.
+  for (const video of $$("aside[data-side] video")) video.muted = true;
+}
+
 function main() {
+  placeSides();
   setLanguage(localStorage.getItem(LANG_KEY) || "id");
   $("#lang").addEventListener("click", onLanguage);
   $("#start-form").addEventListener("submit", onStartSubmit);
