@@ -14,6 +14,23 @@ if TYPE_CHECKING:
     from textual.app import App
 
     from lapak.console.config import ConsoleConfig
+    from lapak.console.graphics_detect import TerminalGraphics
+
+
+def add_graphics_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--graphics",
+        choices=("auto", "kitty", "sixel", "blocks"),
+        default=None,
+        help="the zoomed tile in real pixels: auto asks the terminal (default: config, then auto)",
+    )
+
+
+def graphics(args: argparse.Namespace, config: ConsoleConfig) -> TerminalGraphics:
+    """Asked of the terminal now, before Textual takes it."""
+    from lapak.console.graphics_detect import detect
+
+    return detect(args.graphics or config.graphics)
 
 
 def add_parsers(sub: Any) -> None:
@@ -36,12 +53,14 @@ def add_parsers(sub: Any) -> None:
     )
     add_ca_option(p)
     add_ui_options(p)
+    add_graphics_option(p)
 
     p = sub.add_parser("supervise", help="watch a desk, read-only")
     add_server_option(p, "a supervisor token")
     p.add_argument("--desk", help="desk to watch (default: the office's first)")
     add_ca_option(p)
     add_ui_options(p)
+    add_graphics_option(p)
 
 
 def ui_config(args: argparse.Namespace) -> ConsoleConfig:
@@ -81,6 +100,7 @@ def run_console(args: argparse.Namespace) -> int:
         media_options=options,
         config=config,
         language=args.lang,
+        graphics=graphics(args, config),
     )
     return _run(app)
 
@@ -95,7 +115,12 @@ def run_supervise(args: argparse.Namespace) -> int:
     config = ui_config(args)
     to_console_file(args)
     app = SupervisorConsole(
-        server_url(args.server), args.token, desk=args.desk, config=config, language=args.lang
+        server_url(args.server),
+        args.token,
+        desk=args.desk,
+        config=config,
+        language=args.lang,
+        graphics=graphics(args, config),
     )
     return _run(app)
 

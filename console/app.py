@@ -25,6 +25,7 @@ from lapak.console import i18n
 from lapak.console.commands import DeskCommands, who
 from lapak.console.config import ConsoleConfig, colour_mode
 from lapak.console.desk_screen import DeskScreen, FrameSource
+from lapak.console.graphics_detect import TerminalGraphics
 from lapak.console.i18n import t
 from lapak.console.keys import (
     BINDING_IDS,
@@ -38,6 +39,7 @@ from lapak.console.render import ColourMode
 from lapak.console.terminal import TerminalDriver, driver_class
 from lapak.console.tile import BoothTile
 from lapak.console.tile_view import tile_info
+from lapak.console.zoom_image import ZoomImage
 from lapak.media.desk_session import DeskChange, DeskSession, Engine
 from lapak.media.officer import OfficerMedia, OfficerMediaOptions, SupervisorMedia
 from lapak.media.tones import AudioSource
@@ -106,6 +108,7 @@ class LapakConsole(DeskCommands):
         confirm_quit: bool = True,
         request_timeout: float = 10.0,
         session_factory: SessionFactory = DeskSession,
+        graphics: TerminalGraphics | None = None,
     ) -> None:
         self.config = config or ConsoleConfig()
         self.confirm_quit = confirm_quit
@@ -126,7 +129,9 @@ class LapakConsole(DeskCommands):
         self.messages: list[tuple[str, str]] = []  # (severity, text), newest last
         self.snapshots: list[tuple[Path, str]] = []
         mode: ColourMode = "256" if colour_mode(self.config.colour) == "256" else "truecolor"
-        self.desk_screen = DeskScreen(mode, raw=raw_video)
+        graphics = graphics or TerminalGraphics("blocks", (10, 20), "default")
+        zoom = ZoomImage(graphics.mode, graphics.cell, self._write_terminal)
+        self.desk_screen = DeskScreen(mode, raw=raw_video, zoom_image=zoom)
         self.engine: Engine | None = self._make_engine(media, voice, media_options)
         self.session = session_factory(
             url or "",
@@ -281,6 +286,11 @@ class LapakConsole(DeskCommands):
 
     def _terminal_started(self, driver: TerminalDriver) -> None:
         self.terminal = driver
+
+    def _write_terminal(self, data: str) -> None:
+        """Bytes Textual does not know of (the zoomed tile's pixels), through its writer."""
+        if self.terminal is not None:
+            self.terminal.write(data)
 
     def _terminal_backlog(self) -> int:
         """Terminal writes not done yet (none under a test's headless driver)."""

@@ -45,6 +45,7 @@ class ConsoleConfig:
     keys: dict[str, str] = field(default_factory=dict)  # binding id -> key(s), comma separated
     colour: str = "auto"  # auto | truecolor | 256
     fps: float = 15.0
+    graphics: str = "auto"  # auto | kitty | sixel | blocks: the zoomed tile's pixels
     snapshot_dir: Path | None = None
     source: Path | None = None
 
@@ -117,6 +118,7 @@ class RejectFile(_Section):
 class VideoFile(_Section):
     colour: Literal["auto", "truecolor", "256"] = "auto"
     fps: Annotated[float, msgspec.Meta(ge=1, le=30)] = 15.0
+    graphics: Literal["auto", "kitty", "sixel", "blocks"] = "auto"
 
 
 class SnapshotsFile(_Section):
@@ -198,6 +200,7 @@ def parse_config(
         keys={binding: key.strip() for binding, key in file.keys.items()},
         colour=file.video.colour,
         fps=file.video.fps,
+        graphics=file.video.graphics,
         snapshot_dir=Path(os.path.expanduser(snapshot_dir)) if snapshot_dir else None,
     )
 

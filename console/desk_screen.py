@@ -28,6 +28,7 @@ from lapak.console.layout import MAX_SLOTS, grid_shape, visible_slots
 from lapak.console.paintlog import PaintLog
 from lapak.console.render import ColourMode
 from lapak.console.tile import BoothTile, TileInfo
+from lapak.console.zoom_image import ZoomImage
 
 WRITE_BACKLOG = 2
 """Pending terminal writes above which a video tick is dropped."""
@@ -43,8 +44,12 @@ class DeskScreen(Screen[None]):
     """The tiles of one desk. ``selected_slot`` is where decisions go; ``zoomed`` shows it
     alone."""
 
-    def __init__(self, colour_mode: ColourMode, *, raw: bool = True) -> None:
+    def __init__(
+        self, colour_mode: ColourMode, *, raw: bool = True, zoom_image: ZoomImage | None = None
+    ) -> None:
         super().__init__(id="desk")
+        # The zoomed tile in real pixels (kitty, sixel), or half-blocks like the others.
+        self.zoom_image = zoom_image or ZoomImage("blocks", (10, 20))
         self.tiles: dict[int, BoothTile] = {
             slot: BoothTile(slot, colour_mode, raw=raw) for slot in range(1, MAX_SLOTS + 1)
         }
@@ -76,6 +81,7 @@ class DeskScreen(Screen[None]):
         return presented(super().active_bindings, narrow=is_narrow(self.app.size.width))
 
     def on_screen_suspend(self) -> None:
+        self.zoom_image.clear()  # an image would stay above the dialog
         for tile in self.tiles.values():
             tile.video.paused = True  # the tile says "video paused", not "connecting…"
 
@@ -114,6 +120,8 @@ class DeskScreen(Screen[None]):
             tile.display = slot == self.selected_slot if self.zoomed else slot <= count
 
     def select(self, slot: int) -> None:
+        if slot != self.selected_slot:
+            self.zoom_image.clear()
         self.tiles[self.selected_slot].selected = False
         self.selected_slot = slot
         self.tiles[slot].selected = True
@@ -127,6 +135,8 @@ class DeskScreen(Screen[None]):
 
     def toggle_zoom(self) -> None:
         self.zoomed = not self.zoomed
+        if not self.zoomed:
+            self.zoom_image.clear()
         self.relayout()
 
     # -- lines ----------------------------------------------------------------------------
@@ -187,6 +197,9 @@ class DeskScreen(Screen[None]):
             if frame is None:
                 continue
             video.painted_at = now
+            if self.zoomed and slot == self.selected_slot and self.zoom_image.enabled:
+                self.zoom_image.draw(video, frame)
+                continue
             if not video.show(frame):
                 continue
             if paint_log is not None and video.last_rgb is not None:

@@ -267,3 +267,46 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+# -- placement -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a frame goes in a tile: pixels sent, and the cells they cover (offset, size)."""
+
+    width: int  # pixels sent
+    height: int
+    x: int  # cells from the tile's left and top
+    y: int
+    cols: int  # cells covered
+    rows: int
+
+
+def place(
+    src_w: int, src_h: int, cols: int, rows: int, cell: tuple[int, int], *, scales: bool
+) -> Placement:
+    """Fit a ``src_w`` x ``src_h`` frame, unstretched and centred, into ``cols`` x ``rows`` cells
+    of ``cell`` (width, height) pixels. Never more pixels than the source: a terminal that
+    ``scales`` (kitty, through ``c=``/``r=``) enlarges them to the cells; sixel cannot, so its
+    picture stays at the source's size."""
+    cw, ch = cell
+    fit = min(cols * cw / src_w, rows * ch / src_h)
+    sent = min(fit, 1.0)
+    width, height = max(1, round(src_w * sent)), max(1, round(src_h * sent))
+    shown = fit if scales else sent
+    used_c = max(1, min(cols, round(src_w * shown / cw)))
+    used_r = max(1, min(rows, round(src_h * shown / ch)))
+    if not scales:  # the pixels must fit in the cells they are said to cover
+        width, height = min(width, used_c * cw), min(height, used_r * ch)
+    return Placement(width, height, (cols - used_c) // 2, (rows - used_r) // 2, used_c, used_r)
+
+
+def encode(rgb: np.ndarray, mode: GraphicsMode, placement: Placement, image_id: int) -> str:
+    """One frame, already at ``placement``'s pixel size, in ``mode`` ("kitty" or "sixel")."""
+    if mode == "kitty":
+        return kitty_encode(rgb, image_id=image_id, cols=placement.cols, rows=placement.rows)
+    if mode == "sixel":
+        return sixel_encode(rgb)
+    raise ValueError(f"no pixel encoding for graphics mode {mode!r}")

@@ -55,6 +55,7 @@ class VideoView(Widget):
 
     placeholder: reactive[str] = reactive("no video")
     paused: reactive[bool] = reactive(False)
+    covered: reactive[bool] = reactive(False)  # real pixels drawn over it (zoom_image.py)
     paused_text = "video paused"  # shown instead of the placeholder while paused
 
     def __init__(
@@ -141,6 +142,8 @@ class VideoView(Widget):
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
+        if self.covered:
+            return Strip.blank(width, self.rich_style)  # Textual must not draw over the image
         if self.paused or not self._rows or y >= len(self._rows):
             if y == self.size.height // 2 and (self.paused or not self._rows):
                 text = (self.paused_text if self.paused else self.placeholder).center(width)
