@@ -22,6 +22,8 @@ def add_parser(sub: Any) -> None:
     auth = p.add_mutually_exclusive_group(required=True)
     auth.add_argument("--token", help="a booth token (then --count must be 1)")
     auth.add_argument("--secret-file", type=Path, help="mint booth tokens from this key file")
+    auth.add_argument("--token-file", type=Path, help="read the booth token from this file")
+    p.add_argument("--enrol", metavar="CODE", help="first trade this code for --token-file")
     p.add_argument("--count", type=int, default=1, help="how many booths (default 1)")
     p.add_argument("--first", type=int, default=0, help="index of the first booth (default 0)")
     p.add_argument("--office", default="main", help="office of minted tokens (default main)")
@@ -49,6 +51,10 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from lapak.cli.clients import prepare, server_url
 
+    if args.token_file is not None or args.enrol is not None:
+        from lapak.cli.enrol import token_from_file
+
+        args.token = token_from_file(args)
     claims = prepare("booth", args.token, args.ca_file)
     import asyncio
     import contextlib

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import cast
 
-from lapak.cli import audit, backup, booth, console, demo, token
+from lapak.cli import audit, backup, booth, console, demo, enrol, token
 from lapak.cli import signal as signal_command  # not the standard library's signal
 from lapak.cli.errors import CliError, operator_error
 from lapak.cli.exit_codes import EXIT_INTERRUPTED, EXIT_PIPE
@@ -26,6 +26,7 @@ COMMANDS = {
     "audit": "lapak.cli.audit:run",
     "backup": "lapak.cli.backup:run",
     "token": "lapak.cli.token:run",
+    "enrol": "lapak.cli.enrol:run",
     "booth": "lapak.cli.booth:run",
     "console": "lapak.cli.console:run_console",
     "supervise": "lapak.cli.console:run_supervise",
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_parser(sub)
     backup.add_parser(sub)
     token.add_parser(sub)
+    enrol.add_parser(sub)
     booth.add_parser(sub)
     console.add_parsers(sub)
     demo.add_parser(sub)

@@ -1,6 +1,6 @@
 """Plain HTTP on the websocket's port: ``/healthz``, ``/metrics``, the kiosk page at
-``/booth``, and the Origin check in front of ``/ws``. Answered during the opening
-handshake, before any websocket exists."""
+``/booth``, booth enrolment at ``POST /enrol``, and the Origin check in front of ``/ws``.
+Answered during the opening handshake, before any websocket exists."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from lapak.signaling.enrolment import EnrolDesk, code_from_header
 from lapak.signaling.metrics import ServerMetrics
 from lapak.signaling.origins import OriginCheck
 
@@ -29,7 +30,9 @@ class HttpRoutes:
         metrics: ServerMetrics,
         health: Callable[[], dict[str, Any]],
         metrics_text: Callable[[], bytes],
+        enrol: EnrolDesk | None = None,
     ) -> None:
+        self.enrol = enrol
         self.origins = origins
         self.metrics = metrics
         self.health = health
@@ -40,6 +43,8 @@ class HttpRoutes:
         path = request.path.split("?", 1)[0]
         if path == "/ws":
             return self._websocket(connection, request)
+        if path == "/enrol" and self.enrol is not None:
+            return self._enrol(connection, request, self.enrol)
         if request.method != "GET":
             return connection.respond(http.HTTPStatus.METHOD_NOT_ALLOWED, "GET only\n")
         if path == "/booth" or path.startswith("/booth/"):
@@ -55,6 +60,19 @@ class HttpRoutes:
             text = self.metrics_text().decode()
             return _typed(connection.respond(http.HTTPStatus.OK, text), METRICS_TYPE)
         return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+
+    def _enrol(self, connection: ServerConnection, request: Request, desk: EnrolDesk) -> Response:
+        """``POST /enrol`` with ``Authorization: Enrol CODE``: a booth token, once per code."""
+        if request.method != "POST":
+            return connection.respond(http.HTTPStatus.METHOD_NOT_ALLOWED, "POST only\n")
+        peer = connection.remote_address
+        address = str(peer[0]) if peer else "?"
+        code = code_from_header(request.headers.get("Authorization"))
+        status, body = desk.exchange(code, address)
+        log.info("event=enrol status=%d address=%s", status, address)
+        response = connection.respond(http.HTTPStatus(status), json.dumps(body) + "\n")
+        response.headers["Cache-Control"] = "no-store"
+        return _typed(response, "application/json")
 
     def _websocket(self, connection: ServerConnection, request: Request) -> Response | None:
         transport = connection.transport

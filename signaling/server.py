@@ -29,6 +29,7 @@ from lapak.signaling.admission import Admission
 from lapak.signaling.config import WIRE_MAX_FRAME_BYTES, ServerConfig, listen_backlog
 from lapak.signaling.datadir import DataDir, open_data_dir
 from lapak.signaling.delivery import Outbox, Peer
+from lapak.signaling.enrolment import ENROLMENTS_FILE, EnrolDesk, Enrolment
 from lapak.signaling.eventlog import EventLog, LogError, load
 from lapak.signaling.gc_policy import DeadConnections, freeze_loaded_state
 from lapak.signaling.host import HostZone, new_session_id
@@ -87,7 +88,10 @@ class SignalServer:
             self.config.connection_limit, self.metrics, self.dead.connection_closed
         )
         self.origins = OriginCheck(set(), tls=ssl_context is not None)
-        self.routes = HttpRoutes(self.origins, self.metrics, self.health, self._metrics_text)
+        self.enrol = EnrolDesk(data_dir / ENROLMENTS_FILE, self._enrolled, clock)
+        self.routes = HttpRoutes(
+            self.origins, self.metrics, self.health, self._metrics_text, self.enrol
+        )
         self.ticker = Ticker(self._tick)
         self.revocations = RevocationWatch(data_dir / REVOKED_FILE)  # polled each tick
         self.hub: Hub | None = None
@@ -238,6 +242,14 @@ class SignalServer:
         if result.closes:
             log.info("event=revoked_closed connections=%d", len(result.closes))
             self._commit_then_deliver(result, 0)
+
+    def _enrolled(self, enrolment: Enrolment) -> str:
+        """The booth token an enrolment code is exchanged for (the role's longest lifetime)."""
+        office, booth = enrolment.office, enrolment.booth
+        ttl = self.config.ttl_max("booth")
+        token = self.keys.issue("booth", booth, office, booth=booth, ttl=ttl, now=self.clock())
+        log.info("event=enrolled office=%s booth=%s ttl_s=%g", office, booth, ttl)
+        return token
 
     def reload_keys(self) -> bool:
         """Re-read the secret file: new tokens are checked against the new ring at once;
