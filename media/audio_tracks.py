@@ -22,6 +22,7 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from lapak.media.pacing import FramePacer
 from lapak.media.tones import (
     DEFAULT_MIN_SHARE,
     DEFAULT_TONE_THRESHOLD,
@@ -70,28 +71,11 @@ class SourceAudioTrack(MediaStreamTrack):
         super().__init__()
         self.source = source
         self.frames_sent = 0
-        self._start: float | None = None
-        self._index = 0  # sample index of the next frame; also its pts
+        self._pacer = FramePacer(FRAME_SECONDS, RESYNC_AFTER_SECONDS)
 
     async def _next_pts(self) -> int:
         """Wait until the next frame is due and return its pts (sample index)."""
-        if self.readyState != "live":
-            raise MediaStreamError
-        now = time.monotonic()
-        if self._start is None:
-            self._start = now
-            self._index = 0
-            return 0
-        self._index += FRAME_SAMPLES
-        delay = self._start + self._index / SAMPLE_RATE - now
-        if delay > 0:
-            await asyncio.sleep(delay)
-            if self.readyState != "live":
-                raise MediaStreamError
-        elif delay < -RESYNC_AFTER_SECONDS:
-            behind = int(-delay * SAMPLE_RATE) // FRAME_SAMPLES * FRAME_SAMPLES
-            self._index += behind
-        return self._index
+        return await self._pacer.next(lambda: self.readyState == "live") * FRAME_SAMPLES
 
     def _render(self, pts: int) -> np.ndarray:
         """Samples for the frame starting at ``pts``; subclasses choose what to send."""

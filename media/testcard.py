@@ -17,15 +17,16 @@ stamp bits (MSB first) and then a CRC-8 (poly 0x07) of the stamp's 4 big-endian 
 
 from __future__ import annotations
 
-import asyncio
 import fractions
 import time
 
 import av
 import numpy as np
-from aiortc.mediastreams import MediaStreamError, VideoStreamTrack
+from aiortc.mediastreams import VideoStreamTrack
 from av.video.reformatter import VideoReformatter
 from PIL import Image, ImageDraw, ImageFont
+
+from lapak.media.pacing import FramePacer
 
 BOOTH_COLOURS: list[tuple[int, int, int]] = [
     (210, 40, 40),  # 0 red
@@ -377,8 +378,7 @@ class TestCardTrack(VideoStreamTrack):
         plane = self._canvas.planes[0]
         rows = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(height, plane.line_size)
         self._canvas_rgb = rows[:, : width * 3].reshape(height, width, 3)
-        self._t0: float | None = None
-        self._n = 0
+        self._pacer = FramePacer(1.0 / self.fps, 1.0 / self.fps)
 
     @property
     def mean_cost_ms(self) -> float:
@@ -387,22 +387,8 @@ class TestCardTrack(VideoStreamTrack):
 
     async def next_timestamp(self) -> tuple[int, fractions.Fraction]:
         """Wait until the next frame is due; return its pts and time base."""
-        if self.readyState != "live":
-            raise MediaStreamError
-        now = time.monotonic()
-        if self._t0 is None:
-            self._t0 = now
-            self._n = 0
-        else:
-            self._n += 1
-            delay = self._t0 + self._n / self.fps - now
-            if delay > 0:
-                await asyncio.sleep(delay)
-                if self.readyState != "live":
-                    raise MediaStreamError
-            elif delay < -1.0 / self.fps:
-                self._n = int((now - self._t0) * self.fps)
-        return round(self._n * VIDEO_CLOCK_RATE / self.fps), VIDEO_TIME_BASE
+        n = await self._pacer.next(lambda: self.readyState == "live")
+        return round(n * VIDEO_CLOCK_RATE / self.fps), VIDEO_TIME_BASE
 
     def render(self, t: float, wall_ms: int) -> av.VideoFrame:
         """One yuv420p frame of the card (no pts); used by ``recv`` and for measurements."""
@@ -415,7 +401,7 @@ class TestCardTrack(VideoStreamTrack):
         pts, time_base = await self.next_timestamp()
         started = time.perf_counter()
         wall_ms = int(time.time() * 1000)
-        frame = self.render(self._n / self.fps, wall_ms)
+        frame = self.render(self._pacer.n / self.fps, wall_ms)
         frame.pts = pts
         frame.time_base = time_base
         self.last_cost_ms = (time.perf_counter() - started) * 1000.0
