@@ -12,6 +12,14 @@ rendered to a 64x24-cell tile by:
   already-scaled 64x48 pixels, its cheapest input. The bench installs nothing: when chafa is
   missing it says how to get it and reports null.
 
+The zoom path (``console/graphics.py``): the same 640x480 frames as RGB (the conversion from
+yuv420p included, as the console does it) encoded whole for the terminal's graphics protocol,
+ours against textual-image's (``_sixel.image_to_sixels`` and its kitty form, a PNG in base64
+in 4096-byte chunks), and each decoded back for its PSNR against the RGB frame.
+``graphics_ms_per_frame`` and ``graphics_psnr_db`` are our sixel's (the one that costs and loses:
+our kitty raw form is exact, its PSNR reported as null with ``graphics_kitty_exact``).
+textual-image is not a project dependency: when it is missing its keys are null.
+
 Every figure includes the scaling from the decoded frame and is the median over repetitions of
 the mean per frame. ``bytes_per_tile_frame`` counts only the rows our renderer marks changed, as
 only those would be repainted. Run from the repository root::
@@ -47,6 +55,13 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 sys.path.insert(0, os.path.dirname(_HERE))
 
+from lapak.console.graphics import (  # noqa: E402
+    kitty_decode,
+    kitty_encode,
+    psnr,
+    sixel_decode,
+    sixel_encode,
+)
 from lapak.console.render import DEFAULT_THRESHOLD, HALF_BLOCK, CellRenderer  # noqa: E402
 from lapak.media.frames import FrameScaler  # noqa: E402
 
@@ -221,6 +236,80 @@ def measure(name: str, factory: Callable[[], Renderer], frames: list[av.VideoFra
     return statistics.median(per_rep), bytes_per_frame
 
 
+Encoder = Callable[[np.ndarray], str]
+
+
+def graphics_encoders() -> dict[str, tuple[Encoder, Callable[[str], np.ndarray]]]:
+    """name -> (encode an RGB frame to terminal text, decode it back to RGB)."""
+
+    def kitty_pixels(text: str) -> np.ndarray:
+        rgb = kitty_decode(text)[0].rgb
+        assert rgb is not None
+        return rgb
+
+    encoders: dict[str, tuple[Encoder, Callable[[str], np.ndarray]]] = {
+        "kitty_raw": (lambda rgb: kitty_encode(rgb, image_id=1, cols=64, rows=24), kitty_pixels),
+        "kitty_png": (
+            lambda rgb: kitty_encode(rgb, image_id=1, cols=64, rows=24, png=True),
+            kitty_pixels,
+        ),
+        "sixel": (sixel_encode, sixel_decode),
+    }
+    try:
+        from PIL import Image
+        from textual_image._pixeldata import PixelData
+        from textual_image._sixel import image_to_sixels
+    except ImportError:
+        log("textual-image not available: `.venv/bin/pip install textual-image` (not a dependency)")
+        return encoders
+
+    def ti_kitty(rgb: np.ndarray) -> str:
+        """What textual-image's kitty renderable sends: a PNG in base64, 4096 bytes a chunk."""
+        data = PixelData(Image.fromarray(rgb)).to_base64()
+        parts = []
+        while data:
+            chunk, data = data[:4096], data[4096:]
+            more = 1 if data else 0
+            parts.append(f"\x1b_Gi=1,m={more},f=100,q=2;{chunk}\x1b\\")
+        return "".join(parts)
+
+    encoders["textual_image_kitty"] = (ti_kitty, kitty_pixels)
+    encoders["textual_image_sixel"] = (
+        lambda rgb: image_to_sixels(Image.fromarray(rgb)),
+        sixel_decode,
+    )
+    return encoders
+
+
+def measure_graphics(frames: list[av.VideoFrame], reps: int) -> dict[str, Any]:
+    """Per encoder: median ms per 640x480 frame (RGB conversion included), bytes, PSNR."""
+    out: dict[str, Any] = {}
+    for name, (encode, decode) in graphics_encoders().items():
+        per_rep: list[float] = []
+        size = 0
+        for _ in range(reps):
+            start = time.perf_counter_ns()
+            for frame in frames:
+                size += len(encode(frame.to_ndarray(format="rgb24")))
+            per_rep.append((time.perf_counter_ns() - start) / 1e6 / len(frames))
+        rgb = frames[-1].to_ndarray(format="rgb24")
+        value = psnr(decode(encode(rgb)), rgb)
+        ms = statistics.median(per_rep)
+        log(
+            f"graphics {name}: {ms:.2f} ms/frame, {size / reps / len(frames):.0f} B, {value:.1f} dB"
+        )
+        out[f"graphics_{name}_ms_per_frame"] = round(ms, 3)
+        out[f"graphics_{name}_bytes_per_frame"] = round(size / reps / len(frames))
+        out[f"graphics_{name}_psnr_db"] = None if math.isinf(value) else round(value, 2)
+    for name in ("textual_image_kitty", "textual_image_sixel"):
+        for key in ("ms_per_frame", "bytes_per_frame", "psnr_db"):
+            out.setdefault(f"graphics_{name}_{key}", None)
+    out["graphics_ms_per_frame"] = out["graphics_sixel_ms_per_frame"]
+    out["graphics_psnr_db"] = out["graphics_sixel_psnr_db"]
+    out["graphics_kitty_exact"] = out["graphics_kitty_raw_psnr_db"] is None
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=90, help="frames in the source (15 fps)")
@@ -268,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         "threshold": DEFAULT_THRESHOLD,
         "targets": {"speedup": 10, "vs_chafa": 4, "ms_per_tile_frame": 1.5},
     }
+    result.update(measure_graphics(frames[: max(1, min(len(frames), 15))], reps))
     print(json.dumps(result), flush=True)
     return 0
 
