@@ -30,6 +30,13 @@ def check(args: argparse.Namespace, env: os._Environ[str] | dict[str, str]) -> i
     except CliError as exc:
         raise CliError(exc.problems, EXIT_FAILED) from None
     problems, notes = check_files(config.launch)
+    from lapak.signaling.config import ConfigError
+    from lapak.signaling.ice import load_ice
+
+    try:
+        load_ice(config.ice)
+    except ConfigError as exc:
+        problems += exc.problems
     for what, path in notes:
         log.info("event=created_at_start what=%s path=%s", what, path)
     if problems:

@@ -123,6 +123,13 @@ def run(args: argparse.Namespace) -> int:
         )
     certs = tls_files(launch)
     context = certs.context() if certs else None  # ssl.SSLError: a usage error
+    from lapak.signaling.config import ConfigError
+    from lapak.signaling.ice import load_ice
+
+    try:
+        load_ice(config.ice)  # the TURN secret file: a bad one is a usage error, not a crash
+    except ConfigError as exc:
+        raise CliError(exc.problems, EXIT_USAGE) from None
 
     import asyncio
 

@@ -1,9 +1,11 @@
 """The officer's side of the constrained-link test, run inside its own network namespace.
 
-Starts a signalling server on ``--host``:``--port`` and the officer media engine for desk d1,
-then prints one JSON line every half second about the (single) booth link: video frames,
-audio frames, frames carrying the booth's tone, received bytes, link state. The test reads
-these lines through the pipe (pipes cross namespaces; sockets here only reach the veth).
+Starts a signalling server on ``--host``:``--port`` (or joins the one at ``--server-url``)
+and the officer media engine for desk d1, then prints one JSON line every half second about
+the (single) booth link: video frames, audio frames, frames carrying the booth's tone,
+received bytes, link state, its peer connection's state and the candidate types of the ICE
+pair in use (``"relay"`` when it goes through TURN). The test reads these lines through the
+pipe (pipes cross namespaces; sockets here only reach the veth).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import contextlib
 
+from aiortc import RTCPeerConnection
+
 from lapak.media.audio_tracks import AudioProbe
 from lapak.media.headless import HeadlessDesk
 from lapak.media.officer import OfficerMediaOptions
@@ -29,12 +33,27 @@ from lapak.signaling.server import SignalServer
 from lapak.signaling.tokens import KeyRing
 
 
+def ice_pair(pc: RTCPeerConnection) -> list[str] | None:
+    """``[local type, remote type]`` of the nominated ICE pair (aiortc's stats do not say;
+    its ICE connection does), or None before one is chosen."""
+    for transceiver in pc.getTransceivers():
+        connection = transceiver.receiver.transport.transport._connection
+        pair = connection._nominated.get(1)
+        if pair is not None:
+            return [pair.local_candidate.type, pair.remote_candidate.type]
+    return None
+
+
 async def main(args: argparse.Namespace) -> None:
     keys = KeyRing.from_file(Path(args.secret))
-    server = SignalServer(Path(args.data), keys, host=args.host, port=args.port)
-    await server.start()
+    server: SignalServer | None = None
+    url = args.server_url
+    if url is None:
+        server = SignalServer(Path(args.data), keys, host=args.host, port=args.port)
+        await server.start()
+        url = server.url
     desk = HeadlessDesk(
-        server.url,
+        url,
         keys.issue("officer", "ana", "main", desk="d1"),
         OfficerMediaOptions(audio_in="tone", send_video=False),
     )
@@ -70,19 +89,23 @@ async def main(args: argparse.Namespace) -> None:
                     "tone_frames": counts["tone"],
                     "rx_bytes": rx_bytes,
                     "rebuilds": link.rebuilds,
+                    "pc_state": link.pc.connectionState,
+                    "pair": ice_pair(link.pc),
                 }
                 print(json.dumps(line), flush=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
     finally:
         await desk.close()
-        await server.close()
+        if server is not None:
+            await server.close()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--host", required=True)
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
     parser.add_argument("--secret", required=True)
-    parser.add_argument("--data", required=True)
+    parser.add_argument("--data")
+    parser.add_argument("--server-url", help="join this server instead of starting one")
     asyncio.run(main(parser.parse_args()))

@@ -114,3 +114,17 @@ def test_welcome_carries_per_client_ice_servers() -> None:
     ]
     typed = decode_server(msgspec.json.encode(welcome))
     assert isinstance(typed, Welcome) and typed.ice_servers[0].username == f"{expiry}:booth-7"
+
+
+def test_check_config_names_a_missing_turn_secret_file(tmp_path: Path) -> None:
+    from tests.test_config import check_config
+
+    conf = tmp_path / "server.toml"
+    conf.write_text(
+        '[server]\ndata_dir = "data"\nsecret_file = "secret"\n'
+        '[ice]\nturn_secret_file = "missing.secret"\n'
+        '[[ice.servers]]\nurls = ["turn:10.0.0.1:3478"]\n'
+    )
+    code, problems, _ = check_config(tmp_path, "--config", str(conf))
+    assert code == 1, f"a missing TURN secret file fails the check: {problems}"
+    assert any("turn_secret_file" in p and "missing.secret" in p for p in problems), problems
