@@ -201,7 +201,7 @@ def sixel_encode(rgb: np.ndarray) -> str:
     for k in range(6):
         bits[band_i, bands[:, k], col_i] |= np.uint8(1 << k)
     passes = bits[:, : len(_palette())]
-    present: np.ndarray = passes.any(axis=2)
+    present = np.any(passes, axis=2)
     # Where each pass ends: after its last set sixel (the empty tail is left out).
     ends = (width - np.argmax(passes[:, :, ::-1] != 0, axis=2)).tolist()
     chars = passes + np.uint8(63)
