@@ -9,6 +9,10 @@ There is one reconnect policy (:class:`Backoff`): the first connection (``retry=
 every reconnect after a drop wait by it. Errors and close codes that mean "do not come back"
 (the token refused or expired, the desk taken over by a newer connection) end the session;
 ``ended`` then says why ("refused" or "replaced") and ``end_detail`` what the server said.
+
+With a ``token_source`` (e.g. re-reading a token file) a live connection swaps in the newest
+token by ``refresh`` at 80% of its token's lifetime, so short-lived tokens outlive nothing;
+a reconnect says hello with the newest token too.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import itertools
 import logging
 import random
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeAlias, overload
@@ -32,8 +37,10 @@ from lapak.signaling.messages import encode as encode_message
 from lapak.signaling.protocol import (
     ClientMessage,
     Hello,
+    Refresh,
     Watch,
 )
+from lapak.signaling.tokens import refresh_due
 
 log = logging.getLogger("lapak.client")
 
@@ -55,6 +62,7 @@ FINAL_ERROR_CODES: dict[str, EndReason] = {
 """Error codes that end the session for good (the server closes after them)."""
 
 WIRE_MAX_SIZE = 1024 * 1024
+REFRESH_RETRY_S = 2.0  # no newer token yet, or it was refused: look again this often
 _dict_encoder = msgspec.json.Encoder()
 
 
@@ -123,9 +131,15 @@ class SignalClient:
         on_connection: Callable[[], None] | None = None,
         policy: Backoff | None = None,
         request_timeout: float = 10.0,
+        token_source: Callable[[], str] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url
         self.token = token
+        self.token_source = token_source  # the newest token (read before refresh and reconnect)
+        self.clock = clock  # wall clock, against the tokens' exp
+        self.refreshes = 0
+        self._refresher: asyncio.Task[None] | None = None
         self.on_message = on_message
         self.reconnect = reconnect
         self.on_reconnect = on_reconnect
@@ -181,6 +195,8 @@ class SignalClient:
         self.close_code = None
         self.last_error = None
         self._reader = asyncio.create_task(self._read(), name="signal-reader")
+        if self.welcome is not None:  # a reconnect: the newest token says hello
+            self._take_newer_token()
         session = self.welcome.session if self.welcome is not None else None
         try:
             welcome = await self.request(Hello(token=self.token, session=session))
@@ -193,7 +209,53 @@ class SignalClient:
         self.last_failure = None
         self.connected.set()
         self._notify()
+        if self.token_source is not None and (self._refresher is None or self._refresher.done()):
+            self._refresher = asyncio.create_task(self._refresh_loop(), name="signal-refresh")
         return welcome
+
+    def _newer_token(self) -> str | None:
+        """The source's token when it lives longer than ours (a read error keeps ours)."""
+        if self.token_source is None:
+            return None
+        try:
+            token = self.token_source().strip()
+        except (OSError, ValueError) as exc:
+            log.warning("event=token_source_failed error=%r", exc)
+            return None
+        ours = refresh_due(self.token) or 0.0
+        return token if token != self.token and (refresh_due(token) or 0.0) > ours else None
+
+    def _take_newer_token(self) -> None:
+        newer = self._newer_token()
+        if newer is not None:
+            self.token = newer
+
+    async def _refresh_loop(self) -> None:
+        """At 80% of the token's lifetime, swap in the source's newer token; until there is
+        one, look again every few seconds (the old token holds until it expires)."""
+        while not self._closing and self.ended is None:
+            due = refresh_due(self.token)
+            if due is None:
+                return
+            await asyncio.sleep(max(0.0, due - self.clock()))
+            if not self.connected.is_set():
+                await self.connected.wait()
+                continue
+            newer = self._newer_token()
+            if newer is None:
+                await asyncio.sleep(REFRESH_RETRY_S)
+                continue
+            try:
+                ack = await self.request(Refresh(token=newer))
+            except RequestError as exc:
+                log.warning("event=refresh_refused code=%s message=%r", exc.code, exc.message)
+                await asyncio.sleep(REFRESH_RETRY_S)
+                continue
+            except (ConnectionError, TimeoutError):
+                continue  # the reconnect says hello with the newer token
+            self.token = newer
+            self.refreshes += 1
+            log.info("event=token_refreshed exp=%s", ack.exp)
 
     async def _drop_socket(self) -> None:
         if self._ws is not None:
@@ -242,6 +304,11 @@ class SignalClient:
 
     async def close(self) -> None:
         self._closing = True
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+            self._refresher = None
         if self._reconnector is not None:
             self._reconnector.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -37,6 +37,7 @@ __all__ = [
     "key_id",
     "new_jti",
     "parse_duration",
+    "refresh_due",
 ]
 
 ROLES = ("officer", "booth", "supervisor", "admin")
@@ -88,6 +89,22 @@ class Claims:
     exp: float = 0.0
     iat: float = 0.0
     jti: str | None = None  # tokens made before ids existed have none (cannot be revoked)
+
+
+REFRESH_AT = 0.8  # of a token's lifetime: when a client swaps in its next token
+
+
+def refresh_due(token: str) -> float | None:
+    """When a client should refresh ``token`` (Unix time, ``REFRESH_AT`` of its lifetime);
+    None when it does not say (read unverified: the server verifies)."""
+    try:
+        payload = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    iat, exp = payload.get("iat"), payload.get("exp")
+    if not isinstance(iat, int | float) or not isinstance(exp, int | float) or exp <= iat:
+        return None
+    return float(iat + REFRESH_AT * (exp - iat))
 
 
 def check_lifetime(claims: Claims, cap_s: float) -> None:
