@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 
 import av
 import numpy as np
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamTrack
 
 from lapak.media.pacing import FramePacer
 from lapak.media.tones import (
@@ -35,6 +35,7 @@ from lapak.media.tones import (
     to_mono,
     tone_present,
 )
+from lapak.media.track_frames import track_frames
 
 logger = logging.getLogger(__name__)
 
@@ -213,10 +214,5 @@ class AudioProbe:
 
     async def run(self, track: MediaStreamTrack) -> None:
         """Read ``track`` until it ends; cancel the task to stop earlier."""
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            if isinstance(frame, av.AudioFrame):
-                self.feed(frame)
+        async for frame in track_frames(track, av.AudioFrame):
+            self.feed(frame)

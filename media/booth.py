@@ -19,7 +19,6 @@ from typing import Any
 import av
 import numpy as np
 from aiortc import MediaStreamTrack
-from aiortc.mediastreams import MediaStreamError
 
 from lapak.media.audio_out import AudioSink, open_sink
 from lapak.media.audio_tracks import AudioProbe, SourceAudioTrack
@@ -28,6 +27,7 @@ from lapak.media.booth_status import BoothScreen, booth_screen
 from lapak.media.peer import cancel_tasks
 from lapak.media.testcard import TestCardTrack
 from lapak.media.tones import OFFICER_FREQUENCY, ToneBurstSource, booth_frequency, to_mono
+from lapak.media.track_frames import track_frames
 from lapak.media.video_tracks import Fanout, FanoutTrack
 from lapak.signaling.client import Backoff, SignalClient
 from lapak.signaling.messages import BoothState, IceServer, PeerLeft, SdpRelay, ServerMessage
@@ -258,13 +258,7 @@ class BoothAgent:
 
     async def _play_officer_audio(self, track: MediaStreamTrack) -> None:
         """Drain the officer's audio; play it (probe + speaker) only while on air."""
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            if not isinstance(frame, av.AudioFrame):
-                continue
+        async for frame in track_frames(track, av.AudioFrame):
             self.officer_audio.feed(frame)
             if self.on_air:
                 self.played_audio.feed(frame)
@@ -275,12 +269,8 @@ class BoothAgent:
 
     async def _show_officer_video(self, track: MediaStreamTrack) -> None:
         """Drain the officer's picture; keep the newest frame only while on air."""
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            if self.on_air and isinstance(frame, av.VideoFrame):
+        async for frame in track_frames(track, av.VideoFrame):
+            if self.on_air:
                 self.officer_frame = frame
                 self.officer_frames_shown += 1
                 self.officer_frame_at = time.monotonic()

@@ -29,13 +29,13 @@ from typing import Any
 import av
 import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
 
 from lapak.media.audio_out import AudioMixer, AudioSink, open_sink
 from lapak.media.audio_tracks import AudioProbe
 from lapak.media.booth_link import FAILED_AFTER, STALL_S, BoothLink, new_offer_id, why_rebuild
 from lapak.media.links import counters_from_report, link_stats
 from lapak.media.peer import cancel_tasks, close_peers, new_peer_connection
+from lapak.media.track_frames import track_frames
 from lapak.signaling.messages import IceServer
 from lapak.signaling.protocol import SdpType
 
@@ -337,13 +337,7 @@ class MediaEngine:
 
     async def _read_video(self, link: BoothLink, track: MediaStreamTrack) -> None:
         """Keep only the newest frame: the remote track's queue must never grow."""
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            if not isinstance(frame, av.VideoFrame):
-                continue
+        async for frame in track_frames(track, av.VideoFrame):
             now = time.monotonic()
             link.latest = frame
             link.frames += 1

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import av
 import numpy as np
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamTrack
 
 from lapak.media.peer import cancel_tasks
 from lapak.media.tones import SAMPLE_RATE
+from lapak.media.track_frames import track_frames
 
 log = logging.getLogger("lapak.live_audio")
 
@@ -63,16 +64,10 @@ class LiveAudioSource:
         self._written += n
 
     async def _read(self) -> None:
-        while True:
-            try:
-                frame = await self.track.recv()
-            except MediaStreamError:
-                log.info("event=live_audio_ended source=%s", self.what)
-                return
-            if not isinstance(frame, av.AudioFrame):
-                continue
+        async for frame in track_frames(self.track, av.AudioFrame):
             for out in self._resampler.resample(frame):
                 self._append(out.to_ndarray().reshape(-1))
+        log.info("event=live_audio_ended source=%s", self.what)
 
     def samples(self, start: int, n: int) -> np.ndarray:
         """The next ``n`` live samples (silence where the capture has not caught up)."""
