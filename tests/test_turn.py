@@ -94,10 +94,14 @@ async def start_turnserver(net: TurnTopology, tmp: Path, out: object) -> asyncio
         stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + 15
-    while not udp_bound(net.turn, 3478):
-        assert proc.returncode is None, "turnserver exited at start (see turnserver.log)"
-        assert time.monotonic() < deadline, "turnserver did not bind UDP 3478 in 15 s"
-        await asyncio.sleep(0.1)
+    try:
+        while not udp_bound(net.turn, 3478):
+            assert proc.returncode is None, "turnserver exited at start (see turnserver.log)"
+            assert time.monotonic() < deadline, "turnserver did not bind UDP 3478 in 15 s"
+            await asyncio.sleep(0.1)
+    except BaseException:
+        await stop_process_group(proc)  # not yet in the caller's list of processes to stop
+        raise
     return proc
 
 
