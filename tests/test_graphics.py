@@ -4,7 +4,9 @@ console draws the zoomed tile through its driver and deletes it on unzoom."""
 
 from __future__ import annotations
 
+import io
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -21,7 +23,14 @@ from lapak.console.graphics import (
     sixel_decode,
     sixel_encode,
 )
-from lapak.console.graphics_detect import TerminalGraphics, forced, from_env, parse_answers
+from lapak.console.graphics_detect import (
+    DEFAULT_CELL,
+    TerminalGraphics,
+    detect,
+    forced,
+    from_env,
+    parse_answers,
+)
 from lapak.console.zoom_image import IMAGE_ID
 from lapak.media.testcard import TestCard
 
@@ -165,3 +174,19 @@ async def test_sixel_zoom_draws_sixel_over_the_tile() -> None:
             .to_ndarray()
         )
         assert psnr(decoded, frame) >= SIXEL_PSNR_DB
+
+
+def test_detect_without_a_terminal_obeys_the_flag_else_reads_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """stdin is no terminal: nothing is asked, nothing waits."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO())
+    monkeypatch.setenv("TERM", "xterm-kitty")
+    assert detect("auto") == TerminalGraphics("kitty", DEFAULT_CELL, "env")
+    assert detect("sixel") == TerminalGraphics("sixel", DEFAULT_CELL, "flag")
+    assert detect("blocks").mode == "blocks"
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("KITTY_WINDOW_ID", raising=False)
+    monkeypatch.delenv("TERM_PROGRAM", raising=False)
+    monkeypatch.delenv("GHOSTTY_RESOURCES_DIR", raising=False)
+    assert detect("auto").mode == "blocks"
