@@ -82,6 +82,17 @@ def trust(ca_file: Path | None) -> None:
     SignalClient.tls = context
 
 
+def read_token_file(path: Path) -> str:
+    """The token in ``--token-file``; CliError when it cannot be read or is empty."""
+    try:
+        token = path.read_text().strip()
+    except OSError as exc:
+        raise CliError(f"cannot read --token-file {path}: {exc.strerror}", EXIT_NO_FILE) from None
+    if not token:
+        raise CliError(f"--token-file {path} is empty", EXIT_NO_FILE)
+    return token
+
+
 def prepare(command: str, args_token: str | None, ca_file: Path | None) -> dict[str, object]:
     """Before a client connects: trust ``--ca-file``, check ``--token``'s role; its claims."""
     trust(ca_file)

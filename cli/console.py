@@ -78,6 +78,7 @@ def run_console(args: argparse.Namespace) -> int:
     from lapak.cli.clients import prepare, server_url
     from lapak.cli.logging_setup import to_console_file
 
+    factory = token_file_sessions(args)
     claims = prepare("console", args.token, args.ca_file)
     if not 0.0 <= args.monitor_level <= 1.0:
         raise CliError("--monitor-level must be within 0..1", EXIT_USAGE)
@@ -101,14 +102,31 @@ def run_console(args: argparse.Namespace) -> int:
         config=config,
         language=args.lang,
         graphics=graphics(args, config),
+        **factory,
     )
     return _run(app)
+
+
+def token_file_sessions(args: argparse.Namespace) -> dict[str, Any]:
+    """``--token-file F``: the token is read from F now, and again whenever it is due for a
+    refresh (a renewal job rewrites F); as LapakConsole keywords."""
+    path = args.token_file
+    if path is None:
+        return {}
+    import functools
+
+    from lapak.cli.clients import read_token_file
+    from lapak.media.desk_session import DeskSession
+
+    args.token = read_token_file(path)
+    return {"session_factory": functools.partial(DeskSession, token_source=path.read_text)}
 
 
 def run_supervise(args: argparse.Namespace) -> int:
     from lapak.cli.clients import prepare, server_url
     from lapak.cli.logging_setup import to_console_file
 
+    factory = token_file_sessions(args)
     prepare("supervise", args.token, args.ca_file)
     from lapak.console.supervisor import SupervisorConsole
 
@@ -121,6 +139,7 @@ def run_supervise(args: argparse.Namespace) -> int:
         config=config,
         language=args.lang,
         graphics=graphics(args, config),
+        **factory,
     )
     return _run(app)
 

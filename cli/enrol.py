@@ -120,7 +120,7 @@ def exchange(server: str, code: str, ca_file: Path | None = None, timeout: float
 
 def token_from_file(args: argparse.Namespace) -> str:
     """``--token-file F`` (after ``--enrol CODE`` has filled it, 0600): the token in F."""
-    from lapak.cli.exit_codes import EXIT_NO_FILE
+    from lapak.cli.clients import read_token_file
     from lapak.signaling.revocation import write_private
 
     path: Path | None = args.token_file
@@ -130,10 +130,4 @@ def token_from_file(args: argparse.Namespace) -> str:
         token = exchange(args.server, args.enrol, args.ca_file)
         write_private(path, token + "\n")
         return token
-    try:
-        token = path.read_text().strip()
-    except OSError as exc:
-        raise CliError(f"cannot read --token-file {path}: {exc.strerror}", EXIT_NO_FILE) from None
-    if not token:
-        raise CliError(f"--token-file {path} is empty", EXIT_NO_FILE)
-    return token
+    return read_token_file(path)

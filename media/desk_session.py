@@ -81,6 +81,7 @@ class DeskSession:
         watch_all: bool = False,
         request_timeout: float = 10.0,
         policy: Backoff | None = None,
+        token_source: Callable[[], str] | None = None,
     ) -> None:
         """``watch``: the desk a supervisor or admin follows (default: the first of its
         office). ``read_only``: the session only watches (an officer token is still let in;
@@ -94,6 +95,7 @@ class DeskSession:
             on_connection=self._on_connection,
             policy=policy,
             request_timeout=request_timeout,
+            token_source=token_source,  # refreshed before it expires (SignalClient)
         )
         self.engine = engine
         if engine is not None:

@@ -74,3 +74,31 @@ async def test_a_broken_or_wrong_source_keeps_the_old_token(
         assert client.token == first and client.refreshes == 0
     finally:
         await client.close()
+
+
+def test_console_token_file_is_read_now_and_by_the_session_later(tmp_path: Path) -> None:
+    from lapak.cli import console as console_cli
+    from lapak.cli.errors import CliError
+    from lapak.cli.main import build_parser
+
+    token_file = tmp_path / "officer.token"
+    token_file.write_text("  the-token\n")
+    args = build_parser().parse_args(
+        ["console", "--server", "ws://h:1", "--token-file", str(token_file)]
+    )
+    factory = console_cli.token_file_sessions(args)["session_factory"]
+    assert args.token == "the-token"
+    assert factory.keywords["token_source"]() == "  the-token\n", "re-read each time (stripped)"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(
+            ["console", "--server", "h:1", "--token", "t", "--token-file", "f"]
+        )
+    token_file.write_text("")
+    with pytest.raises(CliError, match="is empty"):
+        console_cli.token_file_sessions(args)
+    assert (
+        console_cli.token_file_sessions(
+            build_parser().parse_args(["supervise", "--server", "h:1", "--token", "t"])
+        )
+        == {}
+    )
