@@ -13,8 +13,10 @@ import pytest
 from conftest import wait_for
 from test_console_video import FakeMedia, circle_frame, feed, offline, one_visit_snapshot
 
+from lapak.console.app import LapakConsole
 from lapak.console.graphics import (
     CHUNK,
+    GraphicsMode,
     kitty_decode,
     kitty_delete,
     kitty_encode,
@@ -103,12 +105,19 @@ def test_the_terminal_answers_choose_the_protocol() -> None:
     assert forced("auto") is None and forced("sixel") == "sixel"
 
 
-async def test_zoomed_tile_is_drawn_in_kitty_pixels_and_deleted_on_unzoom() -> None:
-    app = offline(graphics=TerminalGraphics("kitty", (10, 20), "flag"))
+def console_with_a_frame(mode: GraphicsMode) -> tuple[LapakConsole, list[str]]:
+    """An offline console in ``mode`` with a frame ready for slot 1, and what it writes past
+    Textual (the zoomed tile's pixels) collected."""
+    app = offline(graphics=TerminalGraphics(mode, (10, 20), "flag"))
     app.engine = FakeMedia()  # type: ignore[assignment]  # a stand-in engine with a frame ready
     written: list[str] = []
     app.desk_screen.zoom_image.write = written.append
     feed(app, one_visit_snapshot())
+    return app, written
+
+
+async def test_zoomed_tile_is_drawn_in_kitty_pixels_and_deleted_on_unzoom() -> None:
+    app, written = console_with_a_frame("kitty")
     async with app.run_test(size=(120, 40)) as pilot:
         video = app.tile(1).video
         await wait_for(lambda: video.frames_painted > 0, "half-blocks before the zoom")
@@ -145,11 +154,7 @@ async def test_zoomed_tile_is_drawn_in_kitty_pixels_and_deleted_on_unzoom() -> N
 
 
 async def test_blocks_keeps_half_blocks_when_zoomed() -> None:
-    app = offline(graphics=TerminalGraphics("blocks", (10, 20), "flag"))
-    app.engine = FakeMedia()  # type: ignore[assignment]  # a stand-in engine with a frame ready
-    written: list[str] = []
-    app.desk_screen.zoom_image.write = written.append
-    feed(app, one_visit_snapshot())
+    app, written = console_with_a_frame("blocks")
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("z")
         video = app.tile(1).video
@@ -159,11 +164,7 @@ async def test_blocks_keeps_half_blocks_when_zoomed() -> None:
 
 
 async def test_sixel_zoom_draws_sixel_over_the_tile() -> None:
-    app = offline(graphics=TerminalGraphics("sixel", (10, 20), "flag"))
-    app.engine = FakeMedia()  # type: ignore[assignment]  # a stand-in engine with a frame ready
-    written: list[str] = []
-    app.desk_screen.zoom_image.write = written.append
-    feed(app, one_visit_snapshot())
+    app, written = console_with_a_frame("sixel")
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("z")
         await wait_for(lambda: any("\x1bP" in w for w in written), "a sixel image")
