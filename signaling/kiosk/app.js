@@ -1,7 +1,9 @@
 // The booth kiosk: wires the signalling session, the media and the screens together.
 //
-// Enrolment: an operator opens /booth#token=… once; the token moves to localStorage and the
-// fragment is removed from the address bar at once. It is sent only inside `hello`.
+// Enrolment: an operator opens /booth?enrol=CODE once (the QR code of `lapak enrol`): the page
+// trades the one-time code for a booth token (POST /enrol) and keeps the token in localStorage.
+// Or /booth#token=… with a token from `lapak token`. Either is removed from the address bar at
+// once. The token is sent only inside `hello`.
 
 import { LANGUAGES, language, outcomeText, reasonText, setLanguage, stepLabel, stepReady,
   stepShow, t } from "./i18n.js";
@@ -40,6 +42,28 @@ function takeToken() {
   if (fragment.has("lang")) localStorage.setItem(LANG_KEY, fragment.get("lang"));
   if (location.hash) history.replaceState(null, "", location.pathname + location.search);
   return localStorage.getItem(TOKEN_KEY);
+}
+
+// A one-time code in the address (?enrol=CODE): traded for a token, which replaces any older one.
+async function enrolFromAddress() {
+  const query = new URLSearchParams(location.search);
+  const code = query.get("enrol");
+  if (!code) return;
+  query.delete("enrol");
+  const rest = query.toString();
+  history.replaceState(null, "", location.pathname + (rest ? `?${rest}` : "") + location.hash);
+  try {
+    const answer = await fetch("/enrol", {
+      method: "POST",
+      headers: { Authorization: `Enrol ${code}` },
+      cache: "no-store",
+    });
+    const body = await answer.json();
+    if (answer.ok && body.token) localStorage.setItem(TOKEN_KEY, body.token);
+    else console.warn("enrolment refused", answer.status, body.error);
+  } catch (error) {
+    console.warn("enrolment failed", error);
+  }
 }
 
 const rawAudio = () => localStorage.getItem(AUDIO_KEY) === "raw";
@@ -395,6 +419,10 @@ function main() {
   for (const button of $$("button.cancel")) button.addEventListener("click", onCancel);
   setInterval(tickMeter, 100);
   setInterval(render, 1000); // sound-blocked hint, media state
+  enrolFromAddress().then(start);
+}
+
+function start() {
   const token = takeToken();
   if (!token) {
     state.tokenProblem = "missing";
