@@ -85,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+    claims = keys.verify(token)
+    # stdout is the token alone (scripts capture it); its id goes to stderr, for revoking it later.
+    sys.stderr.write(f"lapak token: jti={claims.jti} role={claims.role} exp={int(claims.exp)}\n")
     sys.stdout.write(token + "\n")
     return EXIT_OK
 

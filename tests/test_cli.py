@@ -17,7 +17,17 @@ from lapak.cli.main import build_parser
 from lapak.signaling.tokens import KeyRing
 
 LAPAK = [sys.executable, "-m", "lapak.cli"]
-SUBCOMMANDS = ("signal", "audit", "backup", "token", "booth", "console", "supervise", "demo")
+SUBCOMMANDS = (
+    "signal",
+    "audit",
+    "backup",
+    "token",
+    "enrol",
+    "booth",
+    "console",
+    "supervise",
+    "demo",
+)
 
 
 def run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -41,6 +51,7 @@ def test_token_prints_a_verifiable_token(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     claims = KeyRing.from_file(secret).verify(out.stdout.strip())
     assert (claims.role, claims.booth) == ("booth", "b1")
+    assert f"jti={claims.jti}" in out.stderr, f"the token's id is said on stderr: {out.stderr!r}"
     bad = run("token", "--secret-file", str(secret), "--role", "officer", "--sub", "a",
               "--office", "main")  # fmt: skip
     assert bad.returncode == 2 and "desk" in bad.stderr
