@@ -190,6 +190,8 @@ class DeskScreen(Screen[None]):
             return  # frames stay unread and are replaced by newer ones: dropped, not queued
         now = time.monotonic()
         for slot, link in links:
+            if paint_log is not None:
+                paint_log.seen(slot, link)
             video = self.tiles[slot].video  # by reference: no lookup that can miss
             if now - video.painted_at < min_gap:
                 continue
@@ -204,4 +206,4 @@ class DeskScreen(Screen[None]):
                 continue
             if paint_log is not None and video.last_rgb is not None:
                 arrived: Any = getattr(link, "last_frame_at", None)
-                paint_log.painted(slot, video.last_rgb, arrived)
+                paint_log.painted(slot, video.last_rgb, arrived, frame.width)
