@@ -12,9 +12,12 @@ console/paintlog.py), with the decoded frame's width and, once a second, the off
 kbps summed over its links (getStats). What the console owns is `console_own_latency`: from
 the decoded frame's arrival at the link to its flush (wait for the paint timer + paint →
 flush); the rest of `latency` is the booth's capture and encode, the network and aiortc's
-receive path and decoder. CPU figures are user+system over wall time from /proc, per process:
-`console_cpu_cores` (= `cpu_cores`, the console alone, video decoding included),
-`booths_cpu_cores` (all booth processes summed), `server_cpu_cores`.
+receive path and decoder. `latency_on_air_*` is slot 1's (on air while measuring),
+`latency_off_air_*` the others': aiortc's video jitter buffer hands a frame on only when the
+next frame's first packet arrives, so a thumbnail at 5 fps reaches the link ~200 ms later than
+its capture plus transport, a full-rate frame ~67 ms. CPU figures are user+system over wall
+time from /proc, per process: `console_cpu_cores` (= `cpu_cores`, the console alone, video
+decoding included), `booths_cpu_cores` (all booth processes summed), `server_cpu_cores`.
 
 The floor: the same N booths into a headless receiver (bench/_floor.py: the officer's media
 engine, lapak.media.headless.HeadlessDesk, nothing painted) in its own process, with a fresh
@@ -416,6 +419,7 @@ def run_console(
     per_slot = {s: 0.0 for s in range(1, booths + 1)}
     widths: dict[int, list[float]] = {s: [] for s in range(1, booths + 1)}
     latencies: list[float] = []
+    by_air: dict[bool, list[float]] = {True: [], False: []}  # latency, on air (slot 1) or not
     to_paint: list[float] = []
     paint_to_flush: list[float] = []
     arrival_to_paint: list[float] = []
@@ -431,6 +435,7 @@ def run_console(
             age = stamp_age_ms(f.stamp, f.flushed)
             if 0 <= age < 10_000:
                 latencies.append(float(age))
+                by_air[f.slot == 1].append(float(age))
                 to_paint.append(float(stamp_age_ms(f.stamp, f.painted)))
     fps = list(per_slot.values())
     kbps = [k for at, k in log.kbps if t0_ms <= at <= t1_ms]
@@ -451,6 +456,10 @@ def run_console(
         "rss_mb": round(window["rss"], 1),
         "latency_p50_ms": percentile(latencies, 50),
         "latency_p95_ms": percentile(latencies, 95),
+        "latency_on_air_p50_ms": percentile(by_air[True], 50),
+        "latency_on_air_p95_ms": percentile(by_air[True], 95),
+        "latency_off_air_p50_ms": percentile(by_air[False], 50),
+        "latency_off_air_p95_ms": percentile(by_air[False], 95),
         "console_own_latency_p50_ms": percentile(own, 50),
         "console_own_latency_p95_ms": percentile(own, 95),
         "capture_to_paint_p50_ms": percentile(to_paint, 50),
