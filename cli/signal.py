@@ -27,7 +27,14 @@ FLAGS = {  # flag attribute -> [server] key, and the flag's name in messages
     "tls_key": ("tls_key", "--tls-key"),
     "office": ("offices", "--office"),
     "grace": ("grace_s", "--grace"),
+    "video_tiers": ("video_tiers", "--video-tiers"),
 }
+
+
+def on_off(value: str) -> bool:
+    if value not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"{value!r}: say on or off")
+    return value == "on"
 
 
 def add_parser(sub: Any) -> None:
@@ -55,6 +62,12 @@ def add_parser(sub: Any) -> None:
         help="an office this server serves (repeatable; default: any in a valid token)",
     )
     p.add_argument("--grace", type=float, help="seconds a dropped client keeps its place")
+    p.add_argument(
+        "--video-tiers",
+        type=on_off,
+        metavar="on|off",
+        help="off-air booths send thumbnails, the on-air one full video (default on)",
+    )
     p.add_argument("--tls-cert", type=Path, help="PEM certificate: serve wss:// and https://")
     p.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
     p.add_argument(

@@ -209,6 +209,9 @@ class LapakConsole(DeskCommands):
                     self._end_for_good()
                 return
             self._show_connection()
+            welcome = session.welcome
+            if welcome is not None and not welcome.resumed:
+                self.zoom_told = None  # a new server session has zoomed nothing
         model = self.model
         self._tell_departures()
         by_slot = model.by_slot()
@@ -221,6 +224,7 @@ class LapakConsole(DeskCommands):
                       if tile.visit_id in change.visits}  # fmt: skip
         infos = {s: tile_info(model, by_slot.get(s), now, self.config, self.engine) for s in slots}
         self.desk_screen.show(infos, set(by_slot), model.capacity)
+        self.sync_zoom()
 
     def _end_for_good(self) -> None:
         """The server will not take this token back: one clear line, a non-zero exit.

@@ -61,6 +61,9 @@ class DeskCommands(App[None]):
     snapshots: list[tuple[Any, str]]
 
     KEYS: ClassVar[tuple[KeySpec, ...]] = OFFICER_KEYS
+    UNKNOWN: ClassVar[str] = "?"
+    zoom_told: str | None = None
+    """The zoomed visit the server was last told of (``UNKNOWN`` after a failed attempt)."""
 
     def key_help(self) -> list[KeyHelp]:
         """Every key of this console as bound now (the config file may have changed them)."""
@@ -106,9 +109,33 @@ class DeskCommands(App[None]):
 
     def action_select(self, step: int) -> None:
         self.desk_screen.step_selection(step)
+        self.sync_zoom()
 
     def action_zoom(self) -> None:
         self.desk_screen.toggle_zoom()
+        self.sync_zoom()
+
+    def zoomed_visit(self) -> str | None:
+        if not self.desk_screen.zoomed:
+            return None
+        visit = self.model.visit_in_slot(self.desk_screen.selected_slot)
+        return visit.visit if visit is not None else None
+
+    def sync_zoom(self) -> None:
+        """Tell the server which booth is zoomed when that changes: it sends full video while
+        zoomed (or on air), a thumbnail otherwise."""
+        wanted = self.zoomed_visit()
+        if self.read_only or wanted == self.zoom_told or not self.session.connected:
+            return
+        self.zoom_told = wanted
+        self._go(self._tell_zoom(wanted))
+
+    async def _tell_zoom(self, visit: str | None) -> None:
+        try:
+            await self.session.zoom(visit)
+        except FAILURES as exc:  # the visit left meanwhile, or the link dropped: ask again later
+            log.info("event=zoom_not_told visit=%s error=%r", visit, exc)
+            self.zoom_told = self.UNKNOWN
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.key_help()))
@@ -126,6 +153,7 @@ class DeskCommands(App[None]):
             self.say(t("msg.slot_empty", n=slot), "warning")
             return
         self.desk_screen.select(slot)
+        self.sync_zoom()
         self._go(self._focus(visit))
 
     async def _focus(self, visit: Visit | None) -> None:

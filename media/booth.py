@@ -28,9 +28,17 @@ from lapak.media.peer import cancel_tasks
 from lapak.media.testcard import TestCardTrack
 from lapak.media.tones import OFFICER_FREQUENCY, ToneBurstSource, booth_frequency, to_mono
 from lapak.media.track_frames import track_frames
+from lapak.media.video_tier import TieredVideoTrack
 from lapak.media.video_tracks import Fanout, FanoutTrack
 from lapak.signaling.client import Backoff, SignalClient
-from lapak.signaling.messages import BoothState, IceServer, PeerLeft, SdpRelay, ServerMessage
+from lapak.signaling.messages import (
+    BoothState,
+    IceServer,
+    PeerLeft,
+    SdpRelay,
+    ServerMessage,
+    VideoTier,
+)
 from lapak.signaling.protocol import Claimant, ClientMessage, StartVisit
 
 log = logging.getLogger("lapak.booth")
@@ -63,7 +71,6 @@ class ClaimantInfo:
     claim_type: str = "JHT"
 
 
-@dataclass
 @dataclass
 class BoothAgent:
     """One booth speaking the real protocol, with real or synthetic media."""
@@ -116,6 +123,11 @@ class BoothAgent:
     @property
     def on_air(self) -> bool:
         return self.status is not None and self.status.on_air
+
+    @property
+    def video_tier(self) -> VideoTier:
+        """What the server asks this booth to send; a thumbnail until it says otherwise."""
+        return self.status.video if self.status is not None else "thumbnail"
 
     @property
     def media_connected(self) -> bool:
@@ -223,7 +235,7 @@ class BoothAgent:
 
     def _camera_track(self) -> MediaStreamTrack:
         assert self._video is not None
-        return FanoutTrack(self._video)
+        return TieredVideoTrack(FanoutTrack(self._video), lambda: self.video_tier)
 
     def _mic_track(self) -> MediaStreamTrack | None:
         if self._mic is not None:

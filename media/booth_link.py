@@ -62,6 +62,8 @@ class BoothLink:
     frame_times: deque[float] = field(default_factory=lambda: deque(maxlen=512))
     """Arrival times (monotonic) of the latest video frames: gaps, fps."""
     last_frame_at: float | None = None
+    frame_size: tuple[int, int] | None = None
+    """The newest frame's width and height: a booth's thumbnail or full tier, as received."""
     offered_at: float = 0.0
     """When the current offer was started (monotonic): the no-answer clock."""
     offer_id: str | None = None

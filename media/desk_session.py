@@ -39,6 +39,7 @@ from lapak.signaling.protocol import (
     SdpType,
     SnapshotTaken,
     Watch,
+    Zoom,
 )
 
 log = logging.getLogger("lapak.desk_session")
@@ -230,6 +231,10 @@ class DeskSession:
     async def focus(self, visit: str | None) -> Ack:
         """Put a visit on air (None: nobody); the gates move on the server's delta."""
         return await self.client.request(Focus(visit=visit))
+
+    async def zoom(self, visit: str | None) -> Ack:
+        """Look closely at a visit (None: at none): its booth sends full video while zoomed."""
+        return await self.client.request(Zoom(visit=visit))
 
     async def decide(
         self, visit: str, step: int, decision: Decision, reason: str | None = None

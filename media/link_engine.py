@@ -340,6 +340,7 @@ class MediaEngine:
         async for frame in track_frames(track, av.VideoFrame):
             now = time.monotonic()
             link.latest = frame
+            link.frame_size = (frame.width, frame.height)
             link.frames += 1
             link.last_frame_at = now
             link.frame_times.append(now)

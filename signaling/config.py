@@ -79,6 +79,7 @@ class _Server(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     hello_timeout_s: Positive = 10.0
     max_connections: Annotated[int, msgspec.Meta(ge=1)] | None = None
     strict_outcomes: bool = True
+    video_tiers: bool = True
 
 
 class _Workflow(msgspec.Struct, forbid_unknown_fields=True):
@@ -194,6 +195,7 @@ class ServerConfig:
     hello_timeout_s: float = 10.0
     max_connections: int | None = None  # None: derived from RLIMIT_NOFILE
     strict_outcomes: bool = True
+    video_tiers: bool = True  # off-air booths send thumbnails (booth_state.video)
     token_ttl_max_s: TokenTtl = field(default_factory=TokenTtl)
     ice: IceConfig = field(default_factory=IceConfig)
     launch: Launch = field(default_factory=Launch)

@@ -93,7 +93,10 @@ class Hub:
         )
         self.relay = Relay(self.domain.state, self.sessions)
         self.projection = Projection(
-            self.domain.state, self.sessions, self.domain.rules.default_visit_s
+            self.domain.state,
+            self.sessions,
+            self.domain.rules.default_visit_s,
+            video_tiers=self.config.video_tiers,
         )
         self.revoked: frozenset[str] = frozenset()  # token ids refused (the shell reads the list)
 
@@ -283,6 +286,8 @@ class Hub:
         )
         result.outputs.append((conn.id, welcome))
         if actor.role == "officer" and actor.desk is not None:
+            if not joined.resumed:  # a new console has zoomed nothing yet
+                result.outputs += self.projection.zoom(actor.desk, None)
             self._watch(conn, actor.desk, None, result)
         elif actor.role == "booth" and actor.booth is not None:
             # A booth with no open visit gets nothing more: it sends start_visit when ready.
@@ -310,6 +315,12 @@ class Hub:
             case p.Focus():
                 result.events += d.set_focus(actor, msg.visit, now)
                 out.append((me, Ack(re=msg.id, on_air=msg.visit)))
+            case p.Zoom():
+                desk = perm.officer_desk(actor)
+                if msg.visit is not None:
+                    perm.seated_here(self.state, actor, msg.visit)
+                out.append((me, Ack(re=msg.id)))
+                out += self.projection.zoom(desk, msg.visit)
             case p.Decide():
                 result.events += d.decide(actor, msg.visit, msg.step, msg.decision, msg.reason, now)
                 out.append((me, Ack(re=msg.id, visit=msg.visit, step=msg.step)))

@@ -21,6 +21,7 @@ from lapak.signaling.protocol import ErrorCode, Outcome, Role, SdpType
 VisitState = Literal["queued", "active", "ended"]
 StepStatus = Literal["pending", "approved", "rejected"]
 Sender = Literal["officer", "booth", "supervisor"]
+VideoTier = Literal["full", "thumbnail"]
 
 
 class _View(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -206,12 +207,14 @@ class Delta(_Message, frozen=True, tag="delta"):
 
 
 class BoothState(VisitView, _Message, frozen=True, tag="booth_state"):
-    """A booth's visit: its view plus where it stands (on air, or its place in the queue)."""
+    """A booth's visit: its view plus where it stands (on air, or its place in the queue), and
+    the video it should send: ``full`` on air, a ``thumbnail`` (a tile's worth) off air."""
 
     on_air: bool
     position: int | None
     estimated_wait_s: float | None
     queue: int
+    video: VideoTier
 
     @classmethod
     def of(
@@ -222,6 +225,7 @@ class BoothState(VisitView, _Message, frozen=True, tag="booth_state"):
         position: int | None,
         estimated_wait_s: float | None,
         queue: int,
+        video: VideoTier,
     ) -> BoothState:
         return cls(
             **msgspec.structs.asdict(view),
@@ -229,6 +233,7 @@ class BoothState(VisitView, _Message, frozen=True, tag="booth_state"):
             position=position,
             estimated_wait_s=estimated_wait_s,
             queue=queue,
+            video=video,
         )
 
     def view(self) -> VisitView:

@@ -21,6 +21,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "hello": frozenset({"officer", "booth", "supervisor", "admin"}),
     "start_visit": frozenset({"booth"}),
     "focus": frozenset({"officer"}),
+    "zoom": frozenset({"officer"}),
     "decide": frozenset({"officer"}),
     "end_visit": frozenset({"officer", "booth"}),
     "snapshot_taken": frozenset({"officer"}),
@@ -36,6 +37,7 @@ MUTATING = frozenset(
     {
         "start_visit",
         "focus",
+        "zoom",
         "decide",
         "end_visit",
         "snapshot_taken",

@@ -17,12 +17,16 @@ Output = tuple[int, ServerMessage]
 
 
 class Projection:
-    def __init__(self, state: State, sessions: Sessions, default_visit_s: float) -> None:
+    def __init__(
+        self, state: State, sessions: Sessions, default_visit_s: float, video_tiers: bool = True
+    ) -> None:
         self.state = state
+        self.video_tiers = video_tiers  # False: every booth sends full video
         self.sessions = sessions
         self.default_visit_s = default_visit_s
         self._desk_seq: Counter[str] = Counter()
         self._desk_queue: dict[str, int] = {}  # the office queue length each desk was last told
+        self.zoomed: dict[str, str] = {}  # desk -> the visit its officer zoomed (not logged)
 
     def snapshot(self, desk: str, re: int | None) -> Snapshot:
         state = desk_view(self.state, desk, self.sessions.presence)
@@ -31,13 +35,30 @@ class Projection:
     def booth_state(self, visit_id: str, view: VisitView | None = None) -> BoothState:
         visit = self.state.visits[visit_id]
         desk = self.state.desks.get(visit.desk) if visit.desk else None
+        on_air = bool(desk and desk.on_air == visit.id)
+        zoomed = bool(desk and self.zoomed.get(desk.id) == visit.id)
         return BoothState.of(
             view or visit_view(visit, self.sessions.presence),
-            on_air=bool(desk and desk.on_air == visit.id),
+            on_air=on_air,
+            video="full" if on_air or zoomed or not self.video_tiers else "thumbnail",
             position=queue_position(self.state, visit),
             estimated_wait_s=estimated_wait_s(self.state, visit, self.default_visit_s),
             queue=len(self.state.queues.get(visit.office, [])),
         )
+
+    def zoom(self, desk: str, visit: str | None) -> list[Output]:
+        """The desk's zoomed visit moved: the booths that left and entered the zoom are told
+        their new ``video`` (the caller checked that ``visit`` sits at ``desk``)."""
+        before = self.zoomed.pop(desk, None)
+        if visit is not None:
+            self.zoomed[desk] = visit
+        outputs: list[Output] = []
+        changed = [] if before == visit else [v for v in (before, visit) if v is not None]
+        for visit_id in changed:
+            message = self.booth_state(visit_id)
+            holders = self.sessions.booth_holders(self.state.visits[visit_id])
+            outputs += [(c, message) for c in holders]
+        return outputs
 
     def project(self, events: list[Event], touched: set[str]) -> list[Output]:
         """The deltas and booth states that ``events`` and the presence changes of the
@@ -63,6 +84,9 @@ class Projection:
                 case ev.VisitQueued() | ev.VisitEnded():
                     # it may have left a desk: every desk of the office re-reads its seats
                     visit = s.visits[event.visit]
+                    for zoom_desk, zoomed in list(self.zoomed.items()):
+                        if zoomed == visit.id:  # a zoom never outlives the seat
+                            del self.zoomed[zoom_desk]
                     for desk in desks_of(visit.office):
                         desks.setdefault(desk.id, set()).add(visit.id)
                     visits.add(visit.id)

@@ -105,6 +105,14 @@ class Focus(msgspec.Struct, tag="focus", tag_field="type", forbid_unknown_fields
     id: int | None = None
 
 
+class Zoom(msgspec.Struct, tag="zoom", tag_field="type", forbid_unknown_fields=True):
+    """The visit the officer looks at closely (its booth sends full video); ``visit: null``: none.
+    Not an event: the log keeps decisions, not where the officer looked."""
+
+    visit: str | None
+    id: int | None = None
+
+
 class Decide(msgspec.Struct, tag="decide", tag_field="type", forbid_unknown_fields=True):
     """approve or reject (with a configured reason) a pending step, or reopen a decided one."""
 
@@ -195,6 +203,7 @@ ClientMessage = (
     Hello
     | StartVisit
     | Focus
+    | Zoom
     | Decide
     | EndVisit
     | Watch

@@ -218,6 +218,10 @@ class FakeDeskSession:
         self.change(*changed, on_air=visit)
         return Ack(re=1, on_air=visit)
 
+    async def zoom(self, visit: str | None) -> Ack:
+        await self._answer("zoom", visit)
+        return Ack(re=1)
+
     async def decide(self, visit: str, step: int, decision: str, reason: str | None = None) -> Ack:
         model = self.model
         model.mark_pending(visit, step, decision)

@@ -31,6 +31,7 @@ def state(
         last_on_air_at=None, on_air_since=None, outcome=outcome,
         current_step=current, steps=steps, booth_present=True, booth_away_since=None,
         on_air=on_air, position=position, estimated_wait_s=wait_s, queue=position or 0,
+        video="full" if on_air else "thumbnail",
     )  # fmt: skip
 
 

@@ -265,6 +265,24 @@ async def test_zoom_help_palette_and_quit_confirmation() -> None:
         await wait_for(lambda: not app.is_running, "the console quits")
 
 
+async def test_zoom_tells_the_server_which_booth_to_send_full_video() -> None:
+    app = officer()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app)
+        zooms = lambda: [c for c in fake(app).calls if c[0] == "zoom"]  # noqa: E731
+        assert zooms() == [], "nothing zoomed, nothing said"
+        await pilot.press("tab", "z")
+        await wait_for(lambda: zooms() == [("zoom", visit_in(app, 2))], "zoom on slot 2 sent")
+        await pilot.press("tab")  # the selection moves while zoomed: the zoom follows it
+        await wait_for(lambda: zooms()[-1] == ("zoom", visit_in(app, 3)), "zoom follows")
+        await pilot.press("z")
+        await wait_for(lambda: zooms()[-1] == ("zoom", None), "unzoom sent")
+        count = len(zooms())
+        await pilot.press("tab")
+        await pilot.pause()
+        assert len(zooms()) == count, "moving the selection unzoomed tells the server nothing"
+
+
 async def test_mute_toggles_the_microphone() -> None:
     app = LapakConsole("ws://fake", "token", session_factory=FakeDeskSession)
     async with app.run_test(size=SIZE) as pilot:

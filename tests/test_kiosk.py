@@ -440,6 +440,12 @@ async def test_kiosk_visit_end_to_end(env: Env, context: Any) -> None:
             )
             rgb = app.tile(slot).video.last_rgb
             assert rgb is not None and float(np.std(rgb)) > 5, "the tile shows a picture"
+            assert (await snapshot(page))["media"]["videoTier"] == "thumbnail"
+            await wait_until(
+                lambda: 0 < (link.frame_size or (0, 0))[0] <= 160,
+                "off air the kiosk sends a thumbnail, 160 wide at most (Chromium may send less "
+                "under load)",
+            )
             await wait_until(
                 lambda: app.media.links[visit].audio.last_heard.get(KIOSK_FREQUENCY) is not None,
                 "the console hears the claimant's tone",
@@ -466,6 +472,12 @@ async def test_kiosk_visit_end_to_end(env: Env, context: Any) -> None:
                     and s["media"]["officerVideo"]["frames"] > frames + 5
                 ),
                 "the officer's video plays on the page",
+            )
+            assert (await snapshot(page))["media"]["videoTier"] == "full"
+            await wait_until(
+                lambda: (link.frame_size or (0, 0))[0] > 160,
+                "on air the kiosk sends more than a thumbnail (its camera's 640 unless Chromium "
+                "adapts to load)",
             )
             assert await page.is_visible("#officer-video")
 

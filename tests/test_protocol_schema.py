@@ -52,6 +52,8 @@ def day() -> list[dict[str, Any]]:
     claimant = {"name": "S", "membership_no": "1"}
     visit = answer(booth, {"type": "start_visit", "claimant": claimant})["visit"]
     answer(officer, {"type": "focus", "visit": visit})
+    answer(officer, {"type": "zoom", "visit": visit})
+    answer(officer, {"type": "zoom", "visit": None})
     reason = hub.hub.config.reasons[0]
     decide = {"type": "decide", "visit": visit}
     answer(officer, {**decide, "step": 0, "decision": "approve"})

@@ -65,6 +65,7 @@ def sample(kind: str, role: str, visit: str, hub: HubDriver) -> dict[str, Any]:
     return {
         "start_visit": {"claimant": {"name": "N", "membership_no": "2"}},
         "focus": {"visit": visit},
+        "zoom": {"visit": visit},
         "decide": {"visit": visit, "step": 0, "decision": "approve"},
         "snapshot_taken": {"visit": visit, "sha256": "a" * 64},
         "end_visit": {"visit": visit, "outcome": "abandoned" if role == "booth" else "escalated"}

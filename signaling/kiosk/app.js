@@ -120,6 +120,7 @@ function onMessage(message) {
   if (message.type === "booth_state") {
     state.status = message;
     media.setOnAir(Boolean(message.on_air) && message.state === "active");
+    media.setVideoTier(message.video);
     if (visitOpen(message)) {
       state.phase = "visit";
       if (!media.stream) ensureDevices(); // a resumed visit (reload): the camera again

@@ -11,6 +11,10 @@
 // answered is dropped and its peer connection closed.
 
 const GATHER_TIMEOUT_MS = 5000;
+// What a booth sends off air (booth_state.video "thumbnail", docs/protocol.md "Video tiers"):
+// a tile's worth, a quarter of the camera's width at 5 frames a second.
+const THUMBNAIL_SCALE = 4;
+const THUMBNAIL_FPS = 5;
 const MAX_SUPERVISOR_PEERS = 4;
 
 // Audio processing (echo cancellation, noise suppression, auto gain) is on: a booth has a
@@ -107,6 +111,7 @@ export class BoothMedia {
     this.latestOffer = new Map(); // peer ("" for the officer) -> offer_id of its latest offer
     this.superseded = 0;
     this.onAir = false;
+    this.videoTier = "thumbnail"; // until the server says otherwise
     this.ctx = null;
     this.micMeter = null;
     this.remoteSource = null;
@@ -153,6 +158,28 @@ export class BoothMedia {
   setOnAir(onAir) {
     this.onAir = onAir;
     if (this.gain) this.gain.gain.setTargetAtTime(onAir ? 1 : 0, this.ctx.currentTime, 0.01);
+  }
+
+  // "full" or "thumbnail", as the server's booth_state says: every peer's video sender follows.
+  setVideoTier(tier) {
+    if (tier !== "full" && tier !== "thumbnail") return;
+    this.videoTier = tier;
+    for (const pc of [this.pc, ...this.supervisors.values()]) if (pc) this.applyVideoTier(pc);
+  }
+
+  applyVideoTier(pc) {
+    const thumbnail = this.videoTier === "thumbnail";
+    for (const sender of pc.getSenders()) {
+      if (sender.track?.kind !== "video") continue;
+      const params = sender.getParameters();
+      if (!params.encodings?.length) continue; // not negotiated yet: applied after the answer
+      for (const encoding of params.encodings) {
+        encoding.scaleResolutionDownBy = thumbnail ? THUMBNAIL_SCALE : 1;
+        if (thumbnail) encoding.maxFramerate = THUMBNAIL_FPS;
+        else delete encoding.maxFramerate;
+      }
+      sender.setParameters(params).catch(() => {});
+    }
   }
 
   // Record an offer as its peer's latest, at once (before any await).
@@ -213,6 +240,7 @@ export class BoothMedia {
       this.pcState = "new";
       return;
     }
+    this.applyVideoTier(pc);
     await this.sendAnswer(message.visit, pc.localDescription.sdp, null, message.offer_id);
     this.answered += 1;
     this.onChange?.();
@@ -277,6 +305,7 @@ export class BoothMedia {
       pc.close();
       return;
     }
+    this.applyVideoTier(pc);
     await this.sendAnswer(message.visit, pc.localDescription.sdp, message.peer, message.offer_id);
   }
 
@@ -299,6 +328,7 @@ export class BoothMedia {
       answered: this.answered,
       supervisors: this.supervisors.size,
       superseded: this.superseded,
+      videoTier: this.videoTier,
       audioContext: this.ctx?.state ?? "none",
       micDb: this.micMeter?.levelDb() ?? null,
       micTone: this.micMeter?.tone(hz.mic) ?? null,

@@ -1,0 +1,82 @@
+"""What a booth sends as the server's ``booth_state.video`` says: full video on air, a thumbnail
+off air.
+
+aiortc has no simulcast and no way to ask its encoder for less, so the booth sends less itself:
+off air each frame is scaled down to a tile's worth (``THUMBNAIL_WIDTH`` wide) and only
+``THUMBNAIL_FPS`` frames a second pass. aiortc's VP8/H.264 encoders restart when the frame size
+changes, so the first frame after a switch is a keyframe and the officer's decoder follows at
+once, with no renegotiation. An officer's tile is 64x48 pixels, so a thumbnail loses nothing it
+shows; the zoomed or on-air booth gets every pixel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import av
+from aiortc.mediastreams import MediaStreamTrack
+
+from lapak.signaling.messages import VideoTier
+
+THUMBNAIL_WIDTH = 160
+THUMBNAIL_FPS = 5.0
+
+
+def thumbnail_size(width: int, height: int, target: int = THUMBNAIL_WIDTH) -> tuple[int, int]:
+    """The thumbnail's size: ``target`` wide (never wider than the source), the source's aspect,
+    both even (4:2:0 chroma)."""
+    w = min(width, target)
+    h = max(2, round(height * w / width))
+    return w - w % 2, h - h % 2
+
+
+class ThumbnailGate:
+    """Which frames pass off air: at most ``fps`` a second, by the frames' own times (pure)."""
+
+    def __init__(self, fps: float = THUMBNAIL_FPS) -> None:
+        self.interval = 1.0 / fps
+        self._kept_at: float | None = None
+
+    def keep(self, at: float) -> bool:
+        # A little slack: a 15 fps source spaced 66.7 ms keeps every third frame, not every fourth.
+        if self._kept_at is not None and 0 <= at - self._kept_at < self.interval * 0.9:
+            return False
+        self._kept_at = at
+        return True
+
+    def reset(self) -> None:
+        self._kept_at = None
+
+
+class TieredVideoTrack(MediaStreamTrack):
+    """Passes ``source``'s frames as they are while ``tier()`` is ``full``; thumbnails otherwise."""
+
+    kind = "video"
+
+    def __init__(self, source: MediaStreamTrack, tier: Callable[[], VideoTier]) -> None:
+        super().__init__()
+        self.source = source
+        self.tier = tier
+        self.gate = ThumbnailGate()
+        self.sent: dict[VideoTier, int] = {"full": 0, "thumbnail": 0}
+
+    async def recv(self) -> av.VideoFrame:
+        while True:
+            frame = await self.source.recv()
+            assert isinstance(frame, av.VideoFrame), "a video track yields video frames"
+            if self.tier() == "full":
+                self.gate.reset()
+                self.sent["full"] += 1
+                return frame
+            at = frame.time if frame.time is not None else 0.0
+            if not self.gate.keep(at):
+                continue
+            width, height = thumbnail_size(frame.width, frame.height)
+            small = frame.reformat(width=width, height=height, format="yuv420p")
+            small.pts, small.time_base = frame.pts, frame.time_base
+            self.sent["thumbnail"] += 1
+            return small
+
+    def stop(self) -> None:
+        self.source.stop()
+        super().stop()
