@@ -5,6 +5,13 @@ that resolves only after the batch's transaction has committed; every batch wait
 the writer wakes goes into one transaction, so durability costs one fsync per loop turn,
 not one per event. Empty batches act as ordering barriers.
 
+The writer shares the GIL with a busy event loop, and every time it lets go of it (each
+SQLite call does) it may wait for the loop to let go in turn: so a batch with no snapshot
+or checkpoint due is written as one multi-row ``INSERT`` in autocommit (its own
+transaction, one fsync, one release of the GIL) rather than BEGIN, one INSERT per row and
+COMMIT. ``append(..., then=f)`` calls ``f(future)`` on the loop as soon as the commit is
+known, in commit order, instead of one loop pass later as a done callback would.
+
 The format and the hash chain are in logformat.py, the row checks in logverify.py,
 snapshots and checkpoints in logsnapshots.py, start-up replay in logload.py; this module
 re-exports what callers of the log use (``EventLog``, ``load``, ``LogError``...).
@@ -55,7 +62,14 @@ __all__ = [
 log = logging.getLogger("lapak.eventlog")
 
 _STOP = object()
-Entry = tuple[list[Event], "asyncio.Future[None]", float]  # events, their future, queued at
+Durable = Callable[["asyncio.Future[None]"], None]  # called with the resolved future
+Entry = tuple[list[Event], "asyncio.Future[None]", float, Durable | None]  # events, ..., queued at
+ONE_STATEMENT_ROWS = 100  # up to this many rows in one INSERT statement (500 parameters)
+_INSERT = "INSERT INTO events (seq, at, kind, body, hash) VALUES "
+
+
+def _insert_sql(rows: int) -> str:
+    return _INSERT + ", ".join(["(?, ?, ?, ?, ?)"] * rows)
 
 
 class EventLog:
@@ -122,14 +136,18 @@ class EventLog:
         )
         self._thread.start()
 
-    def append(self, events: list[Event]) -> asyncio.Future[None]:
-        """Queue events; the future resolves once they (and all before them) are durable."""
+    def append(self, events: list[Event], then: Durable | None = None) -> asyncio.Future[None]:
+        """Queue events; the future resolves once they (and all before them) are durable.
+        ``then(future)`` runs on the loop right after it resolves (or fails), in commit
+        order, before the loop's other work."""
         assert self._loop is not None, "EventLog.start() first"
         fut: asyncio.Future[None] = self._loop.create_future()
         if self._closed or self.failure is not None:
             fut.set_exception(self.failure or LogError("the event log is closed"))
+            if then is not None:
+                fut.add_done_callback(then)
             return fut
-        self._queue.put((events, fut, time.perf_counter()))
+        self._queue.put((events, fut, time.perf_counter(), then))
         return fut
 
     async def close(self) -> None:
@@ -156,17 +174,25 @@ class EventLog:
             return f"{self.path} was truncated to 0 bytes"
         return None
 
-    def _resolve(self, futures: list[asyncio.Future[None]], exc: BaseException | None) -> None:
-        for fut in futures:
+    def _resolve(
+        self, done: list[tuple[asyncio.Future[None], Durable | None]], exc: BaseException | None
+    ) -> None:
+        for fut, then in done:
             if fut.done():
                 continue
             if exc is None:
                 fut.set_result(None)
             else:
                 fut.set_exception(exc)
+            if then is not None:
+                try:
+                    then(fut)
+                except Exception:  # a bug in the caller's callback: the others still run
+                    log.exception("event=commit_callback_failed")
 
     def _write(self, conn: sqlite3.Connection, events: list[Event]) -> Checkpoint | None:
         rows = []
+        flat: list[object] = []
         seq, previous = self._seq, self._hash
         for event in events:
             body = encode_event(event)
@@ -174,14 +200,17 @@ class EventLog:
             kind = event_kind(event)
             previous = chain(previous, seq, event.at, kind, body)
             rows.append((seq, event.at, kind, body, previous))
-        conn.execute("BEGIN IMMEDIATE")
+            flat += rows[-1]
+        mark = None
         try:
-            conn.executemany(
-                "INSERT INTO events (seq, at, kind, body, hash) VALUES (?, ?, ?, ?, ?)", rows
-            )
             self.marks.advance(events, seq)
-            mark = self.marks.after_batch(conn, seq, previous)
-            conn.execute("COMMIT")
+            if len(rows) <= ONE_STATEMENT_ROWS and not self.marks.due(seq):
+                conn.execute(_insert_sql(len(rows)), flat)  # autocommit: one transaction
+            else:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(_insert_sql(1), rows)
+                mark = self.marks.after_batch(conn, seq, previous)
+                conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
             self.marks.replica_ok = False  # it may hold events that were rolled back
@@ -237,34 +266,36 @@ class EventLog:
         try:
             while not stopping:
                 events: list[Event] = []
-                futures: list[asyncio.Future[None]] = []
+                futures: list[tuple[asyncio.Future[None], Durable | None]] = []
                 queued: list[float] = []
                 for entry in self._next_batch(conn):
                     if not isinstance(entry, tuple):
                         stopping = True
                         continue
-                    entry_events, fut, at = entry
+                    entry_events, fut, at, then = entry
                     events.extend(entry_events)
-                    futures.append(fut)
+                    futures.append((fut, then))
                     if entry_events:
                         queued.append(at)
                 exc: BaseException | None = None
+                mark = None
                 if events:
                     try:
-                        self._publish(self._write(conn, events))
+                        mark = self._write(conn, events)
                     except (sqlite3.Error, OSError) as err:
                         exc = self._fail(err)
-                if queued and exc is None and self.on_commit is not None:
-                    done = time.perf_counter()
-                    for at in queued:
-                        self.on_commit(done - at)
-                if futures:
+                done = time.perf_counter()
+                if futures:  # the acks first; the bookkeeping below can wait
                     try:
                         self._loop.call_soon_threadsafe(self._resolve, futures, exc)
                     except RuntimeError:  # loop closed while we were writing
                         return
                 if exc is not None:
                     return  # memory is ahead of the disk now: take no more writes
+                if queued and self.on_commit is not None:
+                    for at in queued:
+                        self.on_commit(done - at)
+                self._publish(mark)  # the checkpoint file (an fsync of its own)
             self._final(conn)
         except (sqlite3.Error, OSError) as err:
             self._fail(err)
@@ -276,14 +307,14 @@ class EventLog:
         """The writer is gone: fail whatever is still queued instead of leaving it hanging."""
         assert self._loop is not None
         self._closed = True
-        futures = []
+        futures: list[tuple[asyncio.Future[None], Durable | None]] = []
         while True:
             try:
                 entry = self._queue.get_nowait()
             except queue.Empty:
                 break
             if isinstance(entry, tuple):
-                futures.append(entry[1])
+                futures.append((entry[1], entry[3]))
         if futures:
             exc = self.failure or LogError("the event log is closed")
             with contextlib.suppress(RuntimeError):  # the loop may be closed already

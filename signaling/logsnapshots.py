@@ -115,6 +115,10 @@ class Marks:
             return self._checkpoint(conn, seq, head, snap)
         return None
 
+    def due(self, seq: int) -> bool:
+        """Would ``after_batch`` at ``seq`` write anything?"""
+        return self._snapshot_due() or self._checkpoint_due(seq)
+
     def final(
         self, conn: sqlite3.Connection, seq: int, head: str, snapshot: bool
     ) -> Checkpoint | None:

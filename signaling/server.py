@@ -369,9 +369,10 @@ class SignalServer:
         """Hand the events to the log; deliver the outputs once they are durable (an empty
         batch still waits its turn: deliveries stay in commit order)."""
         assert self.log is not None
-        fut = self.log.append(result.events)
-        deliver = functools.partial(self.outbox.deliver, conn_id=conn_id, received=received)
-        fut.add_done_callback(functools.partial(deliver, result=result))
+        deliver = functools.partial(
+            self.outbox.deliver, result=result, conn_id=conn_id, received=received
+        )
+        self.log.append(result.events, then=deliver)  # runs as the commit is known
 
     def _log_failed(self, exc: BaseException) -> None:
         """State in memory is ahead of the log now: refuse to run on."""

@@ -9,7 +9,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -209,3 +211,67 @@ async def test_sigkill_loses_no_acknowledged_decision(tmp_path: Path, kill_after
     assert not missing, f"acknowledged decisions lost after SIGKILL: {missing[:5]}"
     problems = verify_dir(data).problems
     assert problems == [], "the chain is intact after a crash"
+
+
+class _HeldConnection:
+    """The writer's connection, with its event inserts held until the test lets them go."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.inside = threading.Event()  # the writer is in an insert (its commit)
+        self.release = threading.Event()
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        if sql.startswith("INSERT INTO events"):
+            self.inside.set()
+            assert self.release.wait(20), "the test never released the insert"
+        return self.conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.conn, name)
+
+
+async def test_acks_follow_commits_in_order_and_never_precede_them(tmp_path: Path) -> None:
+    """``append(..., then=f)``: f runs only once the batch is committed (another connection
+    sees its rows), never while the commit is still under way, and in commit order; a batch
+    too large for one INSERT statement takes the transaction path and also checks out."""
+    from lapak.signaling.eventlog import ONE_STATEMENT_ROWS
+    from lapak.signaling.logformat import connect
+
+    events, state = some_events(40)
+    path = tmp_path / "log.sqlite3"
+    held = _HeldConnection(connect(path))
+    log = EventLog(path, load(path))
+    log.start(held)  # type: ignore[arg-type]  # duck-typed: the writer only calls execute & co
+    reader = sqlite3.connect(path)
+    seen: list[tuple[int, int]] = []  # (append index, rows visible to another connection)
+
+    def then(i: int) -> Callable[[asyncio.Future[None]], None]:
+        def ack(fut: asyncio.Future[None]) -> None:
+            assert fut.done() and fut.exception() is None
+            seen.append((i, reader.execute("SELECT count(*) FROM events").fetchone()[0]))
+
+        return ack
+
+    try:
+        first = log.append(events[:1], then=then(0))
+        assert await asyncio.to_thread(held.inside.wait, 20), "the writer reached its insert"
+        rest = [log.append([e], then=then(i)) for i, e in enumerate(events[1:20], 1)]
+        for _ in range(50):  # the loop runs freely while the first commit is held
+            await asyncio.sleep(0)
+        assert seen == [] and not first.done(), "no ack while its commit has not returned"
+        held.release.set()
+        big = events[20 : 20 + ONE_STATEMENT_ROWS + 5]
+        rest.append(log.append(big, then=then(20)))
+        async with asyncio.timeout(20):
+            await asyncio.gather(first, *rest)
+    finally:
+        held.release.set()
+        await log.close()
+        reader.close()
+    assert [i for i, _ in seen] == list(range(21)), "acks in commit order"
+    written = [*range(1, 21), 20 + len(big)]  # rows committed by each append and all before
+    assert all(rows >= n for (_, rows), n in zip(seen, written, strict=True)), seen
+    loaded = load(path)  # replays and checks the whole hash chain
+    assert loaded.last_seq == 20 + len(big) and len(big) > ONE_STATEMENT_ROWS
+    assert loaded.state.visits.keys() <= state.visits.keys()
