@@ -17,9 +17,15 @@ from collections.abc import Iterable
 import aioice.ice
 import aiortc.codecs.vpx
 import aiortc.rtcrtpreceiver
+import aiortc.rtcrtpsender
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+from aiortc.codecs import get_encoder as _aiortc_get_encoder
+from aiortc.codecs.base import Encoder
 from aiortc.jitterbuffer import JitterBuffer
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
+from lapak.media.frame_jitter import MarkerJitterBuffer
+from lapak.media.video_tier import SizedVp8Encoder
 from lapak.signaling.messages import IceServer
 
 log = logging.getLogger("lapak.media")
@@ -52,12 +58,23 @@ on a branch LAN; ``LAPAK_AUDIO_PREFETCH=4`` restores aiortc's default."""
 
 
 def _jitter_buffer(capacity: int, prefetch: int = 0, is_video: bool = False) -> JitterBuffer:
-    if not is_video:
-        prefetch = min(prefetch, AUDIO_PREFETCH)
+    if is_video:  # a frame is decoded at its last packet, not one frame later
+        return MarkerJitterBuffer(capacity=capacity, prefetch=prefetch)
+    prefetch = min(prefetch, AUDIO_PREFETCH)
     return JitterBuffer(capacity=capacity, prefetch=prefetch, is_video=is_video)
 
 
 aiortc.rtcrtpreceiver.JitterBuffer = _jitter_buffer  # type: ignore[attr-defined,assignment]  # no aiortc setting: swap its class
+
+
+def _get_encoder(codec: RTCRtpCodecParameters) -> Encoder:
+    """VP8 with its bit rate capped by the frame's size (``video_tier.SizedVp8Encoder``)."""
+    if codec.mimeType.lower() == "video/vp8":
+        return SizedVp8Encoder()
+    return _aiortc_get_encoder(codec)
+
+
+aiortc.rtcrtpsender.get_encoder = _get_encoder  # type: ignore[attr-defined]  # no aiortc setting: swap its factory
 
 
 def rtc_ice_servers(ice_servers: Iterable[IceServer]) -> list[RTCIceServer]:

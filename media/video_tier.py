@@ -14,12 +14,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import av
+from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamTrack
 
 from lapak.signaling.messages import VideoTier
 
 THUMBNAIL_WIDTH = 160
 THUMBNAIL_FPS = 5.0
+BITS_PER_PIXEL = 3
+"""The most a frame size may cost per second: 58 kbps for a 160x120 thumbnail, 922 kbps for
+640x480 (above aiortc's 500 kbps start, so full video is not held back)."""
 
 
 def thumbnail_size(width: int, height: int, target: int = THUMBNAIL_WIDTH) -> tuple[int, int]:
@@ -80,3 +84,35 @@ class TieredVideoTrack(MediaStreamTrack):
     def stop(self) -> None:
         self.source.stop()
         super().stop()
+
+
+def bitrate_cap(width: int, height: int) -> int:
+    return width * height * BITS_PER_PIXEL
+
+
+class SizedVp8Encoder(Vp8Encoder):
+    """aiortc's VP8 encoder with its bit rate capped by the frame's size.
+
+    aiortc runs libvpx in CBR at the receiver's estimate (500 kbps to start, 100 kbps at the
+    least here), whatever the size of the picture: a thumbnail then costs ~155 kbps of tiny
+    quantizers nobody sees (bench/console.py). Capped by its size it costs ~50 kbps; full-size
+    frames keep the estimate. The encoder restarts at a size change, so the cap follows the tier.
+    """
+
+    _pixels: tuple[int, int] = (640, 480)
+
+    def encode(
+        self, frame: av.frame.Frame, force_keyframe: bool = False
+    ) -> tuple[list[bytes], int]:
+        assert isinstance(frame, av.VideoFrame)
+        self._pixels = (frame.width, frame.height)
+        return super().encode(frame, force_keyframe)
+
+    @property
+    def target_bitrate(self) -> int:
+        estimate = int(Vp8Encoder.target_bitrate.fget(self))  # type: ignore[attr-defined]
+        return min(estimate, bitrate_cap(*self._pixels))
+
+    @target_bitrate.setter
+    def target_bitrate(self, bitrate: int) -> None:
+        Vp8Encoder.target_bitrate.fset(self, bitrate)  # type: ignore[attr-defined]

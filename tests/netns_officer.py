@@ -4,7 +4,8 @@ Starts a signalling server on ``--host``:``--port`` (or joins the one at ``--ser
 and the officer media engine for desk d1, then prints one JSON line every half second about
 the (single) booth link: video frames, audio frames, frames carrying the booth's tone,
 received bytes, link state, its peer connection's state and the candidate types of the ICE
-pair in use (``"relay"`` when it goes through TURN). The test reads these lines through the
+pair in use (``"relay"`` when it goes through TURN). The officer zooms the booth, so it sends
+full video. The test reads these lines through the
 pipe (pipes cross namespaces; sockets here only reach the veth).
 """
 
@@ -75,6 +76,9 @@ async def main(args: argparse.Namespace) -> None:
                 if link.audio.on_frame is None:
                     link.audio.watch(tone)
                     link.audio.on_frame = on_frame
+                    # The officer looks closely at the one booth: it sends full video (an
+                    # off-air booth sends a 5 fps thumbnail), which is what the link must carry.
+                    await desk.session.zoom(link.visit)
                 report = await link.pc.getStats() if link.state == "connected" else {}
                 rx_bytes = sum(
                     int(getattr(s, "bytesReceived", 0) or 0)
