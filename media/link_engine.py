@@ -36,6 +36,7 @@ from lapak.media.booth_link import FAILED_AFTER, STALL_S, BoothLink, new_offer_i
 from lapak.media.links import counters_from_report, link_stats
 from lapak.media.peer import cancel_tasks, close_peers, new_peer_connection
 from lapak.media.track_frames import track_frames
+from lapak.media.video_tier import fps_scale
 from lapak.signaling.messages import IceServer
 from lapak.signaling.protocol import SdpType
 
@@ -320,6 +321,7 @@ class MediaEngine:
         await self._connect(link)
 
     async def _sample_stats(self) -> None:
+        """``getStats`` once a second into ``link.stats`` (graded by the tier it receives)."""
         while True:
             await asyncio.sleep(STATS_PERIOD_S)
             for link in list(self.links.values()):
@@ -332,7 +334,7 @@ class MediaEngine:
                     continue
                 current = counters_from_report(report, link.frames, time.monotonic())
                 if link._counters is not None:
-                    link.stats = link_stats(link._counters, current)
+                    link.stats = link_stats(link._counters, current, fps_scale(link.frame_size))
                 link._counters = current
 
     async def _read_video(self, link: BoothLink, track: MediaStreamTrack) -> None:

@@ -13,7 +13,9 @@ Grade rule (first match wins; a figure that is unknown never makes a link worse)
 
 Loss hurts speech first (Opus conceals ~1 % well, not 5 %); 150 ms one-way is the ITU-T G.114
 comfort bound, so 150 ms round-trip is still fine for conversation and 400 ms is not; fps
-below 8 makes reading a document shown to the camera hard, below 4 impossible.
+below 8 makes reading a document shown to the camera hard, below 4 impossible. A booth that
+sends a thumbnail (off air, not zoomed: 5 of its 15 fps on purpose) is held to the same rule
+scaled to its rate (``fps_scale``): fair below 2.7 fps, poor below 1.3.
 """
 
 from __future__ import annotations
@@ -34,15 +36,17 @@ def grade(
     rtt_ms: float | None,
     jitter_ms: float | None,
     fps: float | None,
+    fps_scale: float = 1.0,
 ) -> Grade:
-    """The link quality grade by the rule in this module's docstring."""
+    """The link quality grade by the rule in this module's docstring; ``fps_scale``: the share
+    of the full frame rate the booth sends on purpose (a thumbnail's 5 of 15)."""
 
     def crosses(limits: dict[str, float]) -> bool:
         return (
             (loss_pct is not None and loss_pct >= limits["loss_pct"])
             or (rtt_ms is not None and rtt_ms >= limits["rtt_ms"])
             or (jitter_ms is not None and jitter_ms >= limits["jitter_ms"])
-            or (fps is not None and fps < limits["fps"])
+            or (fps is not None and fps < limits["fps"] * fps_scale)
         )
 
     if crosses(POOR):
@@ -62,6 +66,7 @@ class LinkStats:
     fps: float | None
     kbps: float | None
     grade: Grade
+    fps_scale: float = 1.0  # the share of the full rate the booth sent on purpose
 
 
 @dataclass
@@ -101,7 +106,7 @@ def counters_from_report(report: dict[str, Any], frames: int, at: float) -> Coun
     return c
 
 
-def link_stats(previous: Counters, current: Counters) -> LinkStats:
+def link_stats(previous: Counters, current: Counters, fps_scale: float = 1.0) -> LinkStats:
     """Rates over the interval between two readings, and their grade."""
     dt = current.at - previous.at
     received = current.packets_received - previous.packets_received
@@ -118,5 +123,12 @@ def link_stats(previous: Counters, current: Counters) -> LinkStats:
         jitter_ms=current.jitter_ms,
         fps=fps,
         kbps=kbps,
-        grade=grade(loss_pct=loss, rtt_ms=current.rtt_ms, jitter_ms=current.jitter_ms, fps=fps),
+        grade=grade(
+            loss_pct=loss,
+            rtt_ms=current.rtt_ms,
+            jitter_ms=current.jitter_ms,
+            fps=fps,
+            fps_scale=fps_scale,
+        ),
+        fps_scale=fps_scale,
     )

@@ -86,6 +86,17 @@ class TieredVideoTrack(MediaStreamTrack):
         super().stop()
 
 
+FULL_FPS = 15.0  # the booths' default rate (lapak booth --fps)
+
+
+def fps_scale(frame_size: tuple[int, int] | None) -> float:
+    """The share of the full frame rate a link delivers on purpose, judged by what it receives:
+    a thumbnail-sized frame means 5 of 15 fps (``links.grade`` scales its fps rule by it)."""
+    if frame_size is not None and frame_size[0] <= THUMBNAIL_WIDTH:
+        return THUMBNAIL_FPS / FULL_FPS
+    return 1.0
+
+
 def bitrate_cap(width: int, height: int) -> int:
     return width * height * BITS_PER_PIXEL
 

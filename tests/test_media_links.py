@@ -16,6 +16,7 @@ from lapak.media.booth_link import (
     why_rebuild,
 )
 from lapak.media.links import Counters, grade, link_stats
+from lapak.media.video_tier import fps_scale
 
 
 @pytest.mark.parametrize(
@@ -128,3 +129,13 @@ def test_a_booth_the_server_says_is_away_is_not_offered_on_a_timer() -> None:
     assert why_rebuild(unknown, now=AWAY_RETRY_S + 0.1) == "booth_away", (
         "a server that never reports presence: retried now and then"
     )
+
+
+def test_a_thumbnail_is_graded_against_its_own_rate() -> None:
+    figures = {"loss_pct": 0.0, "rtt_ms": 10.0, "jitter_ms": 1.0, "fps": 5.0}
+    assert grade(**figures) == "fair", "5 fps of a full-rate stream is a degraded link"
+    third = fps_scale((160, 120))
+    assert third == pytest.approx(1 / 3) and fps_scale((640, 480)) == 1.0 == fps_scale(None)
+    assert grade(**figures, fps_scale=third) == "good", "5 fps is all a thumbnail sends"
+    assert grade(**{**figures, "fps": 2.0}, fps_scale=third) == "fair"
+    assert grade(**{**figures, "fps": 1.0}, fps_scale=third) == "poor"

@@ -200,7 +200,11 @@ async def test_link_stats_grade_each_booth(rig: Rig) -> None:
         assert stats.jitter_ms is not None, f"jitter measured, got {stats}"
         assert stats.rtt_ms is not None, f"the officer sends, so RTCP gives a round-trip: {stats}"
         assert stats.grade == grade(
-            loss_pct=stats.loss_pct, rtt_ms=stats.rtt_ms, jitter_ms=stats.jitter_ms, fps=stats.fps
+            loss_pct=stats.loss_pct,
+            rtt_ms=stats.rtt_ms,
+            jitter_ms=stats.jitter_ms,
+            fps=stats.fps,
+            fps_scale=stats.fps_scale,
         ), f"the grade is the rule applied to the measured figures, got {stats}"
 
 
