@@ -21,6 +21,7 @@ import aiortc.rtcrtpsender
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.codecs import get_encoder as _aiortc_get_encoder
 from aiortc.codecs.base import Encoder
+from aiortc.codecs.opus import OpusEncoder
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
@@ -67,11 +68,21 @@ def _jitter_buffer(capacity: int, prefetch: int = 0, is_video: bool = False) -> 
 aiortc.rtcrtpreceiver.JitterBuffer = _jitter_buffer  # type: ignore[attr-defined,assignment]  # no aiortc setting: swap its class
 
 
+VOICE_BITRATE = 32_000
+"""aiortc's Opus encoder runs at a fixed 96 kbps: six booths' voices were ~660 of the officer's
+~1,150 inbound kbps with thumbnails (BENCHMARKS.md). 32 kbps is Opus's own recommendation for
+fullband speech; voices and the test tones pass intact (the tone tests hold it to that)."""
+
+
 def _get_encoder(codec: RTCRtpCodecParameters) -> Encoder:
-    """VP8 with its bit rate capped by the frame's size (``video_tier.SizedVp8Encoder``)."""
+    """VP8 with its bit rate capped by the frame's size (``video_tier.SizedVp8Encoder``);
+    Opus at ``VOICE_BITRATE``."""
     if codec.mimeType.lower() == "video/vp8":
         return SizedVp8Encoder()
-    return _aiortc_get_encoder(codec)
+    encoder = _aiortc_get_encoder(codec)
+    if codec.mimeType.lower() == "audio/opus" and isinstance(encoder, OpusEncoder):
+        encoder.codec.bit_rate = VOICE_BITRATE  # opened at the first frame: takes effect
+    return encoder
 
 
 aiortc.rtcrtpsender.get_encoder = _get_encoder  # type: ignore[attr-defined]  # no aiortc setting: swap its factory

@@ -1,4 +1,5 @@
-"""The video jitter buffer and the size-capped VP8 encoder that media/peer.py installs in aiortc."""
+"""What media/peer.py installs in aiortc: the video jitter buffer, the size-capped VP8 encoder and
+Opus at the voice rate."""
 
 from __future__ import annotations
 
@@ -62,3 +63,16 @@ def test_the_encoder_caps_a_thumbnails_bit_rate_by_its_size() -> None:
     assert encoder.codec.bit_rate == bitrate_cap(160, 120) == 57_600
     encoder.encode(frame_of(640, 480))
     assert encoder.codec.bit_rate == 500_000, "full size keeps the estimate (below its cap)"
+
+
+def test_aiortc_gets_our_encoders_from_its_own_factory() -> None:
+    import aiortc.rtcrtpsender
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+    from lapak.media.peer import VOICE_BITRATE
+
+    opus = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2)
+    vp8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000)
+    audio = aiortc.rtcrtpsender.get_encoder(opus)  # type: ignore[attr-defined]
+    assert audio.codec.bit_rate == VOICE_BITRATE == 32_000, "voice at 32 kbps, not 96"
+    assert isinstance(aiortc.rtcrtpsender.get_encoder(vp8), SizedVp8Encoder)  # type: ignore[attr-defined]
