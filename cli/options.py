@@ -37,6 +37,12 @@ def log_format(text: str) -> str:
     return fmt
 
 
+def on_off(text: str) -> bool:
+    if text not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"must be on or off, not {text!r}")
+    return text == "on"
+
+
 def day(text: str) -> str:
     try:
         return dt.date.fromisoformat(text).isoformat()

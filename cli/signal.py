@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from lapak.cli.errors import CliError
 from lapak.cli.exit_codes import EXIT_FAILED, EXIT_USAGE
+from lapak.cli.options import on_off
 
 if TYPE_CHECKING:
     from lapak.signaling.config import Launch, ServerConfig
@@ -29,12 +30,6 @@ FLAGS = {  # flag attribute -> [server] key, and the flag's name in messages
     "grace": ("grace_s", "--grace"),
     "video_tiers": ("video_tiers", "--video-tiers"),
 }
-
-
-def on_off(value: str) -> bool:
-    if value not in ("on", "off"):
-        raise argparse.ArgumentTypeError(f"{value!r}: say on or off")
-    return value == "on"
 
 
 def add_parser(sub: Any) -> None:

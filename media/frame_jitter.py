@@ -23,9 +23,6 @@ def _joined(packets: list[RtpPacket], timestamp: int) -> JitterFrame:
 class MarkerJitterBuffer(JitterBuffer):
     """aiortc's video jitter buffer, but a frame is complete at its marker packet."""
 
-    def __init__(self, capacity: int, prefetch: int = 0, is_video: bool = True) -> None:
-        super().__init__(capacity=capacity, prefetch=prefetch, is_video=is_video)
-
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
         assert self._origin is not None
         packets: list[RtpPacket] = []

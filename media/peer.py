@@ -60,7 +60,7 @@ on a branch LAN; ``LAPAK_AUDIO_PREFETCH=4`` restores aiortc's default."""
 
 def _jitter_buffer(capacity: int, prefetch: int = 0, is_video: bool = False) -> JitterBuffer:
     if is_video:  # a frame is decoded at its last packet, not one frame later
-        return MarkerJitterBuffer(capacity=capacity, prefetch=prefetch)
+        return MarkerJitterBuffer(capacity=capacity, prefetch=prefetch, is_video=True)
     prefetch = min(prefetch, AUDIO_PREFETCH)
     return JitterBuffer(capacity=capacity, prefetch=prefetch, is_video=is_video)
 

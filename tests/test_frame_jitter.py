@@ -20,7 +20,7 @@ def packet(seq: int, timestamp: int, marker: bool, data: bytes) -> RtpPacket:
 
 
 def test_a_frame_is_complete_at_its_marker_packet_not_one_frame_later() -> None:
-    buffer = MarkerJitterBuffer(capacity=128)
+    buffer = MarkerJitterBuffer(capacity=128, is_video=True)
     assert buffer.add(packet(1, 1000, False, b"a"))[1] is None, "half a frame waits"
     frame = buffer.add(packet(2, 1000, True, b"b"))[1]
     assert frame is not None and (frame.data, frame.timestamp) == (b"ab", 1000), (
@@ -31,7 +31,7 @@ def test_a_frame_is_complete_at_its_marker_packet_not_one_frame_later() -> None:
 
 
 def test_a_lost_marker_completes_the_frame_at_the_next_timestamp() -> None:
-    buffer = MarkerJitterBuffer(capacity=128)
+    buffer = MarkerJitterBuffer(capacity=128, is_video=True)
     assert buffer.add(packet(10, 1000, False, b"x"))[1] is None
     frame = buffer.add(packet(11, 7000, False, b"y"))[1]
     assert frame is not None and (frame.data, frame.timestamp) == (b"x", 1000), (
@@ -40,7 +40,7 @@ def test_a_lost_marker_completes_the_frame_at_the_next_timestamp() -> None:
 
 
 def test_a_gap_waits_for_the_missing_packet() -> None:
-    buffer = MarkerJitterBuffer(capacity=128)
+    buffer = MarkerJitterBuffer(capacity=128, is_video=True)
     assert buffer.add(packet(20, 1000, False, b"1"))[1] is None
     assert buffer.add(packet(22, 1000, True, b"3"))[1] is None, "packet 21 is missing"
     frame = buffer.add(packet(21, 1000, False, b"2"))[1]
