@@ -25,6 +25,7 @@ from lapak.media.audio_tracks import AudioProbe, SourceAudioTrack
 from lapak.media.booth_answers import OfferAnswerer
 from lapak.media.booth_status import BoothScreen, booth_screen
 from lapak.media.peer import cancel_tasks
+from lapak.media.supervisor_voice import BargeAudio, supervisor_barging
 from lapak.media.testcard import TestCardTrack
 from lapak.media.tones import OFFICER_FREQUENCY, ToneBurstSource, booth_frequency, to_mono
 from lapak.media.track_frames import track_frames
@@ -105,7 +106,10 @@ class BoothAgent:
             self._on_officer_track,
             self._refresh_screen,
             self._ice_servers,
+            self._on_supervisor_audio,
         )
+        self.barge = BargeAudio(self._barge_allowed)
+        """A barging supervisor's voice: heard only while the booth_state announces it."""
         self.screen: BoothScreen = booth_screen(None, False)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._speaker: AudioSink | None = None
@@ -260,6 +264,14 @@ class BoothAgent:
         elif isinstance(message, SdpRelay) and message.sdp_type == "offer":
             self.peers.on_offer(message)
 
+    def _barge_allowed(self, peer: str) -> bool:
+        """Whether the server says this supervisor barges in on this booth now."""
+        status = self.status
+        return status is not None and status.on_air and supervisor_barging(status, peer)
+
+    def _on_supervisor_audio(self, peer: str, track: MediaStreamTrack) -> None:
+        self._spawn(self.barge.run(peer, track), f"barge-audio-{self.name}-{peer}")
+
     def _on_officer_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "audio":
             self._spawn(self._play_officer_audio(track), f"officer-audio-{self.name}")
@@ -275,7 +287,7 @@ class BoothAgent:
             if self.on_air:
                 self.played_audio.feed(frame)
                 if self._speaker is not None:
-                    self._speaker.write(to_mono(frame))
+                    self._speaker.write(self.barge.mix_into(to_mono(frame)))
             elif self._speaker is not None:
                 self._speaker.write(np.zeros(frame.samples, dtype=np.float32))
 

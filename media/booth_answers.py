@@ -3,7 +3,10 @@
 The officer's offer gets a fresh peer connection carrying the booth's camera and microphone
 (an older one, a rebuilt link, is closed first). A supervisor's offer is answered only when the
 server relayed it as such (``from: "supervisor"`` with a ``peer``), send-only: the booth takes
-nothing from a supervisor, and keeps at most ``MAX_SUPERVISOR_PEERS``. Any other offer is
+nothing from a supervisor, and keeps at most ``MAX_SUPERVISOR_PEERS``. The one exception is a
+barging supervisor's voice: an offer that sends audio is answered ``sendrecv`` and the track
+handed to the booth (``on_supervisor_audio``), which plays it only while its ``booth_state``
+says that supervisor barges in (``media.supervisor_voice.BargeAudio``). Any other offer is
 refused (counted, logged).
 
 Every answer echoes the ``offer_id`` of the offer it answers. Offers from one peer (the officer,
@@ -42,8 +45,12 @@ class OfferAnswerer:
         on_officer_track: Callable[[MediaStreamTrack], None],
         on_officer_state: Callable[[], None],
         ice_servers: Callable[[], list[IceServer]] = list,
+        on_supervisor_audio: Callable[[str, MediaStreamTrack], None] | None = None,
     ) -> None:
+        """``on_supervisor_audio(peer, track)``: a barging supervisor's voice (its offer sends
+        audio); without it, as before, anything a supervisor sends is drained unheard."""
         self.name = name
+        self._on_supervisor_audio = on_supervisor_audio
         self._ice_servers = ice_servers  # the latest welcome's, read for each new peer
         self._send = send
         self._camera = camera
@@ -204,6 +211,9 @@ class OfferAnswerer:
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio" and self._on_supervisor_audio is not None:
+                self._on_supervisor_audio(peer, track)  # barge: played only while announced
+                return
             sink = MediaBlackhole()  # a supervisor sends nothing; drain anything that comes
             sink.addTrack(track)
             self._sinks.append(sink)
@@ -221,7 +231,17 @@ class OfferAnswerer:
             track = tracks.pop(transceiver.kind, None)
             if track is not None:
                 transceiver.sender.replaceTrack(track)
-            transceiver.direction = "sendonly" if track is not None else "inactive"
+            hears = (  # a barging supervisor's offer sends its voice
+                transceiver.kind == "audio"
+                and self._on_supervisor_audio is not None
+                and transceiver.receiver.track is not None
+            )
+            sends = track is not None
+            transceiver.direction = (
+                ("sendrecv" if sends else "recvonly")
+                if hears
+                else ("sendonly" if sends else "inactive")
+            )
         if not await self._send_answer(pc, message, peer):
             if self.supervisor_peers.get(peer) is pc:
                 del self.supervisor_peers[peer]

@@ -64,6 +64,7 @@ class MediaEngine:
         self._closing = False
         self._presence: dict[str, bool] = {}
         self._background = False
+        self._renegotiate_after: set[str] = set()
         self.ice_servers: list[IceServer] = []
         """The latest welcome's STUN/TURN servers (the desk session sets them): every peer
         connection made after that uses them, a rebuilt one included."""
@@ -211,6 +212,9 @@ class MediaEngine:
         finally:
             if link.offer_id == offer_id:
                 link.offering = False
+            if link.visit in self._renegotiate_after:  # asked for while this offer was made
+                self._renegotiate_after.discard(link.visit)
+                self._spawn(self.renegotiate(link.visit, "deferred"), f"{self.role}-renegotiate")
 
     async def _offer(self, link: BoothLink, pc: RTCPeerConnection, offer_id: str) -> None:
         visit = link.visit
@@ -319,6 +323,34 @@ class MediaEngine:
         link._counters = None
         link.audio = AudioProbe()
         await self._connect(link)
+
+    async def renegotiate(self, visit: str, why: str) -> None:
+        """Offer the link afresh with what ``_add_transceivers`` says now (a supervisor's
+        barge voice added or removed): not a failure, so no back-off is counted. A link still
+        being offered is renegotiated once that offer is out, so the change is never lost."""
+        link = self.links.get(visit)
+        if link is None or self._closing:
+            return
+        if link.offering:
+            self._renegotiate_after.add(visit)
+            return
+        log.info("event=link_renegotiate role=%s visit=%s reason=%s", self.role, visit, why)
+        link.offering = True
+        try:
+            await self._teardown(link)
+            link.tasks = set()
+            if self.links.get(visit) is not link or self._closing:
+                return
+            link.state = "reconnecting"
+            link.pc = new_peer_connection(self.ice_servers)
+            link.latest = None
+            link.connected_at = None
+            link._counters = None
+            link.audio = AudioProbe()
+            link.offering = False
+            await self._connect(link)
+        finally:
+            link.offering = False
 
     async def _sample_stats(self) -> None:
         """``getStats`` once a second into ``link.stats`` (graded by the tier it receives)."""

@@ -3,12 +3,16 @@
 ``OfficerMedia`` carries the officer's voice and picture to every booth through gates open
 only for the on-air booth (``set_on_air``, from the server's ``on_air``), so focus moves
 without renegotiating; ``m`` mutes the voice for everyone. ``SupervisorMedia`` offers
-receive-only links. The links themselves, their recovery and the offer rules live in
+receive-only links, and speaks when the server lets it coach or barge
+(``media.supervisor_voice``): to the officer over its own peer, and while barging also on its
+link to the on-air booth; the officer mixes supervisors' voices into its output only. The
+links themselves, their recovery and the offer rules live in
 ``media.link_engine`` and ``media.booth_link``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
@@ -16,8 +20,18 @@ from dataclasses import dataclass
 from aiortc import MediaStreamTrack
 
 from lapak.media.audio_tracks import GatedAudioTrack
-from lapak.media.booth_link import STALL_S, BoothLink
-from lapak.media.link_engine import MediaEngine, SendSdp
+from lapak.media.booth_link import ANSWER_TIMEOUT_S, STALL_S, BoothLink
+from lapak.media.link_engine import WATCH_PERIOD_S, MediaEngine, SendSdp
+from lapak.media.peer import cancel_tasks
+from lapak.media.supervisor_voice import (
+    SPEAKING_MODES,
+    CoachLink,
+    SendVoiceSdp,
+    SharedVoice,
+    SupervisionMode,
+    SupervisorVoices,
+    voice_source,
+)
 from lapak.media.tones import OFFICER_FREQUENCY, AudioSource, SilenceSource, ToneSource
 from lapak.media.video_tracks import Fanout, GatedVideoTrack, OfficerCardTrack
 
@@ -71,6 +85,8 @@ class OfficerMedia(MediaEngine):
         self._muted = False
         self._video: Fanout | None = None
         self._open_output(self.options.audio_out)
+        self.supervisors = SupervisorVoices(lambda: self.mixer, lambda: self.ice_servers)
+        """Supervisors coaching or barging: heard in the officer's output, never sent on."""
 
     def _voice_source(self) -> AudioSource:
         opts = self.options
@@ -150,6 +166,7 @@ class OfficerMedia(MediaEngine):
             link.pc.addTransceiver(link.video_out, direction="sendrecv")
 
     async def _close_sources(self) -> None:
+        await self.supervisors.close()
         if self._video is not None:
             await self._video.close()
             self._video = None
@@ -160,16 +177,118 @@ class OfficerMedia(MediaEngine):
 
 
 class SupervisorMedia(MediaEngine):
-    """A supervisor's receive-only view of a desk's booths: the same ``links`` interface.
+    """A supervisor's view of a desk's booths: the same ``links`` interface, receive-only
+    while monitoring.
 
     Its offers carry only ``recvonly`` transceivers; the server relays them to booths of a desk
-    the supervisor watches, and the booth answers sending its camera and microphone.
+    the supervisor watches, and the booth answers sending its camera and microphone. In coach
+    or barge (``set_mode``, after the server's ack) the supervisor's voice goes to the desk's
+    officer over a ``CoachLink``; in barge the link to the on-air booth is renegotiated to
+    carry the voice too (``sendrecv`` audio), and back to receive-only when barge ends or the
+    air moves to another booth.
     """
 
     role = "supervisor"
 
     def __init__(
-        self, send_sdp: SendSdp | None = None, audio_out: str = "none", stall_s: float = STALL_S
+        self,
+        send_sdp: SendSdp | None = None,
+        audio_out: str = "none",
+        stall_s: float = STALL_S,
+        *,
+        audio_in: str = "none",
+        voice: AudioSource | None = None,
     ) -> None:
+        """``audio_in``: the supervisor's microphone (``none``, ``tone``, a recording's path);
+        ``voice`` overrides it with any ``AudioSource``."""
         super().__init__(send_sdp, stall_s)
         self._open_output(audio_out)
+        self.voice = SharedVoice(voice if voice is not None else voice_source(audio_in))
+        self.mode: SupervisionMode = "monitor"
+        self.on_air: str | None = None
+        self.coach = CoachLink(self.voice.reader)
+        self.send_voice_sdp: SendVoiceSdp | None = None
+        self._coach_task: asyncio.Task[None] | None = None
+
+    def attach_voice(self, send: SendVoiceSdp) -> None:
+        """Send the voice's offers to the officer through this (the desk session's)."""
+        self.send_voice_sdp = send
+
+    @property
+    def barged(self) -> str | None:
+        """The visit whose booth hears the supervisor now (barge, on air), else None."""
+        return self.on_air if self.mode == "barge" else None
+
+    async def set_mode(self, mode: SupervisionMode) -> None:
+        """The server accepted ``supervise``: speak to the officer (coach, barge) or not
+        (monitor), and move the barge voice to or off the on-air booth's link."""
+        before = self.barged
+        self.mode = mode
+        log.info("event=supervisor_mode mode=%s on_air=%s", mode, self.on_air)
+        if mode in SPEAKING_MODES:
+            if self._coach_task is None or self._coach_task.done():
+                self._coach_task = asyncio.create_task(self._keep_coach(), name="coach-link")
+                self._tasks.add(self._coach_task)
+                self._coach_task.add_done_callback(self._tasks.discard)
+        else:
+            await cancel_tasks([self._coach_task] if self._coach_task is not None else [])
+            self._coach_task = None
+            await self.coach.stop()
+        await self._move_barge(before)
+
+    def set_on_air(self, visit: str | None) -> None:
+        """The desk's on-air booth (from the desk model): a barge follows it."""
+        before = self.barged
+        self.on_air = visit
+        if self.barged != before:
+            self._spawn(self._move_barge(before), "supervisor-barge-move")
+
+    async def _move_barge(self, before: str | None) -> None:
+        now = self.barged
+        if now == before:
+            return
+        for visit in (before, now):
+            link = self.links.get(visit) if visit is not None else None
+            if link is None:
+                continue
+            if link.voice is not None:
+                link.voice.open = False  # silent at once; the renegotiation removes it
+            await self.renegotiate(visit, "barge" if visit == now else "barge_end")
+
+    def _add_transceivers(self, link: BoothLink) -> None:
+        if link.visit != self.barged:
+            link.voice = None
+            super()._add_transceivers(link)
+            return
+        link.voice = GatedAudioTrack(self.voice.reader(), open=True)
+        link.pc.addTransceiver(link.voice, direction="sendrecv")
+        link.pc.addTransceiver("video", direction="recvonly")
+
+    async def _keep_coach(self) -> None:
+        """Keep the voice's peer to the officer up while coaching or barging: offered at
+        once, offered again when it fails or goes unanswered."""
+        loop = asyncio.get_running_loop()
+        while self.mode in SPEAKING_MODES:
+            state = self.coach.state
+            stale = (
+                state in ("new", "connecting")
+                and self.coach.pc is not None
+                and loop.time() - self.coach.offered_at > ANSWER_TIMEOUT_S
+            )
+            if state in ("closed", "failed") or stale:
+                send = self.send_voice_sdp
+                self.coach.ice_servers = list(self.ice_servers)
+                try:
+                    if send is None:
+                        raise ConnectionError("no signalling connection attached")
+                    await self.coach.offer(send)
+                except Exception as exc:  # refused or not sent: tried again
+                    log.warning("event=coach_offer_failed reason=%r", str(exc))
+                    await self.coach.stop()
+            await asyncio.sleep(WATCH_PERIOD_S)
+
+    async def _close_sources(self) -> None:
+        self.mode = "monitor"
+        await self.coach.stop()
+        with contextlib.suppress(Exception):
+            await self.voice.close()
