@@ -256,6 +256,42 @@ STRINGS: dict[str, tuple[str, str]] = {
         "this is a {role} token: use `lapak supervise`",
         "ini token {role}: gunakan `lapak supervise`",
     ),
+    # the supervisor's voice: monitor, coach, barge (keys, help, status lines)
+    "key.monitor": ("Listen only", "Dengar saja"),
+    "key.coach": ("Coach", "Bimbing"),
+    "key.barge": ("Barge in", "Ikut bicara"),
+    "help.monitor": (
+        "Stop speaking: watch and listen only",
+        "Berhenti bicara: hanya mengawasi dan mendengar",
+    ),
+    "help.coach": (
+        "Speak to the officer only (the claimant never hears you)",
+        "Bicara hanya kepada petugas (pemohon tidak mendengar Anda)",
+    ),
+    "help.barge": (
+        "Join the on-air conversation: the claimant and the officer hear you",
+        "Ikut percakapan yang sedang siaran: pemohon dan petugas mendengar Anda",
+    ),
+    "mode.monitor": ("listening only", "hanya mendengar"),
+    "mode.coach": ("coaching", "membimbing"),
+    "mode.barge": ("barging in", "ikut bicara"),
+    "supervise.now": (
+        "Desk {desk}: {mode}",
+        "Meja {desk}: {mode}",
+    ),
+    "supervise.refused": (
+        "Cannot switch to {mode}: {error}",
+        "Tidak dapat beralih ke {mode}: {error}",
+    ),
+    "supervise.no_desk": ("No desk is watched", "Tidak ada meja yang diawasi"),
+    "banner.coach": (
+        "COACHING · desk {desk} · the officer hears you, the claimant does not",
+        "MEMBIMBING · meja {desk} · petugas mendengar Anda, pemohon tidak",
+    ),
+    "banner.barge": (
+        "BARGE · desk {desk} · the claimant on air and the officer hear you",
+        "IKUT BICARA · meja {desk} · pemohon yang siaran dan petugas mendengar Anda",
+    ),
 }
 
 

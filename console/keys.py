@@ -69,6 +69,10 @@ SUPERVISOR_KEYS: tuple[KeySpec, ...] = (
     _spec("zoom", "z", "zoom", "zoom", True),
     _spec("overview", "v", "overview", "overview", True),
     _spec("desks", "w", "pick_desk", "desks", True),
+    # the supervisor's voice on the watched desk (the server checks the token's grants)
+    _spec("monitor", "l", "supervise('monitor')", "monitor", True),
+    _spec("coach", "c", "supervise('coach')", "coach", True),
+    _spec("barge", "b", "supervise('barge')", "barge", True),
     _spec("help", "question_mark", "help", "help", True),
     _spec("quit", "q", "quit_console", "quit", True),
 )

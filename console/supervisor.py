@@ -1,5 +1,6 @@
 """The supervisor's view: the officer's tiles, read-only (no mutating key is bound at all),
-the office overview and a desk picker."""
+the office overview and a desk picker; and the supervisor's voice on the watched desk
+(``l`` listen only, ``c`` coach, ``b`` barge), as far as the token's grants allow."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from lapak.console.i18n import t
 from lapak.console.keys import SUPERVISOR_KEYS, KeySpec, make_bindings
 from lapak.console.screens import OfficeOverview, PickScreen, figures_from
 from lapak.media.desk_session import DeskChange
+from lapak.media.officer import SupervisorMedia
+from lapak.media.supervisor_voice import MODES, SupervisionMode
 from lapak.signaling.messages import OfficeFigures as ServerFigures
 
 log = logging.getLogger("lapak.console")
@@ -32,10 +35,18 @@ class SupervisorConsole(LapakConsole, inherit_bindings=False):
         desk: str | None = None,
         *,
         media: bool = True,
+        audio_in: str = "none",
+        audio_out: str = "none",
         **kwargs: Any,
     ) -> None:
+        """``audio_in``: the supervisor's microphone for coach and barge (``none``, ``tone``,
+        a recording); ``audio_out``: where booths (and the desk) are heard."""
+        self.audio_in = audio_in
+        self.audio_out = audio_out
         super().__init__(url, token, read_only=True, desk=desk, media=media, **kwargs)
         self.office_stats: ServerFigures | None = None  # the last office_stats answer
+        self.supervision: SupervisionMode = "monitor"
+        """What the server last accepted for the watched desk."""
 
     async def action_overview(self) -> None:
         try:
@@ -69,5 +80,44 @@ class SupervisorConsole(LapakConsole, inherit_bindings=False):
         self.run_worker(self._watch(desk), group="actions")
 
     async def _watch(self, desk: str) -> None:
+        if self.supervision != "monitor":  # a voice stays with the desk it was meant for
+            await self.action_supervise("monitor")
         await self.session.watch(desk)
         self.redraw(DeskChange(desk=True, connection=True))
+
+    # -- the supervisor's voice: monitor, coach, barge ------------------------------------
+
+    def _make_engine(self, enabled: bool, voice: Any, options: Any) -> SupervisorMedia | None:
+        if not enabled:
+            return None
+        return SupervisorMedia(audio_out=self.audio_out, audio_in=self.audio_in, voice=voice)
+
+    async def action_supervise(self, mode: str) -> None:
+        """Listen only, coach or barge the watched desk. The server decides (the token's
+        grants): a refusal is shown as it says, and nothing changes."""
+        if mode not in MODES:
+            return
+        desk = self.session.desk
+        if desk is None:
+            self.say(t("supervise.no_desk"), "warning")
+            return
+        chosen: SupervisionMode = mode  # type: ignore[assignment]  # checked against MODES
+        try:
+            await self.session.supervise(desk, chosen)
+        except FAILURES as exc:
+            self.say(t("supervise.refused", mode=t(f"mode.{mode}"), error=exc), "error")
+            return
+        self.supervision = chosen
+        self.say(t("supervise.now", desk=desk, mode=t(f"mode.{mode}")))
+        self._show_supervision()
+
+    def _show_supervision(self) -> None:
+        desk = self.session.desk or "…"
+        if self.supervision == "monitor":
+            self.desk_screen.show_banner(t("banner.read_only", desk=desk))
+        else:
+            self.desk_screen.show_banner(t(f"banner.{self.supervision}", desk=desk))
+
+    def _show_connection(self) -> None:
+        super()._show_connection()
+        self._show_supervision()

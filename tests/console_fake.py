@@ -271,3 +271,16 @@ class FakeDeskSession:
 
     async def send_sdp(self, visit: str, sdp_type: str, sdp: str, offer_id: str) -> None:
         await self._answer("sdp", visit, sdp_type)
+
+    # -- the supervisor's voice (appended for coach and barge) ------------------------
+
+    grants: frozenset[str] = frozenset({"monitor"})
+    """The token's grants the scripted server checks ``supervise`` against."""
+
+    async def supervise(self, desk: str, mode: str) -> Ack:
+        await self._answer("supervise", desk, mode)
+        if mode not in self.grants:
+            raise RequestError("forbidden", f"this token may not {mode}")
+        if self.engine is not None:
+            await self.engine.set_mode(mode)
+        return Ack(re=1)
