@@ -38,6 +38,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--desk", help="the officer's desk")
     p.add_argument("--booth", help="the booth id (role booth)")
     p.add_argument(
+        "--grant",
+        action="append",
+        choices=("monitor", "coach", "barge", "resolve"),
+        help="a supervisor's grant beyond watching (repeat: --grant coach --grant resolve); "
+        "monitor is always held, an admin holds every grant",
+    )
+    p.add_argument(
         "--ttl",
         type=duration,
         help="lifetime: 90s, 15m, 8h, 2d or seconds (default 12 h or the role's cap if shorter)",
@@ -81,13 +88,22 @@ def run(args: argparse.Namespace) -> int:
                 f"--ttl must be in (0, {cap:g}] s for role {args.role} (token_ttl_max_s)"
             )
         token = keys.issue(
-            args.role, args.sub, args.office, desk=args.desk, booth=args.booth, ttl=ttl
+            args.role,
+            args.sub,
+            args.office,
+            desk=args.desk,
+            booth=args.booth,
+            ttl=ttl,
+            grants=args.grant,
         )
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     claims = keys.verify(token)
     # stdout is the token alone (scripts capture it); its id goes to stderr, for revoking it later.
-    sys.stderr.write(f"lapak token: jti={claims.jti} role={claims.role} exp={int(claims.exp)}\n")
+    held = f" grants={','.join(claims.grants)}" if claims.grants else ""
+    sys.stderr.write(
+        f"lapak token: jti={claims.jti} role={claims.role} exp={int(claims.exp)}{held}\n"
+    )
     sys.stdout.write(token + "\n")
     return EXIT_OK
 

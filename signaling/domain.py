@@ -285,6 +285,20 @@ class Domain:
         self._drain_queue(visit.office, now, events)
         return events
 
+    # -- supervision (connection-bound: the hub decides, the log keeps who did it when) --
+
+    def log_supervision(
+        self, actor: Actor, desk_id: str, mode: str, peer: str, now: float
+    ) -> list[Event]:
+        """A supervisor's coach/barge began or ended at a desk (the hub checked the grant)."""
+        desk = perm.desk_named(self.state, desk_id)
+        events: list[Event] = []
+        changed = ev.SupervisionChanged(
+            desk_id, mode, actor.sub, actor.role, peer, desk.on_air, now
+        )
+        self._emit(events, changed)
+        return events
+
 
 def _check_capacity(capacity: int) -> None:
     if not 1 <= capacity <= MAX_CAPACITY:

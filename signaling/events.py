@@ -116,6 +116,20 @@ class VisitEnded(msgspec.Struct, tag="visit_ended", tag_field="kind"):
     role: str = "officer"
 
 
+class SupervisionChanged(msgspec.Struct, tag="supervision_changed", tag_field="kind"):
+    """A supervisor started or stopped coaching or barging a desk (``monitor``: ended, by
+    them or because they left). ``visit`` is the one on air then (a barge's audit trail);
+    ``peer`` their connection. Changes no state: supervision lives with the connection."""
+
+    desk: str
+    mode: str
+    by: str
+    role: str
+    peer: str
+    visit: str | None
+    at: float
+
+
 Event = (
     DeskOpened
     | DeskConfigured
@@ -129,6 +143,7 @@ Event = (
     | StepDecided
     | SnapshotTaken
     | VisitEnded
+    | SupervisionChanged
 )
 
 _encoder = msgspec.json.Encoder()

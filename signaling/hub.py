@@ -21,10 +21,10 @@ from lapak.signaling import permissions as perm
 from lapak.signaling import protocol as p
 from lapak.signaling.config import ServerConfig
 from lapak.signaling.domain import Domain, Rules
-from lapak.signaling.errors import LapakError
+from lapak.signaling.errors import DomainError, LapakError
 from lapak.signaling.events import Event
 from lapak.signaling.ice import IcePolicy
-from lapak.signaling.messages import Ack, Error, Welcome, tag
+from lapak.signaling.messages import Ack, Error, Supervision, Welcome, tag
 from lapak.signaling.office_stats import office_stats
 from lapak.signaling.permissions import SYSTEM, Actor, Place
 from lapak.signaling.projection import Output, Projection
@@ -32,6 +32,7 @@ from lapak.signaling.protocol import CloseCode, ErrorCode
 from lapak.signaling.relay import Relay
 from lapak.signaling.sessions import Away, Conn, Sessions
 from lapak.signaling.state import Desk, State, open_visit
+from lapak.signaling.supervision import Supervising, Supervisions
 from lapak.signaling.tokens import Claims, KeyRing, TokenError, check_lifetime
 
 __all__ = ["Clock", "Hub", "Result"]
@@ -91,12 +92,14 @@ class Hub:
             new_session_id=new_session_id,
             since=Away(clock.wall(), clock.mono()),
         )
-        self.relay = Relay(self.domain.state, self.sessions)
+        self.supervisions = Supervisions()
+        self.relay = Relay(self.domain.state, self.sessions, self.supervisions)
         self.projection = Projection(
             self.domain.state,
             self.sessions,
             self.domain.rules.default_visit_s,
             video_tiers=self.config.video_tiers,
+            supervisions=self.supervisions,
         )
         self.revoked: frozenset[str] = frozenset()  # token ids refused (the shell reads the list)
 
@@ -146,6 +149,9 @@ class Hub:
         if conn is None:
             return result
         result.outputs += self.relay.watcher_left(conn)
+        supervising = self.supervisions.of_conn(conn_id)
+        if supervising is not None and conn.actor is not None:  # leaving ends coach/barge
+            self._end_supervision(conn.actor, supervising, self.clock.wall(), result)
         _, place = self.sessions.leave(conn_id, self.clock.wall(), self.clock.mono())
         if place is not None and place[0] == "booth":  # consoles see the booth leave
             visit_id = open_visit(self.state, place[1], place[2])
@@ -289,6 +295,9 @@ class Hub:
             if not joined.resumed:  # a new console has zoomed nothing yet
                 result.outputs += self.projection.zoom(actor.desk, None)
             self._watch(conn, actor.desk, None, result)
+            supervising = self.supervisions.of_desk(actor.desk)
+            if supervising is not None:  # a reconnecting officer learns who coaches them
+                result.outputs.append((conn.id, _supervision(supervising, supervising.mode)))
         elif actor.role == "booth" and actor.booth is not None:
             # A booth with no open visit gets nothing more: it sends start_visit when ready.
             visit_id = open_visit(self.state, actor.office, actor.booth)
@@ -359,17 +368,91 @@ class Hub:
                 office = msg.office or actor.office
                 result.events += d.set_workflow(actor, msg.claim_type, msg.steps, office, now)
                 out.append((me, Ack(re=msg.id, claim_type=msg.claim_type, office=office)))
+            case p.Supervise():
+                supervised = perm.may_supervise(self.state, actor, msg.desk, msg.mode)
+                self._supervise(conn, actor, supervised, msg.mode, now, result)
+                out.append((me, Ack(re=msg.id, desk=msg.desk)))
             case p.Refresh():
                 fresh = self._admit_token(msg.token, now)  # refused: the old one holds
                 if Actor.of(fresh) != actor:
                     raise p.ProtocolError(
                         ErrorCode.BAD_TOKEN, "a refresh token must name the same role, sub, "
-                        "office, desk and booth",
+                        "office, desk, booth and grants",
                     )  # fmt: skip
                 conn.claims = fresh
                 out.append((me, Ack(re=msg.id, exp=fresh.exp)))
             case _:  # pragma: no cover - decode_client admits only the types above
                 raise p.ProtocolError(ErrorCode.UNKNOWN_TYPE, "unhandled message")
 
+    # -- supervision: coach and barge ---------------------------------------------------
+
+    def _supervise(
+        self,
+        conn: Conn,
+        actor: Actor,
+        desk: Desk,
+        mode: p.SupervisionMode,
+        now: float,
+        result: Result,
+    ) -> None:
+        """Start, switch or end (``monitor``) this connection's coach/barge of ``desk``."""
+        current = self.supervisions.of_desk(desk.id)
+        if mode == "monitor":
+            if current is not None and current.conn == conn.id:
+                self._end_supervision(actor, current, now, result)
+            return
+        if current is not None and current.conn != conn.id:
+            raise DomainError(
+                ErrorCode.CONFLICT, f"desk {desk.id} is already {current.mode}ed by {current.sub}"
+            )
+        if current is not None and current.mode == mode:
+            return  # already so: nothing to log
+        elsewhere = self.supervisions.of_conn(conn.id)
+        if elsewhere is not None and elsewhere.desk != desk.id:  # one desk at a time
+            self._end_supervision(actor, elsewhere, now, result)
+        was_barged = self.supervisions.barged(desk.id)
+        started = Supervising(desk.id, conn.id, actor.sub, actor.role, mode)
+        self.supervisions.start(started)
+        result.events += self.domain.log_supervision(actor, desk.id, mode, started.peer, now)
+        self._tell_desk(started, mode, was_barged, result)
+
+    def _end_supervision(
+        self, actor: Actor, supervising: Supervising, now: float, result: Result
+    ) -> None:
+        was_barged = supervising.mode == "barge"
+        self.supervisions.end(supervising.desk)
+        self.relay.supervision_ended(supervising.desk, supervising.peer)
+        result.events += self.domain.log_supervision(
+            actor, supervising.desk, "monitor", supervising.peer, now
+        )
+        self._tell_desk(supervising, "monitor", was_barged, result)
+
+    def _tell_desk(
+        self,
+        supervising: Supervising,
+        mode: p.SupervisionMode,
+        was_barged: bool,
+        result: Result,
+    ) -> None:
+        """The desk's officer learns the supervisor's part; the on-air booth whether a
+        barging supervisor is in its conversation (when that changed)."""
+        desk = self.state.desks[supervising.desk]
+        message = _supervision(supervising, mode)
+        officers = self.sessions.holders(("desk", desk.office, desk.id))
+        result.outputs += [(c, message) for c in officers]
+        if was_barged != (mode == "barge") and desk.on_air is not None:
+            booth_state = self.projection.booth_state(desk.on_air)
+            holders = self.sessions.booth_holders(self.state.visits[desk.on_air])
+            result.outputs += [(c, booth_state) for c in holders]
+
     def _officer_present(self, desk: Desk) -> bool:
         return bool(self.sessions.holders(("desk", desk.office, desk.id)))
+
+
+def _supervision(supervising: Supervising, mode: p.SupervisionMode) -> Supervision:
+    return Supervision(
+        desk=supervising.desk,
+        supervisor=supervising.peer,
+        sub=supervising.sub,
+        mode=mode,
+    )

@@ -16,7 +16,7 @@ from typing import Literal, get_args
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from lapak.signaling.protocol import ErrorCode, Outcome, Role, SdpType
+from lapak.signaling.protocol import ErrorCode, Outcome, Role, SdpType, SupervisionMode
 
 VisitState = Literal["queued", "active", "ended"]
 StepStatus = Literal["pending", "approved", "rejected"]
@@ -215,6 +215,7 @@ class BoothState(VisitView, _Message, frozen=True, tag="booth_state"):
     estimated_wait_s: float | None
     queue: int
     video: VideoTier
+    supervisor_present: bool = False  # a supervisor barges into this booth's conversation
 
     @classmethod
     def of(
@@ -226,6 +227,7 @@ class BoothState(VisitView, _Message, frozen=True, tag="booth_state"):
         estimated_wait_s: float | None,
         queue: int,
         video: VideoTier,
+        supervisor_present: bool = False,
     ) -> BoothState:
         return cls(
             **msgspec.structs.asdict(view),
@@ -234,6 +236,7 @@ class BoothState(VisitView, _Message, frozen=True, tag="booth_state"):
             estimated_wait_s=estimated_wait_s,
             queue=queue,
             video=video,
+            supervisor_present=supervisor_present,
         )
 
     def view(self) -> VisitView:
@@ -251,6 +254,7 @@ class SdpRelay(_Message, frozen=True, tag="sdp"):
     from_: Sender = msgspec.field(name="from")
     offer_id: str
     peer: str | UnsetType = UNSET
+    desk: str | UnsetType = UNSET  # between a coaching/barging supervisor and the officer
 
 
 class PeerLeft(_Message, frozen=True, tag="peer_left"):
@@ -260,7 +264,20 @@ class PeerLeft(_Message, frozen=True, tag="peer_left"):
     peer: str
 
 
-ServerMessage = Welcome | Ack | Error | Snapshot | Delta | BoothState | SdpRelay | PeerLeft
+class Supervision(_Message, frozen=True, tag="supervision"):
+    """A supervisor's part in the officer's desk changed: ``coach`` (expect their voice,
+    for the officer only), ``barge`` (the on-air booth hears them too) or ``monitor``
+    (ended: drop their peer). ``supervisor`` is their ``peer`` id in the desk's ``sdp``."""
+
+    desk: str
+    supervisor: str
+    sub: str
+    mode: SupervisionMode
+
+
+ServerMessage = (
+    Welcome | Ack | Error | Snapshot | Delta | BoothState | SdpRelay | PeerLeft | Supervision
+)
 
 SERVER_MESSAGES: tuple[type[_Message], ...] = get_args(ServerMessage)
 """Every server → client message, in the order docs/protocol.md lists them."""

@@ -32,6 +32,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "close_desk": frozenset({"admin"}),
     "set_workflow": frozenset({"admin"}),
     "refresh": frozenset({"officer", "booth", "supervisor", "admin"}),
+    "supervise": frozenset({"supervisor", "admin"}),
 }
 MUTATING = frozenset(
     {
@@ -62,10 +63,11 @@ class Actor:
     office: str  # "*": every office (supervisors and admins only)
     desk: str | None = None
     booth: str | None = None
+    grants: tuple[str, ...] = ()  # a supervisor's token grants (tokens.GRANTS); admin: all
 
     @classmethod
     def of(cls, claims: Claims) -> Actor:
-        return cls(claims.role, claims.sub, claims.office, claims.desk, claims.booth)
+        return cls(claims.role, claims.sub, claims.office, claims.desk, claims.booth, claims.grants)
 
     @property
     def place(self) -> Place | None:
@@ -182,3 +184,31 @@ def may_watch(state: State, actor: Actor, desk_id: str) -> Desk:
     if actor.role in WATCHERS and actor.office in (desk.office, "*"):
         return desk
     raise AccessDenied(ErrorCode.FORBIDDEN, f"may not watch desk {desk_id}")
+
+
+# -- grants (a supervisor's token says how far beyond watching it may go) ----------------
+
+MODE_GRANT = {"coach": "coach", "barge": "barge"}  # supervise mode -> the grant it needs
+
+
+def has_grant(actor: Actor, grant: str) -> bool:
+    """An admin holds every grant; a supervisor those its token names (monitor always)."""
+    return actor.role == "admin" or (actor.role == "supervisor" and grant in actor.grants)
+
+
+def need_grant(actor: Actor, grant: str) -> None:
+    if not has_grant(actor, grant):
+        raise AccessDenied(ErrorCode.FORBIDDEN, f"this needs grant {grant}: ask for a new token")
+
+
+def may_supervise(state: State, actor: Actor, desk_id: str, mode: str) -> Desk:
+    """A supervisor coaches or barges a desk of their office only with that grant; going
+    back to ``monitor`` needs none."""
+    desk = desk_named(state, desk_id)
+    if actor.role not in WATCHERS:
+        raise AccessDenied(ErrorCode.FORBIDDEN, "only a supervisor or admin supervises")
+    check_office(actor, desk.office)
+    grant = MODE_GRANT.get(mode)
+    if grant is not None:
+        need_grant(actor, grant)
+    return desk

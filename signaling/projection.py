@@ -11,6 +11,7 @@ from lapak.signaling.events import Event
 from lapak.signaling.messages import BoothState, Delta, ServerMessage, Snapshot, VisitView
 from lapak.signaling.sessions import Sessions
 from lapak.signaling.state import Desk, State, queue_position
+from lapak.signaling.supervision import Supervisions
 from lapak.signaling.views import desk_view, estimated_wait_s, visit_view
 
 Output = tuple[int, ServerMessage]
@@ -18,9 +19,15 @@ Output = tuple[int, ServerMessage]
 
 class Projection:
     def __init__(
-        self, state: State, sessions: Sessions, default_visit_s: float, video_tiers: bool = True
+        self,
+        state: State,
+        sessions: Sessions,
+        default_visit_s: float,
+        video_tiers: bool = True,
+        supervisions: Supervisions | None = None,
     ) -> None:
         self.state = state
+        self.supervisions = supervisions or Supervisions()
         self.video_tiers = video_tiers  # False: every booth sends full video
         self.sessions = sessions
         self.default_visit_s = default_visit_s
@@ -44,7 +51,14 @@ class Projection:
             position=queue_position(self.state, visit),
             estimated_wait_s=estimated_wait_s(self.state, visit, self.default_visit_s),
             queue=len(self.state.queues.get(visit.office, [])),
+            supervisor_present=self.supervisor_present(visit_id),
         )
+
+    def supervisor_present(self, visit_id: str) -> bool:
+        """A supervisor speaks to this booth: it is on air at a desk being barged."""
+        visit = self.state.visits[visit_id]
+        desk = self.state.desks.get(visit.desk) if visit.desk else None
+        return bool(desk and desk.on_air == visit.id and self.supervisions.barged(desk.id))
 
     def zoom(self, desk: str, visit: str | None) -> list[Output]:
         """The desk's zoomed visit moved: the booths that left and entered the zoom are told

@@ -135,20 +135,23 @@ class Watch(msgspec.Struct, tag="watch", tag_field="type", forbid_unknown_fields
     id: int | None = None
 
 
-class Sdp(msgspec.Struct, tag="sdp", tag_field="type", forbid_unknown_fields=True):
+class Sdp(msgspec.Struct, tag="sdp", tag_field="type", forbid_unknown_fields=True, kw_only=True):
     """An SDP offer or answer relayed between the two peers of a visit.
 
     ``peer`` names a supervisor's connection: set by the server on a supervisor's offer
     relayed to a booth, and echoed by the booth on its answer so it reaches only them.
     ``offer_id`` names an offer (chosen by the offerer); an answer echoes the one it answers.
+    ``desk`` instead of ``visit``: between a coaching or barging supervisor and the desk's
+    officer (no visit involved).
     """
 
-    visit: str
+    visit: str = ""
     sdp_type: SdpType
     sdp: str
     peer: str | None = None
     offer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID)] | None = None
     id: int | None = None
+    desk: str | None = None
 
 
 class SnapshotTaken(
@@ -199,6 +202,18 @@ class Refresh(msgspec.Struct, tag="refresh", tag_field="type", forbid_unknown_fi
     id: int | None = None
 
 
+SupervisionMode = Literal["monitor", "coach", "barge"]
+
+
+class Supervise(msgspec.Struct, tag="supervise", tag_field="type", forbid_unknown_fields=True):
+    """A supervisor's part in a desk's conversation: ``coach`` (the officer hears them),
+    ``barge`` (the on-air booth too) or ``monitor`` (back to watching: ends coach/barge)."""
+
+    desk: str
+    mode: SupervisionMode
+    id: int | None = None
+
+
 ClientMessage = (
     Hello
     | StartVisit
@@ -214,6 +229,7 @@ ClientMessage = (
     | CloseDesk
     | SetWorkflow
     | Refresh
+    | Supervise
 )
 
 CLIENT_TYPES: tuple[str, ...] = tuple(

@@ -17,21 +17,31 @@ from lapak.signaling.permissions import WATCHERS, Place, booth_place
 from lapak.signaling.protocol import ErrorCode
 from lapak.signaling.sessions import Conn, Sessions
 from lapak.signaling.state import State, Visit
+from lapak.signaling.supervision import Supervisions
 
 OFFICER = "officer"  # the offerer key of a desk's officer; a supervisor's is its peer id
 
 
 class Relay:
-    def __init__(self, state: State, sessions: Sessions) -> None:
+    def __init__(
+        self, state: State, sessions: Sessions, supervisions: Supervisions | None = None
+    ) -> None:
         self.state = state
         self.sessions = sessions
+        self.supervisions = supervisions or Supervisions()
         # booth place -> offerer -> (visit, offer_id) of the latest offer relayed to it
         self._offers: dict[Place, dict[str, tuple[str, str]]] = {}
+        # desk -> supervisor peer -> offer_id of its latest offer relayed to the officer
+        self._desk_offers: dict[str, dict[str, str]] = {}
 
     def relay(self, conn: Conn, msg: p.Sdp) -> list[tuple[int, SdpRelay]]:
         """The relayed message for each target, or a LapakError saying why not."""
         actor = conn.actor
         assert actor is not None
+        if msg.desk is not None:
+            return self._relay_desk(conn, msg)
+        if not msg.visit:
+            raise p.ProtocolError(ErrorCode.INVALID_MESSAGE, "sdp: name a visit (or a desk)")
         visit = self.state.visits.get(msg.visit)
         if visit is None or visit.state != "active":
             raise DomainError(ErrorCode.VISIT_NOT_ACTIVE, f"visit {msg.visit} is not active")
@@ -73,6 +83,61 @@ class Relay:
             **({} if peer is None else {"peer": peer}),
         )
         return [(t, relayed) for t in targets]
+
+    def _relay_desk(self, conn: Conn, msg: p.Sdp) -> list[tuple[int, SdpRelay]]:
+        """Between the supervisor coaching or barging a desk and that desk's officer: the
+        supervisor offers, the officer answers naming the supervisor's ``peer``."""
+        actor = conn.actor
+        assert actor is not None and msg.desk is not None
+        if msg.visit:
+            message = "sdp: name a visit or a desk, not both"
+            raise p.ProtocolError(ErrorCode.INVALID_MESSAGE, message)
+        if msg.offer_id is None:
+            raise p.ProtocolError(ErrorCode.INVALID_MESSAGE, "sdp: offer_id is required")
+        desk = self.state.desks.get(msg.desk)
+        if desk is None:
+            raise DomainError(ErrorCode.NOT_FOUND, f"no desk {msg.desk}")
+        supervising = self.supervisions.of_desk(desk.id)
+        offers = self._desk_offers.setdefault(desk.id, {})
+        sender: Sender
+        if actor.role in WATCHERS:
+            _only(msg, "offer", "a supervisor only offers")
+            if supervising is None or supervising.conn != conn.id:
+                raise AccessDenied(
+                    ErrorCode.FORBIDDEN, f"coach or barge desk {desk.id} before offering to it"
+                )
+            sender, peer = "supervisor", supervising.peer
+            targets = self.sessions.holders(("desk", desk.office, desk.id))
+        elif actor.role == "officer" and actor.desk == desk.id:
+            _only(msg, "answer", "the officer only answers a supervisor")
+            if msg.peer is None:
+                raise p.ProtocolError(ErrorCode.INVALID_MESSAGE, "sdp: answer names its peer")
+            if offers.get(msg.peer) != msg.offer_id:
+                raise DomainError(
+                    ErrorCode.STALE_ANSWER, "that is not the latest offer of that supervisor"
+                )
+            sender, peer = "officer", msg.peer
+            targets = [supervising.conn] if supervising and supervising.peer == peer else []
+        else:
+            raise AccessDenied(ErrorCode.FORBIDDEN, "not a peer of this desk")
+        if not targets:
+            raise DomainError(ErrorCode.NOT_CONNECTED, "the other peer is not connected")
+        if msg.sdp_type == "offer":
+            offers[peer] = msg.offer_id
+        relayed = SdpRelay(
+            visit="",
+            sdp_type=msg.sdp_type,
+            sdp=msg.sdp,
+            from_=sender,
+            offer_id=msg.offer_id,
+            peer=peer,
+            desk=desk.id,
+        )
+        return [(t, relayed) for t in targets]
+
+    def supervision_ended(self, desk: str, peer: str) -> None:
+        """The supervisor went back to monitor or left: answers to its offers are stale."""
+        self._desk_offers.get(desk, {}).pop(peer, None)
 
     def _answer_targets(self, visit: Visit, peer: str | None) -> list[int]:
         """Who gets a booth's answer: the supervisor connection named by ``peer``, if it

@@ -322,7 +322,7 @@ class SignalServer:
                 peer.hello_timer.cancel()
             self._peers.pop(conn_id, None)
             gone = self.hub.disconnect(conn_id)
-            if gone.outputs:
+            if gone.outputs or gone.events:  # a supervisor leaving ends coach/barge: logged
                 self._commit_then_deliver(gone, conn_id)
             log.info("event=disconnected conn=%d code=%s", conn_id, ws.close_code)
 

@@ -13,7 +13,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,8 @@ from lapak.signaling.protocol import ErrorCode, Role
 __all__ = [
     "ALGORITHM",
     "CLOCK_SKEW_S",
+    "DEFAULT_GRANTS",
+    "GRANTS",
     "ROLES",
     "TTL_MAX_S",
     "Claims",
@@ -34,6 +36,7 @@ __all__ = [
     "TokenError",
     "check_lifetime",
     "default_ttl",
+    "grants_of",
     "key_id",
     "new_jti",
     "parse_duration",
@@ -52,6 +55,30 @@ TTL_MAX_S: Mapping[str, float] = {
 }
 """Default longest lifetime per role (``[token_ttl_max_s]`` in the config overrides it)."""
 DEFAULT_TTL_S = 12 * HOUR
+
+GRANTS = ("monitor", "coach", "barge", "resolve")
+"""What a supervisor's token may do beyond its role: ``monitor`` (watch, always held),
+``coach`` (speak to the officer only), ``barge`` (speak to the on-air booth too) and
+``resolve`` (take and decide escalated visits). An admin holds every grant."""
+DEFAULT_GRANTS: tuple[str, ...] = ("monitor",)
+
+
+def grants_of(role: str, named: Iterable[str] | None) -> tuple[str, ...]:
+    """The grants a token of ``role`` holds, in ``GRANTS`` order: ``monitor`` always, every
+    grant for an admin, none beyond monitor for other roles. ValueError for an unknown grant
+    or grants on a role that cannot hold them (an officer or booth)."""
+    names = set(named or ())
+    unknown = sorted(names - set(GRANTS))
+    if unknown:
+        raise ValueError(f"unknown grant {unknown[0]!r} (use {', '.join(GRANTS)})")
+    if role == "admin":
+        return GRANTS
+    if role != "supervisor":
+        if names - set(DEFAULT_GRANTS):
+            raise ValueError(f"only supervisor tokens carry grants (this is role {role})")
+        return ()
+    return tuple(g for g in GRANTS if g in names or g in DEFAULT_GRANTS)
+
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": HOUR, "d": 24 * HOUR}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
@@ -89,6 +116,7 @@ class Claims:
     exp: float = 0.0
     iat: float = 0.0
     jti: str | None = None  # tokens made before ids existed have none (cannot be revoked)
+    grants: tuple[str, ...] = ()  # a supervisor's (``grants_of``); every grant for an admin
 
 
 REFRESH_AT = 0.8  # of a token's lifetime: when a client swaps in its next token
@@ -158,10 +186,13 @@ class KeyRing:
         ttl: float | None = None,
         now: float | None = None,
         new_id: Callable[[], str] = new_jti,
+        grants: Iterable[str] | None = None,
     ) -> str:
-        """A signed token; ``ttl`` defaults to ``default_ttl(role)``, ``new_id`` makes its jti."""
+        """A signed token; ``ttl`` defaults to ``default_ttl(role)``, ``new_id`` makes its jti;
+        a supervisor's ``grants`` go in its ``grants`` claim (absent: monitor only)."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}")
+        held = grants_of(role, grants)
         if role == "officer" and not desk:
             raise ValueError("an officer token needs a desk")
         if role == "booth" and not booth:
@@ -179,6 +210,8 @@ class KeyRing:
             payload["desk"] = desk
         if booth:
             payload["booth"] = booth
+        if role == "supervisor" and grants is not None:
+            payload["grants"] = list(held)
         key = self.keys[0]
         return jwt.encode(payload, key, algorithm=ALGORITHM, headers={"kid": key_id(key)})
 
@@ -230,6 +263,7 @@ class KeyRing:
             exp=float(payload["exp"]),
             iat=float(payload["iat"]),
             jti=payload.get("jti"),
+            grants=_grants_claim(role, payload.get("grants")),
         )
         if role == "officer" and not claims.desk:
             raise TokenError(ErrorCode.BAD_TOKEN, "officer token without desk")
@@ -254,3 +288,18 @@ def _check_types(payload: dict[str, object]) -> None:
             continue
         if not isinstance(value, str) or not 0 < len(value) <= MAX_CLAIM_CHARS:
             raise TokenError(ErrorCode.BAD_TOKEN, f"claim {name} must be a short string")
+
+
+def _grants_claim(role: str, value: object) -> tuple[str, ...]:
+    """The ``grants`` claim as held grants: a list of known names on a supervisor's token
+    (absent: monitor only); anything else is refused as bad_token."""
+    if value is None:
+        return grants_of(role, None)
+    if not isinstance(value, list) or not all(isinstance(g, str) for g in value):
+        raise TokenError(ErrorCode.BAD_TOKEN, "claim grants must be a list of strings")
+    if len(value) > len(GRANTS):
+        raise TokenError(ErrorCode.BAD_TOKEN, "claim grants names too many grants")
+    try:
+        return grants_of(role, value)
+    except ValueError as exc:
+        raise TokenError(ErrorCode.BAD_TOKEN, f"claim grants: {exc}") from None

@@ -75,6 +75,13 @@ def day() -> list[dict[str, Any]]:
     answer(admin, {"type": "configure_desk", "desk": "d2", "capacity": 2})
     answer(admin, {"type": "set_workflow", "claim_type": "JKM", "steps": ["a", "b"]})
     answer(admin, {"type": "refresh", "token": hub.token("admin")})
+    answer(admin, {"type": "supervise", "desk": "d1", "mode": "barge"})  # admin: every grant
+    coach = {"type": "sdp", "desk": "d1", "sdp": "v=0", "offer_id": "c1"}
+    relayed = hub.send(admin, {**coach, "sdp_type": "offer"}).outputs
+    frames.extend(f for _, f in relayed)
+    coach_peer = next(f["peer"] for _, f in relayed if f["type"] == "sdp")
+    answer(officer, {**coach, "sdp_type": "answer", "peer": coach_peer})
+    answer(admin, {"type": "supervise", "desk": "d1", "mode": "monitor"})
     frames.extend(f for _, f in hub.disconnect(booth).outputs)  # the desk sees the booth away
     booth = join("booth", booth="b1")  # back: its booth_state
     frames.extend(f for _, f in hub.disconnect(supervisor).outputs)  # peer_left

@@ -12,7 +12,16 @@ from hub_driver import HubDriver
 from lapak.signaling.tokens import KeyRing
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "protocol.md"
-ROLES = ("officer", "booth", "supervisor", "admin")
+# A column per role, and per grant a supervisor's token may carry beyond monitor.
+ROLES = (
+    "officer",
+    "booth",
+    "supervisor",
+    "supervisor +coach",
+    "supervisor +barge",
+    "supervisor +resolve",
+    "admin",
+)
 
 
 def role_table() -> dict[str, dict[str, str]]:
@@ -35,26 +44,38 @@ def test_table_covers_every_client_message() -> None:
     assert set(TABLE) == set(CLIENT_TYPES) - {"hello"}, "docs table lists every message"
 
 
-EXTRA: dict[str, dict[str, str]] = {
+EXTRA: dict[str, dict[str, Any]] = {
     "officer": {"desk": "d1"},
     "booth": {"booth": "b1"},
     "supervisor": {},
+    "supervisor +coach": {"grants": ["coach"]},
+    "supervisor +barge": {"grants": ["barge"]},
+    "supervisor +resolve": {"grants": ["resolve"]},
     "admin": {},
 }
 
 
-def token_for(hub: HubDriver, role: str) -> str:
-    return hub.token(role, sub=f"{role}-1", **EXTRA[role])
+def role_of(column: str) -> str:
+    return column.split()[0]
+
+
+def sub_of(column: str) -> str:
+    return column.replace(" +", "-") + "-1"
+
+
+def token_for(hub: HubDriver, column: str) -> str:
+    return hub.token(role_of(column), sub=sub_of(column), **EXTRA[column])
 
 
 def world() -> tuple[HubDriver, dict[str, int], str]:
     """One office with a desk, an open visit, and one connection per role (all watching);
     the officer has offered media to the booth (offer ``o1``)."""
     hub = HubDriver(keys=KeyRing((b"r" * 32,)))
-    conns = {role: hub.join(role, sub=f"{role}-1", **EXTRA[role]) for role in ROLES}
+    conns = {c: hub.join(role_of(c), sub=sub_of(c), **EXTRA[c]) for c in ROLES}
     visit = hub.start_visit(conns["booth"])
-    for role in ("supervisor", "admin"):
-        hub.send(conns[role], {"type": "watch", "id": 3, "desk": "d1"})
+    for column in ROLES:
+        if role_of(column) in ("supervisor", "admin"):
+            hub.send(conns[column], {"type": "watch", "id": 3, "desk": "d1"})
     offer = {"type": "sdp", "id": 4, "visit": visit, "sdp_type": "offer", "sdp": "v=0"}
     hub.send(conns["officer"], {**offer, "offer_id": "o1"})
     return hub, conns, visit
@@ -77,6 +98,8 @@ def sample(kind: str, role: str, visit: str, hub: HubDriver) -> dict[str, Any]:
         "close_desk": {"desk": "d1"},
         "set_workflow": {"claim_type": "JKM", "steps": ["identity", "decision"]},
         "refresh": {"token": token_for(hub, role)},
+        # coach, but barge for the column whose grant is barge
+        "supervise": {"desk": "d1", "mode": "barge" if role.endswith("+barge") else "coach"},
     }[kind]
 
 
