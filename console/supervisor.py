@@ -45,8 +45,6 @@ class SupervisorConsole(LapakConsole, inherit_bindings=False):
         self.audio_out = audio_out
         super().__init__(url, token, read_only=True, desk=desk, media=media, **kwargs)
         self.office_stats: ServerFigures | None = None  # the last office_stats answer
-        self.supervision: SupervisionMode = "monitor"
-        """What the server last accepted for the watched desk."""
 
     async def action_overview(self) -> None:
         try:
@@ -107,9 +105,13 @@ class SupervisorConsole(LapakConsole, inherit_bindings=False):
         except FAILURES as exc:
             self.say(t("supervise.refused", mode=t(f"mode.{mode}"), error=exc), "error")
             return
-        self.supervision = chosen
         self.say(t("supervise.now", desk=desk, mode=t(f"mode.{mode}")))
         self._show_supervision()
+
+    @property
+    def supervision(self) -> SupervisionMode:
+        """What the server last accepted (monitor again after a lost connection)."""
+        return self.session.supervising
 
     def _show_supervision(self) -> None:
         desk = self.session.desk or "…"

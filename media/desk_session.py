@@ -26,8 +26,17 @@ from typing import Any, Literal, TypeAlias
 from lapak.media.desk_model import DeskModel
 from lapak.media.officer import OfficerMedia, SupervisorMedia
 from lapak.media.peer import cancel_tasks
+from lapak.media.supervisor_voice import SupervisionMode
 from lapak.signaling.client import Backoff, RequestError, SignalClient
-from lapak.signaling.messages import Ack, Delta, SdpRelay, ServerMessage, Snapshot, Welcome
+from lapak.signaling.messages import (
+    Ack,
+    Delta,
+    SdpRelay,
+    ServerMessage,
+    Snapshot,
+    Supervision,
+    Welcome,
+)
 from lapak.signaling.protocol import (
     Decide,
     Decision,
@@ -38,6 +47,7 @@ from lapak.signaling.protocol import (
     Sdp,
     SdpType,
     SnapshotTaken,
+    Supervise,
     Watch,
     Zoom,
 )
@@ -101,6 +111,13 @@ class DeskSession:
         self.engine = engine
         if engine is not None:
             engine.attach(self.send_sdp)
+        if isinstance(engine, SupervisorMedia):
+            engine.attach_voice(self._send_voice_sdp)
+        self.supervising: SupervisionMode = "monitor"
+        """This supervisor's part in ``supervised_desk`` as the server last accepted it."""
+        self.supervised_desk: str | None = None
+        self.supervisions: dict[str, Supervision] = {}
+        """An officer's desk: supervisors coaching or barging it now, by their peer id."""
         self.desk: str | None = watch
         self.read_only = read_only
         self.watch_all = watch_all
@@ -205,8 +222,10 @@ class DeskSession:
         self._changed(connection=True)
 
     async def _on_reconnect(self, welcome: Welcome) -> None:
-        """Resumed: an officer gets its desk's snapshot by itself; a watcher asks again."""
+        """Resumed: an officer gets its desk's snapshot by itself; a watcher asks again.
+        A closed connection ended any coach or barge (the server's rule): back to monitor."""
         self.welcome = welcome
+        await self._voice_ended()
         if self.watcher:
             await self._watch_desks(welcome)
 
@@ -283,6 +302,65 @@ class DeskSession:
         (``not_connected``: the booth is away, it waits for the booth to come back)."""
         await self.client.request(Sdp(visit=visit, sdp_type=sdp_type, sdp=sdp, offer_id=offer_id))
 
+    async def supervise(self, desk: str, mode: SupervisionMode) -> Ack:
+        """Listen only, coach or barge ``desk`` (the server checks the token's grants); on
+        the ack the supervisor's voice goes where the mode says."""
+        ack = await self.client.request(Supervise(desk=desk, mode=mode))
+        self.supervising = mode
+        self.supervised_desk = None if mode == "monitor" else desk
+        if isinstance(self.engine, SupervisorMedia):
+            await self.engine.set_mode(mode)
+        return ack
+
+    async def _voice_ended(self) -> None:
+        if self.supervising != "monitor":
+            log.info(
+                "event=supervision_lost desk=%s mode=%s", self.supervised_desk, self.supervising
+            )
+        self.supervising, self.supervised_desk = "monitor", None
+        if isinstance(self.engine, SupervisorMedia) and self.engine.mode != "monitor":
+            await self.engine.set_mode("monitor")
+        if isinstance(self.engine, OfficerMedia):
+            for peer in list(self.supervisions):
+                await self.engine.supervisors.set_mode(peer, "monitor")
+        self.supervisions.clear()
+
+    async def _send_voice_sdp(self, sdp_type: SdpType, sdp: str, offer_id: str) -> None:
+        """The supervisor's voice offer to the officer of the desk it coaches or barges."""
+        desk = self.supervised_desk
+        if desk is None:
+            raise ConnectionError("not coaching or barging a desk")
+        await self.client.request(Sdp(desk=desk, sdp_type=sdp_type, sdp=sdp, offer_id=offer_id))
+
+    async def _on_supervision(self, message: Supervision) -> None:
+        """A supervisor coaches, barges or stopped (monitor) on this officer's desk."""
+        if message.mode == "monitor":
+            self.supervisions.pop(message.supervisor, None)
+        else:
+            self.supervisions[message.supervisor] = message
+        if isinstance(self.engine, OfficerMedia):
+            await self.engine.supervisors.set_mode(message.supervisor, message.mode)
+        self._changed(desk=True)
+
+    async def _on_desk_sdp(self, message: SdpRelay) -> None:
+        """Between a coaching or barging supervisor and this desk's officer."""
+        engine, peer = self.engine, message.peer
+        if not isinstance(peer, str) or not isinstance(message.desk, str):
+            return
+        if isinstance(engine, OfficerMedia) and message.sdp_type == "offer":
+            answer = await engine.supervisors.answer(peer, message.sdp, message.offer_id)
+            if answer is None:
+                return
+            try:
+                await self.client.request(
+                    Sdp(desk=message.desk, sdp_type="answer", sdp=answer,
+                        offer_id=message.offer_id, peer=peer)
+                )  # fmt: skip
+            except (RequestError, *LOST) as exc:  # stale or ended meanwhile: theirs to retry
+                log.info("event=supervisor_answer_not_sent peer=%s error=%s", peer, exc)
+        elif isinstance(engine, SupervisorMedia) and message.sdp_type == "answer":
+            await engine.coach.on_answer(message.sdp, message.offer_id)
+
     async def _resync_quietly(self) -> None:
         try:
             await self.resync()
@@ -296,6 +374,10 @@ class DeskSession:
             self._on_snapshot(message)
         elif isinstance(message, Delta):
             self._on_delta(message)
+        elif isinstance(message, Supervision):
+            await self._on_supervision(message)
+        elif isinstance(message, SdpRelay) and isinstance(message.desk, str):
+            await self._on_desk_sdp(message)
         elif (
             isinstance(message, SdpRelay)
             and message.sdp_type == "answer"
@@ -351,8 +433,8 @@ class DeskSession:
         model = self.model
         welcome = self.client.welcome
         engine.ice_servers = welcome.ice_servers if welcome is not None else []
-        if isinstance(engine, OfficerMedia):
-            engine.set_on_air(model.on_air)
+        if isinstance(engine, OfficerMedia | SupervisorMedia):
+            engine.set_on_air(model.on_air)  # a supervisor's barge voice follows the air
         for visit, view in model.visits.items():
             engine.set_booth_present(visit, view.booth_present)
             if engine.needs_offer(visit):

@@ -24,7 +24,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any
 
 import av
 import numpy as np
@@ -37,7 +37,7 @@ from lapak.media.peer import cancel_tasks, close_peers, new_peer_connection
 from lapak.media.tones import SAMPLE_RATE, AudioSource, SilenceSource, ToneSource, to_mono
 from lapak.media.track_frames import track_frames
 from lapak.signaling.messages import BoothState, IceServer
-from lapak.signaling.protocol import SdpType
+from lapak.signaling.protocol import SdpType, SupervisionMode
 
 log = logging.getLogger("lapak.supervisor_voice")
 
@@ -45,7 +45,6 @@ SUPERVISOR_FREQUENCY = 1600.0
 """The supervisor's test tone: a multiple of 50 Hz (one bin of a 20 ms frame), 400 Hz above
 the officer's and far from every booth's."""
 
-SupervisionMode = Literal["monitor", "coach", "barge"]
 MODES: tuple[SupervisionMode, ...] = ("monitor", "coach", "barge")
 SPEAKING_MODES = frozenset({"coach", "barge"})
 """Modes in which the officer hears the supervisor."""
@@ -350,8 +349,7 @@ class BargeAudio:
 
 
 def supervisor_barging(state: BoothState, peer: str) -> bool:
-    """Whether ``booth_state`` says supervisor ``peer`` barges in on this booth."""
-    barged_by = getattr(state, "barged_by", None)
-    if isinstance(barged_by, str):
-        return barged_by == peer
-    return bool(getattr(state, "supervisor_present", False))
+    """Whether ``booth_state`` says a supervisor barges in on this booth (on air). The server
+    lets one supervisor at a time coach or barge a desk; ``booth_state`` does not name it,
+    so ``peer`` is not checked here."""
+    return state.on_air and state.supervisor_present

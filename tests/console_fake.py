@@ -276,11 +276,13 @@ class FakeDeskSession:
 
     grants: frozenset[str] = frozenset({"monitor"})
     """The token's grants the scripted server checks ``supervise`` against."""
+    supervising: str = "monitor"
 
     async def supervise(self, desk: str, mode: str) -> Ack:
         await self._answer("supervise", desk, mode)
         if mode not in self.grants:
             raise RequestError("forbidden", f"this token may not {mode}")
+        self.supervising = mode
         if self.engine is not None:
             await self.engine.set_mode(mode)
         return Ack(re=1)
