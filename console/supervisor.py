@@ -16,8 +16,9 @@ from lapak.console.keys import SUPERVISOR_KEYS, KeySpec, make_bindings
 from lapak.console.screens import OfficeOverview, PickScreen, figures_from
 from lapak.media.desk_session import DeskChange
 from lapak.media.officer import SupervisorMedia
-from lapak.media.supervisor_voice import MODES, SupervisionMode
+from lapak.media.supervisor_voice import MODES
 from lapak.signaling.messages import OfficeFigures as ServerFigures
+from lapak.signaling.protocol import SupervisionMode
 
 log = logging.getLogger("lapak.console")
 
@@ -99,7 +100,7 @@ class SupervisorConsole(LapakConsole, inherit_bindings=False):
         if desk is None:
             self.say(t("supervise.no_desk"), "warning")
             return
-        chosen: SupervisionMode = mode  # type: ignore[assignment]  # checked against MODES
+        chosen = MODES[MODES.index(mode)]  # the literal, checked against MODES
         try:
             await self.session.supervise(desk, chosen)
         except FAILURES as exc:

@@ -26,7 +26,6 @@ from typing import Any, Literal, TypeAlias
 from lapak.media.desk_model import DeskModel
 from lapak.media.officer import OfficerMedia, SupervisorMedia
 from lapak.media.peer import cancel_tasks
-from lapak.media.supervisor_voice import SupervisionMode
 from lapak.signaling.client import Backoff, RequestError, SignalClient
 from lapak.signaling.messages import (
     Ack,
@@ -48,6 +47,7 @@ from lapak.signaling.protocol import (
     SdpType,
     SnapshotTaken,
     Supervise,
+    SupervisionMode,
     Watch,
     Zoom,
 )

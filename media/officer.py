@@ -28,12 +28,12 @@ from lapak.media.supervisor_voice import (
     CoachLink,
     SendVoiceSdp,
     SharedVoice,
-    SupervisionMode,
     SupervisorVoices,
     voice_source,
 )
 from lapak.media.tones import OFFICER_FREQUENCY, AudioSource, SilenceSource, ToneSource
 from lapak.media.video_tracks import Fanout, GatedVideoTrack, OfficerCardTrack
+from lapak.signaling.protocol import SupervisionMode
 
 log = logging.getLogger("lapak.officer_media")
 
@@ -247,8 +247,8 @@ class SupervisorMedia(MediaEngine):
         now = self.barged
         if now == before:
             return
-        for visit in (before, now):
-            link = self.links.get(visit) if visit is not None else None
+        for visit in [v for v in (before, now) if v is not None]:
+            link = self.links.get(visit)
             if link is None:
                 continue
             if link.voice is not None:
