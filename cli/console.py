@@ -58,6 +58,14 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser("supervise", help="watch a desk, read-only")
     add_server_option(p, "a supervisor token")
     p.add_argument("--desk", help="desk to watch (default: the office's first)")
+    p.add_argument(
+        "--audio-in",
+        default="none",
+        help="the supervisor's voice when coaching or barging: none, tone, or FILE (default none)",
+    )
+    p.add_argument(
+        "--audio-out", default="none", help="where the desk's booths are heard: device, FILE.wav"
+    )
     add_ca_option(p)
     add_ui_options(p)
     add_graphics_option(p)
@@ -122,10 +130,21 @@ def token_file_sessions(args: argparse.Namespace) -> dict[str, Any]:
     return {"session_factory": functools.partial(DeskSession, token_source=path.read_text)}
 
 
+def check_audio_in(spec: str) -> None:
+    """``--audio-in``: none, tone, or a recording that exists (else exit 3, one line)."""
+    from pathlib import Path
+
+    from lapak.cli.exit_codes import EXIT_NO_FILE
+
+    if spec not in ("none", "tone", "") and not Path(spec).is_file():
+        raise CliError(f"--audio-in: no such file {spec}", EXIT_NO_FILE)
+
+
 def run_supervise(args: argparse.Namespace) -> int:
     from lapak.cli.clients import prepare, server_url
     from lapak.cli.logging_setup import to_console_file
 
+    check_audio_in(args.audio_in)
     factory = token_file_sessions(args)
     prepare("supervise", args.token, args.ca_file)
     from lapak.console.supervisor import SupervisorConsole
@@ -136,6 +155,8 @@ def run_supervise(args: argparse.Namespace) -> int:
         server_url(args.server),
         args.token,
         desk=args.desk,
+        audio_in=args.audio_in,
+        audio_out=args.audio_out,
         config=config,
         language=args.lang,
         graphics=graphics(args, config),

@@ -5,7 +5,10 @@ over a real aiortc pair (no server: the signalling is handed across directly).""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -162,3 +165,15 @@ async def test_speaking_modes_are_listed(mode: str) -> None:
     assert voices.speaking() == {"3": mode}
     await voices.set_mode("3", "monitor")
     assert voices.speaking() == {}
+
+
+def test_supervise_with_a_missing_voice_file_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.wav"
+    out = subprocess.run(
+        [sys.executable, "-m", "lapak.cli", "supervise", "--server", "127.0.0.1:1",
+         "--token", "garbage", "--audio-in", str(missing)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    lines = [ln for ln in out.stderr.splitlines() if not ln.startswith("ts=")]
+    assert out.returncode == 3 and "Traceback" not in out.stderr, out.stderr
+    assert lines == [f"lapak supervise: --audio-in: no such file {missing}"], lines
