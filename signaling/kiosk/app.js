@@ -120,6 +120,9 @@ function onMessage(message) {
   if (message.type === "booth_state") {
     state.status = message;
     media.setOnAir(Boolean(message.on_air) && message.state === "active");
+    media.setBarge(
+      Boolean(message.on_air && message.supervisor_present) && message.state === "active",
+    );
     media.setVideoTier(message.video);
     if (visitOpen(message)) {
       state.phase = "visit";
@@ -381,7 +384,7 @@ function tickMeter() {
 // Diagnostics for support staff and the browser tests: what the page shows and plays.
 // Nothing secret: no token, no session id.
 window.lapakKiosk = Object.freeze({
-  snapshot(micHz = 650, officerHz = 1200) {
+  snapshot(micHz = 650, officerHz = 1200, supervisorHz = 1600) {
     return {
       screen: state.screen,
       language: language(),
@@ -392,7 +395,7 @@ window.lapakKiosk = Object.freeze({
       visitState: state.status?.state ?? null,
       onAir: Boolean(state.status?.on_air),
       devicesError: state.devicesError,
-      media: media.diagnostics({ mic: micHz, officer: officerHz }),
+      media: media.diagnostics({ mic: micHz, officer: officerHz, supervisor: supervisorHz }),
     };
   },
 });

@@ -5,7 +5,9 @@
 // answered on a fresh RTCPeerConnection (the old one is closed first), like the Python booth:
 // that is how a failed link is rebuilt, since the console re-offers on failure. The answer is
 // sent once ICE gathering is complete (the console, aiortc, does not trickle candidates).
-// Supervisors' offers (from "supervisor" with a peer id) get send-only answers.
+// Supervisors' offers (from "supervisor" with a peer id) get send-only answers, except that a
+// barging supervisor's offer that sends audio is answered sendrecv on audio: that voice plays
+// through its own gain, open only while booth_state says on air and supervisor_present.
 // Every answer echoes its offer's `offer_id`. Only the latest offer from each peer (the
 // officer, or one supervisor) is answered: one replaced by a newer offer while it was being
 // answered is dropped and its peer connection closed.
@@ -118,6 +120,13 @@ export class BoothMedia {
     this.gain = null;
     this.received = null;
     this.played = null;
+    // A barging supervisor's voice (docs/protocol.md, "Coach and barge media").
+    this.barging = false;
+    this.bargeGain = null;
+    this.bargeSource = null;
+    this.bargeElement = null;
+    this.bargeReceived = null;
+    this.bargePlayed = null;
   }
 
   // The AudioContext plays the officer's voice through a gain that is open only on air.
@@ -129,6 +138,10 @@ export class BoothMedia {
       this.gain.gain.value = this.onAir ? 1 : 0;
       this.gain.connect(this.ctx.destination);
       this.played = new Meter(this.ctx, this.gain);
+      this.bargeGain = this.ctx.createGain();
+      this.bargeGain.gain.value = this.barging ? 1 : 0;
+      this.bargeGain.connect(this.ctx.destination);
+      this.bargePlayed = new Meter(this.ctx, this.bargeGain);
     }
     if (this.ctx.state === "suspended") this.ctx.resume().catch(() => {});
     return this.ctx;
@@ -158,6 +171,29 @@ export class BoothMedia {
   setOnAir(onAir) {
     this.onAir = onAir;
     if (this.gain) this.gain.gain.setTargetAtTime(onAir ? 1 : 0, this.ctx.currentTime, 0.01);
+  }
+
+  // A supervisor barges in (booth_state on air and supervisor_present): their voice is heard.
+  setBarge(barging) {
+    this.barging = barging;
+    if (this.bargeGain) {
+      this.bargeGain.gain.setTargetAtTime(barging ? 1 : 0, this.ctx.currentTime, 0.01);
+    }
+  }
+
+  attachBarge(track) {
+    const stream = new MediaStream([track]);
+    // As for the officer's voice: Chromium needs a (muted) element playing the remote stream.
+    this.bargeElement = this.bargeElement ?? document.createElement("audio");
+    this.bargeElement.srcObject = stream;
+    this.bargeElement.muted = true;
+    this.bargeElement.play().catch(() => {});
+    const ctx = this.audio();
+    this.bargeSource?.disconnect();
+    this.bargeReceived?.disconnect();
+    this.bargeSource = ctx.createMediaStreamSource(stream);
+    this.bargeSource.connect(this.bargeGain);
+    this.bargeReceived = new Meter(ctx, this.bargeSource);
   }
 
   // "full" or "thumbnail", as the server's booth_state says: every peer's video sender follows.
@@ -289,6 +325,12 @@ export class BoothMedia {
     if (this.supervisors.size >= MAX_SUPERVISOR_PEERS) return;
     const pc = new RTCPeerConnection({ iceServers: this.iceServers() });
     this.supervisors.set(message.peer, pc);
+    let hears = false; // the offer sends the supervisor's voice: a barge
+    pc.ontrack = (event) => {
+      if (event.track.kind !== "audio" || this.supervisors.get(message.peer) !== pc) return;
+      hears = true;
+      this.attachBarge(event.track);
+    };
     pc.onconnectionstatechange = () => {
       if (["failed", "closed"].includes(pc.connectionState)
           && this.supervisors.get(message.peer) === pc) {
@@ -298,6 +340,12 @@ export class BoothMedia {
     };
     await pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
     this.attachLocal(pc, "sendonly");
+    if (hears) {
+      for (const transceiver of pc.getTransceivers()) {
+        if (transceiver.receiver.track.kind !== "audio") continue;
+        transceiver.direction = transceiver.sender.track ? "sendrecv" : "recvonly";
+      }
+    }
     await pc.setLocalDescription(await pc.createAnswer());
     await gathered(pc);
     if (this.supervisors.get(message.peer) !== pc || this.isSuperseded(message, message.peer)) {
@@ -317,6 +365,8 @@ export class BoothMedia {
     this.supervisors.clear();
     this.latestOffer.clear();
     this.officerVideo.srcObject = null;
+    this.bargeSource?.disconnect();
+    this.bargeSource = null;
   }
 
   // What the page shows and plays, for the status line and for tests (no secrets here).
@@ -334,6 +384,9 @@ export class BoothMedia {
       micTone: this.micMeter?.tone(hz.mic) ?? null,
       received: this.received?.tone(hz.officer) ?? null,
       played: this.played?.tone(hz.officer) ?? null,
+      barging: this.barging,
+      bargeReceived: this.bargeReceived?.tone(hz.supervisor) ?? null,
+      bargePlayed: this.bargePlayed?.tone(hz.supervisor) ?? null,
       officerVideo: {
         width: video.videoWidth,
         height: video.videoHeight,

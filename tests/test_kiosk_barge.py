@@ -1,0 +1,136 @@
+"""The browser booth hears a barging supervisor, in real Chromium (the fixtures and helpers of
+tests/test_kiosk.py: real server, fake devices, WebRTC between Chromium and aiortc).
+
+The officer speaks 1200 Hz, the supervisor 1600 Hz (``SUPERVISOR_FREQUENCY``). The page's
+analysers sit before and after the barge gain (``bargeReceived``, ``bargePlayed``); the
+officer's voice after its own on-air gain (``played``) is the control that the page's audio
+is running while the supervisor must be silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from conftest import wait_for
+from test_kiosk import (  # the kiosk fixtures: one server and browser for this module
+    KIOSK_FREQUENCY,
+    Env,
+    context,
+    env,
+    heard,
+    open_kiosk,
+    reach_device_check,
+    silent,
+)
+
+from lapak.media.desk_session import DeskSession
+from lapak.media.headless import HeadlessDesk
+from lapak.media.officer import OfficerMediaOptions, SupervisorMedia
+from lapak.media.supervisor_voice import SUPERVISOR_FREQUENCY
+from lapak.media.tones import OFFICER_FREQUENCY
+
+__all__ = ["context", "env"]  # fixtures used by name
+
+pytestmark = [
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.timeout(150),
+    pytest.mark.integration,
+]
+
+
+async def snapshot(page: Any) -> dict[str, Any]:
+    snap = await page.evaluate(
+        "([m, o, s]) => window.lapakKiosk ? window.lapakKiosk.snapshot(m, o, s) : null",
+        [KIOSK_FREQUENCY, OFFICER_FREQUENCY, SUPERVISOR_FREQUENCY],
+    )
+    return snap or {"screen": "loading", "media": {}}
+
+
+async def until(
+    page: Any, check: Callable[[dict[str, Any]], bool], what: str, timeout: float = 20.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        snap = await snapshot(page)
+        if snap["media"] and check(snap):
+            return snap
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for: {what}; got {snap}")
+        await asyncio.sleep(0.1)
+
+
+async def test_the_kiosk_plays_a_barging_supervisor_and_stops_on_monitor(
+    env: Env, context: Any, tmp_path: Any
+) -> None:
+    server = env.server
+    page = await open_kiosk(context, env, env.booth_token("booth-21"), "&audio=raw")
+    officer = HeadlessDesk(
+        server.url,
+        env.keys.issue("officer", "ana", "main", desk="d1"),
+        OfficerMediaOptions(audio_in="tone", audio_out=str(tmp_path / "officer.wav"), desk="d1"),
+    )
+    engine = SupervisorMedia(audio_in="tone")
+    supervisor = DeskSession(
+        server.url,
+        env.keys.issue("supervisor", "sri", "main", grants=["barge"]),
+        engine=engine,
+        watch="d1",
+        read_only=True,
+    )
+    try:
+        await reach_device_check(page)
+        await page.wait_for_selector("#devices-continue:enabled", timeout=10000)
+        await page.click("#devices-continue")
+        snap = await until(page, lambda s: bool(s["visit"]), "the visit starts")
+        visit = snap["visit"]
+        await officer.start()
+        await until(page, lambda s: s["media"]["pcState"] == "connected", "the officer's link")
+        await officer.focus(visit)
+        await until(
+            page,
+            lambda s: s["screen"] == "on-air" and heard(s["media"]["played"], OFFICER_FREQUENCY),
+            "on air, the page plays the officer",
+        )
+        await supervisor.start()
+        await wait_for(
+            lambda: visit in engine.links and engine.links[visit].frames > 3,
+            "the supervisor receives the kiosk's video",
+            timeout=20,
+        )
+        snap = await snapshot(page)
+        assert not snap["media"]["barging"] and silent(snap["media"]["bargePlayed"])
+
+        await supervisor.supervise("d1", "barge")
+        snap = await until(
+            page,
+            lambda s: (
+                s["media"]["barging"] and heard(s["media"]["bargePlayed"], SUPERVISOR_FREQUENCY)
+            ),
+            "the kiosk plays the barging supervisor's tone",
+        )
+        assert heard(snap["media"]["played"], OFFICER_FREQUENCY), "and still the officer"
+        await wait_for(
+            lambda: officer.officer.supervisors.heard.heard_within(SUPERVISOR_FREQUENCY, 0.3),
+            "the officer hears the barging supervisor too",
+        )
+
+        await supervisor.supervise("d1", "monitor")
+        await until(
+            page,
+            lambda s: not s["media"]["barging"] and silent(s["media"]["bargePlayed"]),
+            "back to monitor: the kiosk stops playing the supervisor",
+        )
+        for _ in range(15):  # a bounded window: 1.5 s of the page's audio, read every 100 ms
+            snap = await snapshot(page)
+            assert silent(snap["media"]["bargePlayed"]), f"the supervisor is heard: {snap}"
+            assert heard(snap["media"]["played"], OFFICER_FREQUENCY), f"control: {snap}"
+            await asyncio.sleep(0.1)
+        assert not page.lapak_errors, page.lapak_errors
+    finally:
+        await supervisor.close()
+        await officer.close()
+        await page.close()
