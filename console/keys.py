@@ -69,10 +69,11 @@ SUPERVISOR_KEYS: tuple[KeySpec, ...] = (
     _spec("zoom", "z", "zoom", "zoom", True),
     _spec("overview", "v", "overview", "overview", True),
     _spec("desks", "w", "pick_desk", "desks", True),
-    # the supervisor's voice on the watched desk (the server checks the token's grants)
-    _spec("monitor", "l", "supervise('monitor')", "monitor", True),
-    _spec("coach", "c", "supervise('coach')", "coach", True),
-    _spec("barge", "b", "supervise('barge')", "barge", True),
+    # the supervisor's voice on the watched desk (the server checks the token's grants); in
+    # help and the palette, not the footer (no room at 80 columns; the banner says the mode)
+    _spec("monitor", "l", "supervise('monitor')", "monitor", False),
+    _spec("coach", "c", "supervise('coach')", "coach", False),
+    _spec("barge", "b", "supervise('barge')", "barge", False),
     _spec("help", "question_mark", "help", "help", True),
     _spec("quit", "q", "quit_console", "quit", True),
 )
