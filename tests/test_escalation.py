@@ -5,14 +5,20 @@ the real hub (tests/hub_driver.py)."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hub_driver import NOW, HubDriver, Step
 
+from lapak.media.booth_status import booth_screen
 from lapak.signaling.config import ServerConfig
 from lapak.signaling.events import EscalationTaken, Event, VisitEnded, VisitEscalated
 from lapak.signaling.hub import Result
+from lapak.signaling.messages import BoothState, decode_server
 from lapak.signaling.state import open_visit, replay
 
 Message = dict[str, Any]
@@ -257,3 +263,75 @@ def test_escalated_event_carries_who_and_the_note() -> None:
     o.escalate(note="ask a supervisor")
     escalated = next(e for e in o.last.events if isinstance(e, VisitEscalated))
     assert (escalated.by, escalated.role, escalated.note) == ("ana", "officer", "ask a supervisor")
+
+
+# -- what the claimant sees -----------------------------------------------------------------
+
+
+def booth_status(o: Office, conn: int) -> BoothState:
+    message = decode_server(json.dumps(o.booth_state(conn)))
+    assert isinstance(message, BoothState)
+    return message
+
+
+def test_the_booth_screen_says_a_supervisor_will_join_then_is_there() -> None:
+    o = Office()
+    o.escalate()
+    screen = booth_screen(booth_status(o, o.b1), media_connected=True)
+    assert screen.state == "escalated" and "A supervisor will join you" in " ".join(screen.lines)
+    o.take(o.sri)
+    screen = booth_screen(booth_status(o, o.b1), media_connected=True)
+    assert screen.state == "supervisor" and "A supervisor is with you" in screen.lines[0]
+
+
+def test_the_booth_screen_announces_a_barging_supervisor() -> None:
+    o = Office()
+    barger = o.hub.join("supervisor", sub="bima", grants=["barge"])
+    o.send(barger, {"type": "supervise", "desk": "d1", "mode": "barge"})
+    screen = booth_screen(booth_status(o, o.b1), media_connected=True)
+    assert screen.state == "on_air"
+    assert "A supervisor has joined the conversation." in screen.lines
+
+
+NODE = shutil.which("node")
+KIOSK = Path(__file__).resolve().parents[1] / "signaling" / "kiosk"
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed: the kiosk's modules need it")
+def test_kiosk_shows_the_escalated_screen_in_both_languages() -> None:
+    """The kiosk's pure modules (view.js, i18n.js) under node: an escalated visit stays
+    open on its own screen, with its text in Indonesian and English."""
+    script = f"""
+globalThis.document = {{ documentElement: {{}} }};
+const view = await import({json.dumps((KIOSK / "view.js").as_uri())});
+const i18n = await import({json.dumps((KIOSK / "i18n.js").as_uri())});
+const out = {{ screens: {{}}, text: {{}} }};
+for (const [name, status] of Object.entries({{
+  waiting: {{ state: "escalated", supervisor_present: false }},
+  taken: {{ state: "escalated", supervisor_present: true }},
+  ended: {{ state: "ended" }},
+}})) {{
+  out.screens[name] = view.chooseScreen({{ status, welcome: {{}} }});
+  out.open = out.open ?? view.visitOpen(status);
+}}
+for (const lang of ["id", "en"]) {{
+  i18n.setLanguage(lang);
+  out.text[lang] = ["escalated.title", "escalated.body", "escalated.with",
+                    "escalated.with_body", "onair.supervisor"].map((k) => i18n.t(k));
+}}
+console.log(JSON.stringify(out));
+"""
+    assert NODE is not None
+    run = subprocess.run(
+        [NODE, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=30
+    )
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["screens"] == {"waiting": "escalated", "taken": "escalated", "ended": "finished"}
+    assert out["open"] is True, "an escalated visit is still open"
+    english, indonesian = out["text"]["en"], out["text"]["id"]
+    assert english[0] == "A supervisor will join you"
+    assert english[4] == "A supervisor has joined the conversation."
+    keys = ("escalated.title", "escalated.body", "escalated.with", "escalated.with_body")
+    for key, en, id_ in zip((*keys, "onair.supervisor"), english, indonesian, strict=True):
+        assert en != key and id_ != key and en != id_, f"{key}: a text in each language"
