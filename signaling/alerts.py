@@ -83,3 +83,32 @@ def office_alerts(
             add("abandoned", visit, now - visit.ended_at)
     found.sort(key=lambda a: (ORDER.index(a.kind), -a.seconds, a.visit or ""))
     return found
+
+
+@dataclass(frozen=True)
+class OfficeGauges:
+    """An office's alert figures for Prometheus (``/metrics``)."""
+
+    escalations_waiting: int
+    queue_wait_max_s: float
+    alerts: dict[str, int]
+
+
+def office_gauges(
+    state: State, now: float, rules: AlertRules, presence: Presence
+) -> dict[str, OfficeGauges]:
+    """Per office with desks, a queue or escalations: what ``office_alerts`` counts."""
+    offices = {d.office for d in state.desks.values()} | set(state.queues)
+    offices |= set(state.escalations)
+    gauges: dict[str, OfficeGauges] = {}
+    for office in sorted(offices):
+        queued = [state.visits[v] for v in state.queues.get(office, []) if v in state.visits]
+        counts = dict.fromkeys(ORDER, 0)
+        for alert in office_alerts(state, office, now, rules, presence):
+            counts[alert.kind] += 1
+        gauges[office] = OfficeGauges(
+            escalations_waiting=counts["escalation_waiting"],
+            queue_wait_max_s=max((now - v.started_at for v in queued), default=0.0),
+            alerts=counts,
+        )
+    return gauges

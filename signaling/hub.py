@@ -19,7 +19,7 @@ from datetime import tzinfo
 
 from lapak.signaling import permissions as perm
 from lapak.signaling import protocol as p
-from lapak.signaling.alerts import AlertRules
+from lapak.signaling.alerts import AlertRules, OfficeGauges, office_gauges
 from lapak.signaling.config import ServerConfig
 from lapak.signaling.domain import Domain, Rules
 from lapak.signaling.errors import DomainError, LapakError
@@ -142,6 +142,12 @@ class Hub:
 
     def visit_counts(self) -> Counter[str]:
         return Counter(v.state for v in self.state.visits.values())
+
+    def office_gauges(self) -> dict[str, OfficeGauges]:
+        """Each office's alert figures now (Prometheus; the shell renders them)."""
+        return office_gauges(
+            self.state, self.clock.wall(), self.alert_rules, self.sessions.presence
+        )
 
     # -- connection lifecycle and time -------------------------------------------------
 

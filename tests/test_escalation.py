@@ -19,6 +19,7 @@ from lapak.signaling.config import ServerConfig
 from lapak.signaling.events import EscalationTaken, Event, VisitEnded, VisitEscalated
 from lapak.signaling.hub import Result
 from lapak.signaling.messages import BoothState, decode_server
+from lapak.signaling.metrics import ServerMetrics
 from lapak.signaling.state import open_visit, replay
 
 Message = dict[str, Any]
@@ -335,3 +336,22 @@ console.log(JSON.stringify(out));
     keys = ("escalated.title", "escalated.body", "escalated.with", "escalated.with_body")
     for key, en, id_ in zip((*keys, "onair.supervisor"), english, indonesian, strict=True):
         assert en != key and id_ != key and en != id_, f"{key}: a text in each language"
+
+
+def test_prometheus_gauges_count_waiting_escalations_queue_waits_and_alerts() -> None:
+    o = Office()
+    o.escalate()  # v1 waits for a supervisor; v2 took its slot
+    booth3 = o.hub.join("booth", sub="b3", booth="b3")
+    o.hub.start_visit(booth3)  # queued from NOW
+    o.hub.at(NOW + 400)
+    gauges = o.hub.hub.office_gauges()["main"]
+    assert gauges.escalations_waiting == 1
+    assert gauges.queue_wait_max_s == 400
+    assert gauges.alerts["queue_wait"] == 1 and gauges.alerts["escalation_waiting"] == 1
+    text = ServerMetrics().render({}, {}, o.hub.hub.office_gauges()).decode()
+    assert 'lapak_escalations_waiting{office="main"} 1.0' in text
+    assert 'lapak_queue_wait_seconds_max{office="main"} 400.0' in text
+    assert 'lapak_alerts{kind="queue_wait",office="main"} 1.0' in text
+    o.take(o.sri)
+    text = ServerMetrics().render({}, {}, o.hub.hub.office_gauges()).decode()
+    assert 'lapak_escalations_waiting{office="main"} 0.0' in text, "taken: no longer waiting"
