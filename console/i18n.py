@@ -244,6 +244,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "overview.pick": ("Watch desk", "Awasi meja"),
     "overview.none": ("nobody", "tidak ada"),
     # the supervisor's alerts and escalations (console/escalations.py)
+    "msg.escalated": (
+        "{who}: handed to a supervisor (the booth waits for them; this slot is free)",
+        "{who}: diserahkan ke supervisor (bilik menunggu supervisor; slot ini kosong)",
+    ),
     "key.alerts": ("Alerts", "Peringatan"),
     "help.alerts": (
         "Alerts and escalations: go where one is, take an escalation",

@@ -254,7 +254,12 @@ class FakeDeskSession:
             outcome == "rejected" and "rejected" not in statuses
         ):
             raise RequestError("outcome_mismatch", f"{outcome} does not match the steps")
-        ended = msgspec.structs.replace(view, state="ended", outcome=outcome, slot=None, desk=None)
+        if outcome == "escalated":  # a hand-off: it leaves the desk, still open
+            ended = msgspec.structs.replace(view, state="escalated", slot=None, desk=None)
+        else:
+            ended = msgspec.structs.replace(
+                view, state="ended", outcome=outcome, slot=None, desk=None
+            )
         on_air = None if self.model.on_air == visit else False
         self.change(ended, on_air=on_air)
         return Ack(re=1, visit=visit)
