@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from hub_driver import NOW, HubDriver, Step
 
@@ -20,7 +21,7 @@ from lapak.signaling.events import EscalationTaken, Event, VisitEnded, VisitEsca
 from lapak.signaling.hub import Result
 from lapak.signaling.messages import BoothState, decode_server
 from lapak.signaling.metrics import ServerMetrics
-from lapak.signaling.state import open_visit, replay
+from lapak.signaling.state import State, open_visit, replay
 
 Message = dict[str, Any]
 
@@ -355,3 +356,16 @@ def test_prometheus_gauges_count_waiting_escalations_queue_waits_and_alerts() ->
     o.take(o.sri)
     text = ServerMetrics().render({}, {}, o.hub.hub.office_gauges()).decode()
     assert 'lapak_escalations_waiting{office="main"} 0.0' in text, "taken: no longer waiting"
+
+
+def test_a_state_snapshot_keeps_the_escalation_queue_and_the_taker() -> None:
+    """The log's snapshots encode the whole state (signaling/logsnapshots.py): a restart from
+    one still knows who waits for a supervisor and who took what."""
+    o = Office()
+    o.escalate()
+    o.send(o.officer, {"type": "focus", "visit": o.v2})
+    o.escalate(o.v2, note="second")
+    o.take(o.tono, o.v2)
+    again = msgspec.json.decode(msgspec.json.encode(o.hub.state), type=State)
+    assert again.escalations == {"main": [o.v1]}
+    assert (again.visits[o.v2].taken_by, again.visits[o.v2].state) == ("tono", "escalated")
