@@ -16,6 +16,7 @@ from lapak.console.app import LapakConsole
 from lapak.console.escalations import AlertsScreen
 from lapak.console.screens import NoteScreen, PickScreen
 from lapak.console.supervisor import SupervisorConsole
+from lapak.signaling.audit import records
 from lapak.signaling.client import SignalClient
 from lapak.signaling.server import SignalServer
 from lapak.signaling.tokens import KeyRing
@@ -97,3 +98,34 @@ async def test_escalation_hand_off_from_console_to_supervisor(
             assert state(server).visits[first.visit].outcome == "abandoned"
     finally:
         await asyncio.gather(admin.close(), *(b.close() for b in booths))
+
+
+async def test_a_supervisor_who_disconnects_mid_coach_is_logged_as_ended(
+    server: SignalServer, keys: KeyRing
+) -> None:
+    """The shell commits the events of a disconnect: the audit trail says when the coach
+    ended even though the supervisor never said ``monitor``, and even when nobody is told
+    (the officer has gone too: the disconnect produces an event and no message)."""
+    officer = SignalClient(server.url, keys.issue("officer", "ana", "main", desk="d1"))
+    sri = SignalClient(
+        server.url, keys.issue("supervisor", "sri", "main", grants=["coach"]), reconnect=False
+    )
+    await officer.connect()
+    await sri.connect()
+    try:
+        await sri.request({"type": "supervise", "desk": "d1", "mode": "coach"})
+        await officer.close()
+        assert server.hub is not None
+        hub = server.hub
+        await wait_for(lambda: not hub.sessions.holders(("desk", "main", "d1")), "officer gone")
+        await sri.close()
+
+        def modes() -> list[str]:
+            rows = records(server.data_dir)
+            return [r["detail"]["mode"] for r in rows if r["kind"] == "supervision_changed"]
+
+        await wait_for(lambda: modes() == ["coach", "monitor"], "the end is durable in the log")
+        [ended] = [r for r in records(server.data_dir) if r["kind"] == "supervision_changed"][1:]
+        assert (ended["by"], ended["role"], ended["desk"]) == ("sri", "supervisor", "d1")
+    finally:
+        await officer.close()
