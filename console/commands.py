@@ -336,7 +336,9 @@ class DeskCommands(App[None]):
         what = f"{what} ({t(f'outcome.{outcome}')})"
         send = self.session.end_visit
         if await self._request(visit, what, lambda: send(visit.visit, outcome, note or None)):
-            self.say(t("msg.done", who=who(visit), what=what))
+            # escalated: handed to a supervisor (the visit stays open; the slot is free)
+            done = "msg.escalated" if outcome == "escalated" else "msg.done"
+            self.say(t(done, who=who(visit), what=what))
 
     # -- microphone and snapshot ----------------------------------------------------------
 

@@ -67,6 +67,7 @@ SUPERVISOR_KEYS: tuple[KeySpec, ...] = (
     _spec("next", "tab", "select(1)", "next", True),
     _spec("previous", "shift+tab", "select(-1)", "previous", False),
     _spec("zoom", "z", "zoom", "zoom", True),
+    _spec("alerts", "n", "alerts", "alerts", True),  # alerts and escalations
     _spec("overview", "v", "overview", "overview", True),
     _spec("desks", "w", "pick_desk", "desks", True),
     # the supervisor's voice on the watched desk (the server checks the token's grants); in

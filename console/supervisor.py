@@ -11,6 +11,7 @@ from textual.binding import BindingType
 
 from lapak.console.app import LapakConsole
 from lapak.console.commands import FAILURES
+from lapak.console.escalations import EscalationsMixin
 from lapak.console.i18n import t
 from lapak.console.keys import SUPERVISOR_KEYS, KeySpec, make_bindings
 from lapak.console.screens import OfficeOverview, PickScreen, figures_from
@@ -23,7 +24,7 @@ from lapak.signaling.protocol import SupervisionMode
 log = logging.getLogger("lapak.console")
 
 
-class SupervisorConsole(LapakConsole, inherit_bindings=False):
+class SupervisorConsole(EscalationsMixin, LapakConsole, inherit_bindings=False):
     """The same tiles, read-only: no mutating key is bound at all."""
 
     KEYS: ClassVar[tuple[KeySpec, ...]] = SUPERVISOR_KEYS

@@ -8,7 +8,12 @@ States, in the order a visit goes through them:
 * ``connected`` — at a desk with media up, off air: "the officer is with another claimant",
   and the step the officer will ask for next
 * ``on_air`` — the officer hears and sees this booth, and the booth plays the officer
+* ``escalated`` — handed to a supervisor: "a supervisor will join you"
+* ``supervisor`` — the supervisor who took the escalation is with the claimant
 * ``finished`` — the visit has ended (outcome shown)
+
+A supervisor barging into the on-air conversation (``supervisor_present``) is announced on
+the ``on_air`` screen.
 """
 
 from __future__ import annotations
@@ -53,6 +58,24 @@ def booth_screen(status: BoothState | None, media_connected: bool) -> BoothScree
     if status.state == "ended":
         outcome = status.outcome or "ended"
         return BoothScreen("finished", "Thank you", (f"Your visit has {outcome}.",))
+    if status.state == "escalated":
+        if status.supervisor_present:
+            return BoothScreen(
+                "supervisor",
+                "Supervisor",
+                (
+                    f"A supervisor is with you, {status.name}.",
+                    "Please stay in front of the camera.",
+                ),
+            )
+        return BoothScreen(
+            "escalated",
+            "Please wait",
+            (
+                "Your visit was passed to a supervisor.",
+                "A supervisor will join you shortly. Please stay in front of the camera.",
+            ),
+        )
     if status.state == "queued":
         position = status.position
         lines = [f"You are number {position} in the queue." if position else "You are queued."]
@@ -64,6 +87,8 @@ def booth_screen(status: BoothState | None, media_connected: bool) -> BoothScree
     ask = STEP_PROMPTS.get(step or "", step or "")
     if status.on_air:
         lines = [f"The officer is speaking with you, {status.name}."]
+        if status.supervisor_present:
+            lines.append("A supervisor has joined the conversation.")
         if ask:
             lines.append(f"Please show {ask}.")
         return BoothScreen("on_air", "On air", tuple(lines))

@@ -48,6 +48,7 @@ from lapak.signaling.protocol import (
     SnapshotTaken,
     Supervise,
     SupervisionMode,
+    TakeEscalation,
     Watch,
     Zoom,
 )
@@ -296,6 +297,11 @@ class DeskSession:
     async def office_stats(self, office: str | None = None) -> Ack:
         """The office overview (``Ack.figures()``)."""
         return await self.client.request(OfficeStats(office=office), timeout=3)
+
+    async def take_escalation(self, visit: str) -> Ack:
+        """A supervisor with grant ``resolve`` takes an escalated visit (then ``decide`` and
+        ``end_visit`` work on it as on a seated one)."""
+        return await self.client.request(TakeEscalation(visit=visit))
 
     async def send_sdp(self, visit: str, sdp_type: SdpType, sdp: str, offer_id: str) -> None:
         """An offer of the media engine; a refusal raises ``RequestError`` back to it

@@ -14,7 +14,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from lapak.signaling import signing
 from lapak.signaling.datadir import LOG_NAME, MARKER_NAME
-from lapak.signaling.events import VisitEnded, VisitQueued, VisitRouted, VisitStarted, decode_event
+from lapak.signaling.events import (
+    VisitEnded,
+    VisitEscalated,
+    VisitQueued,
+    VisitRouted,
+    VisitStarted,
+    decode_event,
+)
 from lapak.signaling.logformat import (
     GENESIS,
     checkpoints,
@@ -202,7 +209,7 @@ def _track_desk(desks: dict[str, str | None], event: object) -> None:
     unseats it (the row itself still shows the desk it was decided or ended at)."""
     if isinstance(event, VisitRouted):
         desks[event.visit] = event.desk
-    elif isinstance(event, VisitQueued):
+    elif isinstance(event, VisitQueued | VisitEscalated):  # escalated: it left the desk
         desks[event.visit] = None
     elif isinstance(event, VisitEnded):
         desks.pop(event.visit, None)

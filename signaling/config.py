@@ -80,6 +80,9 @@ class _Server(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_connections: Annotated[int, msgspec.Meta(ge=1)] | None = None
     strict_outcomes: bool = True
     video_tiers: bool = True
+    alert_queue_wait_s: Positive = 300.0
+    alert_not_spoken_s: Positive = 300.0
+    alert_abandoned_window_s: Positive = 900.0
 
 
 class _Workflow(msgspec.Struct, forbid_unknown_fields=True):
@@ -196,6 +199,9 @@ class ServerConfig:
     max_connections: int | None = None  # None: derived from RLIMIT_NOFILE
     strict_outcomes: bool = True
     video_tiers: bool = True  # off-air booths send thumbnails (booth_state.video)
+    alert_queue_wait_s: float = 300.0  # supervisors' alerts (signaling/alerts.py)
+    alert_not_spoken_s: float = 300.0
+    alert_abandoned_window_s: float = 900.0
     token_ttl_max_s: TokenTtl = field(default_factory=TokenTtl)
     ice: IceConfig = field(default_factory=IceConfig)
     launch: Launch = field(default_factory=Launch)

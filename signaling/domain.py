@@ -234,7 +234,7 @@ class Domain:
         reason: str | None,
         now: float,
     ) -> list[Event]:
-        visit = perm.seated_here(self.state, actor, visit_id)
+        visit = perm.deciding_visit(self.state, actor, visit_id)
         if not 0 <= step < len(visit.steps):
             raise DomainError(ErrorCode.NOT_FOUND, f"visit {visit_id} has no step {step}")
         status = visit.steps[step].status
@@ -278,11 +278,34 @@ class Domain:
             raise DomainError(ErrorCode.INVALID_MESSAGE, f"outcome must be one of {OUTCOMES}")
         if outcome == "escalated" and not (note and note.strip()):
             raise DomainError(ErrorCode.INVALID_MESSAGE, "an escalation needs a note")
+        if outcome == "escalated" and visit.state == "escalated":
+            raise DomainError(
+                ErrorCode.INVALID_MESSAGE,
+                "already escalated: end it completed, rejected or abandoned",
+            )
         if self.rules.strict_outcomes:
             _check_outcome(visit, outcome)
         events: list[Event] = []
-        self._emit(events, ev.VisitEnded(visit_id, outcome, note, actor.sub, now, actor.role))
+        if outcome == "escalated" and actor.role == "officer":
+            # A hand-off, not an end: the visit leaves the desk, stays open, waits for a
+            # supervisor with ``resolve``; its slot is free for the queue at once.
+            assert note is not None
+            self._emit(events, ev.VisitEscalated(visit_id, note, actor.sub, actor.role, now))
+        else:
+            self._emit(events, ev.VisitEnded(visit_id, outcome, note, actor.sub, now, actor.role))
         self._drain_queue(visit.office, now, events)
+        return events
+
+    def take_escalation(self, actor: Actor, visit_id: str, now: float) -> list[Event]:
+        """A supervisor with ``resolve`` takes a waiting escalation (again: nothing changes;
+        another's: ``conflict``)."""
+        visit = perm.escalated_visit(self.state, actor, visit_id)
+        events: list[Event] = []
+        if visit.taken_by == actor.sub:
+            return events
+        if visit.taken_by is not None:
+            raise DomainError(ErrorCode.CONFLICT, f"visit {visit_id} is taken by {visit.taken_by}")
+        self._emit(events, ev.EscalationTaken(visit_id, actor.sub, actor.role, now))
         return events
 
     # -- supervision (connection-bound: the hub decides, the log keeps who did it when) --

@@ -130,6 +130,26 @@ class SupervisionChanged(msgspec.Struct, tag="supervision_changed", tag_field="k
     at: float
 
 
+class VisitEscalated(msgspec.Struct, tag="visit_escalated", tag_field="kind"):
+    """The officer handed the visit to a supervisor: it left their desk (its slot is free)
+    and waits, still open and connected, in the office's escalation queue with the note."""
+
+    visit: str
+    note: str
+    by: str
+    role: str
+    at: float
+
+
+class EscalationTaken(msgspec.Struct, tag="escalation_taken", tag_field="kind"):
+    """A supervisor with grant ``resolve`` took an escalated visit: theirs to decide and end."""
+
+    visit: str
+    by: str
+    role: str
+    at: float
+
+
 Event = (
     DeskOpened
     | DeskConfigured
@@ -144,6 +164,8 @@ Event = (
     | SnapshotTaken
     | VisitEnded
     | SupervisionChanged
+    | VisitEscalated
+    | EscalationTaken
 )
 
 _encoder = msgspec.json.Encoder()

@@ -19,6 +19,7 @@ from datetime import tzinfo
 
 from lapak.signaling import permissions as perm
 from lapak.signaling import protocol as p
+from lapak.signaling.alerts import AlertRules, OfficeGauges, office_gauges
 from lapak.signaling.config import ServerConfig
 from lapak.signaling.domain import Domain, Rules
 from lapak.signaling.errors import DomainError, LapakError
@@ -102,6 +103,11 @@ class Hub:
             supervisions=self.supervisions,
         )
         self.revoked: frozenset[str] = frozenset()  # token ids refused (the shell reads the list)
+        self.alert_rules = AlertRules(
+            queue_wait_s=self.config.alert_queue_wait_s,
+            not_spoken_s=self.config.alert_not_spoken_s,
+            abandoned_window_s=self.config.alert_abandoned_window_s,
+        )
 
     @property
     def state(self) -> State:
@@ -136,6 +142,12 @@ class Hub:
 
     def visit_counts(self) -> Counter[str]:
         return Counter(v.state for v in self.state.visits.values())
+
+    def office_gauges(self) -> dict[str, OfficeGauges]:
+        """Each office's alert figures now (Prometheus; the shell renders them)."""
+        return office_gauges(
+            self.state, self.clock.wall(), self.alert_rules, self.sessions.presence
+        )
 
     # -- connection lifecycle and time -------------------------------------------------
 
@@ -347,7 +359,7 @@ class Hub:
                 perm.check_office(actor, office)
                 figures = office_stats(
                     self.state, office, now, self.tz, self._officer_present,
-                    d.rules.default_visit_s,
+                    d.rules.default_visit_s, self.sessions.presence, self.alert_rules,
                 )  # fmt: skip
                 out.append((me, Ack.of_figures(msg.id, figures)))
             case p.Sdp():
@@ -372,6 +384,9 @@ class Hub:
                 supervised = perm.may_supervise(self.state, actor, msg.desk, msg.mode)
                 self._supervise(conn, actor, supervised, msg.mode, now, result)
                 out.append((me, Ack(re=msg.id, desk=msg.desk)))
+            case p.TakeEscalation():
+                result.events += d.take_escalation(actor, msg.visit, now)
+                out.append((me, Ack(re=msg.id, visit=msg.visit)))
             case p.Refresh():
                 fresh = self._admit_token(msg.token, now)  # refused: the old one holds
                 if Actor.of(fresh) != actor:

@@ -18,7 +18,7 @@ from msgspec import UNSET, UnsetType
 
 from lapak.signaling.protocol import ErrorCode, Outcome, Role, SdpType, SupervisionMode
 
-VisitState = Literal["queued", "active", "ended"]
+VisitState = Literal["queued", "active", "escalated", "ended"]
 StepStatus = Literal["pending", "approved", "rejected"]
 Sender = Literal["officer", "booth", "supervisor"]
 VideoTier = Literal["full", "thumbnail"]
@@ -95,6 +95,39 @@ class QueueEntry(_View, frozen=True):
     estimated_wait_s: float | None
 
 
+class EscalationEntry(_View, frozen=True):
+    """One escalated visit in an ``office_stats`` answer: waiting (``taken_by`` null) or
+    being resolved; ``visit_view`` is its full view (steps) for the resolver."""
+
+    visit: str
+    booth: str
+    office: str
+    desk: str | None  # the desk it was escalated from
+    by: str  # the officer who escalated it
+    note: str
+    escalated_at: float
+    waiting_s: float  # since it was escalated
+    taken_by: str | None
+    booth_present: bool
+    visit_view: VisitView
+
+
+AlertKind = Literal["escalation_waiting", "queue_wait", "not_spoken_to", "booth_away", "abandoned"]
+
+
+class Alert(_View, frozen=True):
+    """Something a supervisor should look at, and where: the desk (slot) or the queue or
+    the escalation list; ``seconds`` says for how long (or how long ago, ``abandoned``)."""
+
+    kind: AlertKind
+    office: str
+    desk: str | None
+    slot: int | None
+    visit: str | None
+    booth: str | None
+    seconds: float
+
+
 class OfficeFigures(_View, frozen=True):
     """The result fields of the ``ack`` to ``office_stats`` (a supervisor's overview)."""
 
@@ -105,6 +138,8 @@ class OfficeFigures(_View, frozen=True):
     visits_today: int
     visits_per_hour: float
     outcomes: dict[str, int]
+    escalations: list[EscalationEntry] = []
+    alerts: list[Alert] = []
 
 
 class IceServer(_View, frozen=True, omit_defaults=True):
@@ -160,6 +195,8 @@ class Ack(_Message, frozen=True, tag="ack", omit_defaults=True):
     visits_today: int | UnsetType = UNSET
     visits_per_hour: float | UnsetType = UNSET
     outcomes: dict[str, int] | UnsetType = UNSET
+    escalations: list[EscalationEntry] | UnsetType = UNSET
+    alerts: list[Alert] | UnsetType = UNSET
 
     @classmethod
     def of_figures(cls, re: int | None, figures: OfficeFigures) -> Ack:

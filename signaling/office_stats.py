@@ -11,9 +11,10 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 
-from lapak.signaling.messages import OfficeDesk, OfficeFigures, QueueEntry
-from lapak.signaling.state import Desk, State, queue_position
-from lapak.signaling.views import estimated_wait_s
+from lapak.signaling.alerts import AlertRules, office_alerts
+from lapak.signaling.messages import EscalationEntry, OfficeDesk, OfficeFigures, QueueEntry
+from lapak.signaling.state import Desk, State, Visit, queue_position
+from lapak.signaling.views import Presence, estimated_wait_s, nobody, visit_view
 
 
 def day_start(now: float, tz: tzinfo) -> float:
@@ -30,9 +31,11 @@ def office_stats(
     tz: tzinfo,
     present: Callable[[Desk], bool],
     default_visit_s: float,
+    presence: Presence = nobody,
+    rules: AlertRules | None = None,
 ) -> OfficeFigures:
     """``office`` may be ``*`` (every office); ``present`` says whether a desk's officer is
-    connected (the hub knows)."""
+    connected, ``presence`` whether a visit's booth is (the hub knows)."""
     desks = [
         OfficeDesk(
             desk=d.id,
@@ -74,4 +77,34 @@ def office_stats(
         visits_today=len(today),
         visits_per_hour=len(ended) / hours if ended else 0.0,
         outcomes=dict(Counter(v.outcome or "" for v in ended)),
+        escalations=escalations(state, office, now, presence),
+        alerts=office_alerts(state, office, now, rules or AlertRules(), presence),
+    )
+
+
+def escalations(state: State, office: str, now: float, presence: Presence) -> list[EscalationEntry]:
+    """The office's escalated visits: waiting ones first, oldest first, then those being
+    resolved."""
+    found = [
+        v for v in state.visits.values() if v.state == "escalated" and office in (v.office, "*")
+    ]
+    found.sort(key=lambda v: (v.taken_by is not None, v.escalated_at or 0.0, v.id))
+    return [_escalation(v, now, presence) for v in found]
+
+
+def _escalation(visit: Visit, now: float, presence: Presence) -> EscalationEntry:
+    view = visit_view(visit, presence)
+    at = visit.escalated_at if visit.escalated_at is not None else now
+    return EscalationEntry(
+        visit=visit.id,
+        booth=visit.booth,
+        office=visit.office,
+        desk=visit.escalated_from,
+        by=visit.escalated_by or "",
+        note=visit.note or "",
+        escalated_at=at,
+        waiting_s=max(0.0, now - at),
+        taken_by=visit.taken_by,
+        booth_present=view.booth_present,
+        visit_view=view,
     )

@@ -33,7 +33,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "set_workflow": frozenset({"admin"}),
     "refresh": frozenset({"officer", "booth", "supervisor", "admin"}),
     "supervise": frozenset({"supervisor", "admin"}),
+    "take_escalation": frozenset({"supervisor", "admin"}),
 }
+# What a supervisor (or admin) with grant ``resolve`` may also send, on a visit it took.
+RESOLVING = frozenset({"decide", "end_visit"})
 MUTATING = frozenset(
     {
         "start_visit",
@@ -99,6 +102,8 @@ def authorize(actor: Actor, kind: str) -> None:
     """The role table: may this role send this kind of message at all?"""
     if actor.role in PERMISSIONS.get(kind, frozenset()):
         return
+    if kind in RESOLVING and has_grant(actor, "resolve"):
+        return  # which visit: ``resolving`` checks that it is one they took
     if actor.role == "supervisor" and kind in MUTATING:
         raise AccessDenied(ErrorCode.READ_ONLY, "a supervisor can only watch")
     raise AccessDenied(ErrorCode.FORBIDDEN, f"a {actor.role} may not send {kind}")
@@ -162,7 +167,7 @@ def booth_visit(actor: Actor, visit: Visit | None) -> Visit:
 
 def ending_visit(state: State, actor: Actor, visit_id: str, outcome: str) -> Visit:
     """Who may end a visit: the server; the booth, only leaving its own; the officer of the
-    desk it sits at."""
+    desk it sits at; the supervisor who took it from the escalation queue."""
     if actor.role == "system":
         visit = state.visits.get(visit_id)
         if visit is None:
@@ -173,6 +178,15 @@ def ending_visit(state: State, actor: Actor, visit_id: str, outcome: str) -> Vis
         if outcome != "abandoned":
             raise AccessDenied(ErrorCode.FORBIDDEN, "a booth can only leave")
         return visit
+    if actor.role in WATCHERS:
+        return resolving(state, actor, visit_id)
+    return seated_here(state, actor, visit_id)
+
+
+def deciding_visit(state: State, actor: Actor, visit_id: str) -> Visit:
+    """Who decides a visit's steps: the officer of its desk, or the supervisor who took it."""
+    if actor.role in WATCHERS:
+        return resolving(state, actor, visit_id)
     return seated_here(state, actor, visit_id)
 
 
@@ -212,3 +226,24 @@ def may_supervise(state: State, actor: Actor, desk_id: str, mode: str) -> Desk:
     if grant is not None:
         need_grant(actor, grant)
     return desk
+
+
+def escalated_visit(state: State, actor: Actor, visit_id: str) -> Visit:
+    """An escalated visit of the actor's office, for a holder of grant ``resolve``."""
+    need_grant(actor, "resolve")
+    visit = state.visits.get(visit_id)
+    if visit is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"no visit {visit_id}")
+    check_office(actor, visit.office)
+    if visit.state != "escalated":
+        raise DomainError(ErrorCode.NOT_ESCALATED, f"visit {visit_id} is not escalated")
+    return visit
+
+
+def resolving(state: State, actor: Actor, visit_id: str) -> Visit:
+    """An escalated visit this supervisor took (``take_escalation``): theirs to decide."""
+    visit = escalated_visit(state, actor, visit_id)
+    if visit.taken_by != actor.sub:
+        held = f"taken by {visit.taken_by}" if visit.taken_by else "not taken: take it first"
+        raise AccessDenied(ErrorCode.FORBIDDEN, f"visit {visit_id} is {held}")
+    return visit

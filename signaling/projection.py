@@ -43,7 +43,8 @@ class Projection:
         visit = self.state.visits[visit_id]
         desk = self.state.desks.get(visit.desk) if visit.desk else None
         on_air = bool(desk and desk.on_air == visit.id)
-        zoomed = bool(desk and self.zoomed.get(desk.id) == visit.id)
+        # a supervisor resolving an escalation looks closely, like a zoom
+        zoomed = bool(desk and self.zoomed.get(desk.id) == visit.id) or visit.taken_by is not None
         return BoothState.of(
             view or visit_view(visit, self.sessions.presence),
             on_air=on_air,
@@ -55,8 +56,11 @@ class Projection:
         )
 
     def supervisor_present(self, visit_id: str) -> bool:
-        """A supervisor speaks to this booth: it is on air at a desk being barged."""
+        """A supervisor speaks to this booth: it is on air at a desk being barged, or its
+        escalation was taken by a supervisor."""
         visit = self.state.visits[visit_id]
+        if visit.state == "escalated":
+            return visit.taken_by is not None
         desk = self.state.desks.get(visit.desk) if visit.desk else None
         return bool(desk and desk.on_air == visit.id and self.supervisions.barged(desk.id))
 
@@ -95,7 +99,7 @@ class Projection:
                     desks.setdefault(event.desk, set()).add(event.visit)
                     visits.add(event.visit)
                     offices.add(s.visits[event.visit].office)
-                case ev.VisitQueued() | ev.VisitEnded():
+                case ev.VisitQueued() | ev.VisitEnded() | ev.VisitEscalated():
                     # it may have left a desk: every desk of the office re-reads its seats
                     visit = s.visits[event.visit]
                     for zoom_desk, zoomed in list(self.zoomed.items()):
@@ -112,7 +116,7 @@ class Projection:
                     seated = s.desks[event.desk].slots.values()
                     desks.setdefault(event.desk, set()).update(seated)
                     visits.update(seated)
-                case ev.StepDecided() | ev.SnapshotTaken():
+                case ev.StepDecided() | ev.SnapshotTaken() | ev.EscalationTaken():
                     visit = s.visits[event.visit]
                     if visit.desk:
                         desks.setdefault(visit.desk, set()).add(visit.id)

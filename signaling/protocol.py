@@ -54,6 +54,7 @@ class ErrorCode(StrEnum):
     STALE_ANSWER = "stale_answer"
     REPLACED = "replaced"
     OUTCOME_MISMATCH = "outcome_mismatch"
+    NOT_ESCALATED = "not_escalated"
 
 
 class CloseCode:
@@ -214,6 +215,16 @@ class Supervise(msgspec.Struct, tag="supervise", tag_field="type", forbid_unknow
     id: int | None = None
 
 
+class TakeEscalation(
+    msgspec.Struct, tag="take_escalation", tag_field="type", forbid_unknown_fields=True
+):
+    """A supervisor with grant ``resolve`` takes an escalated visit waiting in their office's
+    escalation queue: from then on they decide its steps and end it."""
+
+    visit: str
+    id: int | None = None
+
+
 ClientMessage = (
     Hello
     | StartVisit
@@ -230,6 +241,7 @@ ClientMessage = (
     | SetWorkflow
     | Refresh
     | Supervise
+    | TakeEscalation
 )
 
 CLIENT_TYPES: tuple[str, ...] = tuple(

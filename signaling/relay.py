@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from lapak.signaling import protocol as p
 from lapak.signaling.errors import AccessDenied, DomainError
-from lapak.signaling.events import Event, VisitEnded, VisitQueued
+from lapak.signaling.events import Event, VisitEnded, VisitEscalated, VisitQueued
 from lapak.signaling.messages import PeerLeft, SdpRelay, Sender
 from lapak.signaling.permissions import WATCHERS, Place, booth_place
 from lapak.signaling.protocol import ErrorCode
@@ -43,7 +43,7 @@ class Relay:
         if not msg.visit:
             raise p.ProtocolError(ErrorCode.INVALID_MESSAGE, "sdp: name a visit (or a desk)")
         visit = self.state.visits.get(msg.visit)
-        if visit is None or visit.state != "active":
+        if visit is None or visit.state not in ("active", "escalated"):
             raise DomainError(ErrorCode.VISIT_NOT_ACTIVE, f"visit {msg.visit} is not active")
         if msg.offer_id is None:  # an answer names its offer, so every offer needs a name
             raise p.ProtocolError(ErrorCode.INVALID_MESSAGE, "sdp: offer_id is required")
@@ -54,7 +54,7 @@ class Relay:
             _only(msg, "offer", "the officer only offers")
             targets = self.sessions.holders(place)
             sender, offerer = "officer", OFFICER
-        elif actor.role in WATCHERS and visit.desk in conn.watching:
+        elif actor.role in WATCHERS and _sees(conn, visit):
             _only(msg, "offer", "a supervisor only offers")
             targets = self.sessions.holders(place)
             sender, peer = "supervisor", str(conn.id)
@@ -146,14 +146,9 @@ class Relay:
             desk = self.state.desks.get(visit.desk or "")
             return self.sessions.holders(("desk", desk.office, desk.id)) if desk else []
         watcher = self.sessions.conns.get(int(peer)) if peer.isdigit() else None
-        if (
-            watcher is None
-            or watcher.claims is None
-            or watcher.claims.role not in WATCHERS
-            or visit.desk not in watcher.watching
-        ):
+        if watcher is None or watcher.claims is None or watcher.claims.role not in WATCHERS:
             return []
-        return [watcher.id]
+        return [watcher.id] if _sees(watcher, visit) else []
 
     def watcher_left(self, conn: Conn) -> list[tuple[int, PeerLeft]]:
         """A supervisor or admin leaves: booths of the desks it watched drop its peer."""
@@ -168,17 +163,43 @@ class Relay:
                 self._offers.get(booth_place(visit), {}).pop(peer, None)
                 left = PeerLeft(visit=visit_id, peer=peer)
                 outputs += [(c, left) for c in self.sessions.booth_holders(visit)]
+        for booths in self.state.open_by_booth.values():  # escalations it was resolving
+            for visit_id in sorted(booths.values()):
+                visit = self.state.visits[visit_id]
+                offers = self._offers.get(booth_place(visit), {})
+                if _resolver(conn, visit) and offers.pop(peer, None) is not None:
+                    left = PeerLeft(visit=visit_id, peer=peer)
+                    outputs += [(c, left) for c in self.sessions.booth_holders(visit)]
         return outputs
 
     def on_events(self, events: list[Event]) -> None:
         """A visit that left its desk voids its officer's offer (the next desk's officer
         offers afresh); an ended visit voids every offer to its booth."""
         for event in events:
-            if isinstance(event, VisitQueued):
+            if isinstance(event, VisitQueued | VisitEscalated):
                 place = booth_place(self.state.visits[event.visit])
                 self._offers.get(place, {}).pop(OFFICER, None)
             elif isinstance(event, VisitEnded):
                 self._offers.pop(booth_place(self.state.visits[event.visit]), None)
+
+
+def _sees(conn: Conn, visit: Visit) -> bool:
+    """A supervisor connection may have media with this visit's booth: it watches the
+    visit's desk, or resolves the escalated visit."""
+    return _resolver(conn, visit) or (visit.desk is not None and visit.desk in conn.watching)
+
+
+def _resolver(conn: Conn, visit: Visit) -> bool:
+    """The connection is of the supervisor resolving this escalated visit: it speaks with
+    the booth (its offers and the booth's answers pass, no desk involved)."""
+    actor = conn.actor
+    return (
+        visit.state == "escalated"
+        and visit.taken_by is not None
+        and actor is not None
+        and actor.sub == visit.taken_by
+        and actor.office in (visit.office, "*")
+    )
 
 
 def _only(msg: p.Sdp, sdp_type: str, message: str) -> None:

@@ -289,7 +289,9 @@ class SignalServer:
 
     def _metrics_text(self) -> bytes:
         assert self.hub is not None
-        return self.metrics.render(self.hub.role_counts(), self.hub.visit_counts())
+        return self.metrics.render(
+            self.hub.role_counts(), self.hub.visit_counts(), self.hub.office_gauges()
+        )
 
     # -- websocket connections ---------------------------------------------------------
 

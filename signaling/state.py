@@ -13,11 +13,13 @@ from lapak.signaling.events import (
     DeskConfigured,
     DeskOpened,
     DeskVacated,
+    EscalationTaken,
     Event,
     FocusChanged,
     SnapshotTaken,
     StepDecided,
     VisitEnded,
+    VisitEscalated,
     VisitQueued,
     VisitRouted,
     VisitStarted,
@@ -49,7 +51,7 @@ class Visit:
     claim_type: str
     steps: list[Step]
     started_at: float
-    state: str = "queued"  # queued | active | ended
+    state: str = "queued"  # queued | active | escalated | ended
     desk: str | None = None
     slot: int | None = None
     outcome: str | None = None
@@ -60,6 +62,12 @@ class Visit:
     last_on_air_at: float | None = None  # when the officer last stopped speaking to them
     on_air_total_s: float = 0.0
     snapshots: int = 0
+    # escalation hand-off: state "escalated" from the officer's escalation until it ends
+    escalated_at: float | None = None
+    escalated_by: str | None = None
+    escalated_from: str | None = None  # the desk it left
+    taken_by: str | None = None  # the supervisor resolving it (None: waiting)
+    taken_at: float | None = None
 
     @property
     def current_step(self) -> int | None:
@@ -112,6 +120,7 @@ class State:
     # office (or "*" for every office) -> claim type -> steps, set by admins
     workflows: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     focus_history: list[FocusRecord] = field(default_factory=list)
+    escalations: dict[str, list[str]] = field(default_factory=dict)  # office -> waiting, FIFO
     ended_durations: dict[str, list[float]] = field(default_factory=dict)  # office -> seconds
     ended_order: list[str] = field(default_factory=list)  # ended visits, oldest first
     visit_counter: int = 0
@@ -225,7 +234,9 @@ def apply(state: State, event: Event) -> None:
             queue = state.queues.get(visit.office, [])
             if visit.id in queue:
                 queue.remove(visit.id)
-            visit.state, visit.outcome, visit.note = "ended", event.outcome, event.note
+            _unqueue_escalation(state, visit)
+            note = event.note if event.note is not None else visit.note  # keeps the escalation's
+            visit.state, visit.outcome, visit.note = "ended", event.outcome, note
             visit.ended_at = event.at
             state.ended_order.append(visit.id)
             booths = state.open_by_booth.get(visit.office, {})
@@ -237,6 +248,27 @@ def apply(state: State, event: Event) -> None:
                 durations = state.ended_durations.setdefault(visit.office, [])
                 durations.append(event.at - visit.started_at)
                 del durations[:-50]  # recent visits tell the wait best
+        case VisitEscalated():
+            visit = state.visits[event.visit]
+            escalated_from = visit.desk
+            _unseat(state, visit, event.at)
+            visit.state, visit.note = "escalated", event.note
+            visit.escalated_at, visit.escalated_by = event.at, event.by
+            visit.escalated_from = escalated_from
+            visit.taken_by = visit.taken_at = None
+            state.escalations.setdefault(visit.office, []).append(visit.id)
+        case EscalationTaken():
+            visit = state.visits[event.visit]
+            _unqueue_escalation(state, visit)
+            visit.taken_by, visit.taken_at = event.by, event.at
+
+
+def _unqueue_escalation(state: State, visit: Visit) -> None:
+    waiting = state.escalations.get(visit.office, [])
+    if visit.id in waiting:
+        waiting.remove(visit.id)
+        if not waiting:
+            del state.escalations[visit.office]
 
 
 def _forget_old(state: State, now: float) -> None:

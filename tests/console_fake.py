@@ -254,7 +254,12 @@ class FakeDeskSession:
             outcome == "rejected" and "rejected" not in statuses
         ):
             raise RequestError("outcome_mismatch", f"{outcome} does not match the steps")
-        ended = msgspec.structs.replace(view, state="ended", outcome=outcome, slot=None, desk=None)
+        if outcome == "escalated":  # a hand-off: it leaves the desk, still open
+            ended = msgspec.structs.replace(view, state="escalated", slot=None, desk=None)
+        else:
+            ended = msgspec.structs.replace(
+                view, state="ended", outcome=outcome, slot=None, desk=None
+            )
         on_air = None if self.model.on_air == visit else False
         self.change(ended, on_air=on_air)
         return Ack(re=1, visit=visit)
@@ -268,6 +273,22 @@ class FakeDeskSession:
         if self.stats is None:
             raise RequestError("forbidden", "no figures")
         return Ack.of_figures(1, self.stats)
+
+    async def take_escalation(self, visit: str) -> Ack:
+        """The scripted server's escalation queue lives in ``stats``: taking one marks it
+        taken by ``sri`` (refused when it is another's, or not there)."""
+        await self._answer("take_escalation", visit)
+        stats = self.stats
+        entry = next((e for e in (stats.escalations if stats else []) if e.visit == visit), None)
+        if stats is None or entry is None:
+            raise RequestError("not_escalated", f"visit {visit} is not escalated")
+        if entry.taken_by not in (None, "sri"):
+            raise RequestError("conflict", f"visit {visit} is taken by {entry.taken_by}")
+        taken = msgspec.structs.replace(entry, taken_by="sri")
+        escalations = [taken if e.visit == visit else e for e in stats.escalations]
+        self.stats = msgspec.structs.replace(stats, escalations=escalations)
+        self.server[visit] = entry.visit_view
+        return Ack(re=1, visit=visit)
 
     async def send_sdp(self, visit: str, sdp_type: str, sdp: str, offer_id: str) -> None:
         await self._answer("sdp", visit, sdp_type)

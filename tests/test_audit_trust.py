@@ -473,8 +473,14 @@ async def test_export_names_the_desk_of_decisions_and_endings(tmp_path: Path) ->
     events, _ = some_events(2)
     await write(tmp_path / "events.sqlite3", events)
     rows = records(tmp_path, visit="V000001")
-    desks = {r["kind"]: r["desk"] for r in rows}
-    assert desks["step_decided"] == "d1" and desks["visit_ended"] == "d1", desks
+    desks = [(r["kind"], r["by"], r["desk"]) for r in rows]
+    assert desks[2:] == [
+        ("step_decided", "ana", "d1"),
+        ("visit_escalated", "ana", "d1"),  # handed over from desk d1 ...
+        ("escalation_taken", "sri", None),  # ... and resolved at no desk
+        ("step_decided", "sri", None),
+        ("visit_ended", "sri", None),
+    ], desks
 
 
 # -- /healthz ---------------------------------------------------------------------------------

@@ -223,8 +223,12 @@ async def test_finish_asks_the_outcome_and_escalate_asks_a_note() -> None:
         await pilot.press("e")
         await wait_for(lambda: isinstance(app.screen, NoteScreen), "the note box")
         await pilot.press(*"needs review", "enter")
-        await wait_for(lambda: fake(app).server[second].state == "ended", "visit 2 ended")
+        await wait_for(lambda: fake(app).server[second].state == "escalated", "visit 2 handed over")
         assert ("end_visit", second, "escalated", "needs review") in fake(app).calls
+        await wait_for(
+            lambda: app.model.visit_in_slot(2) is None, "it left the desk: slot 2 is free"
+        )
+        await wait_for(lambda: "handed to a supervisor" in message(app), "the officer is told")
 
 
 async def test_zoom_help_palette_and_quit_confirmation() -> None:

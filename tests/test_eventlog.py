@@ -30,6 +30,7 @@ from lapak.signaling.workflows import default_workflows
 def some_events(n_visits: int = 20) -> tuple[list[Event], State]:
     d = Domain(rules=Rules(default_workflows()))
     ana = Actor("officer", "ana", "main", desk="d1")
+    sri = Actor("supervisor", "sri", "main", grants=("monitor", "resolve"))
     events: list[Event] = list(d.open_desk(ana, 0.0))
     for i in range(n_visits):
         booth = Actor("booth", f"b{i}", "main", booth=f"b{i}")
@@ -37,6 +38,9 @@ def some_events(n_visits: int = 20) -> tuple[list[Event], State]:
         events += evs
         events += d.decide(ana, visit, 0, "approve", None, float(i))
         events += d.end_visit(ana, visit, "escalated", "see supervisor", float(i) + 0.5)
+        events += d.take_escalation(sri, visit, float(i) + 0.6)  # the hand-off, resolved
+        events += d.decide(sri, visit, 1, "reject", "documents missing", float(i) + 0.7)
+        events += d.end_visit(sri, visit, "rejected", None, float(i) + 0.8)
     return events, d.state
 
 
@@ -105,10 +109,19 @@ async def test_audit_export_says_who_decided_what(tmp_path: Path) -> None:
     await write(tmp_path / "events.sqlite3", events)
     rows = records(tmp_path, visit="V000001")
     kinds = [r["kind"] for r in rows]
-    assert kinds == ["visit_started", "visit_routed", "step_decided", "visit_ended"]
+    assert kinds == [
+        "visit_started", "visit_routed", "step_decided", "visit_escalated",
+        "escalation_taken", "step_decided", "visit_ended",
+    ]  # fmt: skip
     decided = rows[2]
     assert (decided["by"], decided["role"]) == ("ana", "officer")
     assert decided["detail"]["decision"] == "approve"
+    escalated, taken, resolved, ended = rows[3:]
+    assert (escalated["by"], escalated["desk"]) == ("ana", "d1"), "escalated from desk d1"
+    assert escalated["detail"]["note"] == "see supervisor"
+    assert (taken["by"], taken["role"], taken["desk"]) == ("sri", "supervisor", None)
+    assert (resolved["by"], resolved["role"]) == ("sri", "supervisor"), "who decided, as whom"
+    assert (ended["by"], ended["detail"]["outcome"]) == ("sri", "rejected")
     assert "Siti" not in json.dumps(rows), "claimant names stay out of the export"
     out = await asyncio.to_thread(
         subprocess.run,
@@ -118,7 +131,7 @@ async def test_audit_export_says_who_decided_what(tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
-    assert lines[0].startswith("seq,time,kind,visit") and len(lines) == 5
+    assert lines[0].startswith("seq,time,kind,visit") and len(lines) == 8
     verify = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "lapak.cli", "audit", "verify", "--data-dir", str(tmp_path)],

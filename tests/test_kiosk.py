@@ -578,3 +578,52 @@ async def test_kiosk_visit_end_to_end(env: Env, context: Any) -> None:
     finally:
         await other.close()
         await page.close()
+
+
+async def test_kiosk_escalation_says_a_supervisor_will_join(env: Env, context: Any) -> None:
+    """The officer escalates: the kiosk keeps the visit open and says a supervisor will join;
+    a supervisor with grant ``resolve`` takes it: the kiosk says one is with the claimant;
+    they end it: the finished screen. Office ``esc`` keeps this visit off the other tests'
+    desks; no media is involved (signalling clients for officer and supervisor)."""
+    hub = env.server.hub
+    assert hub is not None
+    url = env.server.url
+    officer = SignalClient(url, env.keys.issue("officer", "ana", "esc", desk="e1"), reconnect=False)
+    resolver = SignalClient(
+        url, env.keys.issue("supervisor", "sri", "esc", grants=["resolve"]), reconnect=False
+    )
+    await officer.connect()
+    await resolver.connect()
+    token = env.keys.issue("booth", "booth-11", "esc", booth="booth-11")
+    page = await open_kiosk(context, env, token)
+    try:
+        await reach_device_check(page)
+        await page.wait_for_selector("#devices-continue:enabled", timeout=10000)
+        await page.click("#devices-continue")
+        snap = await until(page, lambda s: s["screen"] == "waiting", "seated at desk e1")
+        visit = snap["visit"]
+        assert hub.state.visits[visit].desk == "e1"
+
+        end = {"type": "end_visit", "visit": visit, "outcome": "escalated", "note": "check"}
+        await officer.request(end)
+        snap = await until(page, lambda s: s["screen"] == "escalated", "the escalated screen")
+        assert snap["visitState"] == "escalated" and hub.state.visits[visit].desk is None
+        title = "Seorang supervisor akan bergabung dengan Anda"
+        await page.wait_for_selector(f"#escalated-title:text-is('{title}')", timeout=10000)
+        assert "diteruskan ke supervisor" in await page.inner_text("#escalated-body")
+        await shot(env, page, "escalated")
+
+        await resolver.request({"type": "take_escalation", "visit": visit})
+        present = "Supervisor sedang bersama Anda"
+        await page.wait_for_selector(f"#escalated-title:text-is('{present}')", timeout=10000)
+        await page.click("#lang")  # English too
+        await page.wait_for_selector("#escalated-title:text-is('A supervisor is with you')")
+
+        await resolver.request({"type": "end_visit", "visit": visit, "outcome": "abandoned"})
+        await page.wait_for_selector("body[data-screen=finished]", timeout=10000)
+        assert page.lapak_errors == [], f"page errors: {page.lapak_errors}"
+        assert "booth_state" in context.lapak_frames.types()
+    finally:
+        await officer.close()
+        await resolver.close()
+        await page.close()

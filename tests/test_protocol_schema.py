@@ -86,6 +86,9 @@ def day() -> list[dict[str, Any]]:
     booth = join("booth", booth="b1")  # back: its booth_state
     frames.extend(f for _, f in hub.disconnect(supervisor).outputs)  # peer_left
     answer(officer, {"type": "end_visit", "visit": visit, "outcome": "escalated", "note": "n"})
+    answer(admin, {"type": "office_stats"})  # an escalation waiting: listed, and an alert
+    answer(admin, {"type": "take_escalation", "visit": visit})
+    answer(admin, {"type": "end_visit", "visit": visit, "outcome": "abandoned"})
     answer(admin, {"type": "close_desk", "desk": "d2"})
     join("officer", desk="d1")  # takes over: the first officer is replaced
     frames.extend(f for _, f in hub.tick(now=NOW + 13 * 3600).outputs)  # tokens expired

@@ -67,9 +67,13 @@ def token_for(hub: HubDriver, column: str) -> str:
     return hub.token(role_of(column), sub=sub_of(column), **EXTRA[column])
 
 
+ESCALATED: dict[str, str] = {}  # "waiting", and each resolving column -> its visit
+
+
 def world() -> tuple[HubDriver, dict[str, int], str]:
     """One office with a desk, an open visit, and one connection per role (all watching);
-    the officer has offered media to the booth (offer ``o1``)."""
+    the officer has offered media to the booth (offer ``o1``). Three more visits were
+    escalated: one waits, the others were taken by the resolving columns (``ESCALATED``)."""
     hub = HubDriver(keys=KeyRing((b"r" * 32,)))
     conns = {c: hub.join(role_of(c), sub=sub_of(c), **EXTRA[c]) for c in ROLES}
     visit = hub.start_visit(conns["booth"])
@@ -78,11 +82,23 @@ def world() -> tuple[HubDriver, dict[str, int], str]:
             hub.send(conns[column], {"type": "watch", "id": 3, "desk": "d1"})
     offer = {"type": "sdp", "id": 4, "visit": visit, "sdp_type": "offer", "sdp": "v=0"}
     hub.send(conns["officer"], {**offer, "offer_id": "o1"})
+    for name, taker in (("waiting", None), ("r", "supervisor +resolve"), ("a", "admin")):
+        booth = hub.join("booth", sub=f"b-{name}", booth=f"b-{name}")
+        escalated = ESCALATED[taker or name] = hub.start_visit(booth)
+        note = {"outcome": "escalated", "note": "n", "visit": escalated}
+        assert hub.say(conns["officer"], {"type": "end_visit", "id": 5, **note})[0]["type"] == "ack"
+        if taker is not None:
+            take = {"type": "take_escalation", "id": 6, "visit": escalated}
+            assert hub.say(conns[taker], take)[0]["type"] == "ack"
     return hub, conns, visit
 
 
 def sample(kind: str, role: str, visit: str, hub: HubDriver) -> dict[str, Any]:
     sdp_type = "answer" if role == "booth" else "offer"
+    if kind in ("decide", "end_visit") and role in ESCALATED:  # the visit it resolves
+        visit = ESCALATED[role]
+        if kind == "end_visit":
+            return {"visit": visit, "outcome": "abandoned"}
     return {
         "start_visit": {"claimant": {"name": "N", "membership_no": "2"}},
         "focus": {"visit": visit},
@@ -100,6 +116,7 @@ def sample(kind: str, role: str, visit: str, hub: HubDriver) -> dict[str, Any]:
         "refresh": {"token": token_for(hub, role)},
         # coach, but barge for the column whose grant is barge
         "supervise": {"desk": "d1", "mode": "barge" if role.endswith("+barge") else "coach"},
+        "take_escalation": {"visit": ESCALATED["waiting"]},
     }[kind]
 
 

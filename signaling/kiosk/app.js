@@ -341,6 +341,12 @@ function renderScreen(screen) {
   } else if (screen === "on-air") {
     $("#prompt-text").textContent = step ? stepShow(step.name) : t("waiting.done");
     $("#sound").hidden = !media.soundBlocked;
+    $("#barge").hidden = !status.supervisor_present; // a supervisor barged in: say so
+  } else if (screen === "escalated") {
+    const joined = Boolean(status.supervisor_present); // the supervisor took the visit
+    $("[data-for=escalated]").dataset.supervisor = joined ? "present" : "coming";
+    $("#escalated-title").textContent = t(joined ? "escalated.with" : "escalated.title");
+    $("#escalated-body").textContent = t(joined ? "escalated.with_body" : "escalated.body");
   } else if (screen === "finished") {
     const [title, next] = outcomeText(status.outcome);
     $("[data-for=finished]").dataset.outcome = status.outcome ?? "";

@@ -5,11 +5,13 @@
 // the claimant's progress through the form and the device check, and device errors.
 
 export const SCREENS = [
-  "token", "connecting", "start", "devices", "queue", "waiting", "on-air", "finished",
+  "token", "connecting", "start", "devices", "queue", "waiting", "on-air", "escalated",
+  "finished",
 ];
 
 export function visitOpen(status) {
-  return status?.state === "queued" || status?.state === "active";
+  // escalated: handed to a supervisor, still open and connected
+  return ["queued", "active", "escalated"].includes(status?.state);
 }
 
 export function chooseScreen(s) {
@@ -18,6 +20,7 @@ export function chooseScreen(s) {
   if (visitOpen(s.status)) {
     if (s.devicesError) return "devices"; // with a retry; the visit keeps its place
     if (s.status.state === "queued") return "queue";
+    if (s.status.state === "escalated") return "escalated";
     return s.status.on_air ? "on-air" : "waiting";
   }
   if (!s.welcome) return "connecting";

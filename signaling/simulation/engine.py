@@ -334,11 +334,26 @@ class Engine:
         if label in SERVED:
             self.tally.in_visit.append(self.now - run.started_at)
         self._emit(self.domain.end_visit(actor, run.visit, outcome, note, self.now))
+        if outcome == "escalated":
+            self._resolve_at_once(run.visit)
         del self.by_visit[run.visit]
         if label == "rejected":
             self._maybe_come_back(run.claimant)
         self._next_from_lobby(run.booth)
         self._maybe_close(self.day)
+
+    def _resolve_at_once(self, visit_id: str) -> None:
+        """An escalation is a hand-off (the desk's slot is free at once). Supervisors are not
+        simulated: one takes it and finishes it at once, so the booth frees as before."""
+        resolver = Actor("supervisor", "sim-supervisor", self.p.office, grants=("resolve",))
+        self._emit(self.domain.take_escalation(resolver, visit_id, self.now))
+        visit = self.domain.state.visits[visit_id]
+        for step, state in enumerate(visit.steps):
+            if state.status == "pending":
+                self._emit(self.domain.decide(resolver, visit_id, step, "approve", None, self.now))
+        steps = [s.status for s in visit.steps]
+        outcome = "rejected" if "rejected" in steps else "completed"
+        self._emit(self.domain.end_visit(resolver, visit_id, outcome, None, self.now))
 
     def _label(self, run: Run, label: str) -> None:
         run.label = label
