@@ -113,7 +113,8 @@ class SupervisorConsole(EscalationsMixin, LapakConsole, inherit_bindings=False):
     @property
     def supervision(self) -> SupervisionMode:
         """What the server last accepted (monitor again after a lost connection)."""
-        return self.session.supervising
+        mode: SupervisionMode = self.session.supervising
+        return mode
 
     def _show_supervision(self) -> None:
         desk = self.session.desk or "…"
