@@ -173,13 +173,15 @@ FrameCallback = Callable[["AudioProbe", np.ndarray], None]
 class AudioProbe:
     """Consumes a received audio track and remembers what it heard.
 
-    Every frame is analysed as it arrives (a few tens of microseconds), so the remote track's
-    queue never grows. State is plain attributes read by whoever owns the probe:
-    ``level_dbfs`` of the last frame, ``detected[freq]`` for the last frame, ``last_heard[freq]``
-    (``time.monotonic()`` of the last frame with that tone, or None), ``frames`` received and
-    ``last_frame_at``. ``on_frame(probe, mono)`` is called after each frame is analysed; its
-    exceptions are logged, never allowed to stop the drain. ``wait_until`` waits for a
-    condition frame by frame.
+    Every frame is taken as it arrives, so the remote track's queue never grows; it is analysed
+    only as far as someone asks. State is plain attributes read by whoever owns the probe:
+    ``level_dbfs`` of the last frame (computed when read: a console tile reads it a few times a
+    second, while six booths deliver 300 frames a second), ``detected[freq]`` for the last
+    frame and ``last_heard[freq]`` (``time.monotonic()`` of the last frame with that tone, or
+    None) for the watched tones, ``frames`` received and ``last_frame_at``. ``on_frame(probe,
+    mono)`` is called after each frame; its exceptions are logged, never allowed to stop the
+    drain. A frame is mixed down to mono only for watched tones or ``on_frame``. ``wait_until``
+    waits for a condition frame by frame.
     """
 
     def __init__(
@@ -194,13 +196,24 @@ class AudioProbe:
         self.min_share = min_share
         self.on_frame = on_frame
         self.frames = 0
-        self.level_dbfs = SILENCE_DBFS
         self.last_frame_at: float | None = None
         self.detected: dict[float, bool] = {}
         self.last_heard: dict[float, float | None] = {}
         self._waiters: list[asyncio.Future[None]] = []
+        self._frame: av.AudioFrame | None = None
+        self._mono: np.ndarray | None = None
+        self._level: float | None = SILENCE_DBFS
         for freq in frequencies:
             self.watch(freq)
+
+    @property
+    def level_dbfs(self) -> float:
+        """RMS level of the last frame in dBFS (``SILENCE_DBFS`` before any)."""
+        if self._level is None:
+            if self._mono is None and self._frame is not None:
+                self._mono = to_mono(self._frame)
+            self._level = SILENCE_DBFS if self._mono is None else level_dbfs(self._mono)
+        return self._level
 
     def watch(self, freq: float) -> None:
         """Start watching for a tone at ``freq`` (Hz)."""
@@ -217,15 +230,18 @@ class AudioProbe:
         return now - last <= seconds
 
     def feed(self, frame: av.AudioFrame) -> None:
-        """Analyse one decoded frame (public so callers with their own reader can reuse it)."""
-        self.feed_mono(to_mono(frame), frame.sample_rate or SAMPLE_RATE)
+        """Take one decoded frame (public so callers with their own reader can reuse it)."""
+        if self.detected or self.on_frame is not None:
+            self.feed_mono(to_mono(frame), frame.sample_rate or SAMPLE_RATE)
+            return
+        self._frame, self._mono, self._level = frame, None, None
+        self._took_frame()
+        self._wake()
 
     def feed_mono(self, mono: np.ndarray, rate: int = SAMPLE_RATE) -> None:
         """Analyse one frame of mono float samples (what a mixer or speaker produced)."""
-        now = time.monotonic()
-        self.frames += 1
-        self.last_frame_at = now
-        self.level_dbfs = level_dbfs(mono)
+        self._frame, self._mono, self._level = None, mono, None
+        now = self._took_frame()
         for freq in self.detected:
             present = tone_present(mono, freq, self.threshold, rate, self.min_share)
             self.detected[freq] = present
@@ -236,6 +252,15 @@ class AudioProbe:
                 self.on_frame(self, mono)
             except Exception:
                 logger.exception("AudioProbe frame callback failed")
+        self._wake()
+
+    def _took_frame(self) -> float:
+        now = time.monotonic()
+        self.frames += 1
+        self.last_frame_at = now
+        return now
+
+    def _wake(self) -> None:
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():

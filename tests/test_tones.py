@@ -289,3 +289,33 @@ async def test_audio_probe_is_cancellable_and_survives_callback_errors() -> None
     finally:
         track.stop()
     assert math.isfinite(probe.level_dbfs)
+
+
+def stereo_frame(mono: np.ndarray, pts: int) -> av.AudioFrame:
+    """A packed stereo s16 frame, as aiortc's Opus decoder yields them."""
+    pcm = np.round(np.repeat(mono, 2) * 32767).astype(np.int16).reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
+    frame.sample_rate = SAMPLE_RATE
+    frame.pts = pts
+    return frame
+
+
+async def test_a_probe_without_tones_reports_the_last_frames_level_when_read() -> None:
+    probe = AudioProbe()  # the officer's links: level and liveness only
+    assert probe.level_dbfs == SILENCE_DBFS and probe.frames == 0
+    loud, quiet = sine(500.0, 0.5), np.zeros(FRAME_SAMPLES)
+    woken = asyncio.ensure_future(probe.wait_until(lambda p: p.frames >= 2))
+    await asyncio.sleep(0)  # let the waiter register before the frames come
+    probe.feed(stereo_frame(loud, 0))
+    probe.feed(stereo_frame(quiet, FRAME_SAMPLES))
+    async with asyncio.timeout(5):
+        await woken
+    assert probe.frames == 2 and probe.last_frame_at is not None
+    assert probe.level_dbfs == SILENCE_DBFS, "expected the last frame's level (silence)"
+    probe.feed(stereo_frame(loud, 2 * FRAME_SAMPLES))
+    assert probe.level_dbfs == pytest.approx(-9.03, abs=0.1), "expected the last frame's level"
+    probe.feed_mono(quiet.astype(np.float32))
+    assert probe.level_dbfs == SILENCE_DBFS, "feed_mono's frame is the last one too"
+    probe.feed(stereo_frame(sine(500.0, 0.25), 3 * FRAME_SAMPLES))
+    assert probe.level_dbfs == pytest.approx(-15.05, abs=0.1)
+    assert probe.level_dbfs == pytest.approx(-15.05, abs=0.1), "reading twice gives the same"
