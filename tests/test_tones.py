@@ -12,7 +12,6 @@ import pytest
 from aiortc.codecs.opus import OpusDecoder, OpusEncoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError
-
 from conftest import wait_for
 
 from lapak.media.audio_tracks import (
@@ -191,7 +190,9 @@ class FakeClock:
 
 
 def paced_gate(freq: float, clock: FakeClock, open: bool = False) -> GatedAudioTrack:
-    pacer = FramePacer(FRAME_SECONDS, RESYNC_AFTER_SECONDS, clock=clock.monotonic, sleep=clock.sleep)
+    pacer = FramePacer(
+        FRAME_SECONDS, RESYNC_AFTER_SECONDS, clock=clock.monotonic, sleep=clock.sleep
+    )
     return GatedAudioTrack(ToneSource(freq), open=open, pacer=pacer)
 
 
