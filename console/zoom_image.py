@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import av
+from av.video.reformatter import VideoReformatter
 
 from lapak.console.graphics import GraphicsMode, Placement, encode, kitty_delete, place
 from lapak.console.video import VideoView
@@ -54,6 +55,7 @@ class ZoomImage:
         self._generation = 0  # moves on each clear: encodings begun before are thrown away
         self._busy = False
         self._next: _Job | None = None
+        self._reformatter = VideoReformatter()  # keeps its swscale context: one job at a time
 
     @property
     def enabled(self) -> bool:
@@ -107,7 +109,9 @@ class ZoomImage:
 
     def _encode(self, frame: av.VideoFrame, spot: Placement) -> str:
         """In the worker thread: scale to the placement, then the protocol's encoding."""
-        rgb = frame.reformat(width=spot.width, height=spot.height, format="rgb24").to_ndarray()
+        rgb = self._reformatter.reformat(
+            frame, width=spot.width, height=spot.height, format="rgb24"
+        ).to_ndarray()
         return encode(rgb, self.mode, spot, IMAGE_ID)
 
     def _send(self, video: VideoView, data: str, generation: int) -> None:
