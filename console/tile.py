@@ -81,6 +81,7 @@ class BoothTile(Vertical):
         self.video = VideoView(colour_mode, raw=raw, id="video")
         self.steps_line = Static(id="steps", classes="steps")
         self.meta_line = Static(id="meta", classes="meta")
+        self._texts: dict[Static, str] = {}  # what each line was last set to
 
     def compose(self) -> ComposeResult:
         yield self.title_line
@@ -138,9 +139,9 @@ class BoothTile(Vertical):
         info = self.info
         title, who, steps, meta = self.title_line, self.who_line, self.steps_line, self.meta_line
         if info.visit is None:
-            title.update(f"[b]{self.slot}[/b]  {t('tile.empty')}")
+            self._put(title, f"[b]{self.slot}[/b]  {t('tile.empty')}")
             for widget in (who, steps, meta):
-                widget.update("")
+                self._put(widget, "")
             return
         mark = f" [b reverse]● {t('tile.on_air')}[/]" if info.on_air else ""
         width = self.content_size.width  # inside the border
@@ -151,23 +152,34 @@ class BoothTile(Vertical):
             name = f"[b]{self.slot}[/b] [b]{escape(info.name)}[/b]"
             if info.on_air and _plain_len(name + mark) > width:
                 mark = " [b reverse]●[/]"  # the heavy green border says it too
-            title.update(name + mark)
-            who.update(
-                f"{escape(info.membership_no)} · {escape(info.claim_type)} · {escape(info.booth)}"
+            self._put(title, name + mark)
+            self._put(
+                who,
+                f"{escape(info.membership_no)} · {escape(info.claim_type)} · {escape(info.booth)}",
             )
         else:
-            title.update(f"[b]{self.slot}[/b] {escape(info.booth)}{mark}")
-            who.update(
+            self._put(title, f"[b]{self.slot}[/b] {escape(info.booth)}{mark}")
+            self._put(
+                who,
                 f"[b]{escape(info.name)}[/b] · {escape(info.membership_no)} · "
-                f"{escape(info.claim_type)}"
+                f"{escape(info.claim_type)}",
             )
         full = checklist(info.steps, info.current_step)
         fits = width <= 0 or _plain_len(full) <= width
-        steps.update(full if fits else checklist_compact(info.steps, info.current_step))
+        self._put(steps, full if fits else checklist_compact(info.steps, info.current_step))
         line = meta_line(info, compact=compact)
         if compact and _plain_len(line) > width:
             line = meta_line(info, compact=True, audio=False)  # the link matters more
-        meta.update(line)
+        self._put(meta, line)
+
+    def _put(self, line: Static, text: str) -> None:
+        """Set one text line if it changed, without a layout pass: the lines are one row high
+        and as wide as the tile (console.tcss), so their text never moves anything. The
+        housekeeping tick sets every tile's lines each second; re-parsing unchanged markup and
+        reflowing the screen each time cost the console a few percent of a core (py-spy)."""
+        if self._texts.get(line) != text:
+            self._texts[line] = text
+            line.update(text, layout=False)
 
 
 def _plain_len(markup: str) -> int:

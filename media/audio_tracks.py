@@ -2,9 +2,11 @@
 
 Sending: ``SourceAudioTrack`` paces 20 ms mono s16 frames at 48 kHz in real time, as aiortc's
 own ``AudioStreamTrack`` does (aiortc's Opus encoder resamples to stereo itself).
-``GatedAudioTrack`` adds an ``open`` switch: while closed it sends silence with continuous RTP
-timestamps, so the officer's voice can be routed to the on-air booth alone without
-renegotiating (see STACK-NOTES, "Audio focus without renegotiation").
+``GatedAudioTrack`` adds an ``open`` switch, so the officer's voice can be routed to the on-air
+booth alone without renegotiating (see STACK-NOTES, "Audio focus without renegotiation"): once
+closed it sends a short tail of silence and then nothing at all, as Opus DTX does, and resumes
+with its pts at the present. Encoding and sending silence to five off-air booths was a large
+share of the officer's CPU (BENCHMARKS.md, issue 17).
 
 Receiving: ``AudioProbe`` drains a remote track (unread remote tracks buffer without bound) and
 keeps the level and which watched tones were heard when.
@@ -20,7 +22,7 @@ from collections.abc import Callable, Iterable
 
 import av
 import numpy as np
-from aiortc.mediastreams import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from lapak.media.pacing import FramePacer
 from lapak.media.tones import (
@@ -45,6 +47,9 @@ RESYNC_AFTER_SECONDS = 1.0
 """If the loop stalls longer than this, skip ahead instead of bursting out the backlog."""
 OPEN_FADE_SAMPLES = 96
 """2 ms fade-in when a gate opens, so the step into a running sine does not click."""
+CLOSE_TAIL_FRAMES = 5
+"""Frames of silence (100 ms) a gate sends after it closes before it goes quiet: the receiver's
+decoder ends on silence rather than concealing a cut-off word, and its last frame says so."""
 
 
 def make_audio_frame(samples: np.ndarray, pts: int) -> av.AudioFrame:
@@ -68,11 +73,12 @@ class SourceAudioTrack(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(self, source: AudioSource) -> None:
+    def __init__(self, source: AudioSource, *, pacer: FramePacer | None = None) -> None:
+        """``pacer``: the real-time one by default (tests pass one on a clock they move)."""
         super().__init__()
         self.source = source
         self.frames_sent = 0
-        self._pacer = FramePacer(FRAME_SECONDS, RESYNC_AFTER_SECONDS)
+        self._pacer = pacer or FramePacer(FRAME_SECONDS, RESYNC_AFTER_SECONDS)
 
     async def _next_pts(self) -> int:
         """Wait until the next frame is due and return its pts (sample index)."""
@@ -91,30 +97,65 @@ class SourceAudioTrack(MediaStreamTrack):
 
 
 class GatedAudioTrack(SourceAudioTrack):
-    """An audio track with a gate: the source while open, silence while closed.
+    """An audio track with a gate: the source while open; silence, then nothing, while closed.
 
-    The gate is read once per frame, so a change takes effect on the very next frame and pts
-    stays continuous either way. Opening fades in over 2 ms to avoid a click.
+    The gate is read once per frame, so a change takes effect on the very next frame. Opening
+    fades in over 2 ms to avoid a click. Closing sends ``CLOSE_TAIL_FRAMES`` of silence, then
+    ``recv`` waits until the gate opens again (aiortc's sender then encodes and sends nothing);
+    on reopening, the pacer skips to the present, so the first frame goes out at once and the
+    receiver sees a gap in timestamps, never a burst of stale frames. A gate that starts closed
+    sends the silent tail first: a receiver reports on a stream (RTCP receiver reports, which
+    give the officer's link its round-trip time) only once it has had a packet of it.
     """
 
-    def __init__(self, source: AudioSource, open: bool = False) -> None:
-        super().__init__(source)
-        self._open = bool(open)
+    def __init__(
+        self, source: AudioSource, open: bool = False, *, pacer: FramePacer | None = None
+    ) -> None:
+        super().__init__(source, pacer=pacer)
+        self._opened = asyncio.Event()
+        self._tail = CLOSE_TAIL_FRAMES
+        """Silent frames still to send after the gate closed (or at the start)."""
         self._was_open = False
         self._silence = SilenceSource()
+        self.paused = 0
+        """How many times the track went quiet (a closed gate with its tail sent)."""
+        if open:
+            self._opened.set()
 
     @property
     def open(self) -> bool:
-        """Whether the source is passed through (True) or replaced by silence (False)."""
-        return self._open
+        """Whether the source is passed through (True) or not (False: silence, then nothing)."""
+        return self._opened.is_set() and self.readyState == "live"
 
     @open.setter
     def open(self, value: bool) -> None:
-        self._open = bool(value)
+        if bool(value) == self._opened.is_set():
+            return
+        if value:
+            self._opened.set()
+        else:
+            self._opened.clear()
+            self._tail = CLOSE_TAIL_FRAMES
+
+    async def recv(self) -> av.AudioFrame:
+        """The next frame; while the gate is closed and its tail sent, wait for it to open."""
+        if not self._opened.is_set() and self._tail <= 0:
+            self.paused += 1
+            while not self._opened.is_set():
+                if self.readyState != "live":
+                    raise MediaStreamError
+                await self._opened.wait()
+            self._pacer.skip_to_now()
+        return await super().recv()
+
+    def stop(self) -> None:
+        super().stop()
+        self._opened.set()  # wake a paused recv, which then ends the track
 
     def _render(self, pts: int) -> np.ndarray:
-        if not self._open:
+        if not self._opened.is_set():
             self._was_open = False
+            self._tail -= 1
             return self._silence.samples(pts, FRAME_SAMPLES)
         samples = self.source.samples(pts, FRAME_SAMPLES)
         if not self._was_open:
@@ -132,13 +173,15 @@ FrameCallback = Callable[["AudioProbe", np.ndarray], None]
 class AudioProbe:
     """Consumes a received audio track and remembers what it heard.
 
-    Every frame is analysed as it arrives (a few tens of microseconds), so the remote track's
-    queue never grows. State is plain attributes read by whoever owns the probe:
-    ``level_dbfs`` of the last frame, ``detected[freq]`` for the last frame, ``last_heard[freq]``
-    (``time.monotonic()`` of the last frame with that tone, or None), ``frames`` received and
-    ``last_frame_at``. ``on_frame(probe, mono)`` is called after each frame is analysed; its
-    exceptions are logged, never allowed to stop the drain. ``wait_until`` waits for a
-    condition frame by frame.
+    Every frame is taken as it arrives, so the remote track's queue never grows; it is analysed
+    only as far as someone asks. State is plain attributes read by whoever owns the probe:
+    ``level_dbfs`` of the last frame (computed when read: a console tile reads it a few times a
+    second, while six booths deliver 300 frames a second), ``detected[freq]`` for the last
+    frame and ``last_heard[freq]`` (``time.monotonic()`` of the last frame with that tone, or
+    None) for the watched tones, ``frames`` received and ``last_frame_at``. ``on_frame(probe,
+    mono)`` is called after each frame; its exceptions are logged, never allowed to stop the
+    drain. A frame is mixed down to mono only for watched tones or ``on_frame``. ``wait_until``
+    waits for a condition frame by frame.
     """
 
     def __init__(
@@ -153,13 +196,24 @@ class AudioProbe:
         self.min_share = min_share
         self.on_frame = on_frame
         self.frames = 0
-        self.level_dbfs = SILENCE_DBFS
         self.last_frame_at: float | None = None
         self.detected: dict[float, bool] = {}
         self.last_heard: dict[float, float | None] = {}
         self._waiters: list[asyncio.Future[None]] = []
+        self._frame: av.AudioFrame | None = None
+        self._mono: np.ndarray | None = None
+        self._level: float | None = SILENCE_DBFS
         for freq in frequencies:
             self.watch(freq)
+
+    @property
+    def level_dbfs(self) -> float:
+        """RMS level of the last frame in dBFS (``SILENCE_DBFS`` before any)."""
+        if self._level is None:
+            if self._mono is None and self._frame is not None:
+                self._mono = to_mono(self._frame)
+            self._level = SILENCE_DBFS if self._mono is None else level_dbfs(self._mono)
+        return self._level
 
     def watch(self, freq: float) -> None:
         """Start watching for a tone at ``freq`` (Hz)."""
@@ -176,15 +230,18 @@ class AudioProbe:
         return now - last <= seconds
 
     def feed(self, frame: av.AudioFrame) -> None:
-        """Analyse one decoded frame (public so callers with their own reader can reuse it)."""
-        self.feed_mono(to_mono(frame), frame.sample_rate or SAMPLE_RATE)
+        """Take one decoded frame (public so callers with their own reader can reuse it)."""
+        if self.detected or self.on_frame is not None:
+            self.feed_mono(to_mono(frame), frame.sample_rate or SAMPLE_RATE)
+            return
+        self._frame, self._mono, self._level = frame, None, None
+        self._took_frame()
+        self._wake()
 
     def feed_mono(self, mono: np.ndarray, rate: int = SAMPLE_RATE) -> None:
         """Analyse one frame of mono float samples (what a mixer or speaker produced)."""
-        now = time.monotonic()
-        self.frames += 1
-        self.last_frame_at = now
-        self.level_dbfs = level_dbfs(mono)
+        self._frame, self._mono, self._level = None, mono, None
+        now = self._took_frame()
         for freq in self.detected:
             present = tone_present(mono, freq, self.threshold, rate, self.min_share)
             self.detected[freq] = present
@@ -195,6 +252,15 @@ class AudioProbe:
                 self.on_frame(self, mono)
             except Exception:
                 logger.exception("AudioProbe frame callback failed")
+        self._wake()
+
+    def _took_frame(self) -> float:
+        now = time.monotonic()
+        self.frames += 1
+        self.last_frame_at = now
+        return now
+
+    def _wake(self) -> None:
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():

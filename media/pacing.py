@@ -2,7 +2,9 @@
 
 Frame ``n`` is due at ``start + n * period_s`` on the monotonic clock. A track whose loop falls
 more than ``resync_after_s`` behind skips the frames it missed (its pts jumps; the receiver sees
-a gap) instead of sending a burst of stale ones.
+a gap) instead of sending a burst of stale ones. A track that paused on purpose (a closed audio
+gate) calls ``skip_to_now`` when it resumes, so its next frame is due at once and carries the
+present's pts, however short the pause.
 """
 
 from __future__ import annotations
@@ -59,3 +61,14 @@ class FramePacer:
         elif delay < -self.resync_after_s:
             self.n += int(-delay / self.period_s)
         return self.n
+
+    def skip_to_now(self) -> None:
+        """Make the next frame due now, its number (and so its pts) jumping over the pause.
+
+        Called when a paused track resumes: the receiver sees a gap in timestamps, as after
+        Opus DTX, instead of a burst of frames stamped in the past that its jitter buffer would
+        play late. Nothing happens before the first frame (it is due at once anyway)."""
+        if self._start is None:
+            return
+        due = int((self._clock() - self._start) / self.period_s + 1e-6)  # 0.52/0.02 is 25.99…
+        self.n = max(self.n, due - 1)

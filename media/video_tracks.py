@@ -27,7 +27,12 @@ CARD_BACKGROUND = (24, 40, 72)
 
 
 class OfficerCardTrack(MediaStreamTrack):
-    """A paced card showing the officer's name and desk, with a sweeping bar (it is live)."""
+    """A paced card showing the officer's name and desk, with a sweeping bar (it is live).
+
+    The bar takes ``2 * fps`` positions, so the card has that many distinct pictures: each is
+    drawn and converted to yuv420p once, the first time it is shown (converting every frame
+    with a fresh swscale context was ~5 % of the officer's CPU, BENCHMARKS.md issue 17).
+    """
 
     kind = "video"
 
@@ -45,6 +50,7 @@ class OfficerCardTrack(MediaStreamTrack):
         self._bar_h = max(2, height // 30)
         self._t0: float | None = None
         self._n = 0
+        self._pictures: dict[int, np.ndarray] = {}  # bar position -> yuv420p planes
 
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
@@ -59,14 +65,22 @@ class OfficerCardTrack(MediaStreamTrack):
                 await asyncio.sleep(delay)
             elif delay < -1.0:
                 self._n = int((now - self._t0) * self.fps)
-        rgb = self._static.copy()
-        w = rgb.shape[1]
-        x = int((self._n % (2 * self.fps)) / (2 * self.fps) * (w - w // 5))
-        rgb[self._bar_y : self._bar_y + self._bar_h, x : x + w // 5] = 255
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+        frame = av.VideoFrame.from_ndarray(self._picture(self._n % (2 * self.fps)), "yuv420p")
         frame.pts = round(self._n * 90000 / self.fps)
         frame.time_base = VIDEO_TIME_BASE
         return frame
+
+    def _picture(self, step: int) -> np.ndarray:
+        """The card with the bar at ``step`` of ``2 * fps``, as yuv420p planes (drawn once)."""
+        planes = self._pictures.get(step)
+        if planes is None:
+            rgb = self._static.copy()
+            w = rgb.shape[1]
+            x = int(step / (2 * self.fps) * (w - w // 5))
+            rgb[self._bar_y : self._bar_y + self._bar_h, x : x + w // 5] = 255
+            yuv = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            planes = self._pictures[step] = yuv.to_ndarray()
+        return planes
 
 
 class Fanout:

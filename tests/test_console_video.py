@@ -4,6 +4,7 @@ key with live video is in tests/test_console_live.py)."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import av
@@ -141,3 +142,22 @@ async def test_several_syncs_in_one_turn_ask_the_media_engine_once() -> None:
         assert calls == ["V1"], calls
     finally:
         await session.close()
+
+
+async def test_the_housekeeping_tick_sets_a_tiles_text_only_when_it_changed() -> None:
+    """Each second every tile's lines are set again; unchanged text must not be re-parsed and
+    laid out (it cost the console a few percent of a core), changed text must show."""
+    app = offline()
+    feed(app, one_visit_snapshot())
+    async with app.run_test(size=(120, 40)):
+        tile = app.tile(1)
+        await wait_for(lambda: "Siti" in str(tile.who_line.render()), "the claimant's name")
+        before = {line: line.visual for line in (tile.title_line, tile.who_line)}
+        for _ in range(3):
+            tile.update_info(tile.info)  # what the housekeeping tick does every second
+        assert all(line.visual is visual for line, visual in before.items()), (
+            "unchanged lines keep their parsed text"
+        )
+        tile.update_info(replace(tile.info, name="Siti Rahayu"))
+        assert tile.who_line.visual is not before[tile.who_line]
+        await wait_for(lambda: "Siti Rahayu" in str(tile.who_line.render()), "the new name")

@@ -7,7 +7,9 @@ from __future__ import annotations
 import io
 import math
 import sys
+import threading
 
+import av
 import numpy as np
 import pytest
 from conftest import wait_for
@@ -17,6 +19,7 @@ from lapak.console.app import LapakConsole
 from lapak.console.graphics import (
     CHUNK,
     GraphicsMode,
+    Placement,
     kitty_decode,
     kitty_delete,
     kitty_encode,
@@ -175,6 +178,53 @@ async def test_sixel_zoom_draws_sixel_over_the_tile() -> None:
             .to_ndarray()
         )
         assert psnr(decoded, frame) >= SIXEL_PSNR_DB
+
+
+async def test_sixel_is_encoded_off_the_loop_one_frame_at_a_time_the_newest_kept() -> None:
+    """A 640x480 sixel costs tens of ms: it is encoded in a worker thread, never two at once,
+    and frames that come meanwhile wait as one (the newest), so what is drawn last is the
+    newest frame."""
+    app, written = console_with_a_frame("sixel")
+    zoom = app.desk_screen.zoom_image
+    encode = zoom._encode
+    running, most, threads = [0], [0], set()
+    lock = threading.Lock()
+
+    def watched(frame: av.VideoFrame, spot: Placement) -> str:  # the real encoder, counted
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        threads.add(threading.get_ident())
+        try:
+            return encode(frame, spot)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    zoom._encode = watched  # type: ignore[method-assign]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("z")
+        await wait_for(lambda: zoom.frames_drawn >= 2, "sixel frames drawn")
+        video = app.tile(1).video
+        small = circle_frame(radius=40)
+        app.engine.links["V1"].frame = small  # type: ignore[attr-defined]  # FakeMedia's link
+        dropped = zoom.frames_dropped
+        for radius in (60, 70, 40):  # in one turn of the loop: the first two never drawn
+            zoom.draw(video, circle_frame(radius=radius))
+        assert zoom.frames_dropped >= dropped + 1, "a waiting frame is replaced by a newer one"
+
+        def newest_drawn() -> bool:
+            if not written:
+                return False
+            decoded = sixel_decode(written[-1])
+            want = small.reformat(
+                width=decoded.shape[1], height=decoded.shape[0], format="rgb24"
+            ).to_ndarray()
+            return psnr(decoded, want) >= SIXEL_PSNR_DB
+
+        await wait_for(newest_drawn, "the newest frame drawn last")
+    assert most[0] == 1, f"expected one encoding at a time, saw {most[0]}"
+    assert threads and threading.get_ident() not in threads, "encoded off the event loop"
 
 
 def test_detect_without_a_terminal_obeys_the_flag_else_reads_the_environment(

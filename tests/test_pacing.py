@@ -53,3 +53,21 @@ async def test_a_track_stopped_while_waiting_ends(clock: Clock) -> None:
     await pacer.next(lambda: next(answers))
     with pytest.raises(MediaStreamError):
         await pacer.next(lambda: next(answers))
+
+
+async def test_skip_to_now_makes_the_next_frame_due_at_once_with_the_present_pts(
+    clock: Clock,
+) -> None:
+    pacer = paced(clock, 0.02, 1.0)
+    pacer.skip_to_now()  # before the first frame: nothing to skip
+    assert await pacer.next(lambda: True) == 0
+    assert await pacer.next(lambda: True) == 1
+    clock.now += 0.5  # a pause shorter than the resync limit: without the skip, a burst
+    pacer.skip_to_now()
+    slept = len(clock.slept)
+    assert await pacer.next(lambda: True) == 26, "expected the frame due now (0.52 s / 20 ms)"
+    assert len(clock.slept) == slept, "expected no wait for the first frame after the pause"
+    assert await pacer.next(lambda: True) == 27
+    assert clock.slept[-1] == pytest.approx(0.02), "then one period a frame again"
+    pacer.skip_to_now()  # not behind: the count never goes back
+    assert await pacer.next(lambda: True) == 28

@@ -12,8 +12,18 @@ import pytest
 from aiortc.codecs.opus import OpusDecoder, OpusEncoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError
+from conftest import wait_for
 
-from lapak.media.audio_tracks import AudioProbe, GatedAudioTrack, SourceAudioTrack, make_audio_frame
+from lapak.media.audio_tracks import (
+    CLOSE_TAIL_FRAMES,
+    FRAME_SECONDS,
+    RESYNC_AFTER_SECONDS,
+    AudioProbe,
+    GatedAudioTrack,
+    SourceAudioTrack,
+    make_audio_frame,
+)
+from lapak.media.pacing import FramePacer
 from lapak.media.tones import (
     FRAME_SAMPLES,
     OFFICER_FREQUENCY,
@@ -166,28 +176,77 @@ async def test_source_track_frames() -> None:
         await track.recv()
 
 
-async def test_gated_track_silence_when_closed_tone_when_open() -> None:
-    track = GatedAudioTrack(ToneSource(OFFICER_FREQUENCY))
+class FakeClock:
+    """A monotonic clock the test moves; sleeping moves it by the delay."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        self.now += delay
+
+
+def paced_gate(freq: float, clock: FakeClock, open: bool = False) -> GatedAudioTrack:
+    pacer = FramePacer(
+        FRAME_SECONDS, RESYNC_AFTER_SECONDS, clock=clock.monotonic, sleep=clock.sleep
+    )
+    return GatedAudioTrack(ToneSource(freq), open=open, pacer=pacer)
+
+
+async def test_gated_track_tone_when_open_silent_tail_then_quiet_until_reopened() -> None:
+    clock = FakeClock()
+    track = paced_gate(OFFICER_FREQUENCY, clock)
     assert track.open is False, "expected a gate to start closed"
-    states: list[bool] = []
-    frames = []
     try:
         async with asyncio.timeout(5):
-            for gate in [False, False, True, True, True, False, False, True]:
-                track.open = gate
-                states.append(gate)
-                frames.append(await track.recv())
+            start = [await track.recv() for _ in range(CLOSE_TAIL_FRAMES)]
+            first = asyncio.ensure_future(track.recv())
+            await wait_for(lambda: track.paused == 1, "a gate that starts closed waits")
+            assert not first.done(), "a closed gate sends only its tail before it opens"
+            clock.now += 0.3
+            track.open = True
+            frames = [await first] + [await track.recv() for _ in range(2)]
+            track.open = False
+            tail = [await track.recv() for _ in range(CLOSE_TAIL_FRAMES)]
+            quiet = asyncio.ensure_future(track.recv())
+            await wait_for(lambda: track.paused == 2, "the gate goes quiet after its tail")
+            assert not quiet.done(), "expected nothing after the silent tail"
+            clock.now += 1.0  # a second off air
+            track.open = True
+            resumed = await quiet
+            after = await track.recv()
     finally:
         track.stop()
-    assert [f.pts for f in frames] == [n * FRAME_SAMPLES for n in range(len(frames))], (
-        "expected continuous pts across gate changes"
+    assert [f.pts for f in start] == [n * FRAME_SAMPLES for n in range(CLOSE_TAIL_FRAMES)]
+    for frame in start + tail:
+        assert not frame.to_ndarray().any(), "expected digital silence in the tail"
+    assert [f.pts for f in frames + tail] == [n * FRAME_SAMPLES for n in range(19, 27)], (
+        "expected the present's pts on opening (0.38 s: frame 19), then continuous pts while "
+        "open and through the tail"
     )
-    for gate, frame in zip(states, frames, strict=True):
-        samples = frame.to_ndarray()
-        if gate:
-            assert tone_present(to_mono(frame), OFFICER_FREQUENCY), "expected the tone when open"
-        else:
-            assert not samples.any(), "expected digital silence while the gate is closed"
+    for frame in frames:
+        assert tone_present(to_mono(frame), OFFICER_FREQUENCY), "expected the tone when open"
+    assert resumed.pts == round(1.52 / FRAME_SECONDS) * FRAME_SAMPLES, (
+        f"expected the pts of the present (frame 76) after the pause, got {resumed.pts}"
+    )
+    assert after.pts == resumed.pts + FRAME_SAMPLES, "then continuous again"
+    assert tone_present(to_mono(resumed), OFFICER_FREQUENCY), "the tone at once on reopening"
+
+
+async def test_a_quiet_gate_ends_when_its_track_stops() -> None:
+    track = paced_gate(OFFICER_FREQUENCY, FakeClock())
+    async with asyncio.timeout(5):
+        for _ in range(CLOSE_TAIL_FRAMES):
+            await track.recv()
+        waiting = asyncio.ensure_future(track.recv())
+        await wait_for(lambda: track.paused == 1, "the closed gate waits")
+        track.stop()
+        with pytest.raises(MediaStreamError):
+            await waiting
+    assert track.open is False, "a stopped track is never open"
 
 
 async def test_audio_probe_hears_tone_then_stops_with_track() -> None:
@@ -231,3 +290,33 @@ async def test_audio_probe_is_cancellable_and_survives_callback_errors() -> None
     finally:
         track.stop()
     assert math.isfinite(probe.level_dbfs)
+
+
+def stereo_frame(mono: np.ndarray, pts: int) -> av.AudioFrame:
+    """A packed stereo s16 frame, as aiortc's Opus decoder yields them."""
+    pcm = np.round(np.repeat(mono, 2) * 32767).astype(np.int16).reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
+    frame.sample_rate = SAMPLE_RATE
+    frame.pts = pts
+    return frame
+
+
+async def test_a_probe_without_tones_reports_the_last_frames_level_when_read() -> None:
+    probe = AudioProbe()  # the officer's links: level and liveness only
+    assert probe.level_dbfs == SILENCE_DBFS and probe.frames == 0
+    loud, quiet = sine(500.0, 0.5), np.zeros(FRAME_SAMPLES)
+    woken = asyncio.ensure_future(probe.wait_until(lambda p: p.frames >= 2))
+    await asyncio.sleep(0)  # let the waiter register before the frames come
+    probe.feed(stereo_frame(loud, 0))
+    probe.feed(stereo_frame(quiet, FRAME_SAMPLES))
+    async with asyncio.timeout(5):
+        await woken
+    assert probe.frames == 2 and probe.last_frame_at is not None
+    assert probe.level_dbfs == SILENCE_DBFS, "expected the last frame's level (silence)"
+    probe.feed(stereo_frame(loud, 2 * FRAME_SAMPLES))
+    assert probe.level_dbfs == pytest.approx(-9.03, abs=0.1), "expected the last frame's level"
+    probe.feed_mono(quiet.astype(np.float32))
+    assert probe.level_dbfs == SILENCE_DBFS, "feed_mono's frame is the last one too"
+    probe.feed(stereo_frame(sine(500.0, 0.25), 3 * FRAME_SAMPLES))
+    assert probe.level_dbfs == pytest.approx(-15.05, abs=0.1)
+    assert probe.level_dbfs == pytest.approx(-15.05, abs=0.1), "reading twice gives the same"
