@@ -80,6 +80,7 @@ class _Server(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_connections: Annotated[int, msgspec.Meta(ge=1)] | None = None
     strict_outcomes: bool = True
     video_tiers: bool = True
+    recording: bool = False
 
 
 class _Workflow(msgspec.Struct, forbid_unknown_fields=True):
@@ -107,6 +108,7 @@ class TokenTtl(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     booth: Positive = TTL_MAX_S["booth"]
     supervisor: Positive = TTL_MAX_S["supervisor"]
     admin: Positive = TTL_MAX_S["admin"]
+    recorder: Positive = TTL_MAX_S["recorder"]
 
 
 IceUrl = Annotated[str, msgspec.Meta(pattern=r"^(stuns?|turns?):\S+$")]
@@ -196,6 +198,7 @@ class ServerConfig:
     max_connections: int | None = None  # None: derived from RLIMIT_NOFILE
     strict_outcomes: bool = True
     video_tiers: bool = True  # off-air booths send thumbnails (booth_state.video)
+    recording: bool = False  # visits are recorded: booths say so from routing
     token_ttl_max_s: TokenTtl = field(default_factory=TokenTtl)
     ice: IceConfig = field(default_factory=IceConfig)
     launch: Launch = field(default_factory=Launch)

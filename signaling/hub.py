@@ -98,6 +98,7 @@ class Hub:
             self.domain.rules.default_visit_s,
             video_tiers=self.config.video_tiers,
         )
+        self.projection.recording = self.config.recording  # booths say "recorded" from routing
         self.revoked: frozenset[str] = frozenset()  # token ids refused (the shell reads the list)
 
     @property
@@ -368,6 +369,12 @@ class Hub:
                     )  # fmt: skip
                 conn.claims = fresh
                 out.append((me, Ack(re=msg.id, exp=fresh.exp)))
+            case p.RecordingClosed():
+                result.events += d.recording_closed(actor, msg, now)
+                out.append((me, Ack(re=msg.id, visit=msg.visit)))
+            case p.RecordingNoticeShown():
+                result.events += d.recording_notice_shown(actor, msg.visit, now)
+                out.append((me, Ack(re=msg.id, visit=msg.visit)))
             case _:  # pragma: no cover - decode_client admits only the types above
                 raise p.ProtocolError(ErrorCode.UNKNOWN_TYPE, "unhandled message")
 

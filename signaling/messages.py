@@ -20,7 +20,7 @@ from lapak.signaling.protocol import ErrorCode, Outcome, Role, SdpType
 
 VisitState = Literal["queued", "active", "ended"]
 StepStatus = Literal["pending", "approved", "rejected"]
-Sender = Literal["officer", "booth", "supervisor"]
+Sender = Literal["officer", "booth", "supervisor", "recorder"]
 VideoTier = Literal["full", "thumbnail"]
 
 
@@ -215,6 +215,7 @@ class BoothState(VisitView, _Message, frozen=True, tag="booth_state"):
     estimated_wait_s: float | None
     queue: int
     video: VideoTier
+    recorded: bool = False  # the visit is recorded: say so from routing (server key recording)
 
     @classmethod
     def of(
@@ -226,6 +227,7 @@ class BoothState(VisitView, _Message, frozen=True, tag="booth_state"):
         estimated_wait_s: float | None,
         queue: int,
         video: VideoTier,
+        recorded: bool = False,
     ) -> BoothState:
         return cls(
             **msgspec.structs.asdict(view),
@@ -234,6 +236,7 @@ class BoothState(VisitView, _Message, frozen=True, tag="booth_state"):
             estimated_wait_s=estimated_wait_s,
             queue=queue,
             video=video,
+            recorded=recorded,
         )
 
     def view(self) -> VisitView:

@@ -22,6 +22,7 @@ class Projection:
     ) -> None:
         self.state = state
         self.video_tiers = video_tiers  # False: every booth sends full video
+        self.recording = False  # the server records visits: booth_state.recorded from routing
         self.sessions = sessions
         self.default_visit_s = default_visit_s
         self._desk_seq: Counter[str] = Counter()
@@ -44,6 +45,7 @@ class Projection:
             position=queue_position(self.state, visit),
             estimated_wait_s=estimated_wait_s(self.state, visit, self.default_visit_s),
             queue=len(self.state.queues.get(visit.office, [])),
+            recorded=self.recording and visit.routed_at is not None,
         )
 
     def zoom(self, desk: str, visit: str | None) -> list[Output]:

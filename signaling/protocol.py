@@ -23,6 +23,7 @@ from lapak.signaling.limits import (
     MAX_REASON,
     MAX_TOKEN,
 )
+from lapak.signaling.limits import MAX_FILE_NAME, MAX_GAPS  # recordings
 
 MAX_MEMBERSHIP_NO = MAX_ID
 MAX_CLAIM_TYPE = MAX_ID
@@ -70,7 +71,7 @@ class CloseCode:
     FLOOD = 4029
 
 
-Role = Literal["officer", "booth", "supervisor", "admin"]
+Role = Literal["officer", "booth", "supervisor", "admin", "recorder"]
 Decision = Literal["approve", "reject", "reopen"]
 Outcome = Literal["completed", "rejected", "escalated", "abandoned"]
 SdpType = Literal["offer", "answer"]
@@ -199,6 +200,30 @@ class Refresh(msgspec.Struct, tag="refresh", tag_field="type", forbid_unknown_fi
     id: int | None = None
 
 
+class RecordingClosed(
+    msgspec.Struct, tag="recording_closed", tag_field="type", forbid_unknown_fields=True
+):
+    """A recorder closed a visit's file: its name, SHA-256, length, size and the gaps in it
+    (wall-clock ``[from, to]`` pairs), for the visit's audit trail (``lapak recordings verify``)."""
+
+    visit: str
+    file: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_FILE_NAME)]
+    sha256: str
+    duration_s: Annotated[float, msgspec.Meta(ge=0)]
+    bytes: Annotated[int, msgspec.Meta(ge=0)]
+    gaps: Annotated[list[tuple[float, float]], msgspec.Meta(max_length=MAX_GAPS)] = []
+    id: int | None = None
+
+
+class RecordingNoticeShown(
+    msgspec.Struct, tag="recording_notice_shown", tag_field="type", forbid_unknown_fields=True
+):
+    """The booth showed the claimant "this visit is recorded" (their consent, logged)."""
+
+    visit: str
+    id: int | None = None
+
+
 ClientMessage = (
     Hello
     | StartVisit
@@ -214,6 +239,8 @@ ClientMessage = (
     | CloseDesk
     | SetWorkflow
     | Refresh
+    | RecordingClosed
+    | RecordingNoticeShown
 )
 
 CLIENT_TYPES: tuple[str, ...] = tuple(

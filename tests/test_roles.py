@@ -12,7 +12,7 @@ from hub_driver import HubDriver
 from lapak.signaling.tokens import KeyRing
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "protocol.md"
-ROLES = ("officer", "booth", "supervisor", "admin")
+ROLES = ("officer", "booth", "supervisor", "admin", "recorder")
 
 
 def role_table() -> dict[str, dict[str, str]]:
@@ -40,6 +40,7 @@ EXTRA: dict[str, dict[str, str]] = {
     "booth": {"booth": "b1"},
     "supervisor": {},
     "admin": {},
+    "recorder": {},
 }
 
 
@@ -53,7 +54,7 @@ def world() -> tuple[HubDriver, dict[str, int], str]:
     hub = HubDriver(keys=KeyRing((b"r" * 32,)))
     conns = {role: hub.join(role, sub=f"{role}-1", **EXTRA[role]) for role in ROLES}
     visit = hub.start_visit(conns["booth"])
-    for role in ("supervisor", "admin"):
+    for role in ("supervisor", "admin", "recorder"):
         hub.send(conns[role], {"type": "watch", "id": 3, "desk": "d1"})
     offer = {"type": "sdp", "id": 4, "visit": visit, "sdp_type": "offer", "sdp": "v=0"}
     hub.send(conns["officer"], {**offer, "offer_id": "o1"})
@@ -77,6 +78,9 @@ def sample(kind: str, role: str, visit: str, hub: HubDriver) -> dict[str, Any]:
         "close_desk": {"desk": "d1"},
         "set_workflow": {"claim_type": "JKM", "steps": ["identity", "decision"]},
         "refresh": {"token": token_for(hub, role)},
+        "recording_closed": {"visit": visit, "file": f"{visit}.webm", "sha256": "a" * 64,
+                             "duration_s": 1.5, "bytes": 100, "gaps": [[1.0, 2.0]]},
+        "recording_notice_shown": {"visit": visit},
     }[kind]
 
 
