@@ -228,10 +228,10 @@ class RecordingFile:
     def check_gap(self) -> bool:
         """Called about twice a second: a booth silent for over ``GAP_S`` opens a gap (from
         its last frame). True while a gap is open."""
-        if self._gap_from is None and self.last_booth_media is not None:
-            if self.clock() - self.last_booth_media > GAP_S:
-                self._gap_from = self.last_booth_media
-                log.info("event=recording_gap_open visit=%s", self.info.visit)
+        last = self.last_booth_media
+        if self._gap_from is None and last is not None and self.clock() - last > GAP_S:
+            self._gap_from = last
+            log.info("event=recording_gap_open visit=%s", self.info.visit)
         return self._gap_from is not None
 
     def close(self) -> RecordingInfo:

@@ -15,15 +15,16 @@ from typing import Annotated, Any, Literal, get_args
 import msgspec
 
 from lapak.signaling.errors import LapakError
-from lapak.signaling.limits import (
+from lapak.signaling.limits import (  # recordings
+    MAX_FILE_NAME,
     MAX_FRAME_BYTES,
+    MAX_GAPS,
     MAX_ID,
     MAX_NAME,
     MAX_NOTE,
     MAX_REASON,
     MAX_TOKEN,
 )
-from lapak.signaling.limits import MAX_FILE_NAME, MAX_GAPS  # recordings
 
 MAX_MEMBERSHIP_NO = MAX_ID
 MAX_CLAIM_TYPE = MAX_ID

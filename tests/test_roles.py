@@ -78,8 +78,14 @@ def sample(kind: str, role: str, visit: str, hub: HubDriver) -> dict[str, Any]:
         "close_desk": {"desk": "d1"},
         "set_workflow": {"claim_type": "JKM", "steps": ["identity", "decision"]},
         "refresh": {"token": token_for(hub, role)},
-        "recording_closed": {"visit": visit, "file": f"{visit}.webm", "sha256": "a" * 64,
-                             "duration_s": 1.5, "bytes": 100, "gaps": [[1.0, 2.0]]},
+        "recording_closed": {
+            "visit": visit,
+            "file": f"{visit}.webm",
+            "sha256": "a" * 64,
+            "duration_s": 1.5,
+            "bytes": 100,
+            "gaps": [[1.0, 2.0]],
+        },
         "recording_notice_shown": {"visit": visit},
     }[kind]
 
