@@ -26,7 +26,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaBlackhole
 
 from lapak.media.peer import cancel_tasks, close_peers, new_peer_connection
-from lapak.media.recorder_relay import OfficerRelay
+from lapak.media.recorder_relay import OfficerRelay, new_recording_peer
 from lapak.signaling.messages import IceServer, PeerLeft, SdpRelay
 from lapak.signaling.protocol import ClientMessage, Sdp
 
@@ -230,7 +230,7 @@ class OfferAnswerer:
             )  # fmt: skip
             self.offers_refused += 1
             return
-        pc = new_peer_connection(self._ice_servers())
+        pc = (new_recording_peer if recorder else new_peer_connection)(self._ice_servers())
         peers[peer] = pc
 
         @pc.on("track")

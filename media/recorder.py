@@ -24,13 +24,14 @@ import av
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
 from lapak.media.booth_link import new_offer_id
-from lapak.media.peer import cancel_tasks, close_peers, new_peer_connection
+from lapak.media.peer import cancel_tasks, close_peers
 from lapak.media.recorder_file import (
     STREAMS,
     RecordingFile,
     RecordingInfo,
     free_path,
 )
+from lapak.media.recorder_relay import new_recording_peer
 from lapak.media.track_frames import track_frames
 from lapak.signaling.client import SignalClient
 from lapak.signaling.messages import Delta, SdpRelay, ServerMessage, Snapshot, VisitView, Welcome
@@ -166,7 +167,7 @@ class Recorder:
         await cancel_tasks(rec.tasks)
         if old is not None:
             await close_peers([old])
-        pc = new_peer_connection(self.client.welcome.ice_servers if self.client.welcome else [])
+        pc = new_recording_peer(self.client.welcome.ice_servers if self.client.welcome else [])
         rec.pc, rec.answered, rec.links = pc, False, rec.links + 1
         receivers = []
         for kind, key in TRANSCEIVERS:

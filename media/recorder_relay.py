@@ -14,11 +14,15 @@ from __future__ import annotations
 import asyncio
 import fractions
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import av
 import numpy as np
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from lapak.media.peer import rtc_ice_servers
+from lapak.signaling.messages import IceServer
 
 VIDEO_CLOCK = fractions.Fraction(1, 90000)
 AUDIO_RATE = 48000
@@ -110,6 +114,17 @@ class RelayTrack(MediaStreamTrack):
     def stop(self) -> None:
         super().stop()
         self._hub.unsubscribe(self._queue)
+
+
+def new_recording_peer(ice_servers: Iterable[IceServer] = ()) -> RTCPeerConnection:
+    """A peer connection for a recording link (both ends). Its four transceivers, two per kind,
+    must share one transport: under aiortc's default ``balanced`` policy the second transceiver
+    of a kind stays on a transport that BUNDLE then discards, and never sends (aiortc 1.x)."""
+    return RTCPeerConnection(
+        RTCConfiguration(
+            iceServers=rtc_ice_servers(ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+        )
+    )
 
 
 class OfficerRelay:

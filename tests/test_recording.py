@@ -38,6 +38,12 @@ from lapak.signaling.server import SignalServer
 from lapak.signaling.tokens import KeyRing
 
 MARGIN_S = 0.6  # media latency and jitter either side of an on-air edge
+DARK_LUMA = 24  # the recorder's filler is black (Y 16); the officer's card is brighter
+
+
+def luma(frame: object) -> float:
+    assert isinstance(frame, av.VideoFrame)
+    return float(frame.to_ndarray(format="gray").mean())
 
 
 @dataclass
@@ -167,6 +173,11 @@ async def test_a_recording_holds_the_booth_throughout_and_the_officer_only_on_ai
             assert not heard, f"no officer tone in second {i}, off air"
     on_air_seconds = [i for i, h in officer.items() if h]
     assert len(on_air_seconds) >= 2, f"the on-air stretch is in the file: {officer}"
+    pictures = [t for t, f in streams["officer_video"] if luma(f) > DARK_LUMA]
+    assert len(pictures) >= 5, "the officer's picture, as the booth showed it, is recorded"
+    assert all(on_at - MARGIN_S <= t <= off_at + MARGIN_S for t in pictures), (
+        "the officer's picture only while on air (a dark frame otherwise)"
+    )
 
     assert lapak(["recordings", "verify", "--dir", str(rig.rec_dir), "--data-dir",
                   str(rig.server.data_dir)]) == 0  # fmt: skip
