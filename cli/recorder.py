@@ -47,7 +47,7 @@ def _size(text: str) -> tuple[int, int]:
 def _token(args: argparse.Namespace) -> str:
     if args.token_file is not None:
         try:
-            return args.token_file.read_text().strip()
+            return str(args.token_file.read_text().strip())
         except OSError as exc:
             raise CliError(f"cannot read --token-file {args.token_file}: {exc.strerror}") from None
     if not args.token:

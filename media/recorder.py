@@ -43,8 +43,12 @@ ANSWER_TIMEOUT_S = 8.0  # an offer not answered by then is made again
 RELINK_S = 3.0  # a link with no booth media this long (or failed) is offered again
 CHECK_S = 0.5
 
-TRANSCEIVERS = (("audio", "booth_audio"), ("video", "booth_video"))
-TRANSCEIVERS += (("audio", "officer_audio"), ("video", "officer_video"))
+TRANSCEIVERS: tuple[tuple[str, str], ...] = (
+    ("audio", "booth_audio"),
+    ("video", "booth_video"),
+    ("audio", "officer_audio"),
+    ("video", "officer_video"),
+)
 """The offer's transceivers in order, and the stream each one feeds."""
 
 

@@ -277,17 +277,17 @@ class RecordingFile:
         for key in STREAMS:
             if key.endswith("video"):
                 width, height = self.booth_size if key == "booth_video" else self.officer_size
-                stream = container.add_stream("libvpx", rate=15)
+                stream: Any = container.add_stream("libvpx", rate=15)
                 stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
                 stream.codec_context.time_base = MS
                 stream.bit_rate = 600_000 if key == "booth_video" else 250_000
                 stream.codec_context.options = VP8_OPTIONS
                 self._coders[key] = _Video(stream, width, height)
             else:
-                stream = container.add_stream("libopus", rate=AUDIO_RATE, layout="stereo")
-                stream.bit_rate = 32_000
-                self._coders[key] = _Audio(stream)
-            stream.metadata["title"] = TITLES[key]
+                audio = container.add_stream("libopus", rate=AUDIO_RATE, layout="stereo")
+                audio.bit_rate = 32_000
+                self._coders[key] = _Audio(audio)
+            self._coders[key].stream.metadata["title"] = TITLES[key]
         return container
 
     def _run(self) -> None:

@@ -15,6 +15,7 @@ import asyncio
 import fractions
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import av
 import numpy as np
@@ -93,9 +94,9 @@ class RelayTrack(MediaStreamTrack):
             raise MediaStreamError
         frame = await self._queue.get()
         if isinstance(frame, av.AudioFrame):
-            data = frame.to_ndarray()
-            out: av.frame.Frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(data), format=frame.format.name, layout=frame.layout.name
+            data: Any = np.ascontiguousarray(frame.to_ndarray())
+            out = av.AudioFrame.from_ndarray(
+                data, format=frame.format.name, layout=frame.layout.name
             )
             out.sample_rate = frame.sample_rate
             out.pts = self._samples

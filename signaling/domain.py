@@ -309,7 +309,8 @@ class Domain:
         if visit.state == "ended":
             raise DomainError(ErrorCode.VISIT_NOT_ACTIVE, f"visit {visit_id} has ended")
         events: list[Event] = []
-        self._emit(events, ev.RecordingNoticeShown(visit_id, actor.sub, now, actor.role))
+        by = actor.booth or actor.sub  # the booth, as the trail names booths
+        self._emit(events, ev.RecordingNoticeShown(visit_id, by, now, actor.role))
         return events
 
 
