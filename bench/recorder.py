@@ -10,7 +10,7 @@ measured before, is reported too) over the file's duration; disk per minute is t
 size over its duration.
 
 Run from the repo root: ``.venv/bin/python bench/recorder.py`` (``--seconds 30`` for a quick
-look). Last line: one JSON object.
+look, ``--quick`` for the smoke test). Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def say(text: str) -> None:
-    print(text, flush=True)
+    print(f"# {text}", flush=True)
 
 
 def cpu_s(pid: int) -> float:
@@ -130,5 +130,9 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the visit")
     parser.add_argument("--period", type=float, default=10.0, help="on/off air every N s")
     parser.add_argument("--idle", type=float, default=3.0, help="idle CPU sample, seconds")
-    result = asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--quick", action="store_true", help="a 6 s visit (the smoke test)")
+    options = parser.parse_args()
+    if options.quick:
+        options.seconds, options.period, options.idle = 6.0, 3.0, 1.0
+    result = asyncio.run(main(options))
     print(json.dumps(result), flush=True)
