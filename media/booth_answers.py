@@ -26,7 +26,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaBlackhole
 
 from lapak.media.peer import cancel_tasks, close_peers, new_peer_connection
-from lapak.media.recorder_relay import OfficerRelay, new_recording_peer
+from lapak.media.recorder_relay import OfficerRelay, new_recording_peer, stop_relays
 from lapak.signaling.messages import IceServer, PeerLeft, SdpRelay
 from lapak.signaling.protocol import ClientMessage, Sdp
 
@@ -101,6 +101,7 @@ class OfferAnswerer:
             message.peer, None
         )
         if pc is not None:
+            stop_relays(pc)
             log.info("event=supervisor_left booth=%s peer=%s", self.name, message.peer)
             self._spawn(close_peers([pc]), f"sup-close-{self.name}")
 
@@ -220,6 +221,7 @@ class OfferAnswerer:
         peers = self.recorder_peers if recorder else self.supervisor_peers
         old = peers.pop(peer, None)
         if old is not None:
+            stop_relays(old)
             await close_peers([old])
         if self._superseded(message, peer):
             return
@@ -244,6 +246,7 @@ class OfferAnswerer:
         async def on_state() -> None:
             if pc.connectionState in ("failed", "closed") and peers.get(peer) is pc:
                 del peers[peer]
+                stop_relays(pc)
                 await close_peers([pc])
 
         await pc.setRemoteDescription(RTCSessionDescription(sdp=message.sdp, type="offer"))

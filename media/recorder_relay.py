@@ -128,6 +128,13 @@ def new_recording_peer(ice_servers: Iterable[IceServer] = ()) -> RTCPeerConnecti
     )
 
 
+def stop_relays(pc: RTCPeerConnection) -> None:
+    """A recorder link is closing: its relay tracks leave their hubs."""
+    for sender in pc.getSenders():
+        if isinstance(sender.track, RelayTrack):
+            sender.track.stop()
+
+
 class OfficerRelay:
     """The booth's two hubs (officer audio and picture) and the gate (on air)."""
 

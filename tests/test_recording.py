@@ -8,9 +8,11 @@ that decodes."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,12 +72,13 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         keys.issue("officer", "ana", "main", desk="d1"),
         OfficerMediaOptions(audio_in="tone", desk="d1"),
     )
+    made = Rig(server, keys, booth, desk, tmp_path / "recordings")
     try:
         await desk.start()
-        yield Rig(server, keys, booth, desk, tmp_path / "recordings")
+        yield made
     finally:
         await desk.close()
-        await booth.close()
+        await made.booth.close()  # a test may have replaced the booth
         await server.close()
 
 
@@ -235,3 +238,46 @@ def test_recordings_on_a_missing_directory_is_one_clear_error(
     code = lapak(["recordings", "list", "--dir", str(tmp_path / "nope")])
     assert code == 3
     assert "no recordings directory" in capsys.readouterr().err
+
+
+async def test_a_booth_that_drops_and_returns_leaves_a_gap_in_the_file_and_the_trail(
+    rig: Rig,
+) -> None:
+    recorder = Recorder(rig.server.url, rig.keys.issue("recorder", "rec-1", "main"), rig.rec_dir)
+    await recorder.start()
+    booth = rig.booth
+    try:
+        visit = await booth.start()
+        await wait_for(lambda: visit in recorder.recordings, "the recorder records the visit")
+        rec = recorder.recordings[visit]
+        await wait_for(lambda: rec.file.frames["booth_video"] > 5, "booth media", timeout=30)
+        await booth.close()  # the booth's process dies: signalling and media gone
+        dropped = time.time()
+        back = BoothAgent(booth.url, booth.token, booth.name, booth.index, booth.claimant)
+        back.media = booth.media
+        await asyncio.sleep(2.0)  # away for longer than a gap (1 s), within the grace period
+        assert await back.start() == visit, "the booth resumes its visit"
+        rig.booth = back  # the fixture closes it
+        before = rec.file.frames["booth_video"]
+        await wait_for(
+            lambda: rec.file.frames["booth_video"] > before + 5,
+            "the recorder relinks and the booth's media come back",
+            timeout=30,
+        )
+        await rig.desk.session.end_visit(visit, "escalated", "gap test")
+        await wait_for(lambda: recorder.closed, "the recorder closes the file", timeout=20)
+    finally:
+        await recorder.close()
+    info = recorder.closed[0]
+    assert len(info.gaps) == 1, f"one gap: {info.gaps}"
+    ((start, end),) = info.gaps
+    assert start <= dropped + 0.5 and end - start > 1.5, (dropped, info.gaps)
+    assert read_sidecar(rig.rec_dir / f"{info.file}.json")["gaps"] == [[start, end]]
+    (event,) = [e for e in events(rig) if isinstance(e, RecordingClosed)]
+    assert [list(g) for g in event.gaps] == [[start, end]], "the gap is in the audit trail"
+    _, streams = decode(rig.rec_dir / info.file)
+    times = [t for t, _ in streams["booth_video"]]
+    assert any(b - a > 1.5 for a, b in itertools.pairwise(times)), (
+        "the file has no frames across the gap (wall-clock timestamps, not squeezed)"
+    )
+    assert times[-1] > end, "and frames after it"
