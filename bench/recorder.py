@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import signal
 import sys
 import tempfile
@@ -106,6 +107,10 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         await desk.close()
         await booth.close()
         await server.close()
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            say(f"kept {tmp}")
     minutes = float(info["duration_s"]) / 60.0
     return {
         "bench": "recorder",
@@ -131,6 +136,7 @@ if __name__ == "__main__":
     parser.add_argument("--period", type=float, default=10.0, help="on/off air every N s")
     parser.add_argument("--idle", type=float, default=3.0, help="idle CPU sample, seconds")
     parser.add_argument("--quick", action="store_true", help="a 6 s visit (the smoke test)")
+    parser.add_argument("--keep", action="store_true", help="keep the data and recordings")
     options = parser.parse_args()
     if options.quick:
         options.seconds, options.period, options.idle = 6.0, 3.0, 1.0
