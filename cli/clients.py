@@ -13,6 +13,7 @@ TOKEN_ROLES = {
     "console": ("officer",),
     "supervise": ("supervisor", "admin"),
     "booth": ("booth",),
+    "recorder": ("recorder",),
 }
 """The roles whose token each client subcommand takes (``--token``)."""
 COMMAND_FOR_ROLE = {
@@ -20,6 +21,7 @@ COMMAND_FOR_ROLE = {
     "supervisor": "lapak supervise",
     "admin": "lapak supervise",
     "booth": "lapak booth",
+    "recorder": "lapak recorder",
 }
 
 

@@ -15,7 +15,17 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import cast
 
-from lapak.cli import audit, backup, booth, console, demo, enrol, token
+from lapak.cli import (
+    audit,
+    backup,
+    booth,
+    console,
+    demo,
+    enrol,
+    recorder,
+    recordings,
+    token,
+)
 from lapak.cli import signal as signal_command  # not the standard library's signal
 from lapak.cli.errors import CliError, operator_error
 from lapak.cli.exit_codes import EXIT_INTERRUPTED, EXIT_PIPE
@@ -28,6 +38,8 @@ COMMANDS = {
     "token": "lapak.cli.token:run",
     "enrol": "lapak.cli.enrol:run",
     "booth": "lapak.cli.booth:run",
+    "recorder": "lapak.cli.recorder:run",
+    "recordings": "lapak.cli.recordings:run",
     "console": "lapak.cli.console:run_console",
     "supervise": "lapak.cli.console:run_supervise",
     "demo": "lapak.cli.demo:run",
@@ -58,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_parser(sub)
     enrol.add_parser(sub)
     booth.add_parser(sub)
+    recorder.add_parser(sub)
+    recordings.add_parser(sub)
     console.add_parsers(sub)
     demo.add_parser(sub)
     from lapak.signaling.simulation.cli import add_parser as add_simulate  # argparse only

@@ -29,6 +29,7 @@ FLAGS = {  # flag attribute -> [server] key, and the flag's name in messages
     "office": ("offices", "--office"),
     "grace": ("grace_s", "--grace"),
     "video_tiers": ("video_tiers", "--video-tiers"),
+    "recording": ("recording", "--recording"),
 }
 
 
@@ -62,6 +63,12 @@ def add_parser(sub: Any) -> None:
         type=on_off,
         metavar="on|off",
         help="off-air booths send thumbnails, the on-air one full video (default on)",
+    )
+    p.add_argument(
+        "--recording",
+        type=on_off,
+        metavar="on|off",
+        help="visits are recorded (lapak recorder): booths say so from routing (default off)",
     )
     p.add_argument("--tls-cert", type=Path, help="PEM certificate: serve wss:// and https://")
     p.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")

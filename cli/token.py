@@ -32,7 +32,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--secret-file", type=Path, help="token keys (default: secret_file in --config's [server])"
     )
-    p.add_argument("--role", choices=("officer", "booth", "supervisor", "admin"))
+    p.add_argument("--role", choices=("officer", "booth", "supervisor", "admin", "recorder"))
     p.add_argument("--sub", help="who the token is for (user or booth id)")
     p.add_argument("--office")
     p.add_argument("--desk", help="the officer's desk")

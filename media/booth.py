@@ -23,7 +23,7 @@ from aiortc import MediaStreamTrack
 from lapak.media.audio_out import AudioSink, open_sink
 from lapak.media.audio_tracks import AudioProbe, SourceAudioTrack
 from lapak.media.booth_answers import OfferAnswerer
-from lapak.media.booth_status import BoothScreen, booth_screen
+from lapak.media.booth_status import BoothScreen, booth_screen, recording_notice_shown
 from lapak.media.peer import cancel_tasks
 from lapak.media.supervisor_voice import BargeAudio, supervisor_barging
 from lapak.media.testcard import TestCardTrack
@@ -40,7 +40,7 @@ from lapak.signaling.messages import (
     ServerMessage,
     VideoTier,
 )
-from lapak.signaling.protocol import Claimant, ClientMessage, StartVisit
+from lapak.signaling.protocol import Claimant, ClientMessage, RecordingNoticeShown, StartVisit
 
 log = logging.getLogger("lapak.booth")
 
@@ -107,9 +107,11 @@ class BoothAgent:
             self._refresh_screen,
             self._ice_servers,
             self._on_supervisor_audio,
+            on_air=lambda: self.on_air,  # recorders get the officer as played here
         )
         self.barge = BargeAudio(self._barge_allowed)
         """A barging supervisor's voice: heard only while the booth_state announces it."""
+        self.notice_logged: set[str] = set()  # visits whose recording notice the server logged
         self.screen: BoothScreen = booth_screen(None, False)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._speaker: AudioSink | None = None
@@ -160,6 +162,23 @@ class BoothAgent:
             )
             if self.on_change is not None:
                 self.on_change(self)
+        self._log_recording_notice()
+
+    def _log_recording_notice(self) -> None:
+        """Once the screen says "this visit is recorded", tell the server (once per visit)."""
+        visit = self.status.visit if self.status is not None else None
+        if visit is None or visit in self.notice_logged or not recording_notice_shown(self.screen):
+            return
+        self.notice_logged.add(visit)
+        self._spawn(self._send_notice(visit), f"notice-{self.name}")
+
+    async def _send_notice(self, visit: str) -> None:
+        try:
+            await self.client.request(RecordingNoticeShown(visit=visit))
+            log.info("event=recording_notice_shown booth=%s visit=%s", self.name, visit)
+        except Exception as exc:  # not connected: shown again on the next booth_state
+            self.notice_logged.discard(visit)
+            log.warning("event=recording_notice_failed booth=%s reason=%r", self.name, str(exc))
 
     # -- lifecycle ----------------------------------------------------------------------------
 

@@ -9,6 +9,10 @@ handed to the booth (``on_supervisor_audio``), which plays it only while its ``b
 says that supervisor barges in (``media.supervisor_voice.BargeAudio``). Any other offer is
 refused (counted, logged).
 
+A recorder's offer (``from: "recorder"`` with a ``peer``) is answered like a supervisor's, plus
+the officer's audio and picture as the booth received them, relayed only while on air
+(``media.recorder_relay``; the transceiver order is in docs/protocol.md, Recording).
+
 Every answer echoes the ``offer_id`` of the offer it answers. Offers from one peer (the officer,
 or one supervisor) are answered in order, and an offer that a newer one from the same peer has
 replaced is dropped, its peer connection closed: only the latest offer gets an answer.
@@ -25,12 +29,14 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaBlackhole
 
 from lapak.media.peer import cancel_tasks, close_peers, new_peer_connection
+from lapak.media.recorder_relay import OfficerRelay, new_recording_peer, stop_relays
 from lapak.signaling.messages import IceServer, PeerLeft, SdpRelay
 from lapak.signaling.protocol import ClientMessage, Sdp
 
 log = logging.getLogger("lapak.booth")
 
 MAX_SUPERVISOR_PEERS = 4
+MAX_RECORDER_PEERS = 2
 
 
 class OfferAnswerer:
@@ -46,6 +52,7 @@ class OfferAnswerer:
         on_officer_state: Callable[[], None],
         ice_servers: Callable[[], list[IceServer]] = list,
         on_supervisor_audio: Callable[[str, MediaStreamTrack], None] | None = None,
+        on_air: Callable[[], bool] | None = None,
     ) -> None:
         """``on_supervisor_audio(peer, track)``: a barging supervisor's voice (its offer sends
         audio); without it, as before, anything a supervisor sends is drained unheard."""
@@ -59,6 +66,9 @@ class OfferAnswerer:
         self._on_officer_state = on_officer_state
         self.officer_pc: RTCPeerConnection | None = None
         self.supervisor_peers: dict[str, RTCPeerConnection] = {}
+        self.recorder_peers: dict[str, RTCPeerConnection] = {}
+        self.relay = OfficerRelay(on_air) if on_air is not None else None
+        """The officer's media relayed to recorders while on air (None: this booth cannot)."""
         self.offers_answered = 0
         self.offers_refused = 0
         self.offers_superseded = 0
@@ -82,6 +92,9 @@ class OfferAnswerer:
         elif message.from_ == "supervisor" and peer:
             self._latest_offer[peer] = message.offer_id
             self._spawn(self._answer_supervisor(message, peer), f"sup-{self.name}-{peer}")
+        elif message.from_ == "recorder" and peer:
+            self._latest_offer[peer] = message.offer_id
+            self._spawn(self._answer_recorder(message, peer), f"rec-{self.name}-{peer}")
         else:
             self.offers_refused += 1
             log.warning(
@@ -91,15 +104,19 @@ class OfferAnswerer:
     def on_peer_left(self, message: PeerLeft) -> None:
         """A supervisor has gone: close its peer connection."""
         self._latest_offer.pop(message.peer, None)
-        pc = self.supervisor_peers.pop(message.peer, None)
+        pc = self.supervisor_peers.pop(message.peer, None) or self.recorder_peers.pop(
+            message.peer, None
+        )
         if pc is not None:
+            stop_relays(pc)
             log.info("event=supervisor_left booth=%s peer=%s", self.name, message.peer)
             self._spawn(close_peers([pc]), f"sup-close-{self.name}")
 
     async def close(self) -> None:
         await cancel_tasks(self._tasks)
-        peers = list(self.supervisor_peers.values())
+        peers = [*self.supervisor_peers.values(), *self.recorder_peers.values()]
         self.supervisor_peers.clear()
+        self.recorder_peers.clear()
         if self.officer_pc is not None:
             peers.append(self.officer_pc)
             self.officer_pc = None
@@ -164,7 +181,7 @@ class OfferAnswerer:
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            self._on_officer_track(track)
+            self._on_officer_track(track if self.relay is None else self.relay.tee(track))
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
@@ -194,24 +211,40 @@ class OfferAnswerer:
                     "event=answer_failed booth=%s peer=%s reason=%r", self.name, peer, str(exc)
                 )
 
-    async def _answer_supervisor_now(self, message: SdpRelay, peer: str) -> None:
-        old = self.supervisor_peers.pop(peer, None)
+    async def _answer_recorder(self, message: SdpRelay, peer: str) -> None:
+        """A recorder: camera and microphone, then the officer's audio and picture (relayed
+        while on air); takes nothing."""
+        async with self._answering:
+            try:
+                await self._answer_supervisor_now(message, peer, recorder=True)
+            except Exception as exc:
+                log.warning(
+                    "event=answer_failed booth=%s peer=%s reason=%r", self.name, peer, str(exc)
+                )
+
+    async def _answer_supervisor_now(
+        self, message: SdpRelay, peer: str, *, recorder: bool = False
+    ) -> None:
+        peers = self.recorder_peers if recorder else self.supervisor_peers
+        old = peers.pop(peer, None)
         if old is not None:
+            stop_relays(old)
             await close_peers([old])
         if self._superseded(message, peer):
             return
-        if len(self.supervisor_peers) >= MAX_SUPERVISOR_PEERS:
+        if len(peers) >= (MAX_RECORDER_PEERS if recorder else MAX_SUPERVISOR_PEERS):
             log.warning(
-                "event=supervisor_refused booth=%s peer=%s reason=too_many", self.name, peer
-            )
+                "event=receiver_refused booth=%s peer=%s recorder=%s reason=too_many",
+                self.name, peer, recorder,
+            )  # fmt: skip
             self.offers_refused += 1
             return
-        pc = new_peer_connection(self._ice_servers())
-        self.supervisor_peers[peer] = pc
+        pc = (new_recording_peer if recorder else new_peer_connection)(self._ice_servers())
+        peers[peer] = pc
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            if track.kind == "audio" and self._on_supervisor_audio is not None:
+            if not recorder and track.kind == "audio" and self._on_supervisor_audio is not None:
                 self._on_supervisor_audio(peer, track)  # barge: played only while announced
                 return
             sink = MediaBlackhole()  # a supervisor sends nothing; drain anything that comes
@@ -221,18 +254,29 @@ class OfferAnswerer:
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
-            if pc.connectionState in ("failed", "closed") and self.supervisor_peers.get(peer) is pc:
-                del self.supervisor_peers[peer]
+            if pc.connectionState in ("failed", "closed") and peers.get(peer) is pc:
+                del peers[peer]
+                stop_relays(pc)
                 await close_peers([pc])
 
         await pc.setRemoteDescription(RTCSessionDescription(sdp=message.sdp, type="offer"))
-        tracks: dict[str, MediaStreamTrack | None] = {"video": self._camera(), "audio": self._mic()}
+        # Per kind, in transceiver order: own camera/mic, then (a recorder) the officer's.
+        tracks: dict[str, list[MediaStreamTrack | None]] = {
+            "video": [self._camera()],
+            "audio": [self._mic()],
+        }
+        if recorder and self.relay is not None:
+            officer_audio, officer_video = self.relay.tracks()
+            tracks["audio"].append(officer_audio)
+            tracks["video"].append(officer_video)
         for transceiver in pc.getTransceivers():
-            track = tracks.pop(transceiver.kind, None)
+            queue = tracks.get(transceiver.kind, [])
+            track = queue.pop(0) if queue else None
             if track is not None:
                 transceiver.sender.replaceTrack(track)
-            hears = (  # a barging supervisor's offer sends its voice
-                transceiver.kind == "audio"
+            hears = (  # a barging supervisor's offer sends its voice (a recorder's never)
+                not recorder
+                and transceiver.kind == "audio"
                 and self._on_supervisor_audio is not None
                 and transceiver.receiver.track is not None
             )
@@ -243,8 +287,9 @@ class OfferAnswerer:
                 else ("sendonly" if sends else "inactive")
             )
         if not await self._send_answer(pc, message, peer):
-            if self.supervisor_peers.get(peer) is pc:
-                del self.supervisor_peers[peer]
+            if peers.get(peer) is pc:
+                del peers[peer]
             await close_peers([pc])
             return
-        log.info("event=answered_supervisor booth=%s peer=%s", self.name, peer)
+        kind = "recorder" if recorder else "supervisor"
+        log.info("event=answered_%s booth=%s peer=%s", kind, self.name, peer)

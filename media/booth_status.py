@@ -51,8 +51,25 @@ def current_step_name(status: BoothState) -> str | None:
     return status.steps[step].name if step is not None and step < len(status.steps) else None
 
 
+RECORDED_NOTICE = "This visit is recorded. / Kunjungan ini direkam."
+"""Shown from routing while ``booth_state.recorded`` (before the officer can first speak)."""
+
+
 def booth_screen(status: BoothState | None, media_connected: bool) -> BoothScreen:
-    """The screen for the server's latest ``booth_state`` (None: none yet)."""
+    """The screen for the server's latest ``booth_state`` (None: none yet), with the
+    recording notice on every screen of a recorded visit until it ends."""
+    screen = _screen(status, media_connected)
+    if status is not None and status.recorded and screen.state != "finished":
+        return BoothScreen(screen.state, screen.title, (*screen.lines, RECORDED_NOTICE))
+    return screen
+
+
+def recording_notice_shown(screen: BoothScreen) -> bool:
+    """Whether the claimant is being shown that the visit is recorded."""
+    return RECORDED_NOTICE in screen.lines
+
+
+def _screen(status: BoothState | None, media_connected: bool) -> BoothScreen:
     if status is None:
         return BoothScreen("starting", "Welcome", ("Connecting to the office...",))
     if status.state == "ended":

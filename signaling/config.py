@@ -83,6 +83,7 @@ class _Server(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     alert_queue_wait_s: Positive = 300.0
     alert_not_spoken_s: Positive = 300.0
     alert_abandoned_window_s: Positive = 900.0
+    recording: bool = False
 
 
 class _Workflow(msgspec.Struct, forbid_unknown_fields=True):
@@ -110,6 +111,7 @@ class TokenTtl(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     booth: Positive = TTL_MAX_S["booth"]
     supervisor: Positive = TTL_MAX_S["supervisor"]
     admin: Positive = TTL_MAX_S["admin"]
+    recorder: Positive = TTL_MAX_S["recorder"]
 
 
 IceUrl = Annotated[str, msgspec.Meta(pattern=r"^(stuns?|turns?):\S+$")]
@@ -202,6 +204,7 @@ class ServerConfig:
     alert_queue_wait_s: float = 300.0  # supervisors' alerts (signaling/alerts.py)
     alert_not_spoken_s: float = 300.0
     alert_abandoned_window_s: float = 900.0
+    recording: bool = False  # visits are recorded: booths say so from routing
     token_ttl_max_s: TokenTtl = field(default_factory=TokenTtl)
     ice: IceConfig = field(default_factory=IceConfig)
     launch: Launch = field(default_factory=Launch)

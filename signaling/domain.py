@@ -16,6 +16,7 @@ from lapak.signaling.errors import DomainError
 from lapak.signaling.events import Event
 from lapak.signaling.permissions import Actor
 from lapak.signaling.protocol import ErrorCode
+from lapak.signaling.protocol import RecordingClosed as RecordingClosedMsg
 from lapak.signaling.state import (
     MAX_CAPACITY,
     OUTCOMES,
@@ -320,6 +321,33 @@ class Domain:
             desk_id, mode, actor.sub, actor.role, peer, desk.on_air, now
         )
         self._emit(events, changed)
+        return events
+
+    def recording_closed(self, actor: Actor, msg: RecordingClosedMsg, now: float) -> list[Event]:
+        """A recorder of the visit's office closed its file: the facts go into the trail."""
+        perm.recorded_visit(self.state, actor, msg.visit)
+        if len(msg.sha256) != 64 or any(c not in "0123456789abcdef" for c in msg.sha256):
+            raise DomainError(ErrorCode.INVALID_MESSAGE, "sha256 must be 64 lowercase hex digits")
+        if "/" in msg.file or "\\" in msg.file or msg.file in (".", ".."):
+            raise DomainError(ErrorCode.INVALID_MESSAGE, "file must be a bare file name")
+        if any(not 0 <= start <= end for start, end in msg.gaps):
+            raise DomainError(ErrorCode.INVALID_MESSAGE, "each gap is [from, to] with from <= to")
+        closed = ev.RecordingClosed(
+            msg.visit, msg.file, msg.sha256, msg.duration_s, msg.bytes,
+            [(a, b) for a, b in msg.gaps], actor.sub, now, actor.role,
+        )  # fmt: skip
+        events: list[Event] = []
+        self._emit(events, closed)
+        return events
+
+    def recording_notice_shown(self, actor: Actor, visit_id: str, now: float) -> list[Event]:
+        """The booth showed "this visit is recorded" on its own, open visit."""
+        visit = perm.booth_visit(actor, self.state.visits.get(visit_id))
+        if visit.state == "ended":
+            raise DomainError(ErrorCode.VISIT_NOT_ACTIVE, f"visit {visit_id} has ended")
+        events: list[Event] = []
+        by = actor.booth or actor.sub  # the booth, as the trail names booths
+        self._emit(events, ev.RecordingNoticeShown(visit_id, by, now, actor.role))
         return events
 
 

@@ -150,6 +150,29 @@ class EscalationTaken(msgspec.Struct, tag="escalation_taken", tag_field="kind"):
     at: float
 
 
+class RecordingClosed(msgspec.Struct, tag="recording_closed", tag_field="kind"):
+    """A recorder closed the visit's file (name, SHA-256, length, size, wall-clock gaps)."""
+
+    visit: str
+    file: str
+    sha256: str
+    duration_s: float
+    bytes: int
+    gaps: list[tuple[float, float]]
+    by: str
+    at: float
+    role: str = "recorder"
+
+
+class RecordingNoticeShown(msgspec.Struct, tag="recording_notice_shown", tag_field="kind"):
+    """The booth showed the claimant that the visit is recorded (consent, logged)."""
+
+    visit: str
+    by: str
+    at: float
+    role: str = "booth"
+
+
 Event = (
     DeskOpened
     | DeskConfigured
@@ -166,6 +189,8 @@ Event = (
     | SupervisionChanged
     | VisitEscalated
     | EscalationTaken
+    | RecordingClosed
+    | RecordingNoticeShown
 )
 
 _encoder = msgspec.json.Encoder()

@@ -102,6 +102,7 @@ class Hub:
             video_tiers=self.config.video_tiers,
             supervisions=self.supervisions,
         )
+        self.projection.recording = self.config.recording  # booths say "recorded" from routing
         self.revoked: frozenset[str] = frozenset()  # token ids refused (the shell reads the list)
         self.alert_rules = AlertRules(
             queue_wait_s=self.config.alert_queue_wait_s,
@@ -396,6 +397,12 @@ class Hub:
                     )  # fmt: skip
                 conn.claims = fresh
                 out.append((me, Ack(re=msg.id, exp=fresh.exp)))
+            case p.RecordingClosed():
+                result.events += d.recording_closed(actor, msg, now)
+                out.append((me, Ack(re=msg.id, visit=msg.visit)))
+            case p.RecordingNoticeShown():
+                result.events += d.recording_notice_shown(actor, msg.visit, now)
+                out.append((me, Ack(re=msg.id, visit=msg.visit)))
             case _:  # pragma: no cover - decode_client admits only the types above
                 raise p.ProtocolError(ErrorCode.UNKNOWN_TYPE, "unhandled message")
 

@@ -12,3 +12,5 @@ MAX_NAME = 200  # a claimant's name
 MAX_REASON = 200  # a rejection reason
 MAX_NOTE = 1000
 MAX_TOKEN = 8192
+MAX_FILE_NAME = 200  # a recording's file name (recording_closed)
+MAX_GAPS = 1000  # gaps listed in one recording_closed

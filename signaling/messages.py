@@ -20,7 +20,7 @@ from lapak.signaling.protocol import ErrorCode, Outcome, Role, SdpType, Supervis
 
 VisitState = Literal["queued", "active", "escalated", "ended"]
 StepStatus = Literal["pending", "approved", "rejected"]
-Sender = Literal["officer", "booth", "supervisor"]
+Sender = Literal["officer", "booth", "supervisor", "recorder"]
 VideoTier = Literal["full", "thumbnail"]
 
 
@@ -253,6 +253,7 @@ class BoothState(VisitView, _Message, frozen=True, tag="booth_state"):
     queue: int
     video: VideoTier
     supervisor_present: bool = False  # a supervisor barges into this booth's conversation
+    recorded: bool = False  # the visit is recorded: say so from routing (server key recording)
 
     @classmethod
     def of(
@@ -265,6 +266,7 @@ class BoothState(VisitView, _Message, frozen=True, tag="booth_state"):
         queue: int,
         video: VideoTier,
         supervisor_present: bool = False,
+        recorded: bool = False,
     ) -> BoothState:
         return cls(
             **msgspec.structs.asdict(view),
@@ -274,6 +276,7 @@ class BoothState(VisitView, _Message, frozen=True, tag="booth_state"):
             queue=queue,
             video=video,
             supervisor_present=supervisor_present,
+            recorded=recorded,
         )
 
     def view(self) -> VisitView:

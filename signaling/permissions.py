@@ -37,6 +37,16 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 }
 # What a supervisor (or admin) with grant ``resolve`` may also send, on a visit it took.
 RESOLVING = frozenset({"decide", "end_visit"})
+
+# Recordings (issue 15): the recorder joins its office's visits receive-only, like a
+# supervisor, and reports each closed file; the booth logs that it showed the notice.
+PERMISSIONS["hello"] |= {"recorder"}
+PERMISSIONS["watch"] |= {"recorder"}
+PERMISSIONS["sdp"] |= {"recorder"}
+PERMISSIONS["refresh"] |= {"recorder"}
+PERMISSIONS["recording_closed"] = frozenset({"recorder"})
+PERMISSIONS["recording_notice_shown"] = frozenset({"booth"})
+RECORDERS = ("recorder",)  # watch every desk of their own office (never office *)
 MUTATING = frozenset(
     {
         "start_visit",
@@ -48,6 +58,8 @@ MUTATING = frozenset(
         "configure_desk",
         "close_desk",
         "set_workflow",
+        "recording_closed",
+        "recording_notice_shown",
     }
 )
 WATCHERS = ("supervisor", "admin")  # roles that watch desks they do not sit at
@@ -190,12 +202,27 @@ def deciding_visit(state: State, actor: Actor, visit_id: str) -> Visit:
     return seated_here(state, actor, visit_id)
 
 
+def recorded_visit(state: State, actor: Actor, visit_id: str) -> Visit:
+    """A visit a recorder may report on: one of its own office (ended ones included: the
+    file is closed after the visit ends)."""
+    if actor.role not in RECORDERS:
+        raise AccessDenied(ErrorCode.FORBIDDEN, "only a recorder may do this")
+    visit = state.visits.get(visit_id)
+    if visit is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"no visit {visit_id}")
+    if visit.office != actor.office:
+        raise AccessDenied(ErrorCode.FORBIDDEN, f"visit {visit_id} is not of your office")
+    return visit
+
+
 def may_watch(state: State, actor: Actor, desk_id: str) -> Desk:
     """An officer watches their own desk; supervisors and admins the desks of their office."""
     desk = desk_named(state, desk_id)
     if actor.role == "officer" and actor.desk == desk_id:
         return desk
     if actor.role in WATCHERS and actor.office in (desk.office, "*"):
+        return desk
+    if actor.role in RECORDERS and actor.office == desk.office:
         return desk
     raise AccessDenied(ErrorCode.FORBIDDEN, f"may not watch desk {desk_id}")
 

@@ -29,6 +29,7 @@ class Projection:
         self.state = state
         self.supervisions = supervisions or Supervisions()
         self.video_tiers = video_tiers  # False: every booth sends full video
+        self.recording = False  # the server records visits: booth_state.recorded from routing
         self.sessions = sessions
         self.default_visit_s = default_visit_s
         self._desk_seq: Counter[str] = Counter()
@@ -53,6 +54,7 @@ class Projection:
             estimated_wait_s=estimated_wait_s(self.state, visit, self.default_visit_s),
             queue=len(self.state.queues.get(visit.office, [])),
             supervisor_present=self.supervisor_present(visit_id),
+            recorded=self.recording and visit.routed_at is not None,
         )
 
     def supervisor_present(self, visit_id: str) -> bool:

@@ -15,8 +15,10 @@ from typing import Annotated, Any, Literal, get_args
 import msgspec
 
 from lapak.signaling.errors import LapakError
-from lapak.signaling.limits import (
+from lapak.signaling.limits import (  # recordings
+    MAX_FILE_NAME,
     MAX_FRAME_BYTES,
+    MAX_GAPS,
     MAX_ID,
     MAX_NAME,
     MAX_NOTE,
@@ -71,7 +73,7 @@ class CloseCode:
     FLOOD = 4029
 
 
-Role = Literal["officer", "booth", "supervisor", "admin"]
+Role = Literal["officer", "booth", "supervisor", "admin", "recorder"]
 Decision = Literal["approve", "reject", "reopen"]
 Outcome = Literal["completed", "rejected", "escalated", "abandoned"]
 SdpType = Literal["offer", "answer"]
@@ -225,6 +227,30 @@ class TakeEscalation(
     id: int | None = None
 
 
+class RecordingClosed(
+    msgspec.Struct, tag="recording_closed", tag_field="type", forbid_unknown_fields=True
+):
+    """A recorder closed a visit's file: its name, SHA-256, length, size and the gaps in it
+    (wall-clock ``[from, to]`` pairs), for the visit's audit trail (``lapak recordings verify``)."""
+
+    visit: str
+    file: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_FILE_NAME)]
+    sha256: str
+    duration_s: Annotated[float, msgspec.Meta(ge=0)]
+    bytes: Annotated[int, msgspec.Meta(ge=0)]
+    gaps: Annotated[list[tuple[float, float]], msgspec.Meta(max_length=MAX_GAPS)] = []
+    id: int | None = None
+
+
+class RecordingNoticeShown(
+    msgspec.Struct, tag="recording_notice_shown", tag_field="type", forbid_unknown_fields=True
+):
+    """The booth showed the claimant "this visit is recorded" (their consent, logged)."""
+
+    visit: str
+    id: int | None = None
+
+
 ClientMessage = (
     Hello
     | StartVisit
@@ -242,6 +268,8 @@ ClientMessage = (
     | Refresh
     | Supervise
     | TakeEscalation
+    | RecordingClosed
+    | RecordingNoticeShown
 )
 
 CLIENT_TYPES: tuple[str, ...] = tuple(

@@ -13,13 +13,14 @@ from lapak.signaling import protocol as p
 from lapak.signaling.errors import AccessDenied, DomainError
 from lapak.signaling.events import Event, VisitEnded, VisitEscalated, VisitQueued
 from lapak.signaling.messages import PeerLeft, SdpRelay, Sender
-from lapak.signaling.permissions import WATCHERS, Place, booth_place
+from lapak.signaling.permissions import RECORDERS, WATCHERS, Place, booth_place
 from lapak.signaling.protocol import ErrorCode
 from lapak.signaling.sessions import Conn, Sessions
 from lapak.signaling.state import State, Visit
 from lapak.signaling.supervision import Supervisions
 
 OFFICER = "officer"  # the offerer key of a desk's officer; a supervisor's is its peer id
+RECEIVERS = (*WATCHERS, *RECORDERS)  # receive-only peers, each named by its connection id
 
 
 class Relay:
@@ -54,11 +55,11 @@ class Relay:
             _only(msg, "offer", "the officer only offers")
             targets = self.sessions.holders(place)
             sender, offerer = "officer", OFFICER
-        elif actor.role in WATCHERS and _sees(conn, visit):
-            _only(msg, "offer", "a supervisor only offers")
+        elif actor.role in RECEIVERS and _sees(conn, visit):
+            _only(msg, "offer", f"a {actor.role} only offers")
             targets = self.sessions.holders(place)
-            sender, peer = "supervisor", str(conn.id)
-            offerer = peer
+            sender = "recorder" if actor.role in RECORDERS else "supervisor"
+            peer = offerer = str(conn.id)
         elif actor.role == "booth" and actor.place == place:
             _only(msg, "answer", "a booth only answers")
             sender, offerer = "booth", msg.peer or OFFICER
@@ -146,13 +147,13 @@ class Relay:
             desk = self.state.desks.get(visit.desk or "")
             return self.sessions.holders(("desk", desk.office, desk.id)) if desk else []
         watcher = self.sessions.conns.get(int(peer)) if peer.isdigit() else None
-        if watcher is None or watcher.claims is None or watcher.claims.role not in WATCHERS:
+        if watcher is None or watcher.claims is None or watcher.claims.role not in RECEIVERS:
             return []
         return [watcher.id] if _sees(watcher, visit) else []
 
     def watcher_left(self, conn: Conn) -> list[tuple[int, PeerLeft]]:
         """A supervisor or admin leaves: booths of the desks it watched drop its peer."""
-        if conn.claims is None or conn.claims.role not in WATCHERS:
+        if conn.claims is None or conn.claims.role not in RECEIVERS:
             return []
         peer = str(conn.id)
         outputs: list[tuple[int, PeerLeft]] = []

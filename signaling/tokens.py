@@ -43,7 +43,7 @@ __all__ = [
     "refresh_due",
 ]
 
-ROLES = ("officer", "booth", "supervisor", "admin")
+ROLES = ("officer", "booth", "supervisor", "admin", "recorder")
 ALGORITHM = "HS256"
 CLOCK_SKEW_S = 60
 HOUR = 3600.0
@@ -52,6 +52,7 @@ TTL_MAX_S: Mapping[str, float] = {
     "booth": 7 * 24 * HOUR,
     "supervisor": 12 * HOUR,
     "admin": HOUR,
+    "recorder": 7 * 24 * HOUR,  # a service on the server host, like a booth
 }
 """Default longest lifetime per role (``[token_ttl_max_s]`` in the config overrides it)."""
 DEFAULT_TTL_S = 12 * HOUR

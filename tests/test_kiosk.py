@@ -626,4 +626,47 @@ async def test_kiosk_escalation_says_a_supervisor_will_join(env: Env, context: A
     finally:
         await officer.close()
         await resolver.close()
+
+
+async def test_kiosk_says_the_visit_is_recorded_from_routing_and_logs_it(
+    env: Env, context: Any
+) -> None:
+    """Issue 15: with recording on, the page shows the notice once the visit is routed (before
+    the officer can speak) and the server logs that it was shown, once."""
+    from lapak.signaling.events import RecordingNoticeShown
+    from lapak.signaling.logformat import read_events
+
+    hub = env.server.hub
+    assert hub is not None
+    hub.projection.recording = True
+    officer = SignalClient(
+        env.server.url, env.keys.issue("officer", "rec-o", "main", desk="d9"), reconnect=False
+    )
+    page = await open_kiosk(context, env, env.booth_token("booth-09"))
+    try:
+        await officer.connect()
+        await reach_device_check(page)
+        await page.wait_for_selector("#devices-continue:enabled", timeout=10000)
+        await page.click("#devices-continue")
+        snap = await until(page, lambda s: bool(s["visit"]), "the visit starts")
+        visit = snap["visit"]
+        await wait_until(lambda: hub.state.visits[visit].desk is not None, "the visit is routed")
+        await page.wait_for_selector("#recording-notice:visible", timeout=10000)
+        assert await page.inner_text("#recording-notice") == "Kunjungan ini direkam."
+
+        def logged() -> list[Any]:
+            log = env.server.data_dir / "events.sqlite3"
+            return [
+                e
+                for e in read_events(log)
+                if isinstance(e, RecordingNoticeShown) and e.visit == visit
+            ]
+
+        await wait_until(lambda: bool(logged()), "the server logs the notice")
+        await page.click("#lang")  # English too; rendering again logs nothing more
+        await page.wait_for_selector("#recording-notice:text-is('This visit is recorded.')")
+        assert [e.by for e in logged()] == ["booth-09"], "logged once, by the booth"
+    finally:
+        hub.projection.recording = False
+        await officer.close()
         await page.close()

@@ -69,6 +69,15 @@ def day() -> list[dict[str, Any]]:
     peer = next(f["peer"] for _, f in relayed if f["type"] == "sdp")
     answer(booth, {**reply, "offer_id": "s1", "peer": peer})
     answer(officer, {"type": "office_stats"})
+    recorder = join("recorder")  # issue 15: the recorder's offer, answer and closing report
+    answer(recorder, {"type": "watch", "desk": "d1"})
+    relayed = hub.send(recorder, {**offer, "offer_id": "r1"}).outputs
+    frames.extend(f for _, f in relayed)
+    rec_peer = next(f["peer"] for _, f in relayed if f["type"] == "sdp")
+    answer(booth, {**reply, "offer_id": "r1", "peer": rec_peer})
+    answer(booth, {"type": "recording_notice_shown", "visit": visit})
+    closed = {"visit": visit, "file": "v.webm", "sha256": "b" * 64, "duration_s": 2.0}
+    answer(recorder, {"type": "recording_closed", **closed, "bytes": 9, "gaps": [[1, 2]]})
     answer(officer, {"type": "focus", "visit": None})
     answer(booth, {"type": "focus", "visit": visit})  # forbidden
     answer(officer, {**decide, "visit": "nope", "step": 0, "decision": "approve"})

@@ -21,6 +21,7 @@ ROLES = (
     "supervisor +barge",
     "supervisor +resolve",
     "admin",
+    "recorder",
 )
 
 
@@ -52,6 +53,7 @@ EXTRA: dict[str, dict[str, Any]] = {
     "supervisor +barge": {"grants": ["barge"]},
     "supervisor +resolve": {"grants": ["resolve"]},
     "admin": {},
+    "recorder": {},
 }
 
 
@@ -78,7 +80,7 @@ def world() -> tuple[HubDriver, dict[str, int], str]:
     conns = {c: hub.join(role_of(c), sub=sub_of(c), **EXTRA[c]) for c in ROLES}
     visit = hub.start_visit(conns["booth"])
     for column in ROLES:
-        if role_of(column) in ("supervisor", "admin"):
+        if role_of(column) in ("supervisor", "admin", "recorder"):
             hub.send(conns[column], {"type": "watch", "id": 3, "desk": "d1"})
     offer = {"type": "sdp", "id": 4, "visit": visit, "sdp_type": "offer", "sdp": "v=0"}
     hub.send(conns["officer"], {**offer, "offer_id": "o1"})
@@ -117,6 +119,15 @@ def sample(kind: str, role: str, visit: str, hub: HubDriver) -> dict[str, Any]:
         # coach, but barge for the column whose grant is barge
         "supervise": {"desk": "d1", "mode": "barge" if role.endswith("+barge") else "coach"},
         "take_escalation": {"visit": ESCALATED["waiting"]},
+        "recording_closed": {
+            "visit": visit,
+            "file": f"{visit}.webm",
+            "sha256": "a" * 64,
+            "duration_s": 1.5,
+            "bytes": 100,
+            "gaps": [[1.0, 2.0]],
+        },
+        "recording_notice_shown": {"visit": visit},
     }[kind]
 
 

@@ -360,6 +360,20 @@ function renderScreen(screen) {
   }
 }
 
+// "This visit is recorded" from routing (booth_state.recorded) until the visit ends; the
+// server logs once per visit that the claimant was shown it (recording_notice_shown).
+const noticeLogged = new Set();
+
+function renderRecordingNotice(status) {
+  const shown = Boolean(status?.recorded) && status?.state !== "ended";
+  $("#recording-notice").hidden = !shown;
+  if (!shown || noticeLogged.has(status.visit) || !signal) return;
+  noticeLogged.add(status.visit);
+  signal
+    .request({ type: "recording_notice_shown", visit: status.visit })
+    .catch(() => noticeLogged.delete(status.visit)); // shown again on the next booth_state
+}
+
 function render() {
   const screen = chooseScreen(state);
   for (const el of $$("[data-t]")) el.textContent = t(el.dataset.t);
@@ -369,6 +383,7 @@ function render() {
   net.hidden = !banner;
   net.textContent = banner ? t("net.reconnecting") : "";
   renderChecklist(state.status);
+  renderRecordingNotice(state.status);
   renderScreen(screen);
   if (screen !== state.screen) {
     for (const section of $$("section.screen")) section.hidden = section.dataset.for !== screen;

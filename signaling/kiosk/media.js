@@ -5,9 +5,10 @@
 // answered on a fresh RTCPeerConnection (the old one is closed first), like the Python booth:
 // that is how a failed link is rebuilt, since the console re-offers on failure. The answer is
 // sent once ICE gathering is complete (the console, aiortc, does not trickle candidates).
-// Supervisors' offers (from "supervisor" with a peer id) get send-only answers, except that a
-// barging supervisor's offer that sends audio is answered sendrecv on audio: that voice plays
-// through its own gain, open only while booth_state says on air and supervisor_present.
+// Supervisors' and recorders' offers (from "supervisor"/"recorder" with a peer id) get
+// send-only answers, except that a barging supervisor's offer that sends audio is answered
+// sendrecv on audio: that voice plays through its own gain, open only while booth_state says
+// on air and supervisor_present.
 // Every answer echoes its offer's `offer_id`. Only the latest offer from each peer (the
 // officer, or one supervisor) is answered: one replaced by a newer offer while it was being
 // answered is dropped and its peer connection closed.
@@ -18,6 +19,10 @@ const GATHER_TIMEOUT_MS = 5000;
 const THUMBNAIL_SCALE = 4;
 const THUMBNAIL_FPS = 5;
 const MAX_SUPERVISOR_PEERS = 4;
+// Receive-only peers named by the server: supervisors, and recorders (docs/protocol.md,
+// "Recording"). A recorder gets the camera and microphone only: the kiosk does not relay the
+// officer's media yet, so its last two transceivers are left inactive.
+const RECEIVERS = ["supervisor", "recorder"];
 
 // Audio processing (echo cancellation, noise suppression, auto gain) is on: a booth has a
 // loudspeaker next to its microphone. `#audio=raw` at enrolment switches it off (for
@@ -220,7 +225,7 @@ export class BoothMedia {
 
   // Record an offer as its peer's latest, at once (before any await).
   noteOffer(message) {
-    if (message.from === "supervisor" && typeof message.peer === "string" && message.peer) {
+    if (RECEIVERS.includes(message.from) && typeof message.peer === "string" && message.peer) {
       this.latestOffer.set(message.peer, message.offer_id ?? null);
     } else if (message.from === "officer" && !message.peer) {
       this.latestOffer.set("", message.offer_id ?? null);
@@ -235,7 +240,7 @@ export class BoothMedia {
   }
 
   async onOffer(message) {
-    if (message.from === "supervisor" && typeof message.peer === "string" && message.peer) {
+    if (RECEIVERS.includes(message.from) && typeof message.peer === "string" && message.peer) {
       return this.answerSupervisor(message);
     }
     if (message.from !== "officer" || message.peer) return;

@@ -1,0 +1,198 @@
+"""``lapak recordings list|export|verify``: the recorder's files, checked against the trail.
+
+``verify`` recomputes each file's SHA-256 and size and compares them with the visit's
+``recording_closed`` event in the server's event log; a file that differs, is missing, or has
+no such event (a recorder stopped before it could close it) fails, exit 1, one line each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lapak.cli.errors import CliError
+from lapak.cli.exit_codes import EXIT_FAILED, EXIT_NO_FILE, EXIT_OK, EXIT_USAGE
+
+SUFFIX = ".webm"
+
+
+def add_parser(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "recordings", help="list, export or verify visit recordings (lapak recorder's files)"
+    )
+    actions = p.add_subparsers(dest="recordings_command", required=True, metavar="ACTION")
+    a = actions.add_parser("list", help="one line per recording: visit, start, length, gaps")
+    a.add_argument("--dir", type=Path, required=True, help="the recorder's --dir")
+    a.add_argument("--json", action="store_true", help="the sidecars as JSON lines")
+    a = actions.add_parser(
+        "export", help="copy a visit's recordings (and its audit trail) to another directory"
+    )
+    a.add_argument("--dir", type=Path, required=True, help="the recorder's --dir")
+    a.add_argument("--visit", required=True)
+    a.add_argument("--to", type=Path, required=True, help="directory to copy into (created)")
+    a.add_argument("--data-dir", type=Path, help="the server's data directory: add the trail")
+    a = actions.add_parser(
+        "verify", help="recompute SHA-256 and size against the audit trail: exit 1 on any problem"
+    )
+    a.add_argument("--dir", type=Path, required=True, help="the recorder's --dir")
+    a.add_argument("--data-dir", type=Path, required=True, help="the server's data directory")
+    a.add_argument("--visit", help="only this visit")
+
+
+@dataclass(frozen=True)
+class Closed:
+    """A ``recording_closed`` event, as the trail has it."""
+
+    visit: str
+    file: str
+    sha256: str
+    bytes: int
+    duration_s: float
+    gaps: list[list[float]]
+    seq: int
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.dir.is_dir():
+        raise CliError(f"no recordings directory {args.dir}", EXIT_NO_FILE)
+    if args.recordings_command == "list":
+        return _list(args.dir, args.json)
+    if args.recordings_command == "export":
+        return _export(args.dir, args.visit, args.to, args.data_dir)
+    return _verify(args.dir, args.data_dir, args.visit)
+
+
+def sidecars(directory: Path) -> list[dict[str, Any]]:
+    """Every recording's sidecar, by start time (an unreadable one is an operator error)."""
+    from lapak.media.recorder_file import read_sidecar
+
+    found = []
+    for path in sorted(directory.glob(f"*{SUFFIX}.json")):
+        try:
+            found.append(read_sidecar(path))
+        except (OSError, ValueError) as exc:
+            raise CliError(f"cannot read {path}: {exc}", EXIT_FAILED) from None
+    return sorted(found, key=lambda s: (s.get("start") or 0.0, s.get("file") or ""))
+
+
+def _list(directory: Path, as_json: bool) -> int:
+    for car in sidecars(directory):
+        if as_json:
+            sys.stdout.write(json.dumps(car) + "\n")
+            continue
+        state = "closed" if car.get("closed") else "UNCLOSED"
+        length = car.get("duration_s")
+        sys.stdout.write(
+            f"{car['visit']}\t{car['file']}\t{car.get('start_utc')}\t"
+            f"{'-' if length is None else f'{length:.1f}s'}\t"
+            f"{car.get('bytes') if car.get('bytes') is not None else '-'} bytes\t"
+            f"{len(car.get('gaps') or [])} gaps\t{state}\n"
+        )
+    return EXIT_OK
+
+
+def trail(data_dir: Path) -> list[Closed]:
+    """The ``recording_closed`` events of a data directory's log, oldest first."""
+    from lapak.signaling.events import RecordingClosed, decode_event
+    from lapak.signaling.logformat import iter_rows
+
+    log_file = data_dir / "events.sqlite3"
+    if not log_file.exists():
+        raise CliError(f"no event log in {data_dir}", EXIT_NO_FILE)
+    out = []
+    for seq, _, kind, body, _ in iter_rows(log_file):
+        if kind != "recording_closed":
+            continue
+        event = decode_event(body)
+        assert isinstance(event, RecordingClosed)
+        gaps = [[a, b] for a, b in event.gaps]
+        out.append(
+            Closed(event.visit, event.file, event.sha256, event.bytes, event.duration_s, gaps, seq)
+        )
+    return out
+
+
+def problems_of(directory: Path, closed: list[Closed], visit: str | None) -> tuple[list[str], int]:
+    """Each problem as one line, and how many files matched their event."""
+    from lapak.media.recorder_file import sha256_of
+
+    problems: list[str] = []
+    good = 0
+    by_file = {c.file: c for c in closed if visit is None or c.visit == visit}
+    for name, event in sorted(by_file.items()):
+        path = directory / name
+        if not path.is_file():
+            problems.append(f"MISSING {name}: visit {event.visit}'s recording (event {event.seq})")
+            continue
+        size = path.stat().st_size
+        digest = sha256_of(path)
+        if digest != event.sha256 or size != event.bytes:
+            problems.append(
+                f"ALTERED {name}: SHA-256 {digest[:16]}… and {size} bytes, but the audit trail "
+                f"(event {event.seq}) says {event.sha256[:16]}… and {event.bytes} bytes"
+            )
+            continue
+        good += 1
+        sys.stdout.write(f"OK {name} (visit {event.visit}, event {event.seq})\n")
+    for path in sorted(directory.glob(f"*{SUFFIX}")):
+        if path.name in by_file:
+            continue
+        owner = _visit_of(path)
+        if visit is not None and owner != visit:
+            continue
+        problems.append(
+            f"UNVERIFIED {path.name}: no recording_closed in the audit trail (the recorder "
+            "stopped before closing it, or the file does not belong to this server)"
+        )
+    return problems, good
+
+
+def _visit_of(path: Path) -> str | None:
+    from lapak.media.recorder_file import read_sidecar, sidecar_path
+
+    try:
+        return str(read_sidecar(sidecar_path(path)).get("visit"))
+    except (OSError, ValueError):
+        return None
+
+
+def _verify(directory: Path, data_dir: Path, visit: str | None) -> int:
+    closed = trail(data_dir)
+    problems, good = problems_of(directory, closed, visit)
+    for problem in problems:
+        sys.stdout.write(f"{problem}\n")
+    sys.stdout.write(f"{good} recordings match the audit trail, {len(problems)} problems\n")
+    if problems:
+        sys.stderr.write(f"lapak recordings verify: {problems[0]}\n")
+    return EXIT_FAILED if problems else EXIT_OK
+
+
+def _export(directory: Path, visit: str, to: Path, data_dir: Path | None) -> int:
+    cars = [c for c in sidecars(directory) if c.get("visit") == visit]
+    if not cars:
+        raise CliError(f"no recording of visit {visit} in {directory}", EXIT_NO_FILE)
+    if to.exists() and not to.is_dir():
+        raise CliError(f"--to {to} is not a directory", EXIT_USAGE)
+    to.mkdir(parents=True, exist_ok=True)
+    for car in cars:
+        name = str(car["file"])
+        for part in (name, f"{name}.json"):
+            if (directory / part).is_file():
+                shutil.copy2(directory / part, to / part)
+                sys.stdout.write(f"{to / part}\n")
+    if data_dir is not None:
+        from lapak.signaling.audit import records
+
+        if not (data_dir / "events.sqlite3").exists():
+            raise CliError(f"no event log in {data_dir}", EXIT_NO_FILE)
+        trail_file = to / f"{visit}.audit.jsonl"
+        with trail_file.open("w") as out:
+            for row in records(data_dir, visit):
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        sys.stdout.write(f"{trail_file}\n")
+    return EXIT_OK
