@@ -14,7 +14,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from lapak.signaling import signing
 from lapak.signaling.datadir import LOG_NAME, MARKER_NAME
-from lapak.signaling.events import VisitEnded, VisitQueued, VisitRouted, VisitStarted, decode_event
+from lapak.signaling.events import (
+    VisitEnded,
+    VisitPurged,
+    VisitQueued,
+    VisitRouted,
+    VisitStarted,
+    decode_event,
+)
 from lapak.signaling.logformat import (
     GENESIS,
     checkpoints,
@@ -25,6 +32,7 @@ from lapak.signaling.logformat import (
     state_hash,
 )
 from lapak.signaling.logverify import Verification, verify_rows
+from lapak.signaling.personal_data import PURGED
 from lapak.signaling.signing import Checkpoint
 
 FIELDS = ("seq", "time", "kind", "visit", "desk", "by", "role", "detail", "hash")
@@ -151,19 +159,42 @@ def _local_day(ts: float) -> str:
     return time.strftime("%Y-%m-%d", time.localtime(ts))
 
 
+def _purged_visits(path: Path) -> set[str]:
+    """Visits whose key was destroyed (a ``visit_purged`` row anywhere in the log)."""
+    conn = connect_readonly(path)
+    try:
+        rows = conn.execute("SELECT body FROM events WHERE kind = 'visit_purged'").fetchall()
+    finally:
+        conn.close()
+    return {event.visit for (body,) in rows if isinstance(event := decode_event(body), VisitPurged)}
+
+
+def personal_data_status(event: VisitStarted, purged: set[str]) -> str:
+    """What an export says instead of a claimant's personal data: ``purged`` (the key is
+    destroyed), ``sealed`` (encrypted, its key held) or ``in clear`` (logged before
+    sealing; the export leaves it out all the same)."""
+    if event.visit in purged:
+        return PURGED
+    return "sealed" if event.sealed is not None else "in clear"
+
+
 def records(
     data_dir: Path, visit: str | None = None, day: str | None = None
 ) -> list[dict[str, Any]]:
-    """Audit records, oldest first; personal data (claimant names) is left out on purpose."""
+    """Audit records, oldest first; personal data (claimant names) is left out on purpose:
+    ``name`` and ``membership_no`` say ``purged``, ``sealed`` or ``in clear`` instead."""
     out: list[dict[str, Any]] = []
     booths: dict[str, str] = {}
     desks: dict[str, str | None] = {}  # visit -> the desk it sits at now (as of this row)
+    purged = _purged_visits(data_dir / LOG_NAME)
     for seq, at, kind, body, row_hash in iter_rows(data_dir / LOG_NAME):
         event = decode_event(body)
         fields = msgspec.structs.asdict(event)
         if isinstance(event, VisitStarted):
             booths[event.visit] = event.booth
+            status = personal_data_status(event, purged)
             fields = {"visit": event.visit, "office": event.office, "booth": event.booth,
+                      "name": status, "membership_no": status,
                       "claim_type": event.claim_type, "steps": event.steps}  # fmt: skip
         event_visit = fields.pop("visit", None)
         desk = fields.pop("desk", None) or desks.get(event_visit or "")

@@ -32,6 +32,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "close_desk": frozenset({"admin"}),
     "set_workflow": frozenset({"admin"}),
     "refresh": frozenset({"officer", "booth", "supervisor", "admin"}),
+    "purge_visit": frozenset({"admin"}),  # personal data (issue 15)
 }
 MUTATING = frozenset(
     {
@@ -44,6 +45,7 @@ MUTATING = frozenset(
         "configure_desk",
         "close_desk",
         "set_workflow",
+        "purge_visit",
     }
 )
 WATCHERS = ("supervisor", "admin")  # roles that watch desks they do not sit at
