@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import cast
 
-from lapak.cli import audit, backup, booth, console, demo, enrol, token
+from lapak.cli import audit, backup, booth, console, demo, enrol, purge, token
 from lapak.cli import signal as signal_command  # not the standard library's signal
 from lapak.cli.errors import CliError, operator_error
 from lapak.cli.exit_codes import EXIT_INTERRUPTED, EXIT_PIPE
@@ -25,6 +25,7 @@ COMMANDS = {
     "signal": "lapak.cli.signal:run",
     "audit": "lapak.cli.audit:run",
     "backup": "lapak.cli.backup:run",
+    "purge": "lapak.cli.purge:run",
     "token": "lapak.cli.token:run",
     "enrol": "lapak.cli.enrol:run",
     "booth": "lapak.cli.booth:run",
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     signal_command.add_parser(sub)
     audit.add_parser(sub)
     backup.add_parser(sub)
+    purge.add_parser(sub)
     token.add_parser(sub)
     enrol.add_parser(sub)
     booth.add_parser(sub)
