@@ -228,3 +228,38 @@ def test_retention_config_is_checked_by_name() -> None:
         ServerConfig.from_dict({"retention": {"dayz": 3}})
     config = ServerConfig.from_dict({"retention": {"offices": {"east": 7}}})
     assert (config.retention.days, config.retention.offices) == (None, {"east": 7.0})
+
+
+def test_start_up_opens_sealed_names_with_the_stored_keys_and_names_a_missing_one() -> None:
+    """``visitkeys.reveal`` after replay: a visit whose key is held shows its name again; a
+    key that is missing or wrong leaves it blank (and is logged), never a crash."""
+    import sqlite3
+
+    from lapak.signaling.logformat import KEYS_SCHEMA
+    from lapak.signaling.visitkeys import SqliteKeyStore, reveal
+
+    hub = HubDriver()
+    conns = office(hub)
+    started: list[VisitStarted] = []
+    keys: dict[str, bytes] = {}
+    for name in (NAME, "Budi", "Ayu"):
+        claimant = {"name": name, "membership_no": MEMBER}
+        step = hub.send(conns["booth"], {"type": "start_visit", "id": 2, "claimant": claimant})
+        started += [e for e in step.events if isinstance(e, VisitStarted)]
+        keys |= step.result.keys
+        leave = {"type": "end_visit", "id": 3, "visit": started[-1].visit, "outcome": "abandoned"}
+        hub.say(conns["booth"], leave)
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(KEYS_SCHEMA)
+    store = SqliteKeyStore(conn)
+    first, second, third = (e.visit for e in started)
+    store.put(first, keys[first])
+    store.put(third, keys[first])  # the wrong visit's key
+    state = State()
+    for event in started:
+        apply(state, event)
+    assert reveal(state, store) == 2, "two visits cannot be opened"
+    assert [state.visits[v].name for v in (first, second, third)] == [NAME, "", ""]
+    assert store.destroy(first) and not store.destroy(first), "destroyed once"
+    assert store.get(first) is None
+    conn.close()

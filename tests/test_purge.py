@@ -204,6 +204,9 @@ async def test_lapak_purge_offline_and_online(tmp_path: Path, keys: KeyRing) -> 
         lapak, "purge", "--data-dir", str(tmp_path / "x"), "--visit", "V1"
     )
     assert nowhere.returncode == 3 and "no event log" in nowhere.stderr
+    away = ("purge", "--server", "127.0.0.1:9", "--token", keys.issue("admin", "root", "main"))
+    unreachable = await asyncio.to_thread(lapak, *away, "--visit", "V1")
+    assert unreachable.returncode == 4 and "cannot reach" in unreachable.stderr, unreachable
     both = await asyncio.to_thread(lapak, "purge", "--visit", "V1")
     assert both.returncode == 2 and "either" in both.stderr
     verified = await asyncio.to_thread(lapak, "audit", "verify", "--data-dir", str(data))
