@@ -221,10 +221,12 @@ class EventLog:
                 conn.execute(_insert_sql(len(rows)), flat)  # autocommit: one transaction
             else:
                 conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(_insert_sql(1), rows)
+                if len(rows) <= ONE_STATEMENT_ROWS:
+                    conn.execute(_insert_sql(len(rows)), flat)
+                else:
+                    conn.executemany(_insert_sql(1), rows)
                 store = SqliteKeyStore(conn)
-                for visit, key in keys.items():
-                    store.put(visit, key)
+                store.put_many(keys)  # a new visit's key commits with its visit_started
                 for visit in purged:
                     store.destroy(visit)
                 mark = self.marks.after_batch(conn, seq, previous)

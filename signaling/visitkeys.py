@@ -28,6 +28,8 @@ from lapak.signaling.state import State
 
 log = logging.getLogger("lapak.personal_data")
 
+ROWS_PER_STATEMENT = 250  # 500 parameters, far below SQLite's limit
+
 
 class SqliteKeyStore:
     """Visit keys on a connection the caller owns (the log's writer, in its transaction)."""
@@ -39,6 +41,18 @@ class SqliteKeyStore:
         self.conn.execute(
             "INSERT OR REPLACE INTO visit_keys (visit, key) VALUES (?, ?)", (visit, key)
         )
+
+    def put_many(self, keys: dict[str, bytes]) -> None:
+        """Several visits' keys, up to ``ROWS_PER_STATEMENT`` in one statement (the writer's
+        batch: every SQLite call lets go of the GIL and waits to take it back)."""
+        pairs = list(keys.items())
+        for start in range(0, len(pairs), ROWS_PER_STATEMENT):
+            chunk = pairs[start : start + ROWS_PER_STATEMENT]
+            values = ", ".join(["(?, ?)"] * len(chunk))
+            flat = [item for pair in chunk for item in pair]
+            self.conn.execute(
+                f"INSERT OR REPLACE INTO visit_keys (visit, key) VALUES {values}", flat
+            )
 
     def get(self, visit: str) -> bytes | None:
         try:

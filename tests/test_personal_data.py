@@ -263,3 +263,21 @@ def test_start_up_opens_sealed_names_with_the_stored_keys_and_names_a_missing_on
     assert store.destroy(first) and not store.destroy(first), "destroyed once"
     assert store.get(first) is None
     conn.close()
+
+
+def test_the_writer_stores_many_keys_in_a_few_statements() -> None:
+    """A connect storm's batch holds hundreds of new visits' keys: all kept, chunked."""
+    import sqlite3
+
+    from lapak.signaling.logformat import KEYS_SCHEMA
+    from lapak.signaling.visitkeys import ROWS_PER_STATEMENT, SqliteKeyStore
+
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(KEYS_SCHEMA)
+    store = SqliteKeyStore(conn)
+    keys = {f"V{i:06d}": os.urandom(KEY_BYTES) for i in range(2 * ROWS_PER_STATEMENT + 3)}
+    store.put_many(keys)
+    store.put_many({})
+    assert all(store.get(v) == k for v, k in keys.items())
+    assert conn.execute("SELECT count(*) FROM visit_keys").fetchone()[0] == len(keys)
+    conn.close()
