@@ -106,6 +106,7 @@ class EventLog:
         self._closed = False
         self._inode: int | None = None
         self.failure: LogWriteFailed | None = None
+        self.unscrubbed = False  # a purge's WAL checkpoint did not finish (retried)
         self.appended = 0
         self.commits = 0
 
@@ -237,8 +238,11 @@ class EventLog:
             raise
         self._seq, self._hash = seq, previous
         if purged:
-            scrub(conn)  # the destroyed keys' old pages leave the WAL and the file
             log.info("event=keys_destroyed visits=%d", len(purged))
+        if purged or self.unscrubbed:  # a reader kept the last one from finishing: again
+            # The destroyed keys' old page versions leave the WAL (and the file) before the
+            # purge is acknowledged.
+            self.unscrubbed = not scrub(conn)
         self.appended += len(rows)
         self.commits += 1
         return mark
@@ -322,6 +326,8 @@ class EventLog:
                         self.on_commit(done - at)
                 self._publish(mark)  # the checkpoint file (an fsync of its own)
             self._final(conn)
+            if self.unscrubbed:
+                scrub(conn)
         except (sqlite3.Error, OSError) as err:
             self._fail(err)
         finally:

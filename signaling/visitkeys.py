@@ -73,9 +73,15 @@ class SqliteKeyStore:
 def scrub(conn: sqlite3.Connection) -> bool:
     """After a purge committed: move every page into the database file and empty the WAL,
     so the destroyed key's old page versions are gone from both files. False when a reader
-    kept the checkpoint from finishing (the next purge, or the next start, tries again)."""
+    (a backup, an audit) kept the checkpoint from finishing: it does not wait for it; the
+    writer tries again after its next batch and at shutdown."""
     try:
-        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        waited = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        conn.execute("PRAGMA busy_timeout = 0")  # never stall the writer behind a reader
+        try:
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(waited)}")
     except sqlite3.Error as exc:  # the purge is committed; only the scrubbing waits
         log.warning("event=purge_checkpoint_failed error=%r", str(exc))
         return False

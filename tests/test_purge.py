@@ -234,3 +234,49 @@ async def test_a_log_written_before_sealing_still_loads_and_verifies(tmp_path: P
     with pytest.raises(PurgeError, match="before personal data was sealed"):
         purge_offline(data, visit, "claimant request", "dpo", 100.0)
     assert verify_dir(data).problems == [], "a refused purge writes nothing"
+
+
+async def test_a_reader_delays_the_scrub_without_stalling_the_writer(tmp_path: Path) -> None:
+    """A backup or audit reading the log keeps the purge's WAL checkpoint from finishing:
+    the writer does not wait for it (the purge is committed, the key row gone) and scrubs
+    again after its next batch, once the reader is done."""
+    import os
+
+    from lapak.signaling.datadir import open_data_dir
+    from lapak.signaling.domain import Domain, Rules
+    from lapak.signaling.eventlog import EventLog
+    from lapak.signaling.permissions import Actor
+    from lapak.signaling.personal_data import Sealer
+    from lapak.signaling.workflows import default_workflows
+
+    data = tmp_path / "data"
+    opened = open_data_dir(data)
+    domain = Domain(rules=Rules(default_workflows()), sealer=Sealer(os.urandom))
+    booth = Actor("booth", "b1", "main", booth="b1")
+    eventlog = EventLog(opened.log_path, marker=opened.marker_path)
+    eventlog.start(opened.take_connection())
+    try:
+        visit, events = domain.start_visit(booth, NAME, MEMBER, "JHT", 1.0)
+        events += domain.end_visit(booth, visit, "abandoned", None, 2.0)
+        await eventlog.append(events, keys=domain.take_keys())
+        key = stored_key(data, visit)
+        assert key is not None
+        reader = sqlite3.connect(f"file:{data / LOG_NAME}?mode=ro", uri=True)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM events").fetchone()  # holds its snapshot
+        admin = Actor("admin", "root", "main")
+        await eventlog.append(domain.purge_visit(admin, visit, "claimant request", 3.0))
+        assert eventlog.unscrubbed, "the checkpoint gave way to the reader"
+        assert stored_key(data, visit) is None, "the purge itself is committed"
+        reader.execute("COMMIT")
+        reader.close()
+        _, more = domain.start_visit(
+            Actor("booth", "b2", "main", booth="b2"), "Budi", "1", "JHT", 4.0
+        )
+        await eventlog.append(more, keys=domain.take_keys())
+        assert not eventlog.unscrubbed, "scrubbed after the next batch"
+        assert key not in files(data)
+    finally:
+        await eventlog.close()
+        opened.close()
+    clear_text_absent(data)
