@@ -10,7 +10,8 @@ chain depends on; the chain covers only the ciphertext.
 
 Destroying a key overwrites the row, deletes it (``secure_delete`` is on, so SQLite zeroes
 the freed bytes) and then checkpoints the WAL with TRUNCATE, so the key's bytes are in
-neither ``events.sqlite3`` nor ``events.sqlite3-wal``. Backups taken before a purge still
+neither ``events.sqlite3`` nor ``events.sqlite3-wal`` (if a reader holds an old snapshot,
+as soon as it lets go: ``scrub``). Backups taken before a purge still
 hold the key: they must be rotated within the retention period.
 """
 
