@@ -159,22 +159,10 @@ def _local_day(ts: float) -> str:
     return time.strftime("%Y-%m-%d", time.localtime(ts))
 
 
-def _purged_visits(path: Path) -> set[str]:
-    """Visits whose key was destroyed (a ``visit_purged`` row anywhere in the log)."""
-    conn = connect_readonly(path)
-    try:
-        rows = conn.execute("SELECT body FROM events WHERE kind = 'visit_purged'").fetchall()
-    finally:
-        conn.close()
-    return {event.visit for (body,) in rows if isinstance(event := decode_event(body), VisitPurged)}
-
-
-def personal_data_status(event: VisitStarted, purged: set[str]) -> str:
-    """What an export says instead of a claimant's personal data: ``purged`` (the key is
-    destroyed), ``sealed`` (encrypted, its key held) or ``in clear`` (logged before
-    sealing; the export leaves it out all the same)."""
-    if event.visit in purged:
-        return PURGED
+def personal_data_status(event: VisitStarted) -> str:
+    """What an export says instead of a claimant's personal data: ``sealed`` (encrypted,
+    its key held; ``purged`` once a later ``visit_purged`` destroys the key) or ``in
+    clear`` (logged before sealing; the export leaves it out all the same)."""
     return "sealed" if event.sealed is not None else "in clear"
 
 
@@ -186,16 +174,20 @@ def records(
     out: list[dict[str, Any]] = []
     booths: dict[str, str] = {}
     desks: dict[str, str | None] = {}  # visit -> the desk it sits at now (as of this row)
-    purged = _purged_visits(data_dir / LOG_NAME)
+    started: dict[str, dict[str, Any]] = {}  # visit -> the detail of its exported start
     for seq, at, kind, body, row_hash in iter_rows(data_dir / LOG_NAME):
         event = decode_event(body)
         fields = msgspec.structs.asdict(event)
         if isinstance(event, VisitStarted):
             booths[event.visit] = event.booth
-            status = personal_data_status(event, purged)
+            status = personal_data_status(event)
             fields = {"visit": event.visit, "office": event.office, "booth": event.booth,
                       "name": status, "membership_no": status,
                       "claim_type": event.claim_type, "steps": event.steps}  # fmt: skip
+            if event.sealed is not None:  # a later visit_purged marks it purged
+                started[event.visit] = fields
+        elif isinstance(event, VisitPurged) and event.visit in started:
+            started[event.visit].update(name=PURGED, membership_no=PURGED)
         event_visit = fields.pop("visit", None)
         desk = fields.pop("desk", None) or desks.get(event_visit or "")
         _track_desk(desks, event)
