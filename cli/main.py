@@ -22,6 +22,7 @@ from lapak.cli import (
     console,
     demo,
     enrol,
+    purge,
     recorder,
     recordings,
     token,
@@ -35,6 +36,7 @@ COMMANDS = {
     "signal": "lapak.cli.signal:run",
     "audit": "lapak.cli.audit:run",
     "backup": "lapak.cli.backup:run",
+    "purge": "lapak.cli.purge:run",
     "token": "lapak.cli.token:run",
     "enrol": "lapak.cli.enrol:run",
     "booth": "lapak.cli.booth:run",
@@ -67,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     signal_command.add_parser(sub)
     audit.add_parser(sub)
     backup.add_parser(sub)
+    purge.add_parser(sub)
     token.add_parser(sub)
     enrol.add_parser(sub)
     booth.add_parser(sub)

@@ -17,6 +17,7 @@ from lapak.signaling.datadir import LOG_NAME, MARKER_NAME
 from lapak.signaling.events import (
     VisitEnded,
     VisitEscalated,
+    VisitPurged,
     VisitQueued,
     VisitRouted,
     VisitStarted,
@@ -32,6 +33,7 @@ from lapak.signaling.logformat import (
     state_hash,
 )
 from lapak.signaling.logverify import Verification, verify_rows
+from lapak.signaling.personal_data import PURGED
 from lapak.signaling.signing import Checkpoint
 
 FIELDS = ("seq", "time", "kind", "visit", "desk", "by", "role", "detail", "hash")
@@ -158,20 +160,35 @@ def _local_day(ts: float) -> str:
     return time.strftime("%Y-%m-%d", time.localtime(ts))
 
 
+def personal_data_status(event: VisitStarted) -> str:
+    """What an export says instead of a claimant's personal data: ``sealed`` (encrypted,
+    its key held; ``purged`` once a later ``visit_purged`` destroys the key) or ``in
+    clear`` (logged before sealing; the export leaves it out all the same)."""
+    return "sealed" if event.sealed is not None else "in clear"
+
+
 def records(
     data_dir: Path, visit: str | None = None, day: str | None = None
 ) -> list[dict[str, Any]]:
-    """Audit records, oldest first; personal data (claimant names) is left out on purpose."""
+    """Audit records, oldest first; personal data (claimant names) is left out on purpose:
+    ``name`` and ``membership_no`` say ``purged``, ``sealed`` or ``in clear`` instead."""
     out: list[dict[str, Any]] = []
     booths: dict[str, str] = {}
     desks: dict[str, str | None] = {}  # visit -> the desk it sits at now (as of this row)
+    started: dict[str, dict[str, Any]] = {}  # visit -> the detail of its exported start
     for seq, at, kind, body, row_hash in iter_rows(data_dir / LOG_NAME):
         event = decode_event(body)
         fields = msgspec.structs.asdict(event)
         if isinstance(event, VisitStarted):
             booths[event.visit] = event.booth
+            status = personal_data_status(event)
             fields = {"visit": event.visit, "office": event.office, "booth": event.booth,
+                      "name": status, "membership_no": status,
                       "claim_type": event.claim_type, "steps": event.steps}  # fmt: skip
+            if event.sealed is not None:  # a later visit_purged marks it purged
+                started[event.visit] = fields
+        elif isinstance(event, VisitPurged) and event.visit in started:
+            started[event.visit].update(name=PURGED, membership_no=PURGED)
         event_visit = fields.pop("visit", None)
         desk = fields.pop("desk", None) or desks.get(event_visit or "")
         _track_desk(desks, event)

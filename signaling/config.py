@@ -133,6 +133,18 @@ class IceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     turn_ttl_s: Positive = 3600.0
 
 
+Days = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class Retention(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``[retention]``: days an ended visit's personal data is kept before the server
+    purges it (destroys its key, signaling/personal_data.py); ``[retention.offices]``
+    overrides per office. Unset: kept until purged on request."""
+
+    days: Days | None = None
+    offices: dict[Name, Days] = {}
+
+
 class _File(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     server: _Server = msgspec.field(default_factory=_Server)
     workflows: dict[Name, _Workflow] = {}
@@ -141,6 +153,7 @@ class _File(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     desks: list[DeskSpec] = []
     token_ttl_max_s: TokenTtl = msgspec.field(default_factory=TokenTtl)
     ice: IceConfig = msgspec.field(default_factory=IceConfig)
+    retention: Retention = msgspec.field(default_factory=Retention)
 
 
 def _soft_nofile() -> int:
@@ -208,6 +221,7 @@ class ServerConfig:
     token_ttl_max_s: TokenTtl = field(default_factory=TokenTtl)
     ice: IceConfig = field(default_factory=IceConfig)
     launch: Launch = field(default_factory=Launch)
+    retention: Retention = field(default_factory=Retention)
 
     def __post_init__(self) -> None:
         if not self.workflows:
@@ -275,6 +289,7 @@ class ServerConfig:
             desks=list(parsed.desks),
             token_ttl_max_s=parsed.token_ttl_max_s,
             ice=parsed.ice,
+            retention=parsed.retention,
             launch=Launch(
                 host=server.host,
                 port=server.port,

@@ -14,7 +14,8 @@ from lapak.signaling import events as ev
 from lapak.signaling import permissions as perm
 from lapak.signaling.errors import DomainError
 from lapak.signaling.events import Event
-from lapak.signaling.permissions import Actor
+from lapak.signaling.permissions import SYSTEM, Actor
+from lapak.signaling.personal_data import Sealer
 from lapak.signaling.protocol import ErrorCode
 from lapak.signaling.protocol import RecordingClosed as RecordingClosedMsg
 from lapak.signaling.state import (
@@ -40,14 +41,25 @@ class Rules:
     pins: dict[str, str] = field(default_factory=dict)
     default_visit_s: float = 600.0
     strict_outcomes: bool = True  # completed needs every step approved, rejected one rejected
+    retention_days: float | None = None  # purge ended visits' personal data after this
+    retention_offices: dict[str, float] = field(default_factory=dict)  # office -> days
+
+    def retention_s(self, office: str) -> float | None:
+        """How long ``office`` keeps an ended visit's personal data (None: for ever)."""
+        days = self.retention_offices.get(office, self.retention_days)
+        return None if days is None else days * 86400.0
 
 
 class Domain:
     """Commands over a State. Each returns the events it produced, already applied."""
 
-    def __init__(self, state: State | None = None, rules: Rules | None = None) -> None:
+    def __init__(
+        self, state: State | None = None, rules: Rules | None = None, sealer: Sealer | None = None
+    ) -> None:
         self.state = state or State()
         self.rules = rules or Rules()
+        self.sealer = sealer  # None: personal data in clear (only the domain's unit tests)
+        self.new_keys: dict[str, bytes] = {}  # visit -> key, for the shell to keep (take_keys)
 
     def _emit(self, events: list[Event], event: Event) -> None:
         apply(self.state, event)
@@ -208,10 +220,20 @@ class Domain:
         steps = self.steps_for(claim_type, office)
         events: list[Event] = []
         visit_id = self._new_visit_id()
-        self._emit(
-            events,
-            ev.VisitStarted(visit_id, office, booth, name, membership_no, claim_type, steps, now),
-        )
+        if self.sealer is None:
+            started = ev.VisitStarted(
+                visit_id, office, booth, name, membership_no, claim_type, steps, now
+            )
+        else:  # the log gets ciphertext only; memory (and the wire) keeps the clear text
+            key = self.sealer.new_key()
+            sealed = self.sealer.seal(key, visit_id, name, membership_no)
+            started = ev.VisitStarted(
+                visit_id, office, booth, "", "", claim_type, steps, now, sealed=sealed
+            )
+            self.new_keys[visit_id] = key
+        self._emit(events, started)
+        visit = self.state.visits[visit_id]
+        visit.name, visit.membership_no = name, membership_no
         if not self._seat(self.state.visits[visit_id], now, events):
             self._emit(events, ev.VisitQueued(visit_id, now))
         return visit_id, events
@@ -348,6 +370,59 @@ class Domain:
         events: list[Event] = []
         by = actor.booth or actor.sub  # the booth, as the trail names booths
         self._emit(events, ev.RecordingNoticeShown(visit_id, by, now, actor.role))
+        return events
+
+    # -- personal data (issue 15) ------------------------------------------------------
+
+    def take_keys(self) -> dict[str, bytes]:
+        """The keys of the visits started since the last call (the shell stores them in
+        the transaction that logs their ``visit_started``)."""
+        keys, self.new_keys = self.new_keys, {}
+        return keys
+
+    def purge_visit(self, actor: Actor, visit_id: str, reason: str, now: float) -> list[Event]:
+        """Destroy an ended visit's personal data on request (an admin of its office)."""
+        visit = self.state.visits.get(visit_id)
+        keyed = self.state.keyed.get(visit_id)
+        office = keyed.office if keyed is not None else visit.office if visit else None
+        if office is None:
+            raise DomainError(ErrorCode.NOT_FOUND, f"no visit {visit_id} with personal data")
+        perm.check_office(actor, office)
+        if visit is not None and visit.purged:
+            raise DomainError(ErrorCode.CONFLICT, f"visit {visit_id} is already purged")
+        if visit is not None and visit.state != "ended":
+            raise DomainError(ErrorCode.CONFLICT, f"visit {visit_id} is still open: end it first")
+        if keyed is None:
+            raise DomainError(
+                ErrorCode.CONFLICT,
+                f"visit {visit_id} was logged before personal data was sealed: its data is "
+                "part of the hash chain and cannot be purged",
+            )
+        if not reason.strip():
+            raise DomainError(ErrorCode.INVALID_MESSAGE, "a purge needs a reason")
+        events: list[Event] = []
+        self._emit(events, ev.VisitPurged(visit_id, actor.sub, actor.role, reason, now))
+        return events
+
+    def purge_expired(self, now: float, limit: int = 200) -> list[Event]:
+        """Purge ended visits past their office's retention, oldest first, at most
+        ``limit`` per call (the next tick takes the rest)."""
+        rules = self.rules
+        days = (rules.retention_days, *rules.retention_offices.values())
+        configured = [d for d in days if d is not None]
+        if not configured:
+            return []
+        shortest = min(configured) * 86400.0
+        due: list[str] = []
+        for visit_id, keyed in self.state.keyed.items():
+            if keyed.ended_at > now - shortest or len(due) >= limit:
+                break
+            keep = rules.retention_s(keyed.office)
+            if keep is not None and keyed.ended_at <= now - keep:
+                due.append(visit_id)
+        events: list[Event] = []
+        for visit_id in due:
+            self._emit(events, ev.VisitPurged(visit_id, SYSTEM.sub, SYSTEM.role, "retention", now))
         return events
 
 

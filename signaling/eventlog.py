@@ -32,7 +32,7 @@ from pathlib import Path
 
 from lapak.signaling import signing
 from lapak.signaling.domain import State
-from lapak.signaling.events import Event, encode_event, event_kind
+from lapak.signaling.events import Event, VisitPurged, encode_event, event_kind
 from lapak.signaling.logformat import (
     GENESIS,
     LogError,
@@ -46,6 +46,7 @@ from lapak.signaling.logformat import (
 from lapak.signaling.logload import Loaded, load
 from lapak.signaling.logsnapshots import CHECKPOINT_EVERY, CHECKPOINT_INTERVAL_S, Marks
 from lapak.signaling.signing import Checkpoint, Signer
+from lapak.signaling.visitkeys import SqliteKeyStore, scrub
 
 __all__ = [
     "GENESIS",
@@ -63,7 +64,8 @@ log = logging.getLogger("lapak.eventlog")
 
 _STOP = object()
 Durable = Callable[["asyncio.Future[None]"], None]  # called with the resolved future
-Entry = tuple[list[Event], "asyncio.Future[None]", float, Durable | None]  # events, ..., queued at
+# events, its future, queued at, then, the new visits' keys (kept in the same transaction)
+Entry = tuple[list[Event], "asyncio.Future[None]", float, Durable | None, dict[str, bytes]]
 ONE_STATEMENT_ROWS = 100  # up to this many rows in one INSERT statement (500 parameters)
 _INSERT = "INSERT INTO events (seq, at, kind, body, hash) VALUES "
 
@@ -104,6 +106,7 @@ class EventLog:
         self._closed = False
         self._inode: int | None = None
         self.failure: LogWriteFailed | None = None
+        self.unscrubbed = False  # a purge's WAL checkpoint did not finish (retried)
         self.appended = 0
         self.commits = 0
 
@@ -136,10 +139,17 @@ class EventLog:
         )
         self._thread.start()
 
-    def append(self, events: list[Event], then: Durable | None = None) -> asyncio.Future[None]:
+    def append(
+        self,
+        events: list[Event],
+        then: Durable | None = None,
+        keys: dict[str, bytes] | None = None,
+    ) -> asyncio.Future[None]:
         """Queue events; the future resolves once they (and all before them) are durable.
         ``then(future)`` runs on the loop right after it resolves (or fails), in commit
-        order, before the loop's other work."""
+        order, before the loop's other work. ``keys`` (visit -> key) go into the
+        ``visit_keys`` table in the transaction of the events; a ``visit_purged`` event
+        destroys its visit's key in its own."""
         assert self._loop is not None, "EventLog.start() first"
         fut: asyncio.Future[None] = self._loop.create_future()
         if self._closed or self.failure is not None:
@@ -147,7 +157,7 @@ class EventLog:
             if then is not None:
                 fut.add_done_callback(then)
             return fut
-        self._queue.put((events, fut, time.perf_counter(), then))
+        self._queue.put((events, fut, time.perf_counter(), then, keys or {}))
         return fut
 
     async def close(self) -> None:
@@ -190,7 +200,9 @@ class EventLog:
                 except Exception:  # a bug in the caller's callback: the others still run
                     log.exception("event=commit_callback_failed")
 
-    def _write(self, conn: sqlite3.Connection, events: list[Event]) -> Checkpoint | None:
+    def _write(
+        self, conn: sqlite3.Connection, events: list[Event], keys: dict[str, bytes]
+    ) -> Checkpoint | None:
         rows = []
         flat: list[object] = []
         seq, previous = self._seq, self._hash
@@ -202,13 +214,22 @@ class EventLog:
             rows.append((seq, event.at, kind, body, previous))
             flat += rows[-1]
         mark = None
+        purged = [e.visit for e in events if isinstance(e, VisitPurged)]
         try:
             self.marks.advance(events, seq)
-            if len(rows) <= ONE_STATEMENT_ROWS and not self.marks.due(seq):
+            plain = not keys and not purged
+            if plain and len(rows) <= ONE_STATEMENT_ROWS and not self.marks.due(seq):
                 conn.execute(_insert_sql(len(rows)), flat)  # autocommit: one transaction
             else:
                 conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(_insert_sql(1), rows)
+                if len(rows) <= ONE_STATEMENT_ROWS:
+                    conn.execute(_insert_sql(len(rows)), flat)
+                else:
+                    conn.executemany(_insert_sql(1), rows)
+                store = SqliteKeyStore(conn)
+                store.put_many(keys)  # a new visit's key commits with its visit_started
+                for visit in purged:
+                    store.destroy(visit)
                 mark = self.marks.after_batch(conn, seq, previous)
                 conn.execute("COMMIT")
         except BaseException:
@@ -216,6 +237,12 @@ class EventLog:
             self.marks.replica_ok = False  # it may hold events that were rolled back
             raise
         self._seq, self._hash = seq, previous
+        if purged:
+            log.info("event=keys_destroyed visits=%d", len(purged))
+        if purged or self.unscrubbed:  # a reader kept the last one from finishing: again
+            # The destroyed keys' old page versions leave the WAL (and the file) before the
+            # purge is acknowledged.
+            self.unscrubbed = not scrub(conn)
         self.appended += len(rows)
         self.commits += 1
         return mark
@@ -266,14 +293,16 @@ class EventLog:
         try:
             while not stopping:
                 events: list[Event] = []
+                keys: dict[str, bytes] = {}
                 futures: list[tuple[asyncio.Future[None], Durable | None]] = []
                 queued: list[float] = []
                 for entry in self._next_batch(conn):
                     if not isinstance(entry, tuple):
                         stopping = True
                         continue
-                    entry_events, fut, at, then = entry
+                    entry_events, fut, at, then, entry_keys = entry
                     events.extend(entry_events)
+                    keys.update(entry_keys)
                     futures.append((fut, then))
                     if entry_events:
                         queued.append(at)
@@ -281,7 +310,7 @@ class EventLog:
                 mark = None
                 if events:
                     try:
-                        mark = self._write(conn, events)
+                        mark = self._write(conn, events, keys)
                     except (sqlite3.Error, OSError) as err:
                         exc = self._fail(err)
                 done = time.perf_counter()
@@ -297,6 +326,8 @@ class EventLog:
                         self.on_commit(done - at)
                 self._publish(mark)  # the checkpoint file (an fsync of its own)
             self._final(conn)
+            if self.unscrubbed:
+                scrub(conn)
         except (sqlite3.Error, OSError) as err:
             self._fail(err)
         finally:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import msgspec
 
+from lapak.signaling.personal_data import Sealed
+
 
 class DeskOpened(msgspec.Struct, tag="desk_opened", tag_field="kind"):
     desk: str
@@ -55,6 +57,10 @@ class WorkflowSet(msgspec.Struct, tag="workflow_set", tag_field="kind"):
 
 
 class VisitStarted(msgspec.Struct, tag="visit_started", tag_field="kind"):
+    """Since personal data is sealed (signaling/personal_data.py), ``name`` and
+    ``membership_no`` are empty and ``sealed`` holds them encrypted with the visit's key;
+    events logged before carry them in clear and no ``sealed``."""
+
     visit: str
     office: str
     booth: str
@@ -63,6 +69,7 @@ class VisitStarted(msgspec.Struct, tag="visit_started", tag_field="kind"):
     claim_type: str
     steps: list[str]
     at: float
+    sealed: Sealed | None = None
 
 
 class VisitRouted(msgspec.Struct, tag="visit_routed", tag_field="kind"):
@@ -173,6 +180,21 @@ class RecordingNoticeShown(msgspec.Struct, tag="recording_notice_shown", tag_fie
     role: str = "booth"
 
 
+# -- personal data (issue 15) --------------------------------------------------------------
+
+
+class VisitPurged(msgspec.Struct, tag="visit_purged", tag_field="kind"):
+    """The visit's key was destroyed: its sealed personal data can no longer be read.
+    ``reason``: ``retention`` (the office's retention ran out) or the admin's words.
+    Carries no personal data itself."""
+
+    visit: str
+    by: str
+    role: str
+    reason: str
+    at: float
+
+
 Event = (
     DeskOpened
     | DeskConfigured
@@ -191,6 +213,7 @@ Event = (
     | EscalationTaken
     | RecordingClosed
     | RecordingNoticeShown
+    | VisitPurged
 )
 
 _encoder = msgspec.json.Encoder()

@@ -4,6 +4,7 @@ core itself never reads them."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -18,6 +19,11 @@ def host_clock() -> Clock:
 def new_session_id() -> str:
     """A session id a client cannot guess (resuming with it keeps the place)."""
     return secrets.token_urlsafe(12)
+
+
+def random_bytes(n: int) -> bytes:
+    """The OS's CSPRNG: visit keys and nonces (signaling/personal_data.py)."""
+    return os.urandom(n)
 
 
 class HostZone(tzinfo):

@@ -28,6 +28,7 @@ from lapak.signaling.ice import IcePolicy
 from lapak.signaling.messages import Ack, Error, Supervision, Welcome, tag
 from lapak.signaling.office_stats import office_stats
 from lapak.signaling.permissions import SYSTEM, Actor, Place
+from lapak.signaling.personal_data import RandomBytes, Sealer
 from lapak.signaling.projection import Output, Projection
 from lapak.signaling.protocol import CloseCode, ErrorCode
 from lapak.signaling.relay import Relay
@@ -55,6 +56,7 @@ class Result:
     message_type: str | None = None
     error_code: str | None = None
     touched: set[str] = field(default_factory=set)  # visits whose view changed without events
+    keys: dict[str, bytes] = field(default_factory=dict)  # new visits' keys, kept with events
 
 
 def rules_of(config: ServerConfig) -> Rules:
@@ -64,6 +66,8 @@ def rules_of(config: ServerConfig) -> Rules:
         pins=dict(config.pins),
         default_visit_s=config.default_visit_minutes * 60,
         strict_outcomes=config.strict_outcomes,
+        retention_days=config.retention.days,
+        retention_offices=dict(config.retention.offices),
     )
 
 
@@ -77,6 +81,7 @@ class Hub:
         clock: Clock,
         new_session_id: Callable[[], str],
         tz: tzinfo,
+        random_bytes: RandomBytes,
         ice: IcePolicy | None = None,
     ) -> None:
         self.keys = keys
@@ -84,7 +89,7 @@ class Hub:
         self.config = config or ServerConfig()
         self.clock = clock
         self.tz = tz  # the office's: "today" of the overview starts at its midnight
-        self.domain = Domain(state, rules_of(self.config))
+        self.domain = Domain(state, rules_of(self.config), Sealer(random_bytes))
         self.sessions = Sessions(
             self.domain.state,
             rate_per_s=self.config.rate_per_s,
@@ -189,6 +194,7 @@ class Hub:
                 result.events += self.domain.end_visit(
                     SYSTEM, visit_id, "abandoned", "booth gone past the grace period", now
                 )
+        result.events += self.domain.purge_expired(now)  # the offices' retention
         self._fan_out(result)
         return result
 
@@ -331,6 +337,7 @@ class Hub:
             case p.StartVisit(claimant=c):
                 visit_id, events = d.start_visit(actor, c.name, c.membership_no, c.claim_type, now)
                 result.events += events
+                result.keys.update(d.take_keys())
                 out.append((me, Ack(re=msg.id, visit=visit_id)))
                 if not events:  # resumed: tell this connection where the visit stands
                     out.append((me, self.projection.booth_state(visit_id)))
@@ -402,6 +409,9 @@ class Hub:
                 out.append((me, Ack(re=msg.id, visit=msg.visit)))
             case p.RecordingNoticeShown():
                 result.events += d.recording_notice_shown(actor, msg.visit, now)
+                out.append((me, Ack(re=msg.id, visit=msg.visit)))
+            case p.PurgeVisit():
+                result.events += d.purge_visit(actor, msg.visit, msg.reason, now)
                 out.append((me, Ack(re=msg.id, visit=msg.visit)))
             case _:  # pragma: no cover - decode_client admits only the types above
                 raise p.ProtocolError(ErrorCode.UNKNOWN_TYPE, "unhandled message")

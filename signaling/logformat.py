@@ -19,8 +19,17 @@ from lapak.signaling.events import Event, decode_event
 from lapak.signaling.signing import Checkpoint
 
 GENESIS = "0" * 64
+# Visit keys (signaling/visitkeys.py): outside the chain. Added to schema 2 without a new
+# version (the chain's format is unchanged): a log opened read-write gains the empty table.
+KEYS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS visit_keys (
+    visit TEXT PRIMARY KEY,
+    key BLOB NOT NULL
+);
+"""
 SCHEMA_VERSION = 2
-SCHEMA = """
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -48,6 +57,8 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     key_id TEXT NOT NULL
 );
 """
+    + KEYS_SCHEMA
+)
 ROWS = "SELECT seq, at, kind, body, hash FROM events"
 OLD_FORMAT = (
     "{path} is an event log of schema 1 (its hash chain does not cover seq, at and kind); "
@@ -128,6 +139,7 @@ def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA secure_delete=ON")  # a destroyed visit key's bytes are zeroed
         version = schema_version(conn)
         if version == 0:
             conn.executescript(SCHEMA)
@@ -139,6 +151,8 @@ def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
             raise LogError(OLD_FORMAT.format(path=path))
         elif version != SCHEMA_VERSION:
             raise LogError(f"{path} is not a lapak event log of schema {SCHEMA_VERSION}")
+        else:
+            conn.executescript(KEYS_SCHEMA)
     except BaseException:
         conn.close()
         raise

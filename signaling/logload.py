@@ -1,5 +1,7 @@
 """Start-up: the state from the newest good snapshot plus a replay of the events after it,
-every replayed row checked the way ``lapak audit verify`` checks it (signaling/logverify.py).
+every replayed row checked the way ``lapak audit verify`` checks it (signaling/logverify.py);
+then the sealed personal data of the visits in memory is opened with their keys
+(signaling/visitkeys.py).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from lapak.signaling.logformat import (
 )
 from lapak.signaling.logsnapshots import snapshot_start
 from lapak.signaling.logverify import check_rows
+from lapak.signaling.visitkeys import SqliteKeyStore, reveal
 
 
 @dataclass
@@ -60,5 +63,6 @@ def _replay(conn: sqlite3.Connection, public: Ed25519PublicKey | None) -> Loaded
             raise ChainBroken(seq or seq_before + 1, problems[0] if problems else "unreadable")
         apply(state, event)
         previous, seq_before, replayed = row_hash, seq, replayed + 1
+    reveal(state, SqliteKeyStore(conn))  # memory holds the clear text, as before the restart
     marks = conn.execute("SELECT coalesce(max(seq), 0) FROM checkpoints").fetchone()[0]
     return Loaded(state, seq_before, previous, replayed, start_seq, log_id(conn), marks)

@@ -22,6 +22,7 @@ from lapak.signaling.domain import State, apply
 from lapak.signaling.events import Event
 from lapak.signaling.logformat import GENESIS, checkpoints, state_hash
 from lapak.signaling.signing import Checkpoint, Signer
+from lapak.signaling.state import conceal
 
 log = logging.getLogger("lapak.eventlog")
 
@@ -82,6 +83,7 @@ class Marks:
         checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S,
     ) -> None:
         self.replica = msgspec.json.decode(_state_encoder.encode(state), type=State)
+        conceal(self.replica)  # snapshots hold sealed personal data only, never the clear text
         self.replica_ok = True
         self.log_id = log_id
         self.since_snapshot = since_snapshot

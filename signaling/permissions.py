@@ -34,6 +34,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "refresh": frozenset({"officer", "booth", "supervisor", "admin"}),
     "supervise": frozenset({"supervisor", "admin"}),
     "take_escalation": frozenset({"supervisor", "admin"}),
+    "purge_visit": frozenset({"admin"}),  # personal data (issue 15)
 }
 # What a supervisor (or admin) with grant ``resolve`` may also send, on a visit it took.
 RESOLVING = frozenset({"decide", "end_visit"})
@@ -60,6 +61,7 @@ MUTATING = frozenset(
         "set_workflow",
         "recording_closed",
         "recording_notice_shown",
+        "purge_visit",
     }
 )
 WATCHERS = ("supervisor", "admin")  # roles that watch desks they do not sit at

@@ -251,6 +251,18 @@ class RecordingNoticeShown(
     id: int | None = None
 
 
+# -- personal data (issue 15) --------------------------------------------------------------
+
+
+class PurgeVisit(msgspec.Struct, tag="purge_visit", tag_field="type", forbid_unknown_fields=True):
+    """Destroy an ended visit's sealed personal data (a claimant's request): an admin of
+    the visit's office. Logged as ``visit_purged`` with ``reason``."""
+
+    visit: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID)]
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_REASON)] = "claimant request"
+    id: int | None = None
+
+
 ClientMessage = (
     Hello
     | StartVisit
@@ -270,6 +282,7 @@ ClientMessage = (
     | TakeEscalation
     | RecordingClosed
     | RecordingNoticeShown
+    | PurgeVisit
 )
 
 CLIENT_TYPES: tuple[str, ...] = tuple(

@@ -32,7 +32,7 @@ from lapak.signaling.delivery import Outbox, Peer
 from lapak.signaling.enrolment import ENROLMENTS_FILE, EnrolDesk, Enrolment
 from lapak.signaling.eventlog import EventLog, LogError, load
 from lapak.signaling.gc_policy import DeadConnections, freeze_loaded_state
-from lapak.signaling.host import HostZone, new_session_id
+from lapak.signaling.host import HostZone, new_session_id, random_bytes
 from lapak.signaling.http_routes import HttpRoutes
 from lapak.signaling.hub import Clock, Hub, Result
 from lapak.signaling.ice import load_ice
@@ -137,6 +137,7 @@ class SignalServer:
         self.hub = Hub(
             self.keys, loaded.state, self.config, clock=Clock(self.clock, self.mono),
             new_session_id=new_session_id, tz=HostZone(), ice=load_ice(self.config.ice),
+            random_bytes=random_bytes,
         )  # fmt: skip
         self.log = await asyncio.to_thread(
             EventLog, self.datadir.log_path, loaded, self.config.snapshot_every,
@@ -374,7 +375,7 @@ class SignalServer:
         deliver = functools.partial(
             self.outbox.deliver, result=result, conn_id=conn_id, received=received
         )
-        self.log.append(result.events, then=deliver)  # runs as the commit is known
+        self.log.append(result.events, then=deliver, keys=result.keys)  # as the commit is known
 
     def _log_failed(self, exc: BaseException) -> None:
         """State in memory is ahead of the log now: refuse to run on."""

@@ -20,11 +20,13 @@ from lapak.signaling.events import (
     StepDecided,
     VisitEnded,
     VisitEscalated,
+    VisitPurged,
     VisitQueued,
     VisitRouted,
     VisitStarted,
     WorkflowSet,
 )
+from lapak.signaling.personal_data import PURGED, Sealed
 
 MAX_CAPACITY = 6
 KEEP_ENDED_S = 24 * 3600  # ended visits stay in memory a day (the log keeps them forever)
@@ -68,6 +70,8 @@ class Visit:
     escalated_from: str | None = None  # the desk it left
     taken_by: str | None = None  # the supervisor resolving it (None: waiting)
     taken_at: float | None = None
+    sealed: Sealed | None = None  # the personal data as logged (name: in memory only)
+    purged: bool = False
 
     @property
     def current_step(self) -> int | None:
@@ -111,6 +115,14 @@ class FocusRecord:
 
 
 @dataclass
+class Keyed:
+    """An ended visit whose sealed personal data can still be read."""
+
+    office: str
+    ended_at: float
+
+
+@dataclass
 class State:
     desks: dict[str, Desk] = field(default_factory=dict)
     visits: dict[str, Visit] = field(default_factory=dict)
@@ -125,6 +137,9 @@ class State:
     ended_order: list[str] = field(default_factory=list)  # ended visits, oldest first
     visit_counter: int = 0
     events_applied: int = 0
+    # visit -> (office, ended at) of ended visits whose key is held, oldest end first:
+    # what retention purges (kept past KEEP_ENDED_S, unlike ``visits``)
+    keyed: dict[str, Keyed] = field(default_factory=dict)
 
 
 def open_visit(state: State, office: str, booth: str) -> str | None:
@@ -186,6 +201,7 @@ def apply(state: State, event: Event) -> None:
                 claim_type=event.claim_type,
                 steps=[Step(s) for s in event.steps],
                 started_at=event.at,
+                sealed=event.sealed,
             )
             state.open_by_booth.setdefault(event.office, {})[event.booth] = event.visit
         case VisitQueued():
@@ -244,6 +260,8 @@ def apply(state: State, event: Event) -> None:
                 del booths[visit.booth]
                 if not booths:
                     del state.open_by_booth[visit.office]
+            if visit.sealed is not None:
+                state.keyed[visit.id] = Keyed(visit.office, event.at)
             if event.outcome != "abandoned":
                 durations = state.ended_durations.setdefault(visit.office, [])
                 durations.append(event.at - visit.started_at)
@@ -261,6 +279,12 @@ def apply(state: State, event: Event) -> None:
             visit = state.visits[event.visit]
             _unqueue_escalation(state, visit)
             visit.taken_by, visit.taken_at = event.by, event.at
+        case VisitPurged():
+            state.keyed.pop(event.visit, None)
+            purged = state.visits.get(event.visit)
+            if purged is not None:
+                purged.name = purged.membership_no = PURGED
+                purged.sealed, purged.purged = None, True
 
 
 def _unqueue_escalation(state: State, visit: Visit) -> None:
@@ -269,6 +293,14 @@ def _unqueue_escalation(state: State, visit: Visit) -> None:
         waiting.remove(visit.id)
         if not waiting:
             del state.escalations[visit.office]
+
+
+def conceal(state: State) -> None:
+    """Blank the clear personal data of sealed visits (what snapshots must hold: the
+    ciphertext only; start-up opens it again with the keys)."""
+    for visit in state.visits.values():
+        if visit.sealed is not None:
+            visit.name = visit.membership_no = ""
 
 
 def _forget_old(state: State, now: float) -> None:

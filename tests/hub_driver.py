@@ -6,6 +6,7 @@ encoded once, as the server does, and read back as JSON; every frame must also d
 from __future__ import annotations
 
 import json
+import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
@@ -66,6 +67,7 @@ class HubDriver:
             clock=Clock(wall=lambda: self.now, mono=lambda: self.mono),
             new_session_id=self._new_session_id,
             tz=tz,
+            random_bytes=random.Random(15).randbytes,  # keys and nonces, reproducibly
         )
 
     @property

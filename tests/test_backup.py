@@ -28,6 +28,7 @@ from lapak.signaling.eventlog import read_events
 from lapak.signaling.server import SignalServer
 from lapak.signaling.signing import Signer
 from lapak.signaling.tokens import KeyRing
+from lapak.signaling.visitkeys import SqliteKeyStore, reveal
 
 FAST = ServerConfig(rate_per_s=1e6, rate_burst=100_000)  # the client writes flat out
 
@@ -123,6 +124,12 @@ async def test_backup_of_a_live_log_verifies_and_replays(tmp_path: Path, keys: K
     expected = State()
     for event in list(read_events(data / "events.sqlite3"))[:events]:
         apply(expected, event)
+    copy = sqlite3.connect(f"file:{output}?mode=ro", uri=True)
+    try:  # the copy carries the visit keys: its sealed names open as the live ones did
+        assert reveal(expected, SqliteKeyStore(copy)) == 0, "every visit's key is in the copy"
+        assert expected.visits[visit].name == "Siti", "and opens to the name the booth sent"
+    finally:
+        copy.close()
     again = SignalServer(restored, keys, port=0, signer=signer)
     await again.start()
     try:

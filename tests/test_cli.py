@@ -21,6 +21,7 @@ SUBCOMMANDS = (
     "signal",
     "audit",
     "backup",
+    "purge",
     "token",
     "enrol",
     "booth",

@@ -99,6 +99,7 @@ def day() -> list[dict[str, Any]]:
     answer(admin, {"type": "take_escalation", "visit": visit})
     answer(admin, {"type": "end_visit", "visit": visit, "outcome": "abandoned"})
     answer(admin, {"type": "close_desk", "desk": "d2"})
+    answer(admin, {"type": "purge_visit", "visit": visit, "reason": "claimant request"})
     join("officer", desk="d1")  # takes over: the first officer is replaced
     frames.extend(f for _, f in hub.tick(now=NOW + 13 * 3600).outputs)  # tokens expired
     return frames

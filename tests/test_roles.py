@@ -128,15 +128,26 @@ def sample(kind: str, role: str, visit: str, hub: HubDriver) -> dict[str, Any]:
             "gaps": [[1.0, 2.0]],
         },
         "recording_notice_shown": {"visit": visit},
+        "purge_visit": {"visit": _ended(hub, visit)},
     }[kind]
+
+
+def _ended(hub: HubDriver, visit: str) -> str:
+    """Another visit of the office, started and ended (only an ended visit can be purged);
+    the world's open visit stays open for the other messages."""
+    booth = hub.join("booth", sub="booth-2", booth="b2")
+    ended = hub.start_visit(booth)
+    hub.send(booth, {"type": "end_visit", "id": 98, "visit": ended, "outcome": "abandoned"})
+    assert hub.state.visits[ended].state == "ended"
+    return ended
 
 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("kind", sorted(TABLE))
 def test_role_may_send_exactly_what_the_table_says(kind: str, role: str) -> None:
     hub, conns, visit = world()
-    before = hub.state.events_applied
     message = {"type": kind, "id": 99, **sample(kind, role, visit, hub)}
+    before = hub.state.events_applied
     step = hub.send(conns[role], message)
     answers = [m for m in step.to(conns[role]) if m.get("re") == 99]
     assert answers, f"{role} sending {kind} gets an answer"
