@@ -6,6 +6,7 @@ import csv
 import json
 import sqlite3
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -152,13 +153,18 @@ def _local_day(ts: float) -> str:
 
 
 def records(
-    data_dir: Path, visit: str | None = None, day: str | None = None
+    data_dir: Path | Iterable[tuple[Any, float, str, bytes, str]],
+    visit: str | None = None,
+    day: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Audit records, oldest first; personal data (claimant names) is left out on purpose."""
+    """Audit records, oldest first; personal data (claimant names) is left out on purpose.
+    ``data_dir`` may instead be the rows themselves, in log order (the PostgreSQL store's,
+    signaling/pgaudit.py, whose ``seq`` is ``<office>:<seq>``)."""
     out: list[dict[str, Any]] = []
     booths: dict[str, str] = {}
     desks: dict[str, str | None] = {}  # visit -> the desk it sits at now (as of this row)
-    for seq, at, kind, body, row_hash in iter_rows(data_dir / LOG_NAME):
+    rows = iter_rows(data_dir / LOG_NAME) if isinstance(data_dir, Path) else data_dir
+    for seq, at, kind, body, row_hash in rows:
         event = decode_event(body)
         fields = msgspec.structs.asdict(event)
         if isinstance(event, VisitStarted):
@@ -209,7 +215,7 @@ def _track_desk(desks: dict[str, str | None], event: object) -> None:
 
 
 def export(
-    data_dir: Path,
+    data_dir: Path | Iterable[tuple[Any, float, str, bytes, str]],
     out: TextIO,
     fmt: str = "jsonl",
     visit: str | None = None,
