@@ -29,6 +29,9 @@ FLAGS = {  # flag attribute -> [server] key, and the flag's name in messages
     "office": ("offices", "--office"),
     "grace": ("grace_s", "--grace"),
     "video_tiers": ("video_tiers", "--video-tiers"),
+    "store": ("store", "--store"),
+    "node_url": ("node_url", "--node-url"),
+    "lease_s": ("lease_s", "--lease-s"),
 }
 
 
@@ -62,6 +65,21 @@ def add_parser(sub: Any) -> None:
         type=on_off,
         metavar="on|off",
         help="off-air booths send thumbnails, the on-air one full video (default on)",
+    )
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="the event log on PostgreSQL (postgresql://user@host/db) instead of SQLite in "
+        "--data-dir (which still holds enrolments and revocations)",
+    )
+    p.add_argument(
+        "--node-url",
+        metavar="URL",
+        help="with --store: this node's public ws(s):// URL; offices are leased to one node "
+        "at a time and clients of another node's office are sent there",
+    )
+    p.add_argument(
+        "--lease-s", type=float, help="with --node-url: seconds an office lease lasts (10)"
     )
     p.add_argument("--tls-cert", type=Path, help="PEM certificate: serve wss:// and https://")
     p.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from lapak.signaling import signing
 from lapak.signaling.logformat import SCHEMA_VERSION, LogError, state_hash
 from lapak.signaling.logverify import Verification, check_rows
-from lapak.signaling.pglog import redact, snapshot_mark, store_errors
+from lapak.signaling.pglog import CONNECT_ERRORS, STORE_ERRORS, redact, snapshot_mark
 from lapak.signaling.signing import Checkpoint
 
 Row = tuple[Any, float, str, bytes, str]
@@ -29,7 +29,7 @@ Row = tuple[Any, float, str, bytes, str]
 async def _connect(url: str) -> Any:
     try:
         return await asyncpg.connect(url, timeout=10)
-    except (*store_errors(), TimeoutError, ValueError) as exc:
+    except CONNECT_ERRORS as exc:
         raise LogError(f"cannot connect to the store {redact(url)}: {exc}") from None
 
 
@@ -55,7 +55,7 @@ async def _verify(url: str, public: Ed25519PublicKey | None) -> Verification:
             return report
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             await _verify_in(conn, public, report)
-    except store_errors() as exc:
+    except STORE_ERRORS as exc:
         report.problems.append(f"the store cannot be read: {exc}")
     finally:
         await conn.close()
@@ -182,7 +182,7 @@ async def _rows(url: str) -> list[Row]:
         rows = await conn.fetch(
             "SELECT stream, seq, at, kind, body, hash FROM lapak_events ORDER BY pos"
         )
-    except store_errors() as exc:
+    except STORE_ERRORS as exc:
         raise LogError(f"the store cannot be read: {exc}") from None
     finally:
         await conn.close()

@@ -140,16 +140,18 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def store_errors() -> tuple[type[BaseException], ...]:
-    """What a lost or refusing PostgreSQL raises."""
-    return (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ConnectionError)
+STORE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ConnectionError,
+)  # fmt: skip
+"""What a lost or refusing PostgreSQL raises."""
+CONNECT_ERRORS: tuple[type[BaseException], ...] = (*STORE_ERRORS, TimeoutError, ValueError)
 
 
 async def connect_pool(url: str, min_size: int = 1, max_size: int = 4) -> asyncpg.Pool:
     """A pool on ``url`` with the schema in place; LogError saying why not."""
     try:
         pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, timeout=10)
-    except (*store_errors(), TimeoutError, ValueError) as exc:
+    except CONNECT_ERRORS as exc:
         raise LogError(f"cannot connect to the store {redact(url)}: {exc}") from None
     try:
         async with pool.acquire() as conn, conn.transaction():
@@ -167,7 +169,7 @@ async def connect_pool(url: str, min_size: int = 1, max_size: int = 4) -> asyncp
             raise LogError(f"{redact(url)} holds a lapak log of schema {version}, not 2")
     except BaseException as exc:
         await pool.close()
-        if isinstance(exc, store_errors()):
+        if isinstance(exc, STORE_ERRORS):
             raise LogError(f"cannot use the store {redact(url)}: {exc}") from None
         raise
     return pool
@@ -421,7 +423,7 @@ class PgLog:
                     break  # memory is ahead of the store now: take no more writes
             if self.failure is None:
                 await self._final(snapshot=True)
-        except store_errors() as exc:
+        except STORE_ERRORS as exc:
             self._fail(exc)
         finally:
             self._refuse_pending()
@@ -435,7 +437,7 @@ class PgLog:
             except Fenced as fenced:
                 exc = fenced
                 log.error("event=fenced offices=%s", ",".join(fenced.offices))
-            except store_errors() as err:
+            except STORE_ERRORS as err:
                 exc = self._fail(err)
         done = time.perf_counter()
         for _, fut, _, then in batch:

@@ -18,7 +18,7 @@ import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -29,6 +29,7 @@ from lapak.signaling.admission import Admission
 from lapak.signaling.config import WIRE_MAX_FRAME_BYTES, ServerConfig, listen_backlog
 from lapak.signaling.datadir import DataDir, open_data_dir
 from lapak.signaling.delivery import Outbox, Peer
+from lapak.signaling.domain import State
 from lapak.signaling.enrolment import ENROLMENTS_FILE, EnrolDesk, Enrolment
 from lapak.signaling.eventlog import EventLog, LogError, load
 from lapak.signaling.gc_policy import DeadConnections, freeze_loaded_state
@@ -44,6 +45,13 @@ from lapak.signaling.revocation import REVOKED_FILE, RevocationWatch
 from lapak.signaling.signing import Signer
 from lapak.signaling.ticker import Ticker
 from lapak.signaling.tokens import KeyRing, key_id
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    import asyncpg
+
+    from lapak.signaling.pglog import PgLog
 
 log = logging.getLogger("lapak.signal")
 
@@ -95,7 +103,10 @@ class SignalServer:
         self.ticker = Ticker(self._tick)
         self.revocations = RevocationWatch(data_dir / REVOKED_FILE)  # polled each tick
         self.hub: Hub | None = None
-        self.log: EventLog | None = None
+        self.log: EventLog | PgLog | None = None
+        self.node = "single"  # this node's name in the store (its URL under leases)
+        self._conn: sqlite3.Connection | None = None  # the SQLite log's, until it starts
+        self._pool: asyncpg.Pool | None = None  # the PostgreSQL store's
         self._server: Server | None = None
         self.outbox = Outbox(self.metrics, self._log_failed)
         self._peers = self.outbox.peers  # conn id -> its socket and state
@@ -115,43 +126,28 @@ class SignalServer:
         return self.ticker.ticks
 
     async def start(self) -> None:
-        # Checked, private and locked before anything else (signaling/datadir.py); the one
-        # connection it opened is then replayed from and handed to the log's writer.
-        self.datadir = await asyncio.to_thread(open_data_dir, self.data_dir, self.signer)
-        conn = self.datadir.take_connection()
-        started = time.perf_counter()
-        public = self.signer.public if self.signer else None
-        try:
-            loaded = await asyncio.to_thread(load, conn, public)
-        except BaseException:
-            conn.close()
-            self.datadir.close()
-            raise
-        log.info(
-            "event=replayed events=%d from_snapshot=%d visits=%d ms=%.1f",
-            loaded.replayed,
-            loaded.from_snapshot,
-            len(loaded.state.visits),
-            (time.perf_counter() - started) * 1000,
-        )
+        if self.config.launch.store:
+            state = await self._open_store(self.config.launch.store)
+        else:
+            state = await self._open_sqlite()
         self.hub = Hub(
-            self.keys, loaded.state, self.config, clock=Clock(self.clock, self.mono),
+            self.keys, state, self.config, clock=Clock(self.clock, self.mono),
             new_session_id=new_session_id, tz=HostZone(), ice=load_ice(self.config.ice),
         )  # fmt: skip
-        self.log = await asyncio.to_thread(
-            EventLog, self.datadir.log_path, loaded, self.config.snapshot_every,
-            self.config.snapshot_min_s, signer=self.signer, marker=self.datadir.marker_path,
-            on_commit=self.metrics.commit_latency.observe,
-        )  # fmt: skip
-        del loaded
+        del state
         if self.tune_gc:
             freeze_loaded_state()
-        self.log.start(conn)
+        if isinstance(self.log, EventLog):
+            self.log.start(self._conn)
+            self._conn = None
+        elif self.log is not None:
+            self.log.start()
         loop = asyncio.get_running_loop()
         self._fatal = loop.create_future()
         self.check_revocations(force=True)
         bootstrap = self.hub.bootstrap()
         if bootstrap:
+            assert self.log is not None
             await self.log.append(bootstrap)
         self.ticker.start()
         self.admission.install(loop)
@@ -177,6 +173,60 @@ class SignalServer:
             "event=listening host=%s port=%d data_dir=%s max_connections=%d",
             self.host, self.port, self.data_dir, self.limit,
         )  # fmt: skip
+
+    async def _open_sqlite(self) -> State:
+        """The SQLite log in the data directory: checked, locked, replayed."""
+        # Checked, private and locked before anything else (signaling/datadir.py); the one
+        # connection it opened is then replayed from and handed to the log's writer.
+        self.datadir = await asyncio.to_thread(open_data_dir, self.data_dir, self.signer)
+        conn = self.datadir.take_connection()
+        started = time.perf_counter()
+        public = self.signer.public if self.signer else None
+        try:
+            loaded = await asyncio.to_thread(load, conn, public)
+        except BaseException:
+            conn.close()
+            self.datadir.close()
+            raise
+        log.info(
+            "event=replayed events=%d from_snapshot=%d visits=%d ms=%.1f",
+            loaded.replayed,
+            loaded.from_snapshot,
+            len(loaded.state.visits),
+            (time.perf_counter() - started) * 1000,
+        )
+        self.log = await asyncio.to_thread(
+            EventLog, self.datadir.log_path, loaded, self.config.snapshot_every,
+            self.config.snapshot_min_s, signer=self.signer, marker=self.datadir.marker_path,
+            on_commit=self.metrics.commit_latency.observe,
+        )  # fmt: skip
+        self._conn = conn
+        return loaded.state
+
+    async def _open_store(self, url: str) -> State:
+        """The PostgreSQL store (signaling/pglog.py): a pool, then a replay of its streams.
+        The data directory still holds enrolments and the revocation list."""
+        from lapak.signaling.pglog import PgLog, connect_pool, load_pg, redact
+
+        await asyncio.to_thread(self.data_dir.mkdir, mode=0o700, parents=True, exist_ok=True)
+        self._pool = await connect_pool(url)
+        started = time.perf_counter()
+        public = self.signer.public if self.signer else None
+        try:
+            loaded = await load_pg(self._pool, public, node=self.node)
+        except BaseException:
+            await self._pool.close()
+            raise
+        log.info(
+            "event=replayed store=%s events=%d from_snapshot=%d visits=%d ms=%.1f",
+            redact(url), loaded.replayed, loaded.from_snapshot, len(loaded.state.visits),
+            (time.perf_counter() - started) * 1000,
+        )  # fmt: skip
+        self.log = PgLog(
+            self._pool, loaded, self.config.snapshot_every, self.config.snapshot_min_s,
+            node=self.node, signer=self.signer, on_commit=self.metrics.commit_latency.observe,
+        )  # fmt: skip
+        return loaded.state
 
     async def wait_fatal(self) -> BaseException:
         assert self._fatal is not None
@@ -215,6 +265,9 @@ class SignalServer:
         if self.log is not None:
             await self.log.close()  # final snapshot and checkpoint
             self.log = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
         if self.datadir is not None:
             self.datadir.close()
             self.datadir = None
@@ -276,6 +329,7 @@ class SignalServer:
         problem = self.log.problem() if self.log is not None else "event log closed"
         return {
             "status": "failing" if problem else "ok",
+            "store": "postgresql" if self._pool is not None else "sqlite",
             **({"problem": problem} if problem else {}),
             "connections": dict(self.hub.role_counts()),
             "visits": dict(self.hub.visit_counts()),
