@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from tests_support import free_port
 
-UNPRIVILEGED = ("lapakpg", "nobody")  # a system user to run the cluster as, when root
+UNPRIVILEGED = ("lapakpg", "postgres", "nobody")  # a system user to run the cluster as, when root
 
 
 def pg_bin_dir() -> Path | None:
