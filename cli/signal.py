@@ -147,6 +147,10 @@ def run(args: argparse.Namespace) -> int:
             "no secret file: pass --secret-file, set LAPAK_SECRET_FILE or [server] secret_file",
             EXIT_USAGE,
         )
+    if launch.node_url and not launch.store:
+        raise CliError("--node-url needs --store: the leases live in PostgreSQL", EXIT_USAGE)
+    if launch.node_url and not config.offices:
+        raise CliError("--node-url needs --office: the offices this node takes", EXIT_USAGE)
     certs = tls_files(launch)
     context = certs.context() if certs else None  # ssl.SSLError: a usage error
     from lapak.signaling.config import ConfigError

@@ -204,14 +204,21 @@ class PgLoaded:
 
 
 async def load_pg(
-    pool: asyncpg.Pool, public: Ed25519PublicKey | None = None, node: str | None = None
+    pool: asyncpg.Pool,
+    public: Ed25519PublicKey | None = None,
+    node: str | None = None,
+    streams: set[str] | None = None,
 ) -> PgLoaded:
     """The newest snapshot that checks out (of ``node`` when given), then every row after
     the heads it covers, in commit (``pos``) order, each checked as ``audit verify`` does;
-    ``ChainBroken`` at the first that does not check out."""
+    ``ChainBroken`` at the first that does not check out. ``streams``: only these offices'
+    (a node under leases loads the offices it holds; a snapshot naming others is not used)."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
         identity = await get_log_id(conn)
         state, heads, covered, since_pos = await _snapshot_start(conn, identity, public, node)
+        if streams is not None and not set(heads) <= streams:
+            log.info("event=snapshot_ignored reason=other_offices action=full_replay")
+            state, heads, covered, since_pos = State(), {}, 0, 0
         rows = await conn.fetch(  # streams the snapshot does not cover: from their start
             "SELECT stream, seq, at, kind, body, hash FROM lapak_events "
             "WHERE pos > $1 OR NOT (stream = ANY($2::text[])) ORDER BY pos",
@@ -221,6 +228,8 @@ async def load_pg(
     replayed = 0
     for row in rows:
         stream = row["stream"]
+        if streams is not None and stream not in streams:
+            continue
         seq_before, previous = heads.get(stream, (0, GENESIS))
         if row["seq"] <= seq_before:
             continue  # covered by the snapshot
@@ -429,33 +438,44 @@ class PgLog:
             self._refuse_pending()
 
     async def _commit(self, batch: list[Entry]) -> bool:
-        events = [e for entry in batch for e in entry[0]]
+        """Write a batch and resolve its futures. Fenced: the entries that touch an office
+        this node lost fail (no ack); the rest are written again without them."""
+        routes = [[self.router.route(e) for e in entry[0]] for entry in batch]
         exc: LogError | None = None
-        if events:
+        failed: dict[int, LogError] = {}
+        todo = [i for i, entry in enumerate(batch) if entry[0]]
+        while todo:
+            events = [e for i in todo for e in batch[i][0]]
+            streams = [s for i in todo for s in routes[i]]
             try:
-                await self._write(events)
+                await self._write(events, streams)
+                break
             except Fenced as fenced:
-                exc = fenced
                 log.error("event=fenced offices=%s", ",".join(fenced.offices))
+                lost = set(fenced.offices)
+                for i in todo:
+                    if lost & set(routes[i]):
+                        failed[i] = fenced
+                todo = [i for i in todo if i not in failed]
+                if self.on_fenced is not None:
+                    self.on_fenced(fenced)
             except STORE_ERRORS as err:
                 exc = self._fail(err)
+                break
         done = time.perf_counter()
-        for _, fut, _, then in batch:
+        for i, (_, fut, _, then) in enumerate(batch):
             if fut.done():
                 continue
-            if exc is None:
+            refused = exc or failed.get(i)
+            if refused is None:
                 fut.set_result(None)
             else:
-                fut.set_exception(exc)
+                fut.set_exception(refused)
             if then is not None:
                 try:
                     then(fut)
                 except Exception:
                     log.exception("event=commit_callback_failed")
-        if isinstance(exc, Fenced):
-            if self.on_fenced is not None:
-                self.on_fenced(exc)
-            return True  # the offices still held go on
         if exc is not None:
             return False
         if self.on_commit is not None:
@@ -464,13 +484,12 @@ class PgLog:
                     self.on_commit(done - entry[2])
         return True
 
-    async def _write(self, events: list[Event]) -> None:
+    async def _write(self, events: list[Event], routes: list[str]) -> None:
         """One transaction: the fence check, the rows, a snapshot/checkpoint if due."""
         started = time.perf_counter()
         heads = dict(self.heads)
         cols: tuple[list[Any], ...] = ([], [], [], [], [], [])
-        for event in events:  # a visit's or desk's office stays true if the batch is refused
-            stream = self.router.route(event)
+        for event, stream in zip(events, routes, strict=True):
             body = encode_event(event)
             kind = event_kind(event)
             seq, previous = heads.get(stream, (0, GENESIS))
@@ -583,6 +602,37 @@ class PgLog:
             for stream, seq, *_ in rows:
                 self.signed[stream] = seq
         self.marks.took_checkpoint(count)
+
+    async def adopt(self, office: str, state: State) -> int:
+        """An office this node just took (its lease and epoch already ours): apply the rows
+        its stream gained since this node last saw it to ``state`` (the hub's) and to the
+        writer's replica, checked as at start-up. The number of events applied."""
+        seq_before, previous = self.heads.get(office, (0, GENESIS))
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT seq, at, kind, body, hash FROM lapak_events WHERE stream = $1 "
+                "AND seq > $2 ORDER BY seq",
+                office, seq_before,
+            )  # fmt: skip
+            signed = await conn.fetchval(
+                "SELECT coalesce(max(seq), 0) FROM lapak_checkpoints WHERE stream = $1", office
+            )
+        events: list[Event] = []
+        for seq, row_hash, event, problems in check_rows(
+            stream_rows(rows), SCHEMA_VERSION, previous, seq_before + 1
+        ):
+            if problems or seq is None or row_hash is None or event is None:
+                detail = problems[0] if problems else "unreadable"
+                raise ChainBroken(seq or seq_before + 1, f"stream {office}: {detail}")
+            self.router.route(event)
+            apply(state, event)
+            events.append(event)
+            self.heads[office] = (seq, row_hash)
+        self._count += len(events)
+        self.marks.advance(events, self._count)
+        self.signed[office] = max(self.signed.get(office, 0), int(signed))
+        log.info("event=office_adopted office=%s events=%d", office, len(events))
+        return len(events)
 
     def _fail(self, err: BaseException) -> LogWriteFailed:
         failure = LogWriteFailed(err)

@@ -51,11 +51,14 @@ if TYPE_CHECKING:
 
     import asyncpg
 
+    from lapak.signaling.leases import Leases
     from lapak.signaling.pglog import PgLog
 
 log = logging.getLogger("lapak.signal")
 
 SHUTDOWN_CLOSE_CODE = 1001  # going away: sent after every committed answer has been written
+LEASE_LOST_CLOSE_CODE = 4012  # this node lost the office's lease: reconnect (to its owner)
+NO_OFFICE = ""  # served-offices entry no token matches: a node holding no lease serves none
 
 
 class SignalServer:
@@ -107,6 +110,10 @@ class SignalServer:
         self.node = "single"  # this node's name in the store (its URL under leases)
         self._conn: sqlite3.Connection | None = None  # the SQLite log's, until it starts
         self._pool: asyncpg.Pool | None = None  # the PostgreSQL store's
+        self.leases: Leases | None = None  # with node_url: the offices this node owns
+        self._wanted: list[str] = []  # offices it tries to own
+        self._lost: set[str] = set()  # lost to another node: not taken back before a restart
+        self._lease_task: asyncio.Task[None] | None = None
         self._server: Server | None = None
         self.outbox = Outbox(self.metrics, self._log_failed)
         self._peers = self.outbox.peers  # conn id -> its socket and state
@@ -206,14 +213,26 @@ class SignalServer:
     async def _open_store(self, url: str) -> State:
         """The PostgreSQL store (signaling/pglog.py): a pool, then a replay of its streams.
         The data directory still holds enrolments and the revocation list."""
+        from lapak.signaling.leases import Leases
         from lapak.signaling.pglog import PgLog, connect_pool, load_pg, redact
 
         await asyncio.to_thread(self.data_dir.mkdir, mode=0o700, parents=True, exist_ok=True)
         self._pool = await connect_pool(url)
         started = time.perf_counter()
         public = self.signer.public if self.signer else None
+        launch = self.config.launch
         try:
-            loaded = await load_pg(self._pool, public, node=self.node)
+            streams = None
+            if launch.node_url:
+                self.node = launch.node_url
+                self.leases = Leases(self._pool, self.node, launch.node_url, launch.lease_s)
+                await self.leases.heartbeat()
+                self._wanted = [*self.config.offices, "*"]
+                for office in self._wanted:
+                    await self.leases.acquire(office)
+                streams = set(self.leases.held)
+                self._serve_held()
+            loaded = await load_pg(self._pool, public, node=self.node, streams=streams)
         except BaseException:
             await self._pool.close()
             raise
@@ -225,8 +244,61 @@ class SignalServer:
         self.log = PgLog(
             self._pool, loaded, self.config.snapshot_every, self.config.snapshot_min_s,
             node=self.node, signer=self.signer, on_commit=self.metrics.commit_latency.observe,
+            fence=self.leases.held if self.leases else None,
         )  # fmt: skip
+        self.log.on_fenced = lambda fenced: self._drop_offices(fenced.offices)
         return loaded.state
+
+    # -- leases (signaling/leases.py): which offices this node owns ---------------------
+
+    def _serve_held(self) -> None:
+        """Admit hellos only for the offices this node holds (``[server] offices`` is what
+        ``hello`` checks; ``NO_OFFICE`` keeps an empty list from meaning "any")."""
+        assert self.leases is not None
+        held = sorted(o for o in self.leases.held if o != "*")
+        self.config.offices[:] = held or [NO_OFFICE]
+
+    def _drop_offices(self, offices: list[str]) -> None:
+        """Another node owns these offices now: serve them no more and close their clients
+        (``LEASE_LOST_CLOSE_CODE``) so that they reconnect to the owner."""
+        lost = set(offices)
+        self._lost |= lost
+        if self.leases is not None:
+            for office in lost:
+                self.leases.held.pop(office, None)
+            self._serve_held()
+        if self.hub is None or self.log is None:
+            return
+        closes = [
+            (conn_id, LEASE_LOST_CLOSE_CODE, "this office moved to another node")
+            for conn_id, conn in self.hub.conns.items()
+            if conn.claims is not None and conn.claims.office in lost
+        ]
+        names = ",".join(sorted(lost))
+        log.warning("event=offices_dropped offices=%s closed=%d", names, len(closes))
+        if closes:
+            self._commit_then_deliver(Result(closes=closes), 0)
+
+    async def _lease_round(self) -> None:
+        """Each tick: heartbeat, renew, drop what was lost, take what is wanted and free."""
+        from lapak.signaling.pglog import STORE_ERRORS, PgLog
+
+        assert self.leases is not None and self.hub is not None
+        try:
+            await self.leases.heartbeat()
+            lost = await self.leases.renew()
+            if lost:
+                self._drop_offices(lost)
+            for office in self._wanted:
+                if office in self.leases.held or office in self._lost:
+                    continue
+                if await self.leases.acquire(office) is None:
+                    continue
+                if isinstance(self.log, PgLog):
+                    await self.log.adopt(office, self.hub.state)
+                self._serve_held()
+        except STORE_ERRORS as exc:
+            log.warning("event=lease_round_failed error=%r", str(exc))
 
     async def wait_fatal(self) -> BaseException:
         assert self._fatal is not None
@@ -235,6 +307,8 @@ class SignalServer:
     def _tick(self) -> None:
         assert self.hub is not None
         self.check_revocations()
+        if self.leases is not None and (self._lease_task is None or self._lease_task.done()):
+            self._lease_task = asyncio.get_running_loop().create_task(self._lease_round())
         result = self.hub.tick()
         if self.tune_gc:
             self.dead.collect_if_due(len(self.admission.sockets))
@@ -265,6 +339,13 @@ class SignalServer:
         if self.log is not None:
             await self.log.close()  # final snapshot and checkpoint
             self.log = None
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._lease_task
+        if self.leases is not None and self._pool is not None:
+            with contextlib.suppress(Exception):  # a lost store: the leases lapse by themselves
+                await self.leases.release()  # hand the offices over at once
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -330,6 +411,7 @@ class SignalServer:
         return {
             "status": "failing" if problem else "ok",
             "store": "postgresql" if self._pool is not None else "sqlite",
+            **({"offices_owned": sorted(self.leases.held)} if self.leases else {}),
             **({"problem": problem} if problem else {}),
             "connections": dict(self.hub.role_counts()),
             "visits": dict(self.hub.visit_counts()),
