@@ -511,7 +511,12 @@ class SignalServer:
         self.log.append(result.events, then=deliver)  # runs as the commit is known
 
     def _log_failed(self, exc: BaseException) -> None:
-        """State in memory is ahead of the log now: refuse to run on."""
+        """State in memory is ahead of the log now: refuse to run on. A fenced batch (its
+        office's lease moved, signaling/leases.py) is not a failure of this node: the
+        office is dropped, its answers never sent, the other offices go on."""
+        if self.leases is not None and getattr(exc, "offices", None) is not None:
+            log.info("event=answers_withheld reason=fenced")
+            return
         log.critical("event=log_failed error=%r", exc)
         if self._fatal is not None and not self._fatal.done():
             self._fatal.set_result(exc)
