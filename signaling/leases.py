@@ -96,11 +96,11 @@ class Leases:
         )  # fmt: skip
         self.held.clear()
 
-    async def owner_url(self, office: str) -> str | None:
-        """Where the live owner of ``office`` is reached, if another node holds it."""
-        row: Any = await self.pool.fetchrow(
-            "SELECT n.url FROM lapak_offices o JOIN lapak_nodes n ON n.node = o.owner_node "
-            f"WHERE o.office = $1 AND o.lease_until >= {_NOW} AND o.owner_node <> $2",
-            office, self.node,
+    async def owners(self) -> dict[str, str]:
+        """Office -> URL of its live owner, for the offices other nodes hold."""
+        rows: Any = await self.pool.fetch(
+            "SELECT o.office, n.url FROM lapak_offices o JOIN lapak_nodes n "
+            f"ON n.node = o.owner_node WHERE o.lease_until >= {_NOW} AND o.owner_node <> $1",
+            self.node,
         )  # fmt: skip
-        return None if row is None else str(row["url"])
+        return {str(r["office"]): str(r["url"]) for r in rows}

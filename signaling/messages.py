@@ -260,7 +260,16 @@ class PeerLeft(_Message, frozen=True, tag="peer_left"):
     peer: str
 
 
-ServerMessage = Welcome | Ack | Error | Snapshot | Delta | BoothState | SdpRelay | PeerLeft
+class Moved(_Message, frozen=True, tag="moved"):
+    """``hello`` reached a node that does not own the token's office (a cluster on one
+    PostgreSQL store): say hello again, with the same session, at ``url``."""
+
+    re: int | None
+    office: str
+    url: str
+
+
+ServerMessage = Welcome | Ack | Error | Snapshot | Delta | BoothState | SdpRelay | PeerLeft | Moved
 
 SERVER_MESSAGES: tuple[type[_Message], ...] = get_args(ServerMessage)
 """Every server → client message, in the order docs/protocol.md lists them."""

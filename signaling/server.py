@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
@@ -37,7 +38,7 @@ from lapak.signaling.host import HostZone, new_session_id
 from lapak.signaling.http_routes import HttpRoutes
 from lapak.signaling.hub import Clock, Hub, Result
 from lapak.signaling.ice import load_ice
-from lapak.signaling.messages import Error
+from lapak.signaling.messages import Error, Moved
 from lapak.signaling.metrics import ServerMetrics
 from lapak.signaling.origins import OriginCheck, own_origins
 from lapak.signaling.protocol import CloseCode
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("lapak.signal")
 
 SHUTDOWN_CLOSE_CODE = 1001  # going away: sent after every committed answer has been written
-LEASE_LOST_CLOSE_CODE = 4012  # this node lost the office's lease: reconnect (to its owner)
+LEASE_LOST_CLOSE_CODE = CloseCode.MOVED  # the office's lease is lost or held elsewhere
 NO_OFFICE = ""  # served-offices entry no token matches: a node holding no lease serves none
 
 
@@ -114,6 +115,7 @@ class SignalServer:
         self._wanted: list[str] = []  # offices it tries to own
         self._lost: set[str] = set()  # lost to another node: not taken back before a restart
         self._lease_task: asyncio.Task[None] | None = None
+        self._owners: dict[str, str] = {}  # office -> URL of the other node that owns it
         self._server: Server | None = None
         self.outbox = Outbox(self.metrics, self._log_failed)
         self._peers = self.outbox.peers  # conn id -> its socket and state
@@ -297,6 +299,7 @@ class SignalServer:
                 if isinstance(self.log, PgLog):
                     await self.log.adopt(office, self.hub.state)
                 self._serve_held()
+            self._owners = await self.leases.owners()
         except STORE_ERRORS as exc:
             log.warning("event=lease_round_failed error=%r", str(exc))
 
@@ -449,6 +452,8 @@ class SignalServer:
                     continue
                 received = time.perf_counter()
                 result = self.hub.receive(conn_id, frame)
+                if result.error_code == p.ErrorCode.WRONG_OFFICE and self.leases is not None:
+                    result = self._moved(conn_id, frame, result)
                 self._count(result)
                 self._commit_then_deliver(result, conn_id, received)
         except ConnectionClosed:
@@ -461,6 +466,33 @@ class SignalServer:
             if gone.outputs:
                 self._commit_then_deliver(gone, conn_id)
             log.info("event=disconnected conn=%d code=%s", conn_id, ws.close_code)
+
+    def _moved(self, conn_id: int, frame: str, refused: Result) -> Result:
+        """A hello for an office another node owns: ``moved {url}``, then close 4012. For
+        an office of this cluster that no live node owns right now (a failover under way)
+        ``url`` is this node's own: the client says hello again after a back-off."""
+        try:
+            hello = msgspec.json.decode(frame)
+            claims = self.keys.verify(hello["token"], now=self.clock())
+        except Exception:  # not a readable hello with a good token: the refusal stands
+            return refused
+        url = self._owners.get(claims.office)
+        if url is None and claims.office in self._wanted:
+            url = self.config.launch.node_url  # between owners (failover): ask again here
+        if url is None:
+            return refused
+        request = hello.get("id")
+        moved = Moved(re=request if isinstance(request, int) else None, office=claims.office,
+                      url=url)  # fmt: skip
+        log.info("event=moved conn=%d office=%s url=%s", conn_id, claims.office, url)
+        peer = self._peers.get(conn_id)
+        if peer is not None:
+            peer.stop_reading = True
+        return Result(
+            outputs=[(conn_id, moved)],
+            closes=[(conn_id, LEASE_LOST_CLOSE_CODE, "office on another node")],
+            message_type="hello",
+        )
 
     def _hello_overdue(self, conn_id: int) -> None:
         """No hello within ``hello_timeout_s``: say so and close with 1008."""

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,61 @@ async def test_node_url_without_store_or_office_is_a_usage_error(tmp_path: Path)
     )
     assert out.returncode == 2 and "--node-url needs --office" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+async def test_any_node_is_an_entry_point_and_kill_9_fails_over(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """An officer and a booth enter through the node that does not own their office: both
+    are sent (``moved``) to the owner and served there. The owner is killed with SIGKILL:
+    the other node takes the office within a bounded time and both clients, reconnecting
+    through the URL they were first given, are back with the desk and the visit intact."""
+    secret = tmp_path / "secret"
+    keys = KeyRing.generate()
+    keys.write(secret)
+    port_a, port_b = free_port(), free_port()
+    a = _node(pg_url, tmp_path / "a", secret, port_a)
+    b: subprocess.Popen[str] | None = None
+    clients: list[SignalClient] = []
+    try:
+        await asyncio.to_thread(wait_healthy, port_a, a)
+        b = _node(pg_url, tmp_path / "b", secret, port_b)
+        await asyncio.to_thread(wait_healthy, port_b, b)
+        url_a, url_b = f"ws://127.0.0.1:{port_a}/ws", f"ws://127.0.0.1:{port_b}/ws"
+        officer = SignalClient(url_b, keys.issue("officer", "o0", "main", desk="d0"))
+        booth = SignalClient(url_b, keys.issue("booth", "b0", "main", booth="b0"))
+        clients += [officer, booth]
+        await wait_for(lambda: "main" in _owned(port_a), "the first node owns main")
+        for client in clients:
+            async with asyncio.timeout(20):
+                await client.connect(retry=True)
+        assert officer.url == url_a and booth.url == url_a, "moved to the owner"
+        claimant = {"name": "S", "membership_no": "1"}
+        visit = (await booth.request({"type": "start_visit", "claimant": claimant})).visit
+        decide = {"type": "decide", "visit": visit, "decision": "approve"}
+        await officer.request({**decide, "step": 0})
+        sessions = [c.welcome.session for c in clients if c.welcome]
+
+        killed = time.monotonic()
+        os.killpg(a.pid, signal.SIGKILL)
+        a.wait(timeout=10)
+        await wait_for(
+            lambda: all(c.reconnects == 1 and c.connected.is_set() for c in clients),
+            "both clients resumed on the other node", 30,
+        )  # fmt: skip
+        failover_s = time.monotonic() - killed
+        assert officer.url == url_b and booth.url == url_b
+        # Session ids live in the node's memory: the new owner issues new ones; what the
+        # sessions held (the officer's desk, the booth's open visit) is in the store.
+        assert len(sessions) == 2
+        await officer.request({**decide, "step": 1})  # the visit and the desk are intact
+        assert failover_s < LEASE_S + 10, f"failover took {failover_s:.1f} s"
+    finally:
+        for client in clients:
+            await client.close()
+        for proc in (a, b):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            if proc is not None and proc.stderr:
+                proc.stderr.close()
