@@ -31,11 +31,13 @@ pytestmark = pytest.mark.integration
 LEASE_S = 2.0
 
 
-def _node(url: str, data: Path, secret: Path, port: int) -> subprocess.Popen[str]:
+def _node(
+    url: str, data: Path, secret: Path, port: int, lease_s: float = LEASE_S
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "lapak.cli", "signal", "--port", str(port), "--data-dir",
          str(data), "--secret-file", str(secret), "--store", url, "--office", "main",
-         "--node-url", f"ws://127.0.0.1:{port}/ws", "--lease-s", str(LEASE_S)],
+         "--node-url", f"ws://127.0.0.1:{port}/ws", "--lease-s", str(lease_s)],
         stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
 
@@ -195,6 +197,31 @@ async def test_any_node_is_an_entry_point_and_kill_9_fails_over(
     finally:
         for client in clients:
             await client.close()
+        for proc in (a, b):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            if proc is not None and proc.stderr:
+                proc.stderr.close()
+
+
+async def test_sigterm_hands_the_offices_over_at_once(pg_url: str, tmp_path: Path) -> None:
+    """A clean stop releases its leases: with a 60 s lease, the other node owns the office
+    within a few ticks, not after the lease."""
+    secret = tmp_path / "secret"
+    KeyRing.generate().write(secret)
+    port_a, port_b = free_port(), free_port()
+    a = _node(pg_url, tmp_path / "a", secret, port_a, lease_s=60)
+    b: subprocess.Popen[str] | None = None
+    try:
+        await asyncio.to_thread(wait_healthy, port_a, a)
+        b = _node(pg_url, tmp_path / "b", secret, port_b, lease_s=60)
+        await asyncio.to_thread(wait_healthy, port_b, b)
+        assert "main" in _owned(port_a) and "main" not in _owned(port_b)
+        os.killpg(a.pid, signal.SIGTERM)
+        assert await asyncio.to_thread(a.wait, 30) == 0
+        await wait_for(lambda: "main" in _owned(port_b), "the other node takes it", 10)
+    finally:
         for proc in (a, b):
             if proc is not None and proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
