@@ -116,6 +116,7 @@ class SignalServer:
         self._lost: set[str] = set()  # lost to another node: not taken back before a restart
         self._lease_task: asyncio.Task[None] | None = None
         self._owners: dict[str, str] = {}  # office -> URL of the other node that owns it
+        self._renewed_at: float | None = None  # monotonic time of the last lease renewal
         self._server: Server | None = None
         self.outbox = Outbox(self.metrics, self._log_failed)
         self._peers = self.outbox.peers  # conn id -> its socket and state
@@ -289,6 +290,7 @@ class SignalServer:
         try:
             await self.leases.heartbeat()
             lost = await self.leases.renew()
+            self._renewed_at = self.mono()
             if lost:
                 self._drop_offices(lost)
             for office in self._wanted:
@@ -414,7 +416,7 @@ class SignalServer:
         return {
             "status": "failing" if problem else "ok",
             "store": "postgresql" if self._pool is not None else "sqlite",
-            **({"offices_owned": sorted(self.leases.held)} if self.leases else {}),
+            **self._store_health(),
             **({"problem": problem} if problem else {}),
             "connections": dict(self.hub.role_counts()),
             "visits": dict(self.hub.visit_counts()),
@@ -425,6 +427,21 @@ class SignalServer:
             "sockets": len(self.admission.sockets),
             "max_connections": self.limit,
         }
+
+    def _store_health(self) -> dict[str, Any]:
+        """On the PostgreSQL store: the last commit's time; with leases, the offices this
+        node owns and how long ago it last renewed them."""
+        from lapak.signaling.pglog import PgLog
+
+        out: dict[str, Any] = {}
+        if isinstance(self.log, PgLog):
+            out["store_commit_ms"] = round(self.log.last_commit_ms, 2)
+        if self.leases is not None:
+            out["offices_owned"] = sorted(self.leases.held)
+            renewed = self._renewed_at
+            ago = None if renewed is None else round(self.mono() - renewed, 2)
+            out["lease_renewed_s_ago"] = ago
+        return out
 
     def _metrics_text(self) -> bytes:
         assert self.hub is not None

@@ -58,6 +58,9 @@ async def test_a_paused_owner_past_its_lease_is_fenced(pg_url: str, tmp_path: Pa
     try:
         await asyncio.to_thread(wait_healthy, port_a, a)
         assert "main" in _owned(port_a), "the first node took the office"
+        await wait_for(lambda: (healthz(port_a) or {}).get("lease_renewed_s_ago") is not None,
+                       "/healthz shows the lease renewed")  # fmt: skip
+        assert "store_commit_ms" in (healthz(port_a) or {})
         b = _node(pg_url, tmp_path / "b", secret, port_b)
         await asyncio.to_thread(wait_healthy, port_b, b)
         assert "main" not in _owned(port_b), "the office has one owner"
