@@ -30,6 +30,9 @@ FLAGS = {  # flag attribute -> [server] key, and the flag's name in messages
     "grace": ("grace_s", "--grace"),
     "video_tiers": ("video_tiers", "--video-tiers"),
     "recording": ("recording", "--recording"),
+    "store": ("store", "--store"),
+    "node_url": ("node_url", "--node-url"),
+    "lease_s": ("lease_s", "--lease-s"),
 }
 
 
@@ -69,6 +72,21 @@ def add_parser(sub: Any) -> None:
         type=on_off,
         metavar="on|off",
         help="visits are recorded (lapak recorder): booths say so from routing (default off)",
+    )
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="the event log on PostgreSQL (postgresql://user@host/db) instead of SQLite in "
+        "--data-dir (which still holds enrolments and revocations)",
+    )
+    p.add_argument(
+        "--node-url",
+        metavar="URL",
+        help="with --store: this node's public ws(s):// URL; offices are leased to one node "
+        "at a time and clients of another node's office are sent there",
+    )
+    p.add_argument(
+        "--lease-s", type=float, help="with --node-url: seconds an office lease lasts (10)"
     )
     p.add_argument("--tls-cert", type=Path, help="PEM certificate: serve wss:// and https://")
     p.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
@@ -136,6 +154,10 @@ def run(args: argparse.Namespace) -> int:
             "no secret file: pass --secret-file, set LAPAK_SECRET_FILE or [server] secret_file",
             EXIT_USAGE,
         )
+    if launch.node_url and not launch.store:
+        raise CliError("--node-url needs --store: the leases live in PostgreSQL", EXIT_USAGE)
+    if launch.node_url and not config.offices:
+        raise CliError("--node-url needs --office: the offices this node takes", EXIT_USAGE)
     certs = tls_files(launch)
     context = certs.context() if certs else None  # ssl.SSLError: a usage error
     from lapak.signaling.config import ConfigError

@@ -6,6 +6,7 @@ import csv
 import json
 import sqlite3
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -168,15 +169,20 @@ def personal_data_status(event: VisitStarted) -> str:
 
 
 def records(
-    data_dir: Path, visit: str | None = None, day: str | None = None
+    data_dir: Path | Iterable[tuple[Any, float, str, bytes, str]],
+    visit: str | None = None,
+    day: str | None = None,
 ) -> list[dict[str, Any]]:
     """Audit records, oldest first; personal data (claimant names) is left out on purpose:
-    ``name`` and ``membership_no`` say ``purged``, ``sealed`` or ``in clear`` instead."""
+    ``name`` and ``membership_no`` say ``purged``, ``sealed`` or ``in clear`` instead.
+    ``data_dir`` may instead be the rows themselves, in log order (the PostgreSQL store's,
+    signaling/pgaudit.py, whose ``seq`` is ``<office>:<seq>``)."""
     out: list[dict[str, Any]] = []
     booths: dict[str, str] = {}
     desks: dict[str, str | None] = {}  # visit -> the desk it sits at now (as of this row)
     started: dict[str, dict[str, Any]] = {}  # visit -> the detail of its exported start
-    for seq, at, kind, body, row_hash in iter_rows(data_dir / LOG_NAME):
+    rows = iter_rows(data_dir / LOG_NAME) if isinstance(data_dir, Path) else data_dir
+    for seq, at, kind, body, row_hash in rows:
         event = decode_event(body)
         fields = msgspec.structs.asdict(event)
         if isinstance(event, VisitStarted):
@@ -233,7 +239,7 @@ def _track_desk(desks: dict[str, str | None], event: object) -> None:
 
 
 def export(
-    data_dir: Path,
+    data_dir: Path | Iterable[tuple[Any, float, str, bytes, str]],
     out: TextIO,
     fmt: str = "jsonl",
     visit: str | None = None,

@@ -30,7 +30,15 @@ import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from lapak.signaling.messages import Ack, Error, ServerMessage, Snapshot, Welcome, decode_server
+from lapak.signaling.messages import (
+    Ack,
+    Error,
+    Moved,
+    ServerMessage,
+    Snapshot,
+    Welcome,
+    decode_server,
+)
 from lapak.signaling.messages import encode as encode_message
 from lapak.signaling.protocol import (
     ClientMessage,
@@ -62,10 +70,13 @@ log = logging.getLogger("lapak.client")
 
 MessageHandler = Callable[[ServerMessage], Awaitable[None] | None]
 WelcomeHandler = Callable[[Welcome], Awaitable[None] | None]
-Answer: TypeAlias = Welcome | Ack | Snapshot
+Answer: TypeAlias = Welcome | Ack | Snapshot | Moved  # moved: only ever for a hello
 WIRE_MAX_SIZE = 1024 * 1024
 REFRESH_RETRY_S = 2.0  # no newer token yet, or it was refused: look again this often
 _dict_encoder = msgspec.json.Encoder()
+
+
+MAX_MOVES = 3  # ``moved`` answers followed in a row before giving up
 
 
 class SignalClient:
@@ -92,6 +103,7 @@ class SignalClient:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = url
+        self.entry_url = url  # where a reconnect starts over when a moved-to node is gone
         self.token = token
         self.token_source = token_source  # the newest token (read before refresh and reconnect)
         self.clock = clock  # wall clock, against the tokens' exp
@@ -144,6 +156,19 @@ class SignalClient:
             await asyncio.sleep(delay)
 
     async def _open(self) -> Welcome:
+        """Open and say hello, following ``moved`` to the office's node (a cluster)."""
+        for _ in range(MAX_MOVES):
+            answer = await self._open_once()
+            if isinstance(answer, Welcome):
+                return answer
+            log.info("event=moved office=%s url=%s", answer.office, answer.url)
+            await self._drop_socket()
+            if answer.url == self.url:  # no node owns the office yet: back off, ask again
+                raise ConnectionError(f"office {answer.office} is between nodes")
+            self.url = answer.url
+        raise ConnectionError(f"moved {MAX_MOVES} times in a row: no node owns the office")
+
+    async def _open_once(self) -> Welcome | Moved:
         tls: dict[str, Any] = {}  # passed on to the event loop's create_connection
         if self.tls is not None and self.url.startswith("wss:"):
             tls["ssl"] = self.tls
@@ -156,11 +181,14 @@ class SignalClient:
             self._take_newer_token()
         session = self.welcome.session if self.welcome is not None else None
         try:
-            welcome = await self.request(Hello(token=self.token, session=session))
+            answer: Welcome | Moved = await self.request(Hello(token=self.token, session=session))
         except RequestError as exc:
             self._end_for(exc.code, exc.message)
             await self._drop_socket()
             raise
+        if isinstance(answer, Moved):
+            return answer
+        welcome = answer
         self.welcome = welcome
         self.policy.reset()
         self.last_failure = None
@@ -250,6 +278,7 @@ class SignalClient:
                 log.info("event=reconnect_failed url=%s error=%r", self.url, exc)
                 await self._drop_socket()
                 self._failed(exc)
+                self.url = self.entry_url  # a node we were moved to is gone: ask the first
                 continue
             self.reconnects += 1
             log.info("event=reconnected resumed=%s", welcome.resumed)
@@ -354,7 +383,7 @@ class SignalClient:
     def _answered(self, message: ServerMessage) -> bool:
         """Resolve the request this message answers; True when nobody else should see it
         (acks, errors and welcomes; a snapshot answering ``watch`` is the desk's news too)."""
-        if not isinstance(message, Welcome | Ack | Error | Snapshot):
+        if not isinstance(message, Welcome | Ack | Error | Snapshot | Moved):
             return False
         if isinstance(message, Welcome):
             self.welcome = message  # known before the frames after it are delivered

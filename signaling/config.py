@@ -84,6 +84,10 @@ class _Server(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     alert_not_spoken_s: Positive = 300.0
     alert_abandoned_window_s: Positive = 900.0
     recording: bool = False
+    # The PostgreSQL store and leases (signaling/pglog.py, leases.py); SQLite when unset.
+    store: Annotated[str, msgspec.Meta(min_length=1)] | None = None
+    node_url: Annotated[str, msgspec.Meta(pattern=r"^wss?://\S+$")] | None = None
+    lease_s: Annotated[float, msgspec.Meta(ge=1)] = 10.0
 
 
 class _Workflow(msgspec.Struct, forbid_unknown_fields=True):
@@ -173,11 +177,15 @@ def default_max_connections() -> int:
     return max(8, min(100_000, _soft_nofile() - FD_RESERVE - listen_backlog()))
 
 
-PROCESS_KEYS = ("host", "port", "data_dir", "secret_file", "signing_key", "tls_cert", "tls_key")
+PROCESS_KEYS = (
+    "host", "port", "data_dir", "secret_file", "signing_key", "tls_cert", "tls_key",
+    "store", "node_url", "lease_s",
+)  # fmt: skip
 """``[server]`` keys about the process (where it listens, which files it uses), not the hub."""
-PATH_KEYS = frozenset(PROCESS_KEYS[2:])
+PATH_KEYS = frozenset(PROCESS_KEYS[2:7])
 ICE_PATH_KEYS = frozenset({"turn_secret_file"})
 ENV_PREFIX = "LAPAK_"
+STORE_SCHEMES = ("postgresql://", "postgres://")
 LIST_SEPARATOR = ","
 
 
@@ -192,6 +200,9 @@ class Launch:
     signing_key: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    store: str | None = None  # postgresql://...: the PostgreSQL store; None: SQLite
+    node_url: str | None = None  # this node's public ws(s) URL: leases on (a cluster)
+    lease_s: float = 10.0  # how long an office's lease lasts without renewal
 
 
 @dataclass
@@ -298,6 +309,9 @@ class ServerConfig:
                 signing_key=_path(server.signing_key),
                 tls_cert=_path(server.tls_cert),
                 tls_key=_path(server.tls_key),
+                store=server.store,
+                node_url=server.node_url,
+                lease_s=server.lease_s,
             ),
         )
 
@@ -368,6 +382,11 @@ def server_key_problems(key: str, value: object, *, strict: bool) -> list[str]:
                     )
             except ConfigError as exc:
                 problems.append(f"[server] allowed_origins: {exc}")
+    if key == "store" and isinstance(value, str) and not value.startswith(STORE_SCHEMES):
+        problems.append(
+            "[server] store: a PostgreSQL URL (postgresql://user@host/db); "
+            "leave it unset for the SQLite log in data_dir"
+        )
     if key == "public_url" and isinstance(value, str):
         try:
             origin_of(value)

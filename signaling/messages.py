@@ -315,8 +315,26 @@ class Supervision(_Message, frozen=True, tag="supervision"):
     mode: SupervisionMode
 
 
+class Moved(_Message, frozen=True, tag="moved"):
+    """``hello`` reached a node that does not own the token's office (a cluster on one
+    PostgreSQL store): say hello again, with the same session, at ``url``."""
+
+    re: int | None
+    office: str
+    url: str
+
+
 ServerMessage = (
-    Welcome | Ack | Error | Snapshot | Delta | BoothState | SdpRelay | PeerLeft | Supervision
+    Welcome
+    | Ack
+    | Error
+    | Snapshot
+    | Delta
+    | BoothState
+    | SdpRelay
+    | PeerLeft
+    | Supervision
+    | Moved
 )
 
 SERVER_MESSAGES: tuple[type[_Message], ...] = get_args(ServerMessage)

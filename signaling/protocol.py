@@ -71,6 +71,7 @@ class CloseCode:
     REPLACED = 4002
     SLOW_CONSUMER = 4008
     FLOOD = 4029
+    MOVED = 4012  # a cluster: the office is on another node (after moved, or a lost lease)
 
 
 Role = Literal["officer", "booth", "supervisor", "admin", "recorder"]

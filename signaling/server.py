@@ -18,8 +18,9 @@ import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import msgspec
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
@@ -29,6 +30,7 @@ from lapak.signaling.admission import Admission
 from lapak.signaling.config import WIRE_MAX_FRAME_BYTES, ServerConfig, listen_backlog
 from lapak.signaling.datadir import DataDir, open_data_dir
 from lapak.signaling.delivery import Outbox, Peer
+from lapak.signaling.domain import State
 from lapak.signaling.enrolment import ENROLMENTS_FILE, EnrolDesk, Enrolment
 from lapak.signaling.eventlog import EventLog, LogError, load
 from lapak.signaling.gc_policy import DeadConnections, freeze_loaded_state
@@ -36,7 +38,7 @@ from lapak.signaling.host import HostZone, new_session_id, random_bytes
 from lapak.signaling.http_routes import HttpRoutes
 from lapak.signaling.hub import Clock, Hub, Result
 from lapak.signaling.ice import load_ice
-from lapak.signaling.messages import Error
+from lapak.signaling.messages import Error, Moved
 from lapak.signaling.metrics import ServerMetrics
 from lapak.signaling.origins import OriginCheck, own_origins
 from lapak.signaling.protocol import CloseCode
@@ -45,9 +47,19 @@ from lapak.signaling.signing import Signer
 from lapak.signaling.ticker import Ticker
 from lapak.signaling.tokens import KeyRing, key_id
 
+if TYPE_CHECKING:
+    import sqlite3
+
+    import asyncpg
+
+    from lapak.signaling.leases import Leases
+    from lapak.signaling.pglog import PgLog
+
 log = logging.getLogger("lapak.signal")
 
 SHUTDOWN_CLOSE_CODE = 1001  # going away: sent after every committed answer has been written
+LEASE_LOST_CLOSE_CODE = CloseCode.MOVED  # the office's lease is lost or held elsewhere
+NO_OFFICE = ""  # served-offices entry no token matches: a node holding no lease serves none
 
 
 class SignalServer:
@@ -95,7 +107,16 @@ class SignalServer:
         self.ticker = Ticker(self._tick)
         self.revocations = RevocationWatch(data_dir / REVOKED_FILE)  # polled each tick
         self.hub: Hub | None = None
-        self.log: EventLog | None = None
+        self.log: EventLog | PgLog | None = None
+        self.node = "single"  # this node's name in the store (its URL under leases)
+        self._conn: sqlite3.Connection | None = None  # the SQLite log's, until it starts
+        self._pool: asyncpg.Pool | None = None  # the PostgreSQL store's
+        self.leases: Leases | None = None  # with node_url: the offices this node owns
+        self._wanted: list[str] = []  # offices it tries to own
+        self._lost: set[str] = set()  # lost to another node: not taken back before a restart
+        self._lease_task: asyncio.Task[None] | None = None
+        self._owners: dict[str, str] = {}  # office -> URL of the other node that owns it
+        self._renewed_at: float | None = None  # monotonic time of the last lease renewal
         self._server: Server | None = None
         self.outbox = Outbox(self.metrics, self._log_failed)
         self._peers = self.outbox.peers  # conn id -> its socket and state
@@ -115,44 +136,29 @@ class SignalServer:
         return self.ticker.ticks
 
     async def start(self) -> None:
-        # Checked, private and locked before anything else (signaling/datadir.py); the one
-        # connection it opened is then replayed from and handed to the log's writer.
-        self.datadir = await asyncio.to_thread(open_data_dir, self.data_dir, self.signer)
-        conn = self.datadir.take_connection()
-        started = time.perf_counter()
-        public = self.signer.public if self.signer else None
-        try:
-            loaded = await asyncio.to_thread(load, conn, public)
-        except BaseException:
-            conn.close()
-            self.datadir.close()
-            raise
-        log.info(
-            "event=replayed events=%d from_snapshot=%d visits=%d ms=%.1f",
-            loaded.replayed,
-            loaded.from_snapshot,
-            len(loaded.state.visits),
-            (time.perf_counter() - started) * 1000,
-        )
+        if self.config.launch.store:
+            state = await self._open_store(self.config.launch.store)
+        else:
+            state = await self._open_sqlite()
         self.hub = Hub(
-            self.keys, loaded.state, self.config, clock=Clock(self.clock, self.mono),
+            self.keys, state, self.config, clock=Clock(self.clock, self.mono),
             new_session_id=new_session_id, tz=HostZone(), ice=load_ice(self.config.ice),
             random_bytes=random_bytes,
         )  # fmt: skip
-        self.log = await asyncio.to_thread(
-            EventLog, self.datadir.log_path, loaded, self.config.snapshot_every,
-            self.config.snapshot_min_s, signer=self.signer, marker=self.datadir.marker_path,
-            on_commit=self.metrics.commit_latency.observe,
-        )  # fmt: skip
-        del loaded
+        del state
         if self.tune_gc:
             freeze_loaded_state()
-        self.log.start(conn)
+        if isinstance(self.log, EventLog):
+            self.log.start(self._conn)
+            self._conn = None
+        elif self.log is not None:
+            self.log.start()
         loop = asyncio.get_running_loop()
         self._fatal = loop.create_future()
         self.check_revocations(force=True)
         bootstrap = self.hub.bootstrap()
         if bootstrap:
+            assert self.log is not None
             await self.log.append(bootstrap)
         self.ticker.start()
         self.admission.install(loop)
@@ -179,6 +185,127 @@ class SignalServer:
             self.host, self.port, self.data_dir, self.limit,
         )  # fmt: skip
 
+    async def _open_sqlite(self) -> State:
+        """The SQLite log in the data directory: checked, locked, replayed."""
+        # Checked, private and locked before anything else (signaling/datadir.py); the one
+        # connection it opened is then replayed from and handed to the log's writer.
+        self.datadir = await asyncio.to_thread(open_data_dir, self.data_dir, self.signer)
+        conn = self.datadir.take_connection()
+        started = time.perf_counter()
+        public = self.signer.public if self.signer else None
+        try:
+            loaded = await asyncio.to_thread(load, conn, public)
+        except BaseException:
+            conn.close()
+            self.datadir.close()
+            raise
+        log.info(
+            "event=replayed events=%d from_snapshot=%d visits=%d ms=%.1f",
+            loaded.replayed,
+            loaded.from_snapshot,
+            len(loaded.state.visits),
+            (time.perf_counter() - started) * 1000,
+        )
+        self.log = await asyncio.to_thread(
+            EventLog, self.datadir.log_path, loaded, self.config.snapshot_every,
+            self.config.snapshot_min_s, signer=self.signer, marker=self.datadir.marker_path,
+            on_commit=self.metrics.commit_latency.observe,
+        )  # fmt: skip
+        self._conn = conn
+        return loaded.state
+
+    async def _open_store(self, url: str) -> State:
+        """The PostgreSQL store (signaling/pglog.py): a pool, then a replay of its streams.
+        The data directory still holds enrolments and the revocation list."""
+        from lapak.signaling.leases import Leases
+        from lapak.signaling.pglog import PgLog, connect_pool, load_pg, redact
+
+        await asyncio.to_thread(self.data_dir.mkdir, mode=0o700, parents=True, exist_ok=True)
+        self._pool = await connect_pool(url)
+        started = time.perf_counter()
+        public = self.signer.public if self.signer else None
+        launch = self.config.launch
+        try:
+            streams = None
+            if launch.node_url:
+                self.node = launch.node_url
+                self.leases = Leases(self._pool, self.node, launch.node_url, launch.lease_s)
+                await self.leases.heartbeat()
+                self._wanted = [*self.config.offices, "*"]
+                for office in self._wanted:
+                    await self.leases.acquire(office)
+                streams = set(self.leases.held)
+                self._serve_held()
+            loaded = await load_pg(self._pool, public, node=self.node, streams=streams)
+        except BaseException:
+            await self._pool.close()
+            raise
+        log.info(
+            "event=replayed store=%s events=%d from_snapshot=%d visits=%d ms=%.1f",
+            redact(url), loaded.replayed, loaded.from_snapshot, len(loaded.state.visits),
+            (time.perf_counter() - started) * 1000,
+        )  # fmt: skip
+        self.log = PgLog(
+            self._pool, loaded, self.config.snapshot_every, self.config.snapshot_min_s,
+            node=self.node, signer=self.signer, on_commit=self.metrics.commit_latency.observe,
+            fence=self.leases.held if self.leases else None,
+        )  # fmt: skip
+        self.log.on_fenced = lambda fenced: self._drop_offices(fenced.offices)
+        return loaded.state
+
+    # -- leases (signaling/leases.py): which offices this node owns ---------------------
+
+    def _serve_held(self) -> None:
+        """Admit hellos only for the offices this node holds (``[server] offices`` is what
+        ``hello`` checks; ``NO_OFFICE`` keeps an empty list from meaning "any")."""
+        assert self.leases is not None
+        held = sorted(o for o in self.leases.held if o != "*")
+        self.config.offices[:] = held or [NO_OFFICE]
+
+    def _drop_offices(self, offices: list[str]) -> None:
+        """Another node owns these offices now: serve them no more and close their clients
+        (``LEASE_LOST_CLOSE_CODE``) so that they reconnect to the owner."""
+        lost = set(offices)
+        self._lost |= lost
+        if self.leases is not None:
+            for office in lost:
+                self.leases.held.pop(office, None)
+            self._serve_held()
+        if self.hub is None or self.log is None:
+            return
+        closes = [
+            (conn_id, LEASE_LOST_CLOSE_CODE, "this office moved to another node")
+            for conn_id, conn in self.hub.conns.items()
+            if conn.claims is not None and conn.claims.office in lost
+        ]
+        names = ",".join(sorted(lost))
+        log.warning("event=offices_dropped offices=%s closed=%d", names, len(closes))
+        if closes:
+            self._commit_then_deliver(Result(closes=closes), 0)
+
+    async def _lease_round(self) -> None:
+        """Each tick: heartbeat, renew, drop what was lost, take what is wanted and free."""
+        from lapak.signaling.pglog import STORE_ERRORS, PgLog
+
+        assert self.leases is not None and self.hub is not None
+        try:
+            await self.leases.heartbeat()
+            lost = await self.leases.renew()
+            self._renewed_at = self.mono()
+            if lost:
+                self._drop_offices(lost)
+            for office in self._wanted:
+                if office in self.leases.held or office in self._lost:
+                    continue
+                if await self.leases.acquire(office) is None:
+                    continue
+                if isinstance(self.log, PgLog):
+                    await self.log.adopt(office, self.hub.state)
+                self._serve_held()
+            self._owners = await self.leases.owners()
+        except STORE_ERRORS as exc:
+            log.warning("event=lease_round_failed error=%r", str(exc))
+
     async def wait_fatal(self) -> BaseException:
         assert self._fatal is not None
         return await self._fatal
@@ -186,6 +313,8 @@ class SignalServer:
     def _tick(self) -> None:
         assert self.hub is not None
         self.check_revocations()
+        if self.leases is not None and (self._lease_task is None or self._lease_task.done()):
+            self._lease_task = asyncio.get_running_loop().create_task(self._lease_round())
         result = self.hub.tick()
         if self.tune_gc:
             self.dead.collect_if_due(len(self.admission.sockets))
@@ -216,6 +345,16 @@ class SignalServer:
         if self.log is not None:
             await self.log.close()  # final snapshot and checkpoint
             self.log = None
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._lease_task
+        if self.leases is not None and self._pool is not None:
+            with contextlib.suppress(Exception):  # a lost store: the leases lapse by themselves
+                await self.leases.release()  # hand the offices over at once
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
         if self.datadir is not None:
             self.datadir.close()
             self.datadir = None
@@ -277,6 +416,8 @@ class SignalServer:
         problem = self.log.problem() if self.log is not None else "event log closed"
         return {
             "status": "failing" if problem else "ok",
+            "store": "postgresql" if self._pool is not None else "sqlite",
+            **self._store_health(),
             **({"problem": problem} if problem else {}),
             "connections": dict(self.hub.role_counts()),
             "visits": dict(self.hub.visit_counts()),
@@ -287,6 +428,21 @@ class SignalServer:
             "sockets": len(self.admission.sockets),
             "max_connections": self.limit,
         }
+
+    def _store_health(self) -> dict[str, Any]:
+        """On the PostgreSQL store: the last commit's time; with leases, the offices this
+        node owns and how long ago it last renewed them."""
+        from lapak.signaling.pglog import PgLog
+
+        out: dict[str, Any] = {}
+        if isinstance(self.log, PgLog):
+            out["store_commit_ms"] = round(self.log.last_commit_ms, 2)
+        if self.leases is not None:
+            out["offices_owned"] = sorted(self.leases.held)
+            renewed = self._renewed_at
+            ago = None if renewed is None else round(self.mono() - renewed, 2)
+            out["lease_renewed_s_ago"] = ago
+        return out
 
     def _metrics_text(self) -> bytes:
         assert self.hub is not None
@@ -316,6 +472,8 @@ class SignalServer:
                     continue
                 received = time.perf_counter()
                 result = self.hub.receive(conn_id, frame)
+                if result.error_code == p.ErrorCode.WRONG_OFFICE and self.leases is not None:
+                    result = self._moved(conn_id, frame, result)
                 self._count(result)
                 self._commit_then_deliver(result, conn_id, received)
         except ConnectionClosed:
@@ -328,6 +486,33 @@ class SignalServer:
             if gone.outputs or gone.events:  # a supervisor leaving ends coach/barge: logged
                 self._commit_then_deliver(gone, conn_id)
             log.info("event=disconnected conn=%d code=%s", conn_id, ws.close_code)
+
+    def _moved(self, conn_id: int, frame: str, refused: Result) -> Result:
+        """A hello for an office another node owns: ``moved {url}``, then close 4012. For
+        an office of this cluster that no live node owns right now (a failover under way)
+        ``url`` is this node's own: the client says hello again after a back-off."""
+        try:
+            hello = msgspec.json.decode(frame)
+            claims = self.keys.verify(hello["token"], now=self.clock())
+        except Exception:  # not a readable hello with a good token: the refusal stands
+            return refused
+        url = self._owners.get(claims.office)
+        if url is None and claims.office in self._wanted:
+            url = self.config.launch.node_url  # between owners (failover): ask again here
+        if url is None:
+            return refused
+        request = hello.get("id")
+        moved = Moved(re=request if isinstance(request, int) else None, office=claims.office,
+                      url=url)  # fmt: skip
+        log.info("event=moved conn=%d office=%s url=%s", conn_id, claims.office, url)
+        peer = self._peers.get(conn_id)
+        if peer is not None:
+            peer.stop_reading = True
+        return Result(
+            outputs=[(conn_id, moved)],
+            closes=[(conn_id, LEASE_LOST_CLOSE_CODE, "office on another node")],
+            message_type="hello",
+        )
 
     def _hello_overdue(self, conn_id: int) -> None:
         """No hello within ``hello_timeout_s``: say so and close with 1008."""
@@ -378,7 +563,12 @@ class SignalServer:
         self.log.append(result.events, then=deliver, keys=result.keys)  # as the commit is known
 
     def _log_failed(self, exc: BaseException) -> None:
-        """State in memory is ahead of the log now: refuse to run on."""
+        """State in memory is ahead of the log now: refuse to run on. A fenced batch (its
+        office's lease moved, signaling/leases.py) is not a failure of this node: the
+        office is dropped, its answers never sent, the other offices go on."""
+        if self.leases is not None and getattr(exc, "offices", None) is not None:
+            log.info("event=answers_withheld reason=fenced")
+            return
         log.critical("event=log_failed error=%r", exc)
         if self._fatal is not None and not self._fatal.done():
             self._fatal.set_result(exc)

@@ -22,6 +22,7 @@ import sqlite3
 
 from lapak.signaling.personal_data import (
     KEY_BYTES,
+    KeyStore,
     PersonalDataError,
     open_sealed,
 )
@@ -91,7 +92,7 @@ def scrub(conn: sqlite3.Connection) -> bool:
     return not busy
 
 
-def reveal(state: State, store: SqliteKeyStore) -> int:
+def reveal(state: State, store: KeyStore) -> int:
     """Open the sealed personal data of the visits in memory (after replay): the officer
     sees names as before. Returns how many could not be opened (key missing or wrong)."""
     missing = 0

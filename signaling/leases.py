@@ -1,0 +1,106 @@
+"""Office leases with a fencing epoch, in PostgreSQL (``lapak signal --node-url URL``).
+
+``lapak_offices(office, owner_node, epoch, lease_until)`` says which node owns each office
+and until when; ``lapak_nodes(node, url, heartbeat)`` which nodes are alive and where
+clients reach them. Every time is PostgreSQL's own clock (``clock_timestamp()``), so the
+nodes' clocks may disagree. Taking an office bumps its ``epoch``; every append of the
+event log checks, in its own transaction, that the epoch of each office it writes is still
+the one this node took (signaling/pglog.py, ``SELECT ... FOR SHARE``), so a node that was
+paused or cut off past its lease can never write again once another node took the office:
+its batch is refused (``Fenced``), nothing is acknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import asyncpg
+
+log = logging.getLogger("lapak.leases")
+
+_NOW = "extract(epoch from clock_timestamp())"
+
+
+class Leases:
+    """This node's view of its leases: ``held`` maps each office it owns to its epoch (the
+    same dict the event log fences with)."""
+
+    def __init__(self, pool: asyncpg.Pool, node: str, url: str, lease_s: float) -> None:
+        self.pool = pool
+        self.node = node
+        self.url = url
+        self.lease_s = lease_s
+        self.held: dict[str, int] = {}
+
+    async def heartbeat(self) -> None:
+        """Say this node is alive and where clients reach it."""
+        await self.pool.execute(
+            f"INSERT INTO lapak_nodes (node, url, heartbeat) VALUES ($1, $2, {_NOW}) "
+            f"ON CONFLICT (node) DO UPDATE SET url = $2, heartbeat = {_NOW}",
+            self.node, self.url,
+        )  # fmt: skip
+
+    async def acquire(self, office: str) -> int | None:
+        """Take ``office`` if it is free, its lease ran out, or it is ours already: its new
+        epoch (bumped unless we held it), else None. The bump waits for any append of the
+        old owner in flight (it holds the row ``FOR SHARE``); every later one is refused."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO lapak_offices (office) VALUES ($1) ON CONFLICT DO NOTHING", office
+            )
+            epoch = await conn.fetchval(
+                "UPDATE lapak_offices SET "
+                "epoch = CASE WHEN owner_node = $2 AND epoch = $4 THEN epoch ELSE epoch + 1 END, "
+                f"owner_node = $2, lease_until = {_NOW} + $3 "
+                f"WHERE office = $1 AND (owner_node IS NULL OR owner_node = $2 "
+                f"OR lease_until < {_NOW}) RETURNING epoch",
+                office, self.node, self.lease_s, self.held.get(office, -1),
+            )  # fmt: skip
+        if epoch is None:
+            return None
+        if self.held.get(office) != epoch:
+            log.info("event=lease_taken office=%s epoch=%d node=%s", office, epoch, self.node)
+        self.held[office] = int(epoch)
+        return int(epoch)
+
+    async def renew(self) -> list[str]:
+        """Extend every lease still ours (same owner, same epoch); the offices lost (another
+        node took them) are dropped from ``held`` and returned."""
+        if not self.held:
+            return []
+        offices = sorted(self.held)
+        rows = await self.pool.fetch(
+            f"UPDATE lapak_offices o SET lease_until = {_NOW} + $2 "
+            "FROM unnest($3::text[], $4::bigint[]) AS h(office, epoch) "
+            "WHERE o.office = h.office AND o.epoch = h.epoch AND o.owner_node = $1 "
+            "RETURNING o.office",
+            self.node, self.lease_s, offices, [self.held[o] for o in offices],
+        )  # fmt: skip
+        kept = {r["office"] for r in rows}
+        lost = [o for o in offices if o not in kept]
+        for office in lost:
+            self.held.pop(office, None)
+            log.warning("event=lease_lost office=%s node=%s", office, self.node)
+        return lost
+
+    async def release(self) -> None:
+        """Hand every office back at a clean stop (lease ended now: any node may take it)."""
+        if not self.held:
+            return
+        offices = sorted(self.held)
+        await self.pool.execute(
+            "UPDATE lapak_offices SET lease_until = 0, owner_node = NULL "
+            "WHERE office = ANY($1::text[]) AND owner_node = $2",
+            offices, self.node,
+        )  # fmt: skip
+        self.held.clear()
+
+    async def owners(self) -> dict[str, str]:
+        """Office -> URL of its live owner, for the offices other nodes hold."""
+        rows: Any = await self.pool.fetch(
+            "SELECT o.office, n.url FROM lapak_offices o JOIN lapak_nodes n "
+            f"ON n.node = o.owner_node WHERE o.lease_until >= {_NOW} AND o.owner_node <> $1",
+            self.node,
+        )  # fmt: skip
+        return {str(r["office"]): str(r["url"]) for r in rows}

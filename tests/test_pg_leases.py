@@ -1,0 +1,233 @@
+"""Offices leased to one node at a time, with a fencing epoch (signaling/leases.py): two
+real ``lapak signal`` nodes on one PostgreSQL. The owner is paused (SIGSTOP) past its lease,
+the other node takes the office and its stream; resumed (SIGCONT), the old owner's writes
+are refused: no ack, nothing written, no duplicate ``seq``, no acknowledged decision lost."""
+
+# ruff: noqa: F811  (the cluster fixtures are imported, then named as test arguments)
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import wait_for
+from pg_cluster import pg_cluster, pg_url  # noqa: F401  (fixtures)
+from test_eventlog import _connect_retry
+from tests_support import free_port, healthz, wait_healthy
+
+from lapak.signaling.client import SignalClient
+from lapak.signaling.leases import Leases
+from lapak.signaling.pgaudit import verify_store
+from lapak.signaling.pglog import Fenced, PgLog, connect_pool, load_pg
+from lapak.signaling.tokens import KeyRing
+
+pytestmark = pytest.mark.integration
+
+LEASE_S = 2.0
+
+
+def _node(
+    url: str, data: Path, secret: Path, port: int, lease_s: float = LEASE_S
+) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "lapak.cli", "signal", "--port", str(port), "--data-dir",
+         str(data), "--secret-file", str(secret), "--store", url, "--office", "main",
+         "--node-url", f"ws://127.0.0.1:{port}/ws", "--lease-s", str(lease_s)],
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+
+
+def _owned(port: int) -> list[str]:
+    health = healthz(port)
+    return list(health.get("offices_owned", [])) if health else []
+
+
+async def test_a_paused_owner_past_its_lease_is_fenced(pg_url: str, tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    keys = KeyRing.generate()
+    keys.write(secret)
+    port_a, port_b = free_port(), free_port()
+    a = _node(pg_url, tmp_path / "a", secret, port_a)
+    b: subprocess.Popen[str] | None = None
+    clients: list[SignalClient] = []
+    try:
+        await asyncio.to_thread(wait_healthy, port_a, a)
+        assert "main" in _owned(port_a), "the first node took the office"
+        await wait_for(lambda: (healthz(port_a) or {}).get("lease_renewed_s_ago") is not None,
+                       "/healthz shows the lease renewed")  # fmt: skip
+        assert "store_commit_ms" in (healthz(port_a) or {})
+        b = _node(pg_url, tmp_path / "b", secret, port_b)
+        await asyncio.to_thread(wait_healthy, port_b, b)
+        assert "main" not in _owned(port_b), "the office has one owner"
+
+        url_a = f"ws://127.0.0.1:{port_a}/ws"
+        officer_token = keys.issue("officer", "o0", "main", desk="d0")
+        officer = SignalClient(url_a, officer_token, reconnect=False)
+        await officer.connect()
+        booth = await _connect_retry(url_a, keys.issue("booth", "b0", "main", booth="b0"))
+        clients += [officer, booth]
+        claimant = {"name": "S", "membership_no": "1"}
+        visit = (await booth.request({"type": "start_visit", "claimant": claimant})).visit
+        decide = {"type": "decide", "visit": visit, "decision": "approve"}
+        await officer.request({**decide, "step": 0})  # acknowledged by the owner
+
+        os.killpg(a.pid, signal.SIGSTOP)
+        await wait_for(lambda: "main" in _owned(port_b), "the second node takes the office", 20)
+        late = asyncio.create_task(officer.request({**decide, "step": 1}))  # sent to the paused
+        os.killpg(a.pid, signal.SIGCONT)
+        with pytest.raises(Exception):  # noqa: B017  (closed or refused: never acked)
+            async with asyncio.timeout(20):
+                await late
+        await wait_for(lambda: "main" not in _owned(port_a), "the old owner dropped it", 20)
+
+        url_b = f"ws://127.0.0.1:{port_b}/ws"
+        again = await _connect_retry(url_b, officer_token)
+        clients.append(again)
+        await again.request({**decide, "step": 2})  # the new owner has the visit and the desk
+    finally:
+        for client in clients:
+            await client.close()
+        for proc in (a, b):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGCONT)
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            if proc is not None and proc.stderr:
+                proc.stderr.close()
+    pool = await connect_pool(pg_url)
+    try:
+        loaded = await load_pg(pool)
+    finally:
+        await pool.close()
+    steps = [s.status for s in loaded.state.visits[visit].steps[:3]]
+    assert steps == ["approved", "pending", "approved"], "acked kept, refused never written"
+    assert (await asyncio.to_thread(verify_store, pg_url)).problems == [], "no gap, no dup"
+
+
+async def test_an_append_after_the_epoch_moved_is_refused(pg_url: str) -> None:
+    """The fence inside the transaction: node A holds an office, node B takes it (its lease
+    ran out); A's next append fails with Fenced, acks nothing and writes nothing."""
+    pool = await connect_pool(pg_url)
+    try:
+        first, second = Leases(pool, "a", "ws://a", 1.0), Leases(pool, "b", "ws://b", 60.0)
+        assert await first.acquire("main") == 1
+        assert await second.acquire("main") is None, "held by a live lease"
+        log = PgLog(pool, await load_pg(pool), node="a", fence=first.held)
+        log.start()
+        from test_eventlog import some_events
+
+        events, _ = some_events(2)
+        await log.append(events[:3])
+        await pool.execute("UPDATE lapak_offices SET lease_until = 0")  # A's lease ran out
+        assert await second.acquire("main") == 2, "the epoch moves"
+        with pytest.raises(Fenced):
+            await log.append(events[3:])
+        await log.close()
+        count = await pool.fetchval("SELECT count(*) FROM lapak_events")
+        assert count == 3 and "main" not in first.held
+        assert await first.renew() == [], "nothing left to renew"
+    finally:
+        await pool.close()
+
+
+async def test_node_url_without_store_or_office_is_a_usage_error(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    KeyRing.generate().write(secret)
+    base = [sys.executable, "-m", "lapak.cli", "signal", "--secret-file", str(secret),
+            "--data-dir", str(tmp_path / "d"), "--node-url", "ws://127.0.0.1:1/ws"]  # fmt: skip
+    out = await asyncio.to_thread(subprocess.run, base, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--node-url needs --store" in out.stderr
+    conn_url = "postgresql://x@127.0.0.1:1/x"
+    out = await asyncio.to_thread(
+        subprocess.run, [*base, "--store", conn_url], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 2 and "--node-url needs --office" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+async def test_any_node_is_an_entry_point_and_kill_9_fails_over(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """An officer and a booth enter through the node that does not own their office: both
+    are sent (``moved``) to the owner and served there. The owner is killed with SIGKILL:
+    the other node takes the office within a bounded time and both clients, reconnecting
+    through the URL they were first given, are back with the desk and the visit intact."""
+    secret = tmp_path / "secret"
+    keys = KeyRing.generate()
+    keys.write(secret)
+    port_a, port_b = free_port(), free_port()
+    a = _node(pg_url, tmp_path / "a", secret, port_a)
+    b: subprocess.Popen[str] | None = None
+    clients: list[SignalClient] = []
+    try:
+        await asyncio.to_thread(wait_healthy, port_a, a)
+        b = _node(pg_url, tmp_path / "b", secret, port_b)
+        await asyncio.to_thread(wait_healthy, port_b, b)
+        url_a, url_b = f"ws://127.0.0.1:{port_a}/ws", f"ws://127.0.0.1:{port_b}/ws"
+        officer = SignalClient(url_b, keys.issue("officer", "o0", "main", desk="d0"))
+        booth = SignalClient(url_b, keys.issue("booth", "b0", "main", booth="b0"))
+        clients += [officer, booth]
+        await wait_for(lambda: "main" in _owned(port_a), "the first node owns main")
+        for client in clients:
+            async with asyncio.timeout(20):
+                await client.connect(retry=True)
+        assert officer.url == url_a and booth.url == url_a, "moved to the owner"
+        claimant = {"name": "S", "membership_no": "1"}
+        visit = (await booth.request({"type": "start_visit", "claimant": claimant})).visit
+        decide = {"type": "decide", "visit": visit, "decision": "approve"}
+        await officer.request({**decide, "step": 0})
+        sessions = [c.welcome.session for c in clients if c.welcome]
+
+        killed = time.monotonic()
+        os.killpg(a.pid, signal.SIGKILL)
+        a.wait(timeout=10)
+        await wait_for(
+            lambda: all(c.reconnects == 1 and c.connected.is_set() for c in clients),
+            "both clients resumed on the other node", 30,
+        )  # fmt: skip
+        failover_s = time.monotonic() - killed
+        assert officer.url == url_b and booth.url == url_b
+        # Session ids live in the node's memory: the new owner issues new ones; what the
+        # sessions held (the officer's desk, the booth's open visit) is in the store.
+        assert len(sessions) == 2
+        await officer.request({**decide, "step": 1})  # the visit and the desk are intact
+        assert failover_s < LEASE_S + 10, f"failover took {failover_s:.1f} s"
+    finally:
+        for client in clients:
+            await client.close()
+        for proc in (a, b):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            if proc is not None and proc.stderr:
+                proc.stderr.close()
+
+
+async def test_sigterm_hands_the_offices_over_at_once(pg_url: str, tmp_path: Path) -> None:
+    """A clean stop releases its leases: with a 60 s lease, the other node owns the office
+    within a few ticks, not after the lease."""
+    secret = tmp_path / "secret"
+    KeyRing.generate().write(secret)
+    port_a, port_b = free_port(), free_port()
+    a = _node(pg_url, tmp_path / "a", secret, port_a, lease_s=60)
+    b: subprocess.Popen[str] | None = None
+    try:
+        await asyncio.to_thread(wait_healthy, port_a, a)
+        b = _node(pg_url, tmp_path / "b", secret, port_b, lease_s=60)
+        await asyncio.to_thread(wait_healthy, port_b, b)
+        assert "main" in _owned(port_a) and "main" not in _owned(port_b)
+        os.killpg(a.pid, signal.SIGTERM)
+        assert await asyncio.to_thread(a.wait, 30) == 0
+        await wait_for(lambda: "main" in _owned(port_b), "the other node takes it", 10)
+    finally:
+        for proc in (a, b):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            if proc is not None and proc.stderr:
+                proc.stderr.close()
