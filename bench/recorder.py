@@ -93,7 +93,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
             on = not on
             await desk.focus(visit if on else None)
             await asyncio.sleep(min(args.period, args.seconds - (time.monotonic() - began)))
-        await desk.session.end_visit(visit, "escalated", "bench")
+        await desk.session.end_visit(visit, "abandoned", None)
         sidecar = rec_dir / f"{visit}.webm.json"
         await until(
             lambda: sidecar.exists() and read_sidecar(sidecar).get("closed"), "the file", 30

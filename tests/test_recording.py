@@ -136,7 +136,7 @@ async def test_a_recording_holds_the_booth_throughout_and_the_officer_only_on_ai
         await asyncio.sleep(3.0)  # on air
         await rig.desk.focus(None)
         await asyncio.sleep(2.5)  # off air again
-        await rig.desk.session.end_visit(visit, "escalated", "recording test")
+        await rig.desk.session.end_visit(visit, "abandoned", None)
         await wait_for(lambda: recorder.closed, "the recorder closes the file", timeout=20)
     finally:
         await recorder.close()
@@ -268,7 +268,7 @@ async def test_a_booth_that_drops_and_returns_leaves_a_gap_in_the_file_and_the_t
             "the recorder relinks and the booth's media come back",
             timeout=30,
         )
-        await rig.desk.session.end_visit(visit, "escalated", "gap test")
+        await rig.desk.session.end_visit(visit, "abandoned", None)
         await wait_for(lambda: recorder.closed, "the recorder closes the file", timeout=20)
     finally:
         await recorder.close()

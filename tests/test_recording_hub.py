@@ -70,7 +70,7 @@ def test_a_recording_report_is_checked_then_logged() -> None:
         answer = hub.say(recorder, closed(visit, **bad))[0]
         assert answer["code"] == "invalid_message", (bad, answer)
     assert hub.say(recorder, closed("V999999"))[0]["code"] == "not_found"
-    ended = {"type": "end_visit", "id": 6, "visit": visit, "outcome": "escalated", "note": "n"}
+    ended = {"type": "end_visit", "id": 6, "visit": visit, "outcome": "abandoned"}
     assert hub.say(officer, ended)[0]["type"] == "ack"
     step = hub.send(recorder, closed(visit, gaps=[[1.0, 2.5]]))  # after the end: allowed
     assert step.to(recorder)[0] == {"type": "ack", "re": 9, "visit": visit}

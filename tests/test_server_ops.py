@@ -59,6 +59,9 @@ async def test_sighup_reloads_the_certificate_and_keeps_connections(
     first = new_cert(tmp_path)
     server = SignalServer(tmp_path / "data", keys, port=0, tls_files=files)
     stop = asyncio.Event()
+    # A handler left by an earlier test would make the wait below pass before the server
+    # installs its own (and the SIGHUP would go to the stale one): start from the default.
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
     running = asyncio.create_task(run_server(server, stop))
     try:
         await wait_for(
