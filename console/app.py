@@ -212,6 +212,8 @@ class LapakConsole(DeskCommands):
             welcome = session.welcome
             if welcome is not None and not welcome.resumed:
                 self.zoom_told = None  # a new server session has zoomed nothing
+        if change.desk or change.connection:
+            self._show_supervised()
         model = self.model
         self._tell_departures()
         by_slot = model.by_slot()
@@ -262,6 +264,20 @@ class LapakConsole(DeskCommands):
             screen.show_status(t("status.cannot_connect", url=self.url, error=error))
         elif welcome is not None:
             screen.show_status(t("status.lost", url=self.url))
+
+    def _show_supervised(self) -> None:
+        """The officer's line while a supervisor coaches or barges this desk (the server's
+        ``supervision``, kept by the session). Nothing is shown while not connected: the
+        server tells again after the reconnect what is still on."""
+        if self.read_only:
+            return  # a watcher is never told of supervision: its own banner says its part
+        session = self.session
+        now = sorted(session.supervisions.values(), key=lambda s: (s.mode != "barge", s.sub))
+        if not session.connected or not now:
+            self.desk_screen.show_supervised("", None)
+            return
+        text = " · ".join(t(f"supervised.{s.mode}", sub=s.sub) for s in now)
+        self.desk_screen.show_supervised(text, now[0].mode)
 
     def _tell_departures(self) -> None:
         """A visit that left because its booth did not come back: the officer is told (the

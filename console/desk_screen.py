@@ -54,6 +54,7 @@ class DeskScreen(Screen[None]):
             slot: BoothTile(slot, colour_mode, raw=raw) for slot in range(1, MAX_SLOTS + 1)
         }
         self.banner = Static("", id="banner")
+        self.supervised = Static("", id="supervised")  # an officer's: who coaches or barges
         self.grid = Container(id="grid")
         self.status = Static(t("status.connecting"), id="status")
         self.message = Static("", id="message")
@@ -67,6 +68,7 @@ class DeskScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield self.banner
+        yield self.supervised
         with self.grid:
             yield from self.tiles.values()
         with Horizontal(id="statusbar"):
@@ -151,6 +153,14 @@ class DeskScreen(Screen[None]):
     def show_banner(self, text: str) -> None:
         self.banner.add_class("read-only")
         self.banner.update(text)
+
+    def show_supervised(self, text: str, mode: str | None) -> None:
+        """The officer's line above the tiles while a supervisor coaches or barges (``mode``
+        ``coach`` or ``barge``, styled apart: a barge is heard by the claimant); ``None``
+        hides it, so nobody supervising leaves the desk as it always was."""
+        self.supervised.update(text)
+        self.supervised.set_class(mode == "coach", "coach")
+        self.supervised.set_class(mode == "barge", "barge")
 
     def show_mic(self, text: str, muted: bool) -> None:
         self.mic.update(text)

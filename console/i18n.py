@@ -349,6 +349,15 @@ STRINGS: dict[str, tuple[str, str]] = {
         "BARGE · desk {desk} · the claimant on air and the officer hear you",
         "IKUT BICARA · meja {desk} · pemohon yang siaran dan petugas mendengar Anda",
     ),
+    # the officer's line while a supervisor coaches or barges the desk (console/app.py)
+    "supervised.coach": (
+        "Coached by {sub} (only you hear them)",
+        "Dibimbing oleh {sub} (hanya Anda yang mendengar)",
+    ),
+    "supervised.barge": (
+        "{sub} is barging (the claimant hears them)",
+        "{sub} ikut bicara (pemohon mendengarnya)",
+    ),
 }
 
 

@@ -220,6 +220,8 @@ class DeskSession:
 
     def _on_connection(self) -> None:
         self._take_end()
+        if not self.connected:
+            self._supervisions_lost()
         self._changed(connection=True)
 
     async def _on_reconnect(self, welcome: Welcome) -> None:
@@ -326,10 +328,23 @@ class DeskSession:
         self.supervising, self.supervised_desk = "monitor", None
         if isinstance(self.engine, SupervisorMedia) and self.engine.mode != "monitor":
             await self.engine.set_mode("monitor")
-        if isinstance(self.engine, OfficerMedia):
-            for peer in list(self.supervisions):
-                await self.engine.supervisors.set_mode(peer, "monitor")
-        self.supervisions.clear()
+
+    def _supervisions_lost(self) -> None:
+        """The officer's connection closed: who supervises is unknown until the server says
+        again (it sends ``supervision`` right after the new ``hello`` while one is still on),
+        so the console stops showing it now. Cleared at the loss, not on the reconnect: that
+        ``supervision`` may be read before ``on_reconnect`` runs."""
+        lost, self.supervisions = list(self.supervisions), {}
+        if lost and isinstance(self.engine, OfficerMedia):
+            engine = self.engine
+
+            async def silence() -> None:
+                for peer in lost:
+                    await engine.supervisors.set_mode(peer, "monitor")
+
+            self._spawn(silence())
+        if lost:
+            self._changed(desk=True)
 
     async def _send_voice_sdp(self, sdp_type: SdpType, sdp: str, offer_id: str) -> None:
         """The supervisor's voice offer to the officer of the desk it coaches or barges."""

@@ -25,6 +25,7 @@ from lapak.signaling.messages import (
     OfficeFigures,
     Snapshot,
     StepView,
+    Supervision,
     VisitView,
     Welcome,
 )
@@ -307,3 +308,25 @@ class FakeDeskSession:
         if self.engine is not None:
             await self.engine.set_mode(mode)
         return Ack(re=1)
+
+    # -- supervision of the officer's desk (appended for the officer's coach/barge line) -----
+
+    @property
+    def supervisions(self) -> dict[str, Supervision]:
+        """As ``DeskSession.supervisions``: who coaches or barges this desk, by peer id."""
+        held: dict[str, Supervision] = self.__dict__.setdefault("_supervisions", {})
+        return held
+
+    def supervision(self, sub: str, mode: str, *, peer: str | None = None) -> None:
+        """The server sends ``supervision``: handled as ``DeskSession._on_supervision`` does
+        (monitor: gone; coach or barge: kept), then a desk change."""
+        message = msgspec.convert(
+            {"type": "supervision", "desk": self.desk or "d1", "supervisor": peer or f"p-{sub}",
+             "sub": sub, "mode": mode},
+            Supervision,
+        )  # fmt: skip
+        if message.mode == "monitor":
+            self.supervisions.pop(message.supervisor, None)
+        else:
+            self.supervisions[message.supervisor] = message
+        self._changed(desk=True)
