@@ -44,6 +44,19 @@ async def server(tmp_path: Path, keys: KeyRing) -> AsyncIterator[SignalServer]:
 
 
 @pytest.fixture(autouse=True)
+def lapak_logger_restored() -> Iterator[None]:
+    """A test that runs a command in-process (``setup_logging``) points the ``lapak`` logger
+    at its own, soon closed, stream and stops it propagating: later tests' ``caplog`` would
+    see nothing. Put the logger back as it was after every test."""
+    import logging
+
+    logger = logging.getLogger("lapak")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
+
+
+@pytest.fixture(autouse=True)
 def no_leaked_tasks(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """Fail a test whose tasks were destroyed while pending or left resources unclosed.
 
