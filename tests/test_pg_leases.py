@@ -302,6 +302,7 @@ const signal = new Signal(process.env.TOKEN, {
     if (signal.reconnects > 0) { signal.stop(); process.exit(0); }
   },
   onFatal: (why) => { console.log(JSON.stringify({ fatal: why })); process.exit(1); },
+  onStatus: (status) => console.error(`status=${status} url=${signal.url}`),
 });
 setTimeout(() => { console.log(JSON.stringify({ timeout: signal.url })); process.exit(1); }, 60000);
 signal.start();
@@ -341,7 +342,7 @@ async def test_the_kiosk_signal_module_follows_moved_and_fails_over(
         assert NODE is not None
         kiosk = await asyncio.create_subprocess_exec(
             NODE, "--experimental-websocket", "--no-warnings", "--input-type=module", "-e",
-            KIOSK_SCRIPT, env=env, stdout=asyncio.subprocess.PIPE,
+            KIOSK_SCRIPT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         assert kiosk.stdout is not None
         async with asyncio.timeout(30):
@@ -351,9 +352,15 @@ async def test_the_kiosk_signal_module_follows_moved_and_fails_over(
 
         os.killpg(a.pid, signal.SIGKILL)
         a.wait(timeout=10)
-        async with asyncio.timeout(45):
-            second = json.loads(await kiosk.stdout.readline())
-            assert await kiosk.wait() == 0, second
+        try:
+            async with asyncio.timeout(45):
+                second = json.loads(await kiosk.stdout.readline())
+                assert await kiosk.wait() == 0, second
+        except TimeoutError:
+            kiosk.kill()
+            assert kiosk.stderr is not None
+            trail = (await kiosk.stderr.read()).decode()[-3000:]
+            raise AssertionError(f"the kiosk did not resume: {trail}") from None
         assert second.get("url") == f"ws://127.0.0.1:{port_b}/ws", f"back at its own: {second}"
         assert second["visit"] == first["visit"], "the booth's open visit came with the office"
     finally:

@@ -82,6 +82,11 @@ export class Signal {
     };
     ws.onmessage = (event) => this.receive(event.data);
     ws.onclose = (event) => this.closed(ws, event);
+    // A connection that never opened: browsers follow the error with a close, some
+    // WebSocket implementations (node's) do not; closed() ignores whichever comes second.
+    ws.onerror = () => {
+      if (!ws.opened) this.closed(ws, { code: 1006 });
+    };
   }
 
   async hello(ws) {
