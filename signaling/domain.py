@@ -8,6 +8,8 @@ the only mutation, and what replay runs).
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, field
 
 from lapak.signaling import events as ev
@@ -43,11 +45,26 @@ class Rules:
     strict_outcomes: bool = True  # completed needs every step approved, rejected one rejected
     retention_days: float | None = None  # purge ended visits' personal data after this
     retention_offices: dict[str, float] = field(default_factory=dict)  # office -> days
+    # a cluster (nodes under leases): number visits per office, ``V-<office>-000001``, so
+    # that nodes owning different offices never mint the same id; else ``V000001``
+    visit_ids_per_office: bool = False
 
     def retention_s(self, office: str) -> float | None:
         """How long ``office`` keeps an ended visit's personal data (None: for ever)."""
         days = self.retention_offices.get(office, self.retention_days)
         return None if days is None else days * 86400.0
+
+
+_SAFE_OFFICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
+
+
+def office_tag(office: str) -> str:
+    """The office as it appears in its visits' ids: the name itself when it is short and
+    safe in a file name (recordings are named after visits), else ``_`` and 12 hex digits
+    of its SHA-256 (the ``_`` keeps the two kinds apart)."""
+    if _SAFE_OFFICE.fullmatch(office):
+        return office
+    return "_" + hashlib.sha256(office.encode()).hexdigest()[:12]
 
 
 class Domain:
@@ -65,8 +82,17 @@ class Domain:
         apply(self.state, event)
         events.append(event)
 
-    def _new_visit_id(self) -> str:
-        return f"V{self.state.visit_counter + 1:06d}"
+    def _new_visit_id(self, office: str) -> str:
+        """The next id from the state's counters (replay rebuilds them): per node on one
+        store (``V000001``); per office in a cluster, where the office's single owner (its
+        lease) keeps the numbering unique across nodes without asking them."""
+        if not self.rules.visit_ids_per_office:
+            return f"V{self.state.visit_counter + 1:06d}"
+        n = self.state.office_visits.get(office, 0) + 1
+        tag = office_tag(office)
+        while f"V-{tag}-{n:06d}" in self.state.visits or f"V-{tag}-{n:06d}" in self.state.keyed:
+            n += 1  # a snapshot from before these counters: never reuse an id it holds
+        return f"V-{tag}-{n:06d}"
 
     def _workflows(self, office: str) -> dict[str, list[str]]:
         """Configured workflows, overridden by admins' for every office, then this office's."""
@@ -219,7 +245,7 @@ class Domain:
             raise DomainError(ErrorCode.INVALID_MESSAGE, "name and membership_no are required")
         steps = self.steps_for(claim_type, office)
         events: list[Event] = []
-        visit_id = self._new_visit_id()
+        visit_id = self._new_visit_id(office)
         if self.sealer is None:
             started = ev.VisitStarted(
                 visit_id, office, booth, name, membership_no, claim_type, steps, now

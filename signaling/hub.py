@@ -68,6 +68,7 @@ def rules_of(config: ServerConfig) -> Rules:
         strict_outcomes=config.strict_outcomes,
         retention_days=config.retention.days,
         retention_offices=dict(config.retention.offices),
+        visit_ids_per_office=config.launch.node_url is not None,  # a cluster node
     )
 
 

@@ -140,6 +140,9 @@ class State:
     # visit -> (office, ended at) of ended visits whose key is held, oldest end first:
     # what retention purges (kept past KEEP_ENDED_S, unlike ``visits``)
     keyed: dict[str, Keyed] = field(default_factory=dict)
+    # office -> visits ever started there: a cluster's visit ids are numbered per office,
+    # which one node at a time owns (Domain._new_visit_id); absent in older snapshots
+    office_visits: dict[str, int] = field(default_factory=dict)
 
 
 def open_visit(state: State, office: str, booth: str) -> str | None:
@@ -192,6 +195,7 @@ def apply(state: State, event: Event) -> None:
         case VisitStarted():
             _forget_old(state, event.at)
             state.visit_counter += 1
+            state.office_visits[event.office] = state.office_visits.get(event.office, 0) + 1
             state.visits[event.visit] = Visit(
                 id=event.visit,
                 office=event.office,

@@ -7,7 +7,9 @@ are refused: no ack, nothing written, no duplicate ``seq``, no acknowledged deci
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,11 +34,11 @@ LEASE_S = 2.0
 
 
 def _node(
-    url: str, data: Path, secret: Path, port: int, lease_s: float = LEASE_S
+    url: str, data: Path, secret: Path, port: int, lease_s: float = LEASE_S, office: str = "main"
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "lapak.cli", "signal", "--port", str(port), "--data-dir",
-         str(data), "--secret-file", str(secret), "--store", url, "--office", "main",
+         str(data), "--secret-file", str(secret), "--store", url, "--office", office,
          "--node-url", f"ws://127.0.0.1:{port}/ws", "--lease-s", str(lease_s)],
         stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
@@ -225,6 +227,146 @@ async def test_sigterm_hands_the_offices_over_at_once(pg_url: str, tmp_path: Pat
         assert await asyncio.to_thread(a.wait, 30) == 0
         await wait_for(lambda: "main" in _owned(port_b), "the other node takes it", 10)
     finally:
+        for proc in (a, b):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            if proc is not None and proc.stderr:
+                proc.stderr.close()
+
+
+async def test_nodes_owning_different_offices_mint_distinct_visit_ids(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Two nodes on one store, each owning its own office, start visits at once: every id
+    is distinct (numbered per office), each visit keeps its own key in the store (its
+    personal data opens after a reload) and every stream verifies."""
+    secret = tmp_path / "secret"
+    keys = KeyRing.generate()
+    keys.write(secret)
+    port_a, port_b = free_port(), free_port()
+    a = _node(pg_url, tmp_path / "a", secret, port_a, office="north")
+    b = _node(pg_url, tmp_path / "b", secret, port_b, office="south")
+    clients: list[SignalClient] = []
+    started: dict[str, str] = {}  # visit -> claimant name
+    try:
+        await asyncio.to_thread(wait_healthy, port_a, a)
+        await asyncio.to_thread(wait_healthy, port_b, b)
+        await wait_for(lambda: "north" in _owned(port_a) and "south" in _owned(port_b),
+                       "each node owns its office")  # fmt: skip
+        for port, office in ((port_a, "north"), (port_b, "south")):
+            for i in range(3):
+                token = keys.issue("booth", f"b{i}", office, booth=f"b{i}")
+                booth = await _connect_retry(f"ws://127.0.0.1:{port}/ws", token)
+                clients.append(booth)
+                name = f"{office} claimant {i}"
+                claimant = {"name": name, "membership_no": f"{i}"}
+                reply = await booth.request({"type": "start_visit", "claimant": claimant})
+                started[reply.visit] = name
+    finally:
+        for client in clients:
+            await client.close()
+        for proc in (a, b):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            if proc.stderr:
+                proc.stderr.close()
+    assert len(started) == 6, f"six distinct ids: {sorted(started)}"
+    pool = await connect_pool(pg_url)
+    try:
+        loaded = await load_pg(pool)  # every stream, in commit order
+        stored_keys = await pool.fetchval("SELECT count(*) FROM lapak_visit_keys")
+    finally:
+        await pool.close()
+    assert {v: loaded.state.visits[v].name for v in started} == started, "each key its own"
+    assert stored_keys == 6
+    assert (await asyncio.to_thread(verify_store, pg_url)).problems == []
+
+
+NODE = shutil.which("node")
+SIGNAL_JS = Path(__file__).resolve().parents[1] / "signaling" / "kiosk" / "signal.js"
+KIOSK_SCRIPT = """
+globalThis.location = { protocol: "http:", host: process.env.ENTRY };
+const store = new Map();
+globalThis.sessionStorage = {
+  getItem: (k) => store.get(k) ?? null, setItem: (k, v) => store.set(k, v),
+};
+const { Signal } = await import(process.env.SIGNAL_JS);
+const claimant = { name: "S", membership_no: "1" };
+const signal = new Signal(process.env.TOKEN, {
+  onWelcome: async (welcome) => {
+    const visit = (await signal.request({ type: "start_visit", claimant })).visit;
+    console.log(JSON.stringify({ url: signal.url, session: welcome.session, visit,
+                                 reconnects: signal.reconnects }));
+    if (signal.reconnects > 0) { signal.stop(); process.exit(0); }
+  },
+  onFatal: (why) => { console.log(JSON.stringify({ fatal: why })); process.exit(1); },
+  onStatus: (status) => console.error(`status=${status} url=${signal.url}`),
+});
+setTimeout(() => { console.log(JSON.stringify({ timeout: signal.url })); process.exit(1); }, 60000);
+signal.start();
+"""
+
+
+def _node_has_websocket() -> bool:
+    if NODE is None:
+        return False
+    run = subprocess.run([NODE, "--experimental-websocket", "-e", "WebSocket"],
+                         capture_output=True, timeout=30)  # fmt: skip
+    return run.returncode == 0
+
+
+@pytest.mark.skipif(not _node_has_websocket(), reason="needs node with a WebSocket (>= 20.10)")
+async def test_the_kiosk_signal_module_follows_moved_and_fails_over(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """The kiosk's signal.js (run by node, against two real nodes) loaded from the node that
+    does not own its office: it follows ``moved`` to the owner with its session and starts
+    its visit there. The owner is killed: the module cannot reach it, starts over at its
+    own node, which has taken the office, and the booth's visit is still its open visit."""
+    secret = tmp_path / "secret"
+    keys = KeyRing.generate()
+    keys.write(secret)
+    port_a, port_b = free_port(), free_port()
+    a = _node(pg_url, tmp_path / "a", secret, port_a)
+    b: subprocess.Popen[str] | None = None
+    kiosk: asyncio.subprocess.Process | None = None
+    try:
+        await asyncio.to_thread(wait_healthy, port_a, a)
+        await wait_for(lambda: "main" in _owned(port_a), "the first node owns main")
+        b = _node(pg_url, tmp_path / "b", secret, port_b)
+        await asyncio.to_thread(wait_healthy, port_b, b)
+        env = {**os.environ, "ENTRY": f"127.0.0.1:{port_b}", "SIGNAL_JS": SIGNAL_JS.as_uri(),
+               "TOKEN": keys.issue("booth", "b0", "main", booth="b0")}  # fmt: skip
+        assert NODE is not None
+        kiosk = await asyncio.create_subprocess_exec(
+            NODE, "--experimental-websocket", "--no-warnings", "--input-type=module", "-e",
+            KIOSK_SCRIPT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert kiosk.stdout is not None
+        async with asyncio.timeout(30):
+            first = json.loads(await kiosk.stdout.readline())
+        assert first.get("url") == f"ws://127.0.0.1:{port_a}/ws", f"moved to the owner: {first}"
+        assert first["visit"] and first["reconnects"] == 0
+
+        os.killpg(a.pid, signal.SIGKILL)
+        a.wait(timeout=10)
+        try:
+            async with asyncio.timeout(45):
+                second = json.loads(await kiosk.stdout.readline())
+                assert await kiosk.wait() == 0, second
+        except TimeoutError:
+            kiosk.kill()
+            assert kiosk.stderr is not None
+            trail = (await kiosk.stderr.read()).decode()[-3000:]
+            raise AssertionError(f"the kiosk did not resume: {trail}") from None
+        assert second.get("url") == f"ws://127.0.0.1:{port_b}/ws", f"back at its own: {second}"
+        assert second["visit"] == first["visit"], "the booth's open visit came with the office"
+    finally:
+        if kiosk is not None and kiosk.returncode is None:
+            kiosk.kill()
+            await kiosk.wait()
         for proc in (a, b):
             if proc is not None and proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)

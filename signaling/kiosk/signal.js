@@ -6,11 +6,16 @@
 // from the earlier `welcome` (the server keeps the booth's place for `grace_s`). A refused
 // hello (close 4001: bad or expired token) is final: onFatal says why and nothing retries.
 // The token is only ever sent inside the `hello` frame, never in a URL or a log.
+// In a cluster (docs/protocol.md, "Clusters") a `hello` may be answered `moved {url}` and
+// closed with 4012: the page says `hello` again at that node at once, keeping its session, as
+// signaling/client.py does; when that node cannot be reached it starts over at its own.
 
 const TOKEN_CODES = new Set(["bad_token", "bad_signature", "token_expired", "wrong_office"]);
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
 const REQUEST_TIMEOUT_MS = 10000;
 const SESSION_KEY = "lapak.booth.session";
+const MOVED_CLOSE = 4012;
+const MAX_MOVES = 3; // `moved` answers followed in a row before backing off
 
 export class RequestError extends Error {
   constructor(code, message) {
@@ -36,11 +41,18 @@ export class Signal {
     this.reconnects = 0;
     this.stopped = false;
     this.timer = null;
+    this.target = null; // the node a `moved` sent us to; null: the page's own
+    this.movedTo = null; // {ws, url} of a `moved` whose close (4012) has not come yet
+    this.moves = 0;
+  }
+
+  get entryUrl() {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    return `${scheme}//${location.host}/ws`;
   }
 
   get url() {
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    return `${scheme}//${location.host}/ws`;
+    return this.target ?? this.entryUrl;
   }
 
   start() {
@@ -64,9 +76,17 @@ export class Signal {
       return;
     }
     this.ws = ws;
-    ws.onopen = () => this.hello(ws);
+    ws.onopen = () => {
+      ws.opened = true;
+      this.hello(ws);
+    };
     ws.onmessage = (event) => this.receive(event.data);
     ws.onclose = (event) => this.closed(ws, event);
+    // A connection that never opened: browsers follow the error with a close, some
+    // WebSocket implementations (node's) do not; closed() ignores whichever comes second.
+    ws.onerror = () => {
+      if (!ws.opened) this.closed(ws, { code: 1006 });
+    };
   }
 
   async hello(ws) {
@@ -80,6 +100,7 @@ export class Signal {
       this.session = welcome.session;
       if (welcome.session) sessionStorage.setItem(SESSION_KEY, welcome.session);
       this.attempt = 0;
+      this.moves = 0;
       this.onStatus?.("online");
       this.onWelcome?.(welcome);
     } catch (error) {
@@ -96,6 +117,16 @@ export class Signal {
     try {
       message = JSON.parse(data);
     } catch {
+      return;
+    }
+    if (message.type === "moved") {
+      this.movedTo = { ws: this.ws, url: message.url };
+      const waiting = this.pending.get(message.re);
+      if (waiting) {
+        this.pending.delete(message.re);
+        clearTimeout(waiting.timer);
+        waiting.reject(new RequestError("moved", `the office is served at ${message.url}`));
+      }
       return;
     }
     if ((message.type === "ack" || message.type === "welcome" || message.type === "error")
@@ -122,6 +153,15 @@ export class Signal {
       if (!this.stopped) this.onFatal?.("bad_token");
       return;
     }
+    const moved = this.movedTo?.ws === ws ? this.movedTo.url : null;
+    this.movedTo = null;
+    if (event.code === MOVED_CLOSE && moved && moved !== this.url && this.moves < MAX_MOVES) {
+      this.moves += 1;
+      this.target = moved; // the owner of the office: hello there now, same session
+      this.open();
+      return;
+    }
+    if (!ws.opened && this.target !== null) this.target = null; // gone: ask our own node
     this.retry();
   }
 
