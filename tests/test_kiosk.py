@@ -205,21 +205,26 @@ async def context(env: Env) -> AsyncIterator[Any]:
     ctx.lapak_frames.check()
 
 
-async def snapshot(page: Any) -> dict[str, Any]:
+async def snapshot(page: Any, *tones: float) -> dict[str, Any]:
+    """The page's state; ``tones``: more frequencies to listen for (e.g. a supervisor's)."""
     snap = await page.evaluate(
-        "([m, o]) => window.lapakKiosk ? window.lapakKiosk.snapshot(m, o) : null",
-        [KIOSK_FREQUENCY, OFFICER_FREQUENCY],
+        "(fs) => window.lapakKiosk ? window.lapakKiosk.snapshot(...fs) : null",
+        [KIOSK_FREQUENCY, OFFICER_FREQUENCY, *tones],
     )
     return snap or {"screen": "loading", "media": {}}
 
 
 async def until(
-    page: Any, check: Callable[[dict[str, Any]], bool], what: str, timeout: float = 15.0
+    page: Any,
+    check: Callable[[dict[str, Any]], bool],
+    what: str,
+    timeout: float = 15.0,
+    tones: tuple[float, ...] = (),
 ) -> dict[str, Any]:
     """Poll the page's snapshot until ``check`` holds; fail with the last snapshot."""
     deadline = time.monotonic() + timeout
     while True:
-        snap = await snapshot(page)
+        snap = await snapshot(page, *tones)
         if snap["media"] and check(snap):
             return snap
         if time.monotonic() > deadline:

@@ -10,14 +10,12 @@ is running while the supervisor must be silent.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from conftest import wait_for
 from test_kiosk import (  # the kiosk fixtures: one server and browser for this module
-    KIOSK_FREQUENCY,
     Env,
     context,
     env,
@@ -26,6 +24,8 @@ from test_kiosk import (  # the kiosk fixtures: one server and browser for this 
     reach_device_check,
     silent,
 )
+from test_kiosk import snapshot as kiosk_snapshot
+from test_kiosk import until as kiosk_until
 
 from lapak.media.desk_session import DeskSession
 from lapak.media.headless import HeadlessDesk
@@ -43,24 +43,14 @@ pytestmark = [
 
 
 async def snapshot(page: Any) -> dict[str, Any]:
-    snap = await page.evaluate(
-        "([m, o, s]) => window.lapakKiosk ? window.lapakKiosk.snapshot(m, o, s) : null",
-        [KIOSK_FREQUENCY, OFFICER_FREQUENCY, SUPERVISOR_FREQUENCY],
-    )
-    return snap or {"screen": "loading", "media": {}}
+    """The page's state, listening for the supervisor's tone too."""
+    return await kiosk_snapshot(page, SUPERVISOR_FREQUENCY)
 
 
 async def until(
     page: Any, check: Callable[[dict[str, Any]], bool], what: str, timeout: float = 20.0
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        snap = await snapshot(page)
-        if snap["media"] and check(snap):
-            return snap
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for: {what}; got {snap}")
-        await asyncio.sleep(0.1)
+    return await kiosk_until(page, check, what, timeout, tones=(SUPERVISOR_FREQUENCY,))
 
 
 async def test_the_kiosk_plays_a_barging_supervisor_and_stops_on_monitor(
