@@ -124,7 +124,8 @@ class Recorder:
     # -- what the server says ------------------------------------------------------------
 
     async def _on_message(self, message: ServerMessage) -> None:
-        if isinstance(message, Snapshot):
+        if isinstance(message, Snapshot):  # also a desk created after the hello (re null)
+            self.desks[message.desk] = message.state.office
             for view in message.state.visits:
                 self._consider(view, message.state.office)
         elif isinstance(message, Delta):

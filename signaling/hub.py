@@ -23,7 +23,7 @@ from lapak.signaling.alerts import AlertRules, OfficeGauges, office_gauges
 from lapak.signaling.config import ServerConfig
 from lapak.signaling.domain import Domain, Rules
 from lapak.signaling.errors import DomainError, LapakError
-from lapak.signaling.events import Event
+from lapak.signaling.events import DeskConfigured, DeskOpened, Event
 from lapak.signaling.ice import IcePolicy
 from lapak.signaling.messages import Ack, Error, Supervision, Welcome, tag
 from lapak.signaling.office_stats import office_stats
@@ -280,6 +280,28 @@ class Hub:
         """Accepted events and presence changes become deltas and booth states."""
         self.relay.on_events(result.events)
         result.outputs += self.projection.project(result.events, result.touched)
+        result.outputs += self._recorders_follow(result.events)
+
+    def _recorders_follow(self, events: list[Event]) -> list[Output]:
+        """A recorder watches every desk of its office, including desks that appear after
+        its ``hello``: a desk opened or configured into its office is watched for it at once,
+        and it gets that desk's ``snapshot`` (``re`` null), then its deltas."""
+        outputs: list[Output] = []
+        for event in events:
+            if not isinstance(event, DeskOpened | DeskConfigured):
+                continue
+            desk = self.state.desks.get(event.desk)
+            if desk is None:
+                continue
+            for conn in list(self.sessions.conns.values()):
+                actor = conn.actor
+                if conn.gone or actor is None or actor.role not in perm.RECORDERS:
+                    continue
+                if actor.office != desk.office or desk.id in conn.watching:
+                    continue
+                self.sessions.watch(conn, desk.id)
+                outputs.append((conn.id, self.projection.snapshot(desk.id, None)))
+        return outputs
 
     def _hello(self, conn: Conn, msg: p.Hello, now: float, result: Result) -> None:
         if conn.claims is not None:

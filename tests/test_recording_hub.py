@@ -105,3 +105,28 @@ def test_only_the_booth_of_the_visit_logs_the_notice() -> None:
     step = hub.send(booth, notice)
     (event,) = step.events
     assert isinstance(event, RecordingNoticeShown) and event.by == "b1"
+
+
+def test_a_recorder_watches_desks_that_appear_after_its_hello() -> None:
+    hub = HubDriver(ServerConfig(recording=True))
+    recorder, welcome = hub.hello("recorder")
+    assert welcome["desks"] == [], "no desk yet"
+    north = hub.join("recorder", office="north")
+    admin = hub.join("admin")
+    configure = {"type": "configure_desk", "id": 4, "desk": "d7", "capacity": 2}
+    step = hub.send(admin, configure)
+    snapshots = [m for m in step.to(recorder) if m["type"] == "snapshot"]
+    assert [(s["desk"], s["re"]) for s in snapshots] == [("d7", None)], step.to(recorder)
+    assert not step.to(north), "a recorder of another office is not told"
+    again = hub.send(admin, {**configure, "capacity": 3})
+    assert [m["type"] for m in again.to(recorder)] == ["delta"], "watched once, then deltas"
+    # An officer's hello opens a desk nobody configured: watched too, its visits seen.
+    hub.say(admin, {"type": "close_desk", "id": 5, "desk": "d7"})
+    booth = hub.join("booth", booth="b1")
+    visit = hub.start_visit(booth)
+    step = hub.send(hub.connect(), {"type": "hello", "id": 1, "token": hub.token(
+        "officer", sub="ana", desk="d8")})  # fmt: skip
+    seen = [m for m in step.to(recorder) if m["type"] == "snapshot" and m["desk"] == "d8"]
+    assert seen, step.to(recorder)
+    assert [v["visit"] for v in seen[0]["state"]["visits"]] == [visit], "the routed visit"
+    assert not step.to(north)
