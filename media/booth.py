@@ -27,7 +27,13 @@ from lapak.media.booth_status import BoothScreen, booth_screen, recording_notice
 from lapak.media.peer import cancel_tasks
 from lapak.media.supervisor_voice import BargeAudio, supervisor_barging
 from lapak.media.testcard import TestCardTrack
-from lapak.media.tones import OFFICER_FREQUENCY, ToneBurstSource, booth_frequency, to_mono
+from lapak.media.tones import (
+    OFFICER_FREQUENCY,
+    SAMPLE_RATE,
+    ToneBurstSource,
+    booth_frequency,
+    to_mono,
+)
 from lapak.media.track_frames import track_frames
 from lapak.media.video_tier import TieredVideoTrack
 from lapak.media.video_tracks import Fanout, FanoutTrack
@@ -109,8 +115,11 @@ class BoothAgent:
             self._on_supervisor_audio,
             on_air=lambda: self.on_air,  # recorders get the officer as played here
         )
-        self.barge = BargeAudio(self._barge_allowed)
-        """A barging supervisor's voice: heard only while the booth_state announces it."""
+        self.barge = BargeAudio(
+            self._barge_allowed, alone=lambda: not self.on_air, play_alone=self._play_voice
+        )
+        """A barging (or resolving) supervisor's voice: heard only while the booth_state
+        names it; off air (an escalated visit) it is played as it arrives."""
         self.notice_logged: set[str] = set()  # visits whose recording notice the server logged
         self.screen: BoothScreen = booth_screen(None, False)
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -286,7 +295,7 @@ class BoothAgent:
     def _barge_allowed(self, peer: str) -> bool:
         """Whether the server says this supervisor barges in on this booth now."""
         status = self.status
-        return status is not None and status.on_air and supervisor_barging(status, peer)
+        return status is not None and supervisor_barging(status, peer)
 
     def _on_supervisor_audio(self, peer: str, track: MediaStreamTrack) -> None:
         self._spawn(self.barge.run(peer, track), f"barge-audio-{self.name}-{peer}")
@@ -300,15 +309,27 @@ class BoothAgent:
     # -- what the claimant sees and hears -----------------------------------------------------
 
     async def _play_officer_audio(self, track: MediaStreamTrack) -> None:
-        """Drain the officer's audio; play it (probe + speaker) only while on air."""
+        """Drain the officer's audio; play it (probe + speaker) only while on air, with a
+        barging supervisor's voice mixed in; what is played goes to recorders too."""
         async for frame in track_frames(track, av.AudioFrame):
             self.officer_audio.feed(frame)
             if self.on_air:
                 self.played_audio.feed(frame)
+                played = self.barge.mix_into(to_mono(frame))
                 if self._speaker is not None:
-                    self._speaker.write(self.barge.mix_into(to_mono(frame)))
-            elif self._speaker is not None:
+                    self._speaker.write(played)
+                if self.peers.relay is not None:
+                    self.peers.relay.publish_heard(played, frame.sample_rate or SAMPLE_RATE)
+            elif self._speaker is not None and not self.barge.speaking():
                 self._speaker.write(np.zeros(frame.samples, dtype=np.float32))
+
+    def _play_voice(self, mono: np.ndarray, rate: int) -> None:
+        """A supervisor's voice with no officer on air (the resolver of an escalated visit):
+        played as it arrives, and relayed to recorders as what the claimant heard."""
+        if self._speaker is not None:
+            self._speaker.write(mono)
+        if self.peers.relay is not None:
+            self.peers.relay.publish_heard(mono, rate)
 
     async def _show_officer_video(self, track: MediaStreamTrack) -> None:
         """Drain the officer's picture; keep the newest frame only while on air."""

@@ -4,10 +4,11 @@ The booth reads the officer's audio and picture anyway (to play them while on ai
 ``TeeTrack`` wraps each received officer track: every frame it returns to the booth's player
 is also published to a ``RelayHub`` while the booth is on air, and each recorder peer sends
 what the hub publishes through its own ``RelayTrack`` (re-stamped with continuous timestamps,
-so a rebuilt officer link does not send time backwards). Off air nothing is relayed, so the
-recording holds the officer only for the on-air periods, exactly as the claimant heard them,
-and the officer's PC does no recording work at all.
-"""
+so a rebuilt officer link does not send time backwards). Recorders get, for audio, what the
+booth's speaker played (``OfficerRelay.heard``: the officer with a barging supervisor mixed
+in, or a resolving supervisor alone during an escalation). Off air nothing of the officer is
+relayed, so the recording holds the officer only for the on-air periods, exactly as the
+claimant heard them, and the officer's PC does no recording work at all."""
 
 from __future__ import annotations
 
@@ -45,6 +46,10 @@ class RelayHub:
 
     def unsubscribe(self, q: asyncio.Queue[av.frame.Frame]) -> None:
         self._subscribers.discard(q)
+
+    @property
+    def has_subscribers(self) -> bool:
+        return bool(self._subscribers)
 
     def publish(self, frame: av.frame.Frame) -> None:
         if not self._subscribers:
@@ -136,12 +141,25 @@ def stop_relays(pc: RTCPeerConnection) -> None:
 
 
 class OfficerRelay:
-    """The booth's two hubs (officer audio and picture) and the gate (on air)."""
+    """The booth's hubs and the gate (on air): ``audio`` is the officer's voice alone (for
+    supervisors: they must not hear their own barge echoed back), ``heard`` is everything the
+    booth played to the claimant (the officer mixed with a barging supervisor, or a resolving
+    supervisor alone; for recorders), ``video`` the officer's picture."""
 
     def __init__(self, on_air: Callable[[], bool]) -> None:
         self.on_air = on_air
         self.audio = RelayHub("audio", depth=25)
+        self.heard = RelayHub("audio", depth=25)
         self.video = RelayHub("video", depth=2)
+
+    def publish_heard(self, mono: np.ndarray, rate: int) -> None:
+        """One frame of what the booth's speaker played (float mono in [-1, 1])."""
+        if not self.heard.has_subscribers:
+            return
+        pcm = np.clip(np.round(np.asarray(mono) * 32767.0), -32768, 32767).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = rate
+        self.heard.publish(frame)
 
     def tee(self, track: MediaStreamTrack) -> MediaStreamTrack:
         """What the booth's player should read instead of the received officer track."""
@@ -149,5 +167,5 @@ class OfficerRelay:
         return TeeTrack(track, hub, self.on_air)
 
     def tracks(self) -> tuple[RelayTrack, RelayTrack]:
-        """A recorder peer's audio and video tracks of the officer."""
-        return RelayTrack(self.audio), RelayTrack(self.video)
+        """A recorder peer's audio (what the claimant heard) and video (the officer)."""
+        return RelayTrack(self.heard), RelayTrack(self.video)

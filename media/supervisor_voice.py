@@ -11,8 +11,11 @@ Three parties, three pieces:
   arrives into the officer's own output at full level. The officer's outgoing voice to booths
   is a separate track reading only the officer's microphone, so nothing a supervisor says can
   leave the officer's console towards a booth: coach never reaches the booth by construction.
-- **Booth** (``BargeAudio``): plays a supervisor's audio only while its ``booth_state`` says it
-  is being barged, mixed into what the speaker already plays (the officer, while on air).
+- **Booth** (``BargeAudio``): plays a supervisor's audio only while its ``booth_state`` names
+  that supervisor (``barge_peer``: the one barging its on-air desk, or resolving its
+  escalation), mixed into what the speaker already plays (the officer, while on air), or
+  alone when no officer is on air (an escalated visit). What it plays is relayed to
+  recorders (``media.recorder_relay``).
 
 Test tones: the supervisor speaks at ``SUPERVISOR_FREQUENCY`` (1600 Hz), apart from the booths
 (350..850 Hz) and the officer (1200 Hz).
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -304,8 +308,19 @@ class BargeAudio:
     its way to the speaker (capped at 200 ms: old audio is dropped, never played late).
     """
 
-    def __init__(self, allowed: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        allowed: Callable[[str], bool],
+        alone: Callable[[], bool] = lambda: False,
+        play_alone: Callable[[np.ndarray, int], None] | None = None,
+    ) -> None:
+        """``alone()``: nothing else drives the speaker (an escalated visit: no officer on
+        air), so an allowed voice is handed to ``play_alone(mono, rate)`` as it arrives
+        instead of waiting to be mixed into the officer's frames."""
         self.allowed = allowed
+        self.alone = alone
+        self.play_alone = play_alone
+        self._alone_at = -1e9  # monotonic time a voice was last played alone
         self.heard = AudioProbe([SUPERVISOR_FREQUENCY])
         self.received = AudioProbe([SUPERVISOR_FREQUENCY])
         """Everything supervisors' tracks deliver, played or not."""
@@ -323,10 +338,21 @@ class BargeAudio:
                 self._pending = 0
                 continue
             self.heard.feed_mono(mono, rate)
+            if self.play_alone is not None and self.alone():
+                self._buffer.clear()
+                self._pending = 0
+                self._alone_at = time.monotonic()
+                self.play_alone(mono, rate)
+                continue
             self._buffer.append(mono)
             self._pending += mono.size
             while self._pending > MAX_BUFFER_SAMPLES and self._buffer:
                 self._pending -= self._buffer.popleft().size
+
+    def speaking(self, within: float = 0.2) -> bool:
+        """Whether a voice was played alone in the last ``within`` seconds (then it, not
+        an off-air officer track's silence, feeds the speaker)."""
+        return time.monotonic() - self._alone_at < within
 
     def mix_into(self, mono: np.ndarray) -> np.ndarray:
         """``mono`` plus as much buffered supervisor voice as fits (clipped to [-1, 1])."""
@@ -349,7 +375,7 @@ class BargeAudio:
 
 
 def supervisor_barging(state: BoothState, peer: str) -> bool:
-    """Whether ``booth_state`` says a supervisor barges in on this booth (on air). The server
-    lets one supervisor at a time coach or barge a desk; ``booth_state`` does not name it,
-    so ``peer`` is not checked here."""
-    return state.on_air and state.supervisor_present
+    """Whether ``booth_state`` says this supervisor (its ``sdp`` ``peer``) speaks to the booth:
+    the one barging its on-air desk or resolving its escalation (``barge_peer``). Any other
+    supervisor's audio (a monitor-only one hand-crafting an audio offer) is not played."""
+    return state.supervisor_present and state.barge_peer is not None and state.barge_peer == peer

@@ -172,6 +172,7 @@ class Hub:
         if supervising is not None and conn.actor is not None:  # leaving ends coach/barge
             self._end_supervision(conn.actor, supervising, self.clock.wall(), result)
         _, place = self.sessions.leave(conn_id, self.clock.wall(), self.clock.mono())
+        result.touched.update(self._taken_by(conn.actor))  # its booths' barge_peer moves
         if place is not None and place[0] == "booth":  # consoles see the booth leave
             visit_id = open_visit(self.state, place[1], place[2])
             if visit_id is not None:
@@ -333,6 +334,7 @@ class Hub:
             ice_servers=self.ice.for_client(claims.sub, now),
         )
         result.outputs.append((conn.id, welcome))
+        result.touched.update(self._taken_by(actor))  # a resolver back: its booths hear it
         if actor.role == "officer" and actor.desk is not None:
             if not joined.resumed:  # a new console has zoomed nothing yet
                 result.outputs += self.projection.zoom(actor.desk, None)
@@ -347,6 +349,21 @@ class Hub:
                 result.touched.add(visit_id)  # its desk sees it back; fan-out tells the booth
             elif visit_id is not None:
                 result.outputs.append((conn.id, self.projection.booth_state(visit_id)))
+
+    def _taken_by(self, actor: Actor | None) -> list[str]:
+        """The escalated visits this supervisor resolves: their booths' ``barge_peer`` (its
+        newest connection) changes when one of its connections comes or goes."""
+        if actor is None or actor.role not in perm.WATCHERS:
+            return []
+        open_ids = [v for booths in self.state.open_by_booth.values() for v in booths.values()]
+        visits = [self.state.visits[v] for v in open_ids]
+        return [
+            v.id
+            for v in visits
+            if v.state == "escalated"
+            and v.taken_by == actor.sub
+            and actor.office in (v.office, "*")
+        ]
 
     def _watch(self, conn: Conn, desk: str, re: int | None, result: Result) -> None:
         self.sessions.watch(conn, desk)

@@ -254,6 +254,10 @@ class BoothState(VisitView, _Message, frozen=True, tag="booth_state"):
     video: VideoTier
     supervisor_present: bool = False  # a supervisor barges into this booth's conversation
     recorded: bool = False  # the visit is recorded: say so from routing (server key recording)
+    barge_peer: str | None = None
+    """The ``peer`` of the supervisor whose voice this booth plays now (on its ``sdp``
+    relays): the one barging the on-air desk, or the one resolving the escalated visit;
+    None when nobody barges. Any other supervisor's audio is not played."""
 
     @classmethod
     def of(
@@ -267,6 +271,7 @@ class BoothState(VisitView, _Message, frozen=True, tag="booth_state"):
         video: VideoTier,
         supervisor_present: bool = False,
         recorded: bool = False,
+        barge_peer: str | None = None,
     ) -> BoothState:
         return cls(
             **msgspec.structs.asdict(view),
@@ -277,6 +282,7 @@ class BoothState(VisitView, _Message, frozen=True, tag="booth_state"):
             video=video,
             supervisor_present=supervisor_present,
             recorded=recorded,
+            barge_peer=barge_peer,
         )
 
     def view(self) -> VisitView:

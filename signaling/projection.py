@@ -9,6 +9,7 @@ from collections import Counter
 from lapak.signaling import events as ev
 from lapak.signaling.events import Event
 from lapak.signaling.messages import BoothState, Delta, ServerMessage, Snapshot, VisitView
+from lapak.signaling.permissions import WATCHERS
 from lapak.signaling.sessions import Sessions
 from lapak.signaling.state import Desk, State, queue_position
 from lapak.signaling.supervision import Supervisions
@@ -55,6 +56,7 @@ class Projection:
             queue=len(self.state.queues.get(visit.office, [])),
             supervisor_present=self.supervisor_present(visit_id),
             recorded=self.recording and visit.routed_at is not None,
+            barge_peer=self.barge_peer(visit_id),
         )
 
     def supervisor_present(self, visit_id: str) -> bool:
@@ -65,6 +67,30 @@ class Projection:
             return visit.taken_by is not None
         desk = self.state.desks.get(visit.desk) if visit.desk else None
         return bool(desk and desk.on_air == visit.id and self.supervisions.barged(desk.id))
+
+    def barge_peer(self, visit_id: str) -> str | None:
+        """The ``peer`` whose voice the booth plays: the supervisor barging its on-air desk,
+        or the newest connection of the supervisor resolving its escalation (None while
+        that supervisor is not connected)."""
+        visit = self.state.visits[visit_id]
+        if visit.state == "escalated":
+            if visit.taken_by is None:
+                return None
+            conns = [
+                c.id
+                for c in self.sessions.conns.values()
+                if c.actor is not None
+                and not c.gone
+                and c.actor.role in WATCHERS
+                and c.actor.sub == visit.taken_by
+                and c.actor.office in (visit.office, "*")
+            ]
+            return str(max(conns)) if conns else None
+        desk = self.state.desks.get(visit.desk) if visit.desk else None
+        if desk is None or desk.on_air != visit.id:
+            return None
+        found = self.supervisions.of_desk(desk.id)
+        return found.peer if found is not None and found.mode == "barge" else None
 
     def zoom(self, desk: str, visit: str | None) -> list[Output]:
         """The desk's zoomed visit moved: the booths that left and entered the zoom are told

@@ -164,11 +164,12 @@ class Relay:
                 self._offers.get(booth_place(visit), {}).pop(peer, None)
                 left = PeerLeft(visit=visit_id, peer=peer)
                 outputs += [(c, left) for c in self.sessions.booth_holders(visit)]
-        for booths in self.state.open_by_booth.values():  # escalations it was resolving
+        for booths in self.state.open_by_booth.values():  # escalations it resolved/recorded
             for visit_id in sorted(booths.values()):
                 visit = self.state.visits[visit_id]
                 offers = self._offers.get(booth_place(visit), {})
-                if _resolver(conn, visit) and offers.pop(peer, None) is not None:
+                mine = _resolver(conn, visit) or _escalation_recorder(conn, visit)
+                if mine and offers.pop(peer, None) is not None:
                     left = PeerLeft(visit=visit_id, peer=peer)
                     outputs += [(c, left) for c in self.sessions.booth_holders(visit)]
         return outputs
@@ -186,8 +187,25 @@ class Relay:
 
 def _sees(conn: Conn, visit: Visit) -> bool:
     """A supervisor connection may have media with this visit's booth: it watches the
-    visit's desk, or resolves the escalated visit."""
-    return _resolver(conn, visit) or (visit.desk is not None and visit.desk in conn.watching)
+    visit's desk, or resolves the escalated visit (or records it)."""
+    return (
+        _resolver(conn, visit)
+        or _escalation_recorder(conn, visit)
+        or (visit.desk is not None and visit.desk in conn.watching)
+    )
+
+
+def _escalation_recorder(conn: Conn, visit: Visit) -> bool:
+    """A recorder of the visit's office keeps recording an escalated visit: it left its
+    desk, but the recording runs to the visit's end, so the recorder's (re)offers and the
+    booth's answers still pass."""
+    actor = conn.actor
+    return (
+        visit.state == "escalated"
+        and actor is not None
+        and actor.role in RECORDERS
+        and actor.office == visit.office
+    )
 
 
 def _resolver(conn: Conn, visit: Visit) -> bool:

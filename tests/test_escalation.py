@@ -225,7 +225,8 @@ def test_the_resolver_speaks_with_the_booth_without_watching_a_desk() -> None:
     officer_offer = {**offer, "offer_id": "o9"}
     assert o.send(o.officer, officer_offer)["code"] == "forbidden", "the officer let it go"
     o.last = o.hub.disconnect(o.sri)
-    assert [m["type"] for m in o.last.to(o.b1)] == ["peer_left"]
+    assert [m["type"] for m in o.last.to(o.b1)] == ["peer_left", "booth_state"]
+    assert o.booth_state(o.b1)["barge_peer"] is None, "nobody to hear now"
 
 
 def test_replay_restores_the_escalation_queue_and_the_taker() -> None:
@@ -369,3 +370,41 @@ def test_a_state_snapshot_keeps_the_escalation_queue_and_the_taker() -> None:
     again = msgspec.json.decode(msgspec.json.encode(o.hub.state), type=State)
     assert again.escalations == {"main": [o.v1]}
     assert (again.visits[o.v2].taken_by, again.visits[o.v2].state) == ("tono", "escalated")
+
+
+def test_a_recorder_keeps_reaching_the_booth_of_an_escalated_visit() -> None:
+    o = Office()
+    rec = o.hub.join("recorder", sub="rec-1")
+    north = o.hub.join("recorder", sub="rec-2", office="north")
+    offer = {"type": "sdp", "visit": o.v1, "sdp_type": "offer", "sdp": "v=0", "offer_id": "r1"}
+    assert o.send(rec, offer)["code"] == "forbidden", "not watching d1 yet"
+    o.send(rec, {"type": "watch", "desk": "d1"})
+    assert o.send(rec, offer)["type"] == "ack", "at the desk: as a watcher"
+    o.escalate()
+    relink = {**offer, "offer_id": "r2"}
+    assert o.send(rec, relink)["type"] == "ack", "escalated: the relink still reaches the booth"
+    [relayed] = [m for m in o.last.to(o.b1) if m["type"] == "sdp"]
+    assert relayed["from"] == "recorder" and relayed["peer"] == str(rec)
+    answer = {**relink, "sdp_type": "answer", "peer": str(rec)}
+    assert o.send(o.b1, answer)["type"] == "ack"
+    assert [m["sdp_type"] for m in o.last.to(rec) if m["type"] == "sdp"] == ["answer"]
+    assert o.send(north, {**offer, "offer_id": "n1"})["code"] == "forbidden", "other office"
+    left = o.hub.disconnect(rec)
+    assert [m for m in left.to(o.b1) if m["type"] == "peer_left"], "the booth drops its peer"
+    again = o.hub.join("recorder", sub="rec-1")  # a restarted recorder relinks at once
+    assert o.send(again, {**offer, "offer_id": "r3"})["type"] == "ack"
+
+
+def test_the_resolvers_newest_connection_is_the_booths_barge_peer() -> None:
+    o = Office()
+    o.escalate()
+    assert o.booth_state(o.b1)["barge_peer"] is None, "waiting: nobody speaks"
+    o.take(o.sri)
+    assert o.booth_state(o.b1)["barge_peer"] == str(o.sri)
+    o.last = o.hub.disconnect(o.sri)
+    assert o.booth_state(o.b1)["barge_peer"] is None, "the resolver's connection dropped"
+    assert o.booth_state(o.b1)["supervisor_present"] is True, "still taken"
+    back = o.hub.join("supervisor", sub="sri", grants=["resolve"])
+    o.last = o.hub.send(o.wati, {"type": "office_stats", "id": 3})  # any later step
+    states = [m for m in o.hub.inbox[o.b1] if m["type"] == "booth_state"]
+    assert states[-1]["barge_peer"] == str(back), "back: its new connection is heard"

@@ -283,3 +283,21 @@ def test_refresh_must_keep_the_grants() -> None:
     assert d.send(sri, {"type": "refresh", "token": wider})["code"] == "bad_token"
     same = d.hub.token("supervisor", sub="sri", grants=["coach"])
     assert d.send(sri, {"type": "refresh", "token": same})["type"] == "ack"
+
+
+def barge_peers(d: Desk, conn: int) -> list[str | None]:
+    return [m["barge_peer"] for m in d.last.to(conn) if m["type"] == "booth_state"]
+
+
+def test_booth_state_names_the_barging_peer_and_only_it() -> None:
+    d = Desk()
+    sri = d.supervisor("barge", "coach")
+    d.supervise(sri, "barge")
+    assert barge_peers(d, d.b1) == [str(sri)], "the peer of sri's sdp relays"
+    d.send(d.officer, {"type": "focus", "visit": d.v2})
+    assert barge_peers(d, d.b1) == [None] and barge_peers(d, d.b2) == [str(sri)]
+    d.supervise(sri, "coach")
+    assert barge_peers(d, d.b2) == [None], "coach: nobody barges"
+    d.supervise(sri, "barge")
+    d.last = d.hub.disconnect(sri)
+    assert barge_peers(d, d.b2) == [None], "gone: nobody barges"
