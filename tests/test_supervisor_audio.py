@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from conftest import wait_for
+from voice_peer import VoicePeer
 
 from lapak.media.booth import BoothAgent, BoothMediaConfig
 from lapak.media.desk_session import DeskSession
@@ -244,3 +245,45 @@ async def test_5_a_token_without_the_grant_is_refused_and_nothing_is_sent(rig: R
         assert engine.coach.state == "closed" and engine.coach.offers == 0
     finally:
         await plain.close()
+
+
+HAND_CRAFTED_FREQUENCY = 1800.0
+"""A monitor-only supervisor's tone, apart from the barging one's."""
+
+
+async def test_6_a_monitor_only_supervisor_offering_audio_is_not_heard(rig: Rig) -> None:
+    on_air = rig.booths[0]
+    for probe in (on_air.barge.heard, on_air.barge.received):
+        probe.watch(HAND_CRAFTED_FREQUENCY)
+    await rig.supervisor.supervise("d1", "barge")
+    await wait_for(
+        lambda: on_air.barge.heard.heard_within(SUPERVISOR_FREQUENCY, 0.2),
+        f"{on_air.name} plays the barging supervisor",
+        timeout=20,
+    )
+    assert on_air.status is not None and on_air.status.barge_peer is not None
+    wati = VoicePeer(
+        rig.server.url, rig.keys.issue("supervisor", "wati", "main"), HAND_CRAFTED_FREQUENCY
+    )
+    try:
+        await wati.start(watch="d1")
+        assert on_air.visit is not None
+        await wati.offer(on_air.visit)  # the server relays it: wati watches the desk
+        await wait_for(
+            lambda: on_air.barge.received.heard_within(HAND_CRAFTED_FREQUENCY, 0.3),
+            "the hand-crafted voice reaches the booth",
+            timeout=20,
+        )
+        start = await listen_window(rig)
+        assert since(on_air.barge.received.last_heard[HAND_CRAFTED_FREQUENCY], start), (
+            "control: it kept arriving through the window"
+        )
+        assert since(on_air.barge.heard.last_heard[SUPERVISOR_FREQUENCY], start), (
+            "control: the barging supervisor is played through the window"
+        )
+        assert on_air.barge.heard.last_heard[HAND_CRAFTED_FREQUENCY] is None, (
+            "a supervisor that is not barge_peer is never played"
+        )
+    finally:
+        await wati.close()
+        await rig.supervisor.supervise("d1", "monitor")
