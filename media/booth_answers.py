@@ -9,6 +9,10 @@ handed to the booth (``on_supervisor_audio``), which plays it only while its ``b
 says that supervisor barges in (``media.supervisor_voice.BargeAudio``). Any other offer is
 refused (counted, logged).
 
+A supervisor's offer may have a second audio transceiver (``recvonly``): the booth sends
+on it the officer's voice as it received it, only while on air (``media.recorder_relay``), so
+the supervisor hears the officer as the claimant did (docs/architecture.md says why).
+
 A recorder's offer (``from: "recorder"`` with a ``peer``) is answered like a supervisor's, plus
 the officer's audio and picture as the booth received them, relayed only while on air
 (``media.recorder_relay``; the transceiver order is in docs/protocol.md, Recording).
@@ -269,6 +273,8 @@ class OfferAnswerer:
             officer_audio, officer_video = self.relay.tracks()
             tracks["audio"].append(officer_audio)
             tracks["video"].append(officer_video)
+        elif self.relay is not None:  # a supervisor hears the officer as played here, on air
+            tracks["audio"].append(self.relay.officer_track())
         for transceiver in pc.getTransceivers():
             queue = tracks.get(transceiver.kind, [])
             track = queue.pop(0) if queue else None

@@ -171,6 +171,11 @@ class MediaEngine:
     def _gain(self, visit: str) -> float:
         return 1.0
 
+    def _other_track(self, link: BoothLink, track: MediaStreamTrack) -> Any | None:
+        """A reader for a track that is not the booth's own camera or microphone (a
+        subclass's extra transceiver), else None."""
+        return None
+
     async def _close_sources(self) -> None:
         return None
 
@@ -225,9 +230,13 @@ class MediaEngine:
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            reader = (
-                self._read_video(link, track) if track.kind == "video" else link.audio.run(track)
-            )
+            reader = self._other_track(link, track)
+            if reader is None:
+                reader = (
+                    self._read_video(link, track)
+                    if track.kind == "video"
+                    else link.audio.run(track)
+                )
             task = asyncio.create_task(reader, name=f"{track.kind}-{visit}")
             link.tasks.add(task)
             task.add_done_callback(link.tasks.discard)

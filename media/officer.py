@@ -16,10 +16,12 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
+import av
 from aiortc import MediaStreamTrack
 
-from lapak.media.audio_tracks import GatedAudioTrack
+from lapak.media.audio_tracks import AudioProbe, GatedAudioTrack
 from lapak.media.booth_link import ANSWER_TIMEOUT_S, STALL_S, BoothLink
 from lapak.media.link_engine import WATCH_PERIOD_S, MediaEngine, SendSdp
 from lapak.media.peer import cancel_tasks
@@ -31,7 +33,15 @@ from lapak.media.supervisor_voice import (
     SupervisorVoices,
     voice_source,
 )
-from lapak.media.tones import OFFICER_FREQUENCY, AudioSource, SilenceSource, ToneSource
+from lapak.media.tones import (
+    OFFICER_FREQUENCY,
+    SAMPLE_RATE,
+    AudioSource,
+    SilenceSource,
+    ToneSource,
+    to_mono,
+)
+from lapak.media.track_frames import track_frames
 from lapak.media.video_tracks import Fanout, GatedVideoTrack, OfficerCardTrack
 from lapak.signaling.protocol import SupervisionMode
 
@@ -176,6 +186,10 @@ class OfficerMedia(MediaEngine):
                 await closer()
 
 
+OFFICER_SOURCE = "officer"
+"""The officer's voice in a supervisor's mixer (relayed by the on-air booth)."""
+
+
 class SupervisorMedia(MediaEngine):
     """A supervisor's view of a desk's booths: the same ``links`` interface, receive-only
     while monitoring.
@@ -207,6 +221,8 @@ class SupervisorMedia(MediaEngine):
         self.mode: SupervisionMode = "monitor"
         self.on_air: str | None = None
         self.coach = CoachLink(self.voice.reader)
+        self.officer_heard = AudioProbe([OFFICER_FREQUENCY])
+        """The officer's voice as the on-air booth played it, relayed to this supervisor."""
         self.send_voice_sdp: SendVoiceSdp | None = None
         self._coach_task: asyncio.Task[None] | None = None
 
@@ -259,10 +275,30 @@ class SupervisorMedia(MediaEngine):
         if link.visit != self.barged:
             link.voice = None
             super()._add_transceivers(link)
-            return
-        link.voice = GatedAudioTrack(self.voice.reader(), open=True)
-        link.pc.addTransceiver(link.voice, direction="sendrecv")
-        link.pc.addTransceiver("video", direction="recvonly")
+        else:
+            link.voice = GatedAudioTrack(self.voice.reader(), open=True)
+            link.pc.addTransceiver(link.voice, direction="sendrecv")
+            link.pc.addTransceiver("video", direction="recvonly")
+        # third: the officer's voice as this booth played it (relayed by the booth on air)
+        link.pc.addTransceiver("audio", direction="recvonly")
+
+    def _other_track(self, link: BoothLink, track: MediaStreamTrack) -> Any | None:
+        """The third transceiver's track is the officer's voice, relayed by the booth while
+        it is on air: mixed into the supervisor's output as ``officer``."""
+        transceivers = link.pc.getTransceivers()
+        if len(transceivers) < 3 or transceivers[2].receiver.track is not track:
+            return None
+        return self._hear_officer(track)
+
+    async def _hear_officer(self, track: MediaStreamTrack) -> None:
+        mixer = self.mixer
+        if mixer is not None:
+            mixer.set_gain(OFFICER_SOURCE, 1.0)
+        async for frame in track_frames(track, av.AudioFrame):
+            mono = to_mono(frame)
+            self.officer_heard.feed_mono(mono, frame.sample_rate or SAMPLE_RATE)
+            if mixer is not None:
+                mixer.push(OFFICER_SOURCE, mono)
 
     async def _keep_coach(self) -> None:
         """Keep the voice's peer to the officer up while coaching or barging: offered at

@@ -166,6 +166,10 @@ class OfficerRelay:
         hub = self.audio if track.kind == "audio" else self.video
         return TeeTrack(track, hub, self.on_air)
 
+    def officer_track(self) -> RelayTrack:
+        """A supervisor peer's track of the officer's voice alone (on air only)."""
+        return RelayTrack(self.audio)
+
     def tracks(self) -> tuple[RelayTrack, RelayTrack]:
         """A recorder peer's audio (what the claimant heard) and video (the officer)."""
         return RelayTrack(self.heard), RelayTrack(self.video)

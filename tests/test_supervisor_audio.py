@@ -50,11 +50,15 @@ class Rig:
     heard: dict[float, int]
     """Frames of the officer's output holding each tone, since the last ``reset``."""
     frames: list[int]
+    sup_heard: dict[float, int]
+    """Frames of the supervisor's output holding each tone, since the last ``reset``."""
+    sup_frames: list[int]
 
     def reset(self) -> None:
-        for f in self.heard:
-            self.heard[f] = 0
-        self.frames[0] = 0
+        for counts, frames in ((self.heard, self.frames), (self.sup_heard, self.sup_frames)):
+            for f in counts:
+                counts[f] = 0
+            frames[0] = 0
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -74,7 +78,7 @@ async def rig(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Rig]:
         keys.issue("officer", "ana", "main", desk="d1"),
         OfficerMediaOptions(audio_in="tone", audio_out=str(tmp / "officer.wav"), desk="d1"),
     )
-    engine = SupervisorMedia(audio_in="tone")
+    engine = SupervisorMedia(audio_in="tone", audio_out=str(tmp / "supervisor.wav"))
     supervisor = DeskSession(
         server.url,
         keys.issue("supervisor", "sri", "main", grants=["coach", "barge"]),
@@ -90,10 +94,20 @@ async def rig(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Rig]:
         for f in heard:
             heard[f] += tone_present(mono, f)
 
+    sup_heard = {SUPERVISOR_FREQUENCY: 0, OFFICER_FREQUENCY: 0}
+    sup_frames = [0]
+
+    def listen_supervisor(mono: np.ndarray) -> None:
+        sup_frames[0] += 1
+        for f in sup_heard:
+            sup_heard[f] += tone_present(mono, f)
+
     try:
         await officer.start()
         assert officer.officer.mixer is not None, "a .wav audio_out gives the officer a mixer"
         officer.officer.mixer.listeners.append(listen)
+        assert engine.mixer is not None, "a .wav audio_out gives the supervisor a mixer"
+        engine.mixer.listeners.append(listen_supervisor)
         for booth in booths:
             await booth.start()
         await supervisor.start()
@@ -111,7 +125,9 @@ async def rig(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Rig]:
         )
         await officer.focus(booths[0].visit)
         await wait_for(lambda: booths[0].hears_officer(0.2), "booth-0 plays the officer")
-        yield Rig(server, keys, booths, officer, supervisor, engine, heard, frames)
+        yield Rig(
+            server, keys, booths, officer, supervisor, engine, heard, frames, sup_heard, sup_frames
+        )
     finally:
         await supervisor.close()
         await officer.close()
@@ -287,3 +303,38 @@ async def test_6_a_monitor_only_supervisor_offering_audio_is_not_heard(rig: Rig)
     finally:
         await wati.close()
         await rig.supervisor.supervise("d1", "monitor")
+
+
+async def test_7_the_supervisor_hears_the_officer_while_on_air(rig: Rig) -> None:
+    """Relayed by the on-air booth as it played it: in monitor, coach and barge; never off
+    air; never the supervisor's own voice echoed back."""
+    on_air = rig.booths[0]
+    await wait_for(
+        lambda: rig.engine.officer_heard.heard_within(OFFICER_FREQUENCY, 0.3),
+        "the supervisor receives the officer's voice from the on-air booth",
+        timeout=20,
+    )
+    for mode in ("monitor", "coach", "barge"):
+        await rig.supervisor.supervise("d1", mode)  # type: ignore[arg-type]
+        if mode == "barge":
+            await wait_for(
+                lambda: on_air.barge.heard.heard_within(SUPERVISOR_FREQUENCY, 0.2),
+                "the booth plays the barging supervisor",
+                timeout=20,
+            )
+        start = await listen_window(rig)
+        assert rig.sup_heard[OFFICER_FREQUENCY] > 30, (
+            f"{mode}: the supervisor's output should hold the officer's tone (75 frames), "
+            f"got {rig.sup_heard[OFFICER_FREQUENCY]} of {rig.sup_frames[0]}"
+        )
+        assert not rig.sup_heard[SUPERVISOR_FREQUENCY], f"{mode}: no echo of its own voice"
+        assert since(on_air.played_audio.last_heard[OFFICER_FREQUENCY], start), "control"
+    await rig.supervisor.supervise("d1", "monitor")
+    await rig.officer.focus(None)
+    await wait_for(lambda: not on_air.on_air, "the booth leaves the air")
+    try:
+        await listen_window(rig)
+        assert not rig.sup_heard[OFFICER_FREQUENCY], "off air: the booth relays nothing"
+        assert rig.sup_frames[0] > 50, "control: the supervisor's output ran through the window"
+    finally:
+        await rig.officer.focus(on_air.visit)
