@@ -151,6 +151,8 @@ class SignalServer:
         if isinstance(self.log, EventLog):
             self.log.start(self._conn)
             self._conn = None
+            self.log.on_resolved = self.outbox.flush_writes  # one write per client per commit
+            self.outbox.batching = True
         elif self.log is not None:
             self.log.start()
         loop = asyncio.get_running_loop()
