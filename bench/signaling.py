@@ -488,6 +488,11 @@ def run_point(
         "floor_errors": floor["errors"],
         "floor_server_cpu_cores": floor["server_cpu_cores"],
         "floor_foreign_cpu_cores": floor["foreign_cpu_cores"],
+        # is the floor fair? the same clients, but each gets one echo per request where the
+        # real server also sends deltas and booth states, which the load processes decode
+        "floor_messages_in": floor["messages_in"],
+        "floor_load_loop_lag_p99_ms": floor["load_loop_lag_p99_ms"],
+        "floor_load_cpu_cores": floor["load_cpu_cores"],
         "ratio_p99": ratio,
         "server_log_lines": len(lines),
         "server_log_warnings": len(bad),
