@@ -29,6 +29,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -693,6 +694,15 @@ class Workers:
                 proc.terminate()
 
 
+def _cpu_of(pids: list[int]) -> float:
+    """CPU seconds of processes that may come and go (a database's backends)."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(pid)
+    return total
+
+
 def split(offices: list[Office], n: int) -> list[list[dict[str, Any]]]:
     """Whole offices per load process, balanced by client count."""
     shares: list[list[dict[str, Any]]] = [[] for _ in range(n)]
@@ -779,11 +789,14 @@ def run_phase(
     server_pids: list[int],
     profile: Path | None = None,
     keep: Path | None = None,
+    store_pids: Callable[[], list[int]] | None = None,
 ) -> dict[str, Any]:
     """Connect storm, paced decisions, close; against the real server or the echo floor.
     ``server_pids``: the server processes (one, or every node of a cluster): their CPU is
     summed; RSS is the largest. The result's ``acked`` lists (visit, step) of every
-    acknowledged decision (not in the JSON: for checking the store afterwards)."""
+    acknowledged decision (not in the JSON: for checking the store afterwards).
+    ``store_pids()``: the database's processes (PostgreSQL), asked for when the load starts:
+    ``store_cpu_cores``."""
     shares = split(offices, len(workers.pipes))
     officers = sum(len(o.desks) for o in offices)
     clients = officers + sum(len(o.booths) for o in offices)
@@ -826,15 +839,17 @@ def run_phase(
             spy_cmd.append("--gil")  # only samples of the thread holding the GIL
         say(f"profiling the server: {' '.join(spy_cmd)}")
         spy = subprocess.Popen(spy_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ours = [*server_pids, os.getpid(), *workers.pids, *([spy.pid] if spy else [])]
+    store = store_pids() if store_pids is not None else []
+    ours = [*server_pids, *store, os.getpid(), *workers.pids, *([spy.pid] if spy else [])]
     cpu0, wall0 = sum(cpu_seconds(pid) for pid in server_pids), time.perf_counter()
+    store0 = _cpu_of(store)
     with CpuSampler(ours) as sampler:
         loads = workers.ask(commands, timeout=duration + 120)
     if spy is not None:
         spy.wait(30)
-    cpu_cores = (sum(cpu_seconds(pid) for pid in server_pids) - cpu0) / (
-        time.perf_counter() - wall0
-    )
+    elapsed = time.perf_counter() - wall0
+    cpu_cores = (sum(cpu_seconds(pid) for pid in server_pids) - cpu0) / elapsed
+    store_cores = (_cpu_of(store) - store0) / elapsed
     rss, rss_peak = max(rss_mb(pid) for pid in server_pids)
     reports = workers.ask([{"op": "close"}] * len(shares))
     latencies: dict[str, list[float]] = {}
@@ -881,6 +896,7 @@ def run_phase(
         "load_loop_lag_p99_ms": round(max(w["loop_lag_p99_ms"] for w in loads), 3),
         "load_cpu_cores": round(sum(w["worker_cpu_s"] for w in loads) / window, 3),
         "server_cpu_cores": round(cpu_cores, 3),
+        "store_cpu_cores": round(store_cores, 3) if store else None,
         "server_rss_mb": round(rss, 1),
         "server_rss_peak_mb": round(rss_peak, 1),
         "foreign_cpu_cores": sampler.mean(),

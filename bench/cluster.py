@@ -178,6 +178,37 @@ def make_node(
     return Node(name, port, data, tmp / f"{name}.log", cmd)
 
 
+def settled(
+    nodes: list[Node], offices: list[str], quiet_s: float, timeout: float
+) -> dict[str, Node]:
+    """Office -> owner once every office has exactly one and nothing moved for ``quiet_s``
+    (with servers that spread offices, hand-overs go on for a few lease rounds)."""
+    deadline = time.monotonic() + timeout
+    last: dict[str, str] | None = None
+    since = time.monotonic()
+    while time.monotonic() < deadline:
+        found = owners(nodes, offices)
+        names = {o: n.name for o, n in found.items()} if found else None
+        if names != last:
+            last, since = names, time.monotonic()
+        elif found is not None and time.monotonic() - since >= quiet_s:
+            return found
+        time.sleep(0.25)
+    raise RuntimeError(f"the offices did not settle on one owner each within {timeout:g} s")
+
+
+def postgres_pids(data: Path) -> list[int]:
+    """The PostgreSQL cluster's processes: the postmaster and its children (backends,
+    WAL writer, checkpointer...), whose CPU is the store's cost."""
+    main = int((data / "postmaster.pid").read_text().split()[0])
+    pids = [main]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == main:
+                pids.append(int(stat.parent.name))
+    return pids
+
+
 def owners(nodes: list[Node], offices: list[str]) -> dict[str, Node] | None:
     """Office -> its one owner, once every office has exactly one; else None."""
     found: dict[str, Node] = {}
@@ -265,16 +296,16 @@ def run_config(
                 until(f"{node.name} owns its offices", lambda nd=node, m=mine: m <= nd.owned(), 60)
         placed: dict[str, Node] = {}
         if kind != "sqlite":
-            found = until("every office owned once", lambda: owners(nodes, names), 120, 0.5)
-            placed = found
+            placed = settled(nodes, names + failover_offices, 3.0, 180)
             for office in offices:
                 office.url = placed[office.name].url
             share = {nd.name: sum(1 for o in names if placed[o] is nd) for nd in nodes}
             say(f"{kind}: offices per node {share}")
         url = nodes[0].url
+        store_pids = (lambda: postgres_pids(pg.data)) if store else None
         real = run_phase(
             workers, "real", url, offices, secret, args.rate, args.duration,
-            [nd.proc.pid for nd in nodes if nd.proc is not None],
+            [nd.proc.pid for nd in nodes if nd.proc is not None], store_pids=store_pids,
         )  # fmt: skip
         decided = decided_pg(store) if store else decided_sqlite(nodes[0].data)
         acked = real.pop("acked")
@@ -293,6 +324,7 @@ def run_config(
             "errors": real["errors"],
             "error_codes": real["error_codes"],
             "server_cpu_cores": real["server_cpu_cores"],
+            "store_cpu_cores": real["store_cpu_cores"],
             "server_rss_mb": real["server_rss_mb"],
             "load_cpu_cores": real["load_cpu_cores"],
             "foreign_cpu_cores": real["foreign_cpu_cores"],
@@ -443,9 +475,7 @@ async def failover_rounds(
     acked: list[tuple[str, int]] = []
     errors: dict[str, int] = {}
     for r in range(rounds):
-        placed = await asyncio.to_thread(
-            until, "failover offices owned", lambda: owners(nodes, fo), 60
-        )
+        placed = await asyncio.to_thread(settled, nodes, fo, 3.0, 120)
         victim = placed[fo[0]]
         moved = [o for o in fo if placed[o] is victim]
         entry = next(nd for nd in nodes if nd is not victim)
@@ -484,7 +514,7 @@ async def split_brain(
 ) -> dict[str, Any]:
     """SIGSTOP the owner past its lease, let another node take the office, send decisions
     to the stopped owner, SIGCONT it: none of them may be written or acknowledged."""
-    placed = await asyncio.to_thread(until, "office owned", lambda: owners(nodes, [office]), 60)
+    placed = await asyncio.to_thread(settled, nodes, [office], 3.0, 120)
     victim = placed[office]
     desks = await open_desks(keys, [office], victim.url, 99)
     desk = desks[0]

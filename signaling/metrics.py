@@ -21,7 +21,6 @@ class StoreGauges:
     figures as /healthz: offices_owned, lease_renewed_s_ago, store_commit_ms)."""
 
     node: str  # this node's name in the store: its --node-url ("single" without leases)
-    store: str  # "sqlite" or "postgresql"
     last_commit_s: float | None  # the last commit's duration (PostgreSQL), None: not known
     offices: tuple[str, ...] | None  # the offices this node holds; None: no leases
     lease_s: float = 0.0  # the configured lease

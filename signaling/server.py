@@ -450,13 +450,14 @@ class SignalServer:
         """The /healthz store figures for /metrics (without leases: the store's only)."""
         from lapak.signaling.pglog import PgLog
 
-        commit = self.log.last_commit_ms / 1000 if isinstance(self.log, PgLog) else None
-        store = "postgresql" if self._pool is not None else "sqlite"
+        commit = None  # before the first commit there is no figure
+        if isinstance(self.log, PgLog) and self.log.commits:
+            commit = self.log.last_commit_ms / 1000
         if self.leases is None:
-            return StoreGauges(self.node, store, commit, None)
+            return StoreGauges(self.node, commit, None)
         held = tuple(sorted(o for o in self.leases.held))
         renewed = None if self._renewed_at is None else self.mono() - self._renewed_at
-        return StoreGauges(self.node, store, commit, held, self.leases.lease_s, renewed)
+        return StoreGauges(self.node, commit, held, self.leases.lease_s, renewed)
 
     def _fenced(self, fenced: Fenced) -> None:
         """A batch refused by the fence (signaling/pglog.py): counted, its offices dropped."""

@@ -65,7 +65,11 @@ async def test_a_node_exports_its_leases_and_store_and_counts_a_fenced_batch(
     server = SignalServer(tmp_path / "data", keys, port=0, config=config)
     await server.start()
     booth: SignalClient | None = None
+    officer = SignalClient(server.url, keys.issue("officer", "ana", "north", desk="d1"))
     try:
+        samples = await asyncio.to_thread(scrape, server.port)
+        assert value(samples, "lapak_store_last_commit_seconds") is None, "no commit yet"
+        await officer.connect()  # its desk opens: a commit
         health = server.health()
         owned = sorted(health["offices_owned"])
         assert owned == ["*", "main", "north"], health
@@ -76,7 +80,7 @@ async def test_a_node_exports_its_leases_and_store_and_counts_a_fenced_batch(
         assert value(samples, "lapak_lease_seconds") == LEASE_S
         assert value(samples, "lapak_fenced_batches_total") == 0
         commit = value(samples, "lapak_store_last_commit_seconds")
-        assert commit is not None and commit > 0, "the bootstrap was committed"
+        assert commit is not None and commit > 0, "the desk's opening was committed"
         assert abs(commit * 1000 - server.health()["store_commit_ms"]) <= 0.01, "as /healthz"
 
         first = value(samples, "lapak_lease_renewed_seconds_ago")
@@ -124,6 +128,7 @@ async def test_a_node_exports_its_leases_and_store_and_counts_a_fenced_batch(
     finally:
         if booth is not None:
             await booth.close()
+        await officer.close()
         await server.close()
 
 
