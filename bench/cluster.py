@@ -443,8 +443,11 @@ async def failover_once(
             resumed[id(desk.officer)] = time.monotonic()
             return
 
-    def taken() -> bool:
-        return any(offices <= nd.owned() for nd in survivors)
+    def taken() -> bool:  # every one of the offices by some survivor (they may split them)
+        held: set[str] = set()
+        for node in survivors:
+            held |= node.owned()
+        return offices <= held
 
     for desk in desks:
         for booth in desk.booths:
@@ -453,7 +456,7 @@ async def failover_once(
     killed = time.monotonic()
     await asyncio.to_thread(victim.kill)
     async with asyncio.timeout(lease_s * 4 + 60):
-        await until_async("a survivor owns the offices", taken, 1e9, 0.05)
+        await asyncio.to_thread(until, "a survivor owns the offices", taken, 1e9)  # off loop
         took_over = time.monotonic() - killed
         await asyncio.gather(*(officer_back(d) for d in desks))
         await until_async("every client back", lambda: all(id(c) in resumed for c in clients), 1e9)
