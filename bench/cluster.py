@@ -80,7 +80,6 @@ ROOT = HERE.parent
 LAPAK = ROOT / ".venv" / "bin" / "lapak"
 CONFIGS = ("sqlite", "pg1", "pg3")
 FAILOVER_BOOTHS = 6  # per failover office: one desk, its six slots
-STEPS = 6
 
 
 def healthz(port: int) -> dict[str, Any] | None:
@@ -566,11 +565,6 @@ async def split_brain(
 
 
 # -- main ---------------------------------------------------------------------------------
-
-
-def median(values: list[float]) -> float | None:
-    ordered = sorted(v for v in values if v is not None)
-    return ordered[len(ordered) // 2] if ordered else None
 
 
 def main() -> int:
