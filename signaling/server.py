@@ -39,7 +39,7 @@ from lapak.signaling.http_routes import HttpRoutes
 from lapak.signaling.hub import Clock, Hub, Result
 from lapak.signaling.ice import load_ice
 from lapak.signaling.messages import Error, Moved
-from lapak.signaling.metrics import ServerMetrics
+from lapak.signaling.metrics import ServerMetrics, StoreGauges
 from lapak.signaling.origins import OriginCheck, own_origins
 from lapak.signaling.protocol import CloseCode
 from lapak.signaling.revocation import REVOKED_FILE, RevocationWatch
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     import asyncpg
 
     from lapak.signaling.leases import Leases
-    from lapak.signaling.pglog import PgLog
+    from lapak.signaling.pglog import Fenced, PgLog
 
 log = logging.getLogger("lapak.signal")
 
@@ -140,6 +140,8 @@ class SignalServer:
             state = await self._open_store(self.config.launch.store)
         else:
             state = await self._open_sqlite()
+        if self.leases is not None:  # taking the leases at start was their first renewal
+            self._renewed_at = self.mono()
         self.hub = Hub(
             self.keys, state, self.config, clock=Clock(self.clock, self.mono),
             new_session_id=new_session_id, tz=HostZone(), ice=load_ice(self.config.ice),
@@ -252,7 +254,7 @@ class SignalServer:
             node=self.node, signer=self.signer, on_commit=self.metrics.commit_latency.observe,
             fence=self.leases.held if self.leases else None,
         )  # fmt: skip
-        self.log.on_fenced = lambda fenced: self._drop_offices(fenced.offices)
+        self.log.on_fenced = self._fenced
         return loaded.state
 
     # -- leases (signaling/leases.py): which offices this node owns ---------------------
@@ -446,11 +448,30 @@ class SignalServer:
             out["lease_renewed_s_ago"] = ago
         return out
 
+    def _store_gauges(self) -> StoreGauges:
+        """The /healthz store figures for /metrics (without leases: the store's only)."""
+        from lapak.signaling.pglog import PgLog
+
+        commit = None  # before the first commit there is no figure
+        if isinstance(self.log, PgLog) and self.log.commits:
+            commit = self.log.last_commit_ms / 1000
+        if self.leases is None:
+            return StoreGauges(self.node, commit, None)
+        held = tuple(sorted(o for o in self.leases.held))
+        renewed = None if self._renewed_at is None else self.mono() - self._renewed_at
+        return StoreGauges(self.node, commit, held, self.leases.lease_s, renewed)
+
+    def _fenced(self, fenced: Fenced) -> None:
+        """A batch refused by the fence (signaling/pglog.py): counted, its offices dropped."""
+        self.metrics.fenced.labels(self.node).inc()
+        self._drop_offices(fenced.offices)
+
     def _metrics_text(self) -> bytes:
         assert self.hub is not None
         return self.metrics.render(
-            self.hub.role_counts(), self.hub.visit_counts(), self.hub.office_gauges()
-        )
+            self.hub.role_counts(), self.hub.visit_counts(), self.hub.office_gauges(),
+            self._store_gauges(),
+        )  # fmt: skip
 
     # -- websocket connections ---------------------------------------------------------
 
