@@ -130,6 +130,38 @@ async def test_an_append_after_the_epoch_moved_is_refused(pg_url: str) -> None:
         await pool.close()
 
 
+async def test_live_nodes_release_one_and_leave(pg_url: str) -> None:
+    """What placement reads and what a hand-over and a clean stop write: the live nodes
+    with the offices each serves (a node silent for a lease is not live), one office
+    released only while still ours at our epoch, a node that left is gone at once."""
+    pool = await connect_pool(pg_url)
+    try:
+        a = Leases(pool, "a", "ws://a", 2.0, ["north", "*"])
+        b = Leases(pool, "b", "ws://b", 2.0, ["south", "*"])
+        await a.heartbeat()
+        await b.heartbeat()
+        assert await a.live() == {"a": ["*", "north"], "b": ["*", "south"]}
+        assert a.urls == {"a": "ws://a", "b": "ws://b"}
+        await pool.execute("UPDATE lapak_nodes SET heartbeat = heartbeat - 3 WHERE node = 'b'")
+        assert set(await a.live()) == {"a"}, "silent for a lease: not live"
+        assert set(await b.live()) == {"a", "b"}, "a node always counts itself"
+
+        assert await a.acquire("north") == 1
+        assert await b.acquire("north") is None
+        assert await a.release_one("north") is True and "north" not in a.held
+        assert await b.acquire("north") == 2, "free at once, a new epoch"
+        a.held["north"] = 1  # a stale view (it was fenced): releasing must not free b's
+        assert await a.release_one("north") is False
+        assert await b.renew() == [], "b still holds it"
+        assert await a.release_one("north") is False, "not held: nothing to release"
+
+        await b.leave()
+        assert set(await a.live()) == {"a"}
+        assert await pool.fetchval("SELECT count(*) FROM lapak_nodes WHERE node = 'b'") == 0
+    finally:
+        await pool.close()
+
+
 async def test_node_url_without_store_or_office_is_a_usage_error(tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     KeyRing.generate().write(secret)
