@@ -1,7 +1,9 @@
 """Offices leased to one node at a time, with a fencing epoch (signaling/leases.py): two
 real ``lapak signal`` nodes on one PostgreSQL. The owner is paused (SIGSTOP) past its lease,
 the other node takes the office and its stream; resumed (SIGCONT), the old owner's writes
-are refused: no ack, nothing written, no duplicate ``seq``, no acknowledged decision lost."""
+are refused: no ack, nothing written, no duplicate ``seq``, no acknowledged decision lost;
+placement giving the office back, it adopts it afresh under a new epoch. The nodes come
+from the ``pg_nodes`` fixture (tests/pg_nodes.py)."""
 
 # ruff: noqa: F811  (the cluster fixtures are imported, then named as test arguments)
 from __future__ import annotations
