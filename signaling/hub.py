@@ -98,6 +98,7 @@ class Hub:
             grace_s=self.config.grace_s,
             new_session_id=new_session_id,
             since=Away(clock.wall(), clock.mono()),
+            keys=lambda: self.keys.keys,  # sealed session ids (signaling/resume.py)
         )
         self.supervisions = Supervisions()
         self.relay = Relay(self.domain.state, self.sessions, self.supervisions)
@@ -139,6 +140,12 @@ class Hub:
                     config, spec.id, spec.office, spec.capacity, now
                 )
         return events
+
+    def adopted(self, office: str) -> None:
+        """This node took ``office`` over from another (its stream is applied to the state):
+        its booths and desks count as away from now, and the sessions the other node issued
+        resume within the grace period (signaling/resume.py)."""
+        self.sessions.take_over(office, Away(self.clock.wall(), self.clock.mono()))
 
     def booth_connections(self, office: str, booth: str) -> list[int]:
         """The connections holding ``booth`` of ``office`` (for the shell and tests)."""
@@ -290,7 +297,7 @@ class Hub:
         desks = sorted(d.id for d in self.state.desks.values() if actor.office in (d.office, "*"))
         if actor.role == "officer":  # checks the desk's office before anything is held
             result.events += self.domain.open_desk(actor, now)
-        joined = self.sessions.join(conn, claims, msg.session)
+        joined = self.sessions.join(conn, claims, msg.session, self.clock.mono())
         for old in joined.replaced:
             message = "another connection took over this desk"
             result.outputs.append((old, Error(re=None, code=ErrorCode.REPLACED, message=message)))

@@ -301,6 +301,7 @@ class SignalServer:
                     continue
                 if isinstance(self.log, PgLog):
                     await self.log.adopt(office, self.hub.state)
+                    self.hub.adopted(office)  # its sessions resume here (signaling/resume.py)
                 self._serve_held()
             self._owners = await self.leases.owners()
         except STORE_ERRORS as exc:
