@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
     from lapak.signaling.leases import Leases
     from lapak.signaling.pglog import PgLog
+    from lapak.signaling.pgoverview import Overviews
 
 log = logging.getLogger("lapak.signal")
 
@@ -117,6 +118,8 @@ class SignalServer:
         self._lease_task: asyncio.Task[None] | None = None
         self._owners: dict[str, str] = {}  # office -> URL of the other node that owns it
         self._renewed_at: float | None = None  # monotonic time of the last lease renewal
+        self.overviews: Overviews | None = None  # with node_url: offices' figures in the store
+        self._overview_task: asyncio.Task[None] | None = None
         self._server: Server | None = None
         self.outbox = Outbox(self.metrics, self._log_failed)
         self._peers = self.outbox.peers  # conn id -> its socket and state
@@ -230,6 +233,9 @@ class SignalServer:
             if launch.node_url:
                 self.node = launch.node_url
                 self.leases = Leases(self._pool, self.node, launch.node_url, launch.lease_s)
+                from lapak.signaling.pgoverview import Overviews
+
+                self.overviews = Overviews(self._pool, self.node)
                 await self.leases.heartbeat()
                 self._wanted = [*self.config.offices, "*"]
                 for office in self._wanted:
@@ -307,6 +313,25 @@ class SignalServer:
         except STORE_ERRORS as exc:
             log.warning("event=lease_round_failed error=%r", str(exc))
 
+    # -- every office's overview for "*" supervisors (signaling/overview.py) -------------
+
+    async def _overview_round(self) -> None:
+        """Each tick: publish this node's offices' figures, read the other nodes' back."""
+        from lapak.signaling.overview import RemoteOffices
+        from lapak.signaling.pglog import STORE_ERRORS
+
+        assert self.hub is not None and self.leases is not None and self.overviews is not None
+        ours = sorted(o for o in self.leases.held if o != "*")
+        try:
+            await self.overviews.publish(self.hub.office_digests(ours))
+            digests = await self.overviews.read()
+        except STORE_ERRORS as exc:
+            log.warning("event=overview_round_failed error=%r", str(exc))
+            return
+        local = {o for o in self.leases.held if o != "*"}
+        theirs = {o: d for o, d in digests.items() if o not in local}
+        self.hub.remote = RemoteOffices(local=local, digests=theirs, owners=dict(self._owners))
+
     async def wait_fatal(self) -> BaseException:
         assert self._fatal is not None
         return await self._fatal
@@ -316,6 +341,10 @@ class SignalServer:
         self.check_revocations()
         if self.leases is not None and (self._lease_task is None or self._lease_task.done()):
             self._lease_task = asyncio.get_running_loop().create_task(self._lease_round())
+        if self.overviews is not None and (
+            self._overview_task is None or self._overview_task.done()
+        ):
+            self._overview_task = asyncio.get_running_loop().create_task(self._overview_round())
         result = self.hub.tick()
         if self.tune_gc:
             self.dead.collect_if_due(len(self.admission.sockets))
@@ -350,6 +379,10 @@ class SignalServer:
             self._lease_task.cancel()
             with contextlib.suppress(BaseException):
                 await self._lease_task
+        if self._overview_task is not None:
+            self._overview_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._overview_task
         if self.leases is not None and self._pool is not None:
             with contextlib.suppress(Exception):  # a lost store: the leases lapse by themselves
                 await self.leases.release()  # hand the offices over at once
