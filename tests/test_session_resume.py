@@ -123,3 +123,14 @@ def test_a_rotated_key_ring_still_checks_sessions_sealed_under_the_old_key() -> 
     assert SessionSeal(lambda: (new, old), lambda: "x").check(place, issued)
     assert not SessionSeal(lambda: (new,), lambda: "x").check(place, issued)
     assert len(issued) <= 64, "fits the hello's session limit"
+
+
+def test_a_restarted_node_resumes_its_own_sessions_within_the_grace_period() -> None:
+    a, known = _node_a()
+    restarted = a.restart(now=a.now + 5)
+    _, welcome = restarted.hello("booth", sub="b1", booth="b1", session=known["booth"])
+    assert welcome["resumed"] is True and welcome["session"] == known["booth"]
+    late = a.restart(now=a.now + 5)
+    late.tick(a.now + 5 + GRACE + 1)
+    _, welcome = late.hello("officer", sub="o1", desk="d1", session=known["officer"])
+    assert welcome["resumed"] is False, "past the grace period after the restart"
