@@ -233,9 +233,6 @@ class SignalServer:
             if launch.node_url:
                 self.node = launch.node_url
                 self.leases = Leases(self._pool, self.node, launch.node_url, launch.lease_s)
-                from lapak.signaling.pgoverview import Overviews
-
-                self.overviews = Overviews(self._pool, self.node)
                 await self.leases.heartbeat()
                 self._wanted = [*self.config.offices, "*"]
                 for office in self._wanted:
@@ -319,8 +316,11 @@ class SignalServer:
         """Each tick: publish this node's offices' figures, read the other nodes' back."""
         from lapak.signaling.overview import RemoteOffices
         from lapak.signaling.pglog import STORE_ERRORS
+        from lapak.signaling.pgoverview import Overviews
 
-        assert self.hub is not None and self.leases is not None and self.overviews is not None
+        assert self.hub is not None and self.leases is not None and self._pool is not None
+        if self.overviews is None:
+            self.overviews = Overviews(self._pool, self.node)
         ours = sorted(o for o in self.leases.held if o != "*")
         try:
             await self.overviews.publish(self.hub.office_digests(ours))
@@ -341,9 +341,7 @@ class SignalServer:
         self.check_revocations()
         if self.leases is not None and (self._lease_task is None or self._lease_task.done()):
             self._lease_task = asyncio.get_running_loop().create_task(self._lease_round())
-        if self.overviews is not None and (
-            self._overview_task is None or self._overview_task.done()
-        ):
+        if self.leases is not None and (self._overview_task is None or self._overview_task.done()):
             self._overview_task = asyncio.get_running_loop().create_task(self._overview_round())
         result = self.hub.tick()
         if self.tune_gc:
@@ -372,6 +370,10 @@ class SignalServer:
                     await self._server.wait_closed()
             self._server = None
         await self.outbox.cancel_closers()
+        if self._overview_task is not None:  # before the pool closes under it
+            self._overview_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._overview_task
         if self.log is not None:
             await self.log.close()  # final snapshot and checkpoint
             self.log = None
@@ -379,10 +381,6 @@ class SignalServer:
             self._lease_task.cancel()
             with contextlib.suppress(BaseException):
                 await self._lease_task
-        if self._overview_task is not None:
-            self._overview_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._overview_task
         if self.leases is not None and self._pool is not None:
             with contextlib.suppress(Exception):  # a lost store: the leases lapse by themselves
                 await self.leases.release()  # hand the offices over at once
