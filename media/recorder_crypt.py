@@ -188,7 +188,8 @@ def open_chunks(f: BinaryIO, key: bytes, found: Opened) -> Iterator[bytes]:
         if flags & FINAL:
             found.final = True
             if f.read(1):
-                raise ChunkError(index + 1, offset + _CHUNK_HEAD.size + size, "follows the final chunk")
+                end = offset + _CHUNK_HEAD.size + size
+                raise ChunkError(index + 1, end, "follows the final chunk")
             return
         yield plain
         offset += _CHUNK_HEAD.size + size

@@ -60,7 +60,7 @@ SUFFIX = ".rec"
 """An encrypted recording's file name ends so; the export writes ``V….webm``."""
 ENCRYPTION = "lapak-rec/1 AES-256-GCM chunks"
 IO_BUFFER = 1 << 20
-"""The muxer's write buffer: big enough that a cluster (~1 s, ~100 KB) is one write, so one chunk."""
+"""The muxer's write buffer: a cluster (~1 s, ~100 KB) is one write, so one chunk."""
 QUEUE_DEPTH = 400  # ~2 s of all four streams; beyond that frames are dropped (counted)
 
 
