@@ -15,6 +15,7 @@ import av
 import numpy as np
 import pytest
 
+from lapak.cli.main import main as lapak
 from lapak.media.recorder_crypt import (
     MAGIC,
     ChunkError,
@@ -24,6 +25,9 @@ from lapak.media.recorder_crypt import (
     visit_of,
 )
 from lapak.media.recorder_file import SUFFIX, RecordingFile, RecordingInfo
+from lapak.signaling.logformat import connect
+from lapak.signaling.personal_data import recording_key
+from lapak.signaling.visitkeys import SqliteKeyStore
 
 # Matroska/WebM element ids a clear file is full of: EBML header, Segment, Cluster, SimpleBlock
 # (+ track 1), and the codec ids as text.
@@ -176,3 +180,55 @@ def test_each_file_gets_its_own_key_so_counter_nonces_never_repeat(tmp_path: Pat
     }
     assert len(salts) == 2, "a fresh salt per file"
     assert clear(one, key)[1].final and clear(two, key)[1].final
+
+
+# -- lapak recordings export, offline, on a data directory ---------------------------------
+
+
+def data_dir_with(tmp_path: Path, visit: str, key: bytes | None) -> Path:
+    """A server's data directory whose ``visit_keys`` holds ``key`` for ``visit`` (or none)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    conn = connect(data / "events.sqlite3")
+    try:
+        if key is not None:
+            SqliteKeyStore(conn).put(visit, key)
+    finally:
+        conn.close()
+    return data
+
+
+def export(rec_dir: Path, data: Path, to: Path) -> list[str]:
+    return ["recordings", "export", "--dir", str(rec_dir), "--visit", "V-main-000001",
+            "--to", str(to), "--data-dir", str(data)]  # fmt: skip
+
+
+def test_export_decrypts_with_the_data_dirs_key_and_says_why_when_it_cannot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    visit_key = os.urandom(32)
+    rec_dir = tmp_path / "rec"
+    rec_dir.mkdir()
+    record(rec_dir, recording_key(visit_key, "V-main-000001"), seconds=1.0)
+    good = data_dir_with(tmp_path, "V-main-000001", visit_key)
+    assert lapak(export(rec_dir, good, tmp_path / "out")) == 0
+    assert video_frames((tmp_path / "out" / "V-main-000001.webm").read_bytes()) == 20
+    assert (tmp_path / "out" / "V-main-000001.rec.json").is_file()
+
+    capsys.readouterr()
+    (tmp_path / "data").rename(tmp_path / "data-good")
+    wrong = data_dir_with(tmp_path, "V-main-000001", os.urandom(32))  # another server's
+    assert lapak(export(rec_dir, wrong, tmp_path / "out-2")) == 1
+    err = capsys.readouterr().err
+    # the header: 8 magic + 2 + 13 visit id + 16 salt = 39 bytes
+    assert "V-main-000001.rec: chunk 0 (byte 39) does not decrypt: a wrong key" in err, err
+    assert not list((tmp_path / "out-2").glob("*.webm*")), "nothing half-written is left"
+
+    (tmp_path / "data").rename(tmp_path / "data-wrong")
+    none = data_dir_with(tmp_path, "V-main-000001", None)
+    assert lapak(export(rec_dir, none, tmp_path / "out-3")) == 1
+    err = capsys.readouterr().err
+    assert "no key for visit V-main-000001" in err and "Traceback" not in err, err
+
+    assert lapak(export(rec_dir, tmp_path / "nowhere", tmp_path / "out-4")) == 3
+    assert "no event log in" in capsys.readouterr().err
