@@ -217,7 +217,11 @@ class RecordingFile:
         self._thread = threading.Thread(target=self._run, name=f"rec-{info.visit}", daemon=True)
         write_sidecar(path, info)
         self._writer = SealedWriter(path, info.visit, key)
-        self._container = self._open()
+        try:
+            self._container = self._open()
+        except BaseException:
+            self._writer.abandon()
+            raise
         self._thread.start()
 
     # -- the event loop's side ---------------------------------------------------------
