@@ -258,8 +258,26 @@ def _decrypt(source: Path, target: Path, key: bytes, closed: bool) -> int:
             f"lapak recordings export: {source.name} was cut short (the recorder stopped "
             f"without closing it): exported its {found.chunks} complete chunks\n"
         )
-    tmp.replace(target)
+    _indexed(tmp, target)
     return found.chunks
+
+
+def _indexed(tmp: Path, target: Path) -> None:
+    """The decrypted WebM, remuxed with an index (cues, duration); as decrypted if FFmpeg
+    cannot (a warning: it still plays, seeking by scanning)."""
+    import av
+
+    from lapak.media.recorder_file import remux
+
+    try:
+        remux(tmp, target)
+    except (av.error.FFmpegError, ValueError) as exc:
+        sys.stderr.write(
+            f"lapak recordings export: {target.name} is written without an index ({exc})\n"
+        )
+        tmp.replace(target)
+        return
+    tmp.unlink()
 
 
 def _export(directory: Path, visit: str, to: Path, data_dir: Path) -> int:

@@ -355,3 +355,20 @@ class RecordingFile:
         for out in frames:
             for packet in coder.stream.encode(out):
                 self._container.mux(packet)
+
+
+def remux(source: Path, target: Path) -> None:
+    """Copy a decrypted (front-to-back, index-less) WebM into ``target`` with cues and
+    durations, packets untouched (same pts), so players can seek: what export hands over."""
+    with av.open(str(source)) as src, av.open(str(target), "w", format="webm") as out:
+        out.metadata.update(src.metadata)
+        streams = {}
+        for stream in src.streams:
+            copy = out.add_stream_from_template(stream)
+            copy.metadata.update(stream.metadata)
+            streams[stream.index] = copy
+        for packet in src.demux():
+            if packet.dts is None:  # the demuxer's end-of-stream marker
+                continue
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)

@@ -213,6 +213,8 @@ def test_export_decrypts_with_the_data_dirs_key_and_says_why_when_it_cannot(
     good = data_dir_with(tmp_path, "V-main-000001", visit_key)
     assert lapak(export(rec_dir, good, tmp_path / "out")) == 0
     assert video_frames((tmp_path / "out" / "V-main-000001.webm").read_bytes()) == 20
+    with av.open(str(tmp_path / "out" / "V-main-000001.webm")) as exported:
+        assert exported.duration, "remuxed with an index: a player can seek"
     assert (tmp_path / "out" / "V-main-000001.rec.json").is_file()
 
     capsys.readouterr()
