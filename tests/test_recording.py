@@ -134,20 +134,26 @@ def tone_by_second(
     }
 
 
+async def recorded_visit(rig: Rig, recorder: Recorder) -> str:
+    """The booth starts a visit; its id once the recorder writes its camera and microphone."""
+    visit = await rig.booth.start()
+    await wait_for(lambda: visit in recorder.recordings, "the recorder records the visit")
+    rec = recorder.recordings[visit]
+    await wait_for(
+        lambda: rec.file.frames["booth_video"] > 10 and rec.file.frames["booth_audio"] > 50,
+        "the booth's camera and microphone reach the recording",
+        timeout=30,
+    )
+    return visit
+
+
 async def test_a_recording_holds_the_booth_throughout_and_the_officer_only_on_air(
     rig: Rig, capsys: pytest.CaptureFixture[str]
 ) -> None:
     recorder = Recorder(rig.server.url, rig.keys.issue("recorder", "rec-1", "main"), rig.rec_dir)
     await recorder.start()
     try:
-        visit = await rig.booth.start()
-        await wait_for(lambda: visit in recorder.recordings, "the recorder records the visit")
-        rec = recorder.recordings[visit]
-        await wait_for(
-            lambda: rec.file.frames["booth_video"] > 10 and rec.file.frames["booth_audio"] > 50,
-            "the booth's camera and microphone reach the recording",
-            timeout=30,
-        )
+        visit = await recorded_visit(rig, recorder)
         assert RECORDED_NOTICE in rig.booth.screen.lines, "the booth says it is recorded"
         await asyncio.sleep(2.5)  # off air: the booth alone
         await rig.desk.focus(visit)
@@ -347,10 +353,7 @@ async def test_a_purge_erases_the_recording_while_verify_still_passes(
     recorder = Recorder(rig.server.url, rig.keys.issue("recorder", "rec-1", "main"), rig.rec_dir)
     await recorder.start()
     try:
-        visit = await rig.booth.start()
-        await wait_for(lambda: visit in recorder.recordings, "the recorder records the visit")
-        rec = recorder.recordings[visit]
-        await wait_for(lambda: rec.file.frames["booth_video"] > 10, "booth media", timeout=30)
+        visit = await recorded_visit(rig, recorder)
         await rig.desk.session.end_visit(visit, "abandoned", None)
         await wait_for(lambda: recorder.closed, "the recorder closes the file", timeout=20)
     finally:

@@ -5,6 +5,7 @@ logged, and booths are told a visit is recorded from its routing."""
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -12,9 +13,10 @@ from hub_driver import HubDriver
 
 from lapak.signaling.config import ServerConfig
 from lapak.signaling.events import RecordingClosed, RecordingNoticeShown
+from lapak.signaling.logformat import connect
 from lapak.signaling.personal_data import recording_key
 from lapak.signaling.state import State, conceal
-from lapak.signaling.visitkeys import reveal
+from lapak.signaling.visitkeys import SqliteKeyStore, reveal
 
 SHA = "c" * 64
 
@@ -151,23 +153,9 @@ def test_a_recorder_gets_an_open_visits_recording_key_and_nobody_else_does() -> 
     assert hub.state.visits[visit].recording_key is None, "a purge drops it from memory"
 
 
-class DictKeys:
-    """A KeyStore over a dict (the SQLite one is tested in test_purge.py)."""
-
-    def __init__(self, keys: dict[str, bytes]) -> None:
-        self.keys = keys
-
-    def put(self, visit: str, key: bytes) -> None:
-        self.keys[visit] = key
-
-    def get(self, visit: str) -> bytes | None:
-        return self.keys.get(visit)
-
-    def destroy(self, visit: str) -> bool:
-        return self.keys.pop(visit, None) is not None
-
-
-def test_the_recording_key_is_never_in_a_snapshot_and_comes_back_after_a_restart() -> None:
+def test_the_recording_key_is_never_in_a_snapshot_and_comes_back_after_a_restart(
+    tmp_path: Path,
+) -> None:
     hub = HubDriver(ServerConfig(recording=True))
     booth = hub.join("booth", booth="b1")
     hub.join("officer", desk="d1")
@@ -181,7 +169,11 @@ def test_the_recording_key_is_never_in_a_snapshot_and_comes_back_after_a_restart
     conceal(replica)
     assert replica.visits[visit].recording_key is None
     assert base64.b64encode(held) not in msgspec.json.encode(replica)
-    reveal(replica, DictKeys(dict(step.result.keys)))  # start-up, with the stored keys
+    conn = connect(tmp_path / "events.sqlite3")  # the log's visit_keys, as the writer keeps it
+    store = SqliteKeyStore(conn)
+    store.put_many(step.result.keys)
+    reveal(replica, store)  # start-up, with the stored keys
+    conn.close()
     assert replica.visits[visit].recording_key == held
     restarted = HubDriver(ServerConfig(recording=True), keys=hub.keys, state=replica)
     recorder = restarted.join("recorder")
