@@ -34,6 +34,7 @@ from lapak.signaling.messages import (
     Ack,
     Error,
     Moved,
+    RecordingKey,
     ServerMessage,
     Snapshot,
     Welcome,
@@ -42,6 +43,7 @@ from lapak.signaling.messages import (
 from lapak.signaling.messages import encode as encode_message
 from lapak.signaling.protocol import (
     ClientMessage,
+    GetRecordingKey,
     Hello,
     Refresh,
     Watch,
@@ -63,6 +65,7 @@ __all__ = [
     "EndReason",
     "RequestError",
     "SignalClient",
+    "WatchMoved",
     "final_reason",
 ]
 
@@ -70,7 +73,7 @@ log = logging.getLogger("lapak.client")
 
 MessageHandler = Callable[[ServerMessage], Awaitable[None] | None]
 WelcomeHandler = Callable[[Welcome], Awaitable[None] | None]
-Answer: TypeAlias = Welcome | Ack | Snapshot | Moved  # moved: only ever for a hello
+Answer: TypeAlias = Welcome | Ack | Snapshot | Moved | RecordingKey  # moved: only for a hello
 WIRE_MAX_SIZE = 1024 * 1024
 REFRESH_RETRY_S = 2.0  # no newer token yet, or it was refused: look again this often
 _dict_encoder = msgspec.json.Encoder()
@@ -343,6 +346,10 @@ class SignalClient:
         self, message: Watch, timeout: float | None = None
     ) -> Snapshot: ...
     @overload
+    async def request(  # type: ignore[overload-overlap]  # the more specific answer first
+        self, message: GetRecordingKey, timeout: float | None = None
+    ) -> RecordingKey: ...
+    @overload
     async def request(self, message: ClientMessage, timeout: float | None = None) -> Ack: ...
     @overload
     async def request(self, message: dict[str, Any], timeout: float | None = None) -> Answer: ...
@@ -364,7 +371,36 @@ class SignalClient:
             self._pending.pop(req_id, None)
         if isinstance(answer, Error):
             raise RequestError(str(answer.code), answer.message)
+        if isinstance(answer, Moved) and isinstance(message, Watch):
+            raise WatchMoved(answer)  # typed callers expect a snapshot: see watch_anywhere
         return answer
+
+    async def watch_anywhere(self, desk: str) -> tuple[SignalClient, Snapshot]:
+        """Watch ``desk``, wherever its office is served. On a cluster a ``*`` supervisor's
+        ``watch`` of a desk whose office another node owns is answered ``moved {url}``:
+        a second client with this token says hello there and watches the desk on it. The
+        client that holds the watch is returned with the snapshot (the caller closes it
+        when it is not this one)."""
+        answer = await self.request({"type": "watch", "desk": desk})
+        if isinstance(answer, Snapshot):
+            return self, answer
+        if not isinstance(answer, Moved):  # pragma: no cover - watch is answered so
+            raise RequestError("invalid_message", f"unexpected answer to watch: {answer!r}")
+        log.info("event=watch_moved desk=%s office=%s url=%s", desk, answer.office, answer.url)
+        other = SignalClient(
+            answer.url, self.token, self.on_message, reconnect=self.reconnect,
+            on_connection=self.on_connection, request_timeout=self.request_timeout,
+            token_source=self.token_source, clock=self.clock,
+        )  # fmt: skip
+        try:
+            await other.connect()
+            there = await other.request({"type": "watch", "desk": desk})
+            if not isinstance(there, Snapshot):
+                raise ConnectionError(f"desk {desk} moved again: {there!r}")
+        except BaseException:
+            await other.close()
+            raise
+        return other, there
 
     def _fail_pending(self, exc: Exception) -> None:
         for fut in self._pending.values():
@@ -393,7 +429,7 @@ class SignalClient:
     def _answered(self, message: ServerMessage) -> bool:
         """Resolve the request this message answers; True when nobody else should see it
         (acks, errors and welcomes; a snapshot answering ``watch`` is the desk's news too)."""
-        if not isinstance(message, Welcome | Ack | Error | Snapshot | Moved):
+        if not isinstance(message, Welcome | Ack | Error | Snapshot | Moved | RecordingKey):
             return False
         if isinstance(message, Welcome):
             self.welcome = message  # known before the frames after it are delivered
@@ -440,6 +476,15 @@ class SignalClient:
             )
         if not self._closing:
             self._notify()
+
+
+class WatchMoved(RequestError):
+    """A ``watch`` (sent as a ``Watch``) of a desk whose office another node owns: watch it
+    at ``moved.url`` (``SignalClient.watch_anywhere`` does)."""
+
+    def __init__(self, moved: Moved) -> None:
+        super().__init__("moved", f"desk of office {moved.office} is served at {moved.url}")
+        self.moved = moved
 
 
 def _text(message: ClientMessage | dict[str, Any], req_id: int | None) -> str:
