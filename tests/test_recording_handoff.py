@@ -9,6 +9,7 @@ resolver ends the visit. The WebM is decoded and compared with the event log."""
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,11 +21,13 @@ from conftest import wait_for
 from test_recording import decode, tone_by_second
 from voice_peer import VoicePeer
 
+from lapak.cli.recordings import visit_key
 from lapak.media.booth import BoothAgent, BoothMediaConfig
 from lapak.media.headless import HeadlessDesk
 from lapak.media.officer import OfficerMediaOptions
 from lapak.media.peer import close_peers
 from lapak.media.recorder import Recorder
+from lapak.media.recorder_crypt import decrypt_to
 from lapak.media.simulator import make_booths
 from lapak.media.supervisor_voice import SUPERVISOR_FREQUENCY
 from lapak.media.tones import OFFICER_FREQUENCY, booth_frequency
@@ -138,7 +141,10 @@ async def test_a_recording_follows_the_escalated_visit_to_its_resolver(rig: Rig)
         "the file ends when the resolver ends the visit"
     )
 
-    _, streams = decode(rig.rec_dir / info.file)
+    clear = io.BytesIO()  # the file is encrypted with the visit's key (as the export reads it)
+    decrypt_to(rig.rec_dir / info.file, visit_key(rig.server.data_dir, visit), clear)
+    clear.seek(0)
+    _, streams = decode(clear)
     booth_times = [t for t, _ in streams["booth_video"]]
     first, end = booth_times[0] + 1.0, booth_times[-1]
     assert end > taken_at + 2, "the file runs past the hand-off to the resolver"
