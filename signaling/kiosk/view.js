@@ -49,3 +49,22 @@ export function tokenProblem(code) {
   if (code === "wrong_office") return "office";
   return "invalid"; // bad_signature, bad_token: revoked, forged or damaged
 }
+
+// Whether the page plays the officer (and relays the officer, as played, to recorders): on
+// air, in an active visit.
+export function playsOfficer(status) {
+  return Boolean(status?.on_air) && status?.state === "active";
+}
+
+// Whose voice plays as a barging supervisor's (docs/protocol.md, "Coach and barge media"):
+// `on` while on air in an active visit and a supervisor barges in; `peer` is
+// booth_state.barge_peer, the `peer` of that supervisor's offers: only its voice is heard
+// (null: nobody's). A server that does not send the field: `peer` undefined, any supervisor
+// whose offer sends audio (the latest) while supervisor_present says so.
+export function bargeOf(status) {
+  const on = playsOfficer(status) && Boolean(status?.supervisor_present);
+  if (status?.barge_peer === undefined) return { on, peer: undefined };
+  const peer = typeof status.barge_peer === "string" && status.barge_peer ? status.barge_peer
+    : null;
+  return { on: on && peer !== null, peer };
+}
