@@ -521,6 +521,7 @@ export class BoothMedia {
       // What each recorder is sent of the officer now: kinds with a track on its relay sender.
       relaying: Array.from(this.recorders.values(), ({ relay }) =>
         ["audio", "video"].filter((kind) => relay[kind]?.track)),
+      bargeVoices: this.bargeTracks.size, // supervisors whose offers send a voice
       bargePeer: this.bargeTrack
         ? Array.from(this.bargeTracks).find(([, track]) => track === this.bargeTrack)[0]
         : null,
