@@ -1,9 +1,10 @@
 """The kiosk's choice of what it plays and relays, from hand-built ``booth_state`` messages
 (view.js under node; the Chromium tests play real media through the same functions).
 
-``bargeOf``: a barging supervisor is heard only on air in an active visit, and only the peer
-that ``booth_state.barge_peer`` names (the ``peer`` of that supervisor's offers; null: none);
-a server that does not send the field leaves the choice to ``supervisor_present`` alone.
+``bargeOf``: a supervisor's voice is heard only from the peer that ``booth_state.barge_peer``
+names (the ``peer`` of its offers; null: none), while the visit is open: barging the on-air
+desk, or resolving the escalated visit (no officer on air). A server that does not send the
+field: any supervisor's voice, on air in an active visit with ``supervisor_present``.
 ``playsOfficer``: the officer is played, and relayed to recorders, on air in an active visit.
 """
 
@@ -29,6 +30,13 @@ CASES: dict[str, dict[str, Any]] = {
     "empty": {"barge_peer": ""},
     "off_air": {"barge_peer": "sup-7", "on_air": False},
     "escalated": {"barge_peer": "sup-7", "state": "escalated", "on_air": False},
+    "escalated_untaken": {
+        "barge_peer": None,
+        "state": "escalated",
+        "on_air": False,
+        "supervisor_present": False,
+    },
+    "unnamed_escalated": {"state": "escalated", "on_air": False},
     "ended": {"barge_peer": "sup-7", "state": "ended"},
     "unnamed_off_air": {"on_air": False},
     "none": None,
@@ -61,7 +69,9 @@ console.log(JSON.stringify(out));
         "null_but_present": {"on": False, "peer": None, "officer": True},
         "empty": {"on": False, "peer": None, "officer": True},
         "off_air": {"on": False, "peer": "sup-7", "officer": False},
-        "escalated": {"on": False, "peer": "sup-7", "officer": False},
+        "escalated": {"on": True, "peer": "sup-7", "officer": False},
+        "escalated_untaken": {"on": False, "peer": None, "officer": False},
+        "unnamed_escalated": {"on": False, "peer": "<any>", "officer": False},
         "ended": {"on": False, "peer": "sup-7", "officer": False},
         "unnamed_off_air": {"on": False, "peer": "<any>", "officer": False},
         "none": {"on": False, "peer": "<any>", "officer": False},

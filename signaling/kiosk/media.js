@@ -10,10 +10,12 @@
 // sendrecv on audio: that voice plays through its own gain, open only while booth_state says
 // on air and supervisor_present, and only the voice of booth_state.barge_peer when the server
 // names one (a supervisor that is not barging is never heard, whatever its offer sends).
-// A recorder's answer carries, after the camera and microphone, the officer's voice and
-// picture as the page received them, only while they play (on air): the two relay senders
-// are negotiated once and switched with replaceTrack (officer track on air, none off air), so
-// going on or off air never renegotiates; a rebuilt officer link swaps in its new tracks.
+// A recorder's answer carries, after the camera and microphone, what the claimant is played:
+// the sound of the page's speaker (the officer behind its on-air gain mixed with a barging or
+// resolving supervisor behind theirs, taken from WebAudio) and the officer's picture as
+// received, only while they play. The two relay senders are negotiated once and switched with
+// replaceTrack (the track while it plays, none otherwise), so going on or off air never
+// renegotiates; a rebuilt officer link swaps in its new picture.
 // Every answer echoes its offer's `offer_id`. Only the latest offer from each peer (the
 // officer, or one supervisor) is answered: one replaced by a newer offer while it was being
 // answered is dropped and its peer connection closed.
@@ -125,6 +127,7 @@ export class BoothMedia {
     this.recorders = new Map();
     this.relaySenders = new WeakSet(); // the officer's media to recorders: no video tier
     this.officerTracks = { audio: null, video: null }; // as received from the officer's link
+    this.heard = null; // WebAudio destination: what the speaker plays, for recorders
     this.recorderAnswers = 0; // answers sent to recorders (on/off air must not add any)
     this.latestOffer = new Map(); // peer ("" for the officer) -> offer_id of its latest offer
     this.superseded = 0;
@@ -162,6 +165,9 @@ export class BoothMedia {
       this.bargeGain.gain.value = this.barging ? 1 : 0;
       this.bargeGain.connect(this.ctx.destination);
       this.bargePlayed = new Meter(this.ctx, this.bargeGain);
+      this.heard = this.ctx.createMediaStreamDestination();
+      this.gain.connect(this.heard);
+      this.bargeGain.connect(this.heard);
     }
     if (this.ctx.state === "suspended") this.ctx.resume().catch(() => {});
     return this.ctx;
@@ -194,13 +200,18 @@ export class BoothMedia {
     this.relayOfficer();
   }
 
-  // The officer's media as played, to every recorder: the received tracks on air, none off
-  // air. replaceTrack only: the relay transceivers were negotiated sendonly at the answer.
+  // What the claimant is played, to every recorder: the speaker's sound while the officer
+  // or a supervisor plays, the officer's received picture on air; none otherwise.
+  // replaceTrack only: the relay transceivers were negotiated sendonly at the answer.
   relayOfficer() {
+    const playing = {
+      audio: this.onAir || this.barging ? this.heard?.stream.getAudioTracks()[0] ?? null : null,
+      video: this.onAir ? this.officerTracks.video : null,
+    };
     for (const { relay } of this.recorders.values()) {
       for (const kind of ["audio", "video"]) {
         const sender = relay[kind];
-        const track = this.onAir ? this.officerTracks[kind] : null;
+        const track = playing[kind];
         if (sender && sender.track !== track) sender.replaceTrack(track).catch(() => {});
       }
     }
@@ -215,6 +226,7 @@ export class BoothMedia {
     if (this.bargeGain) {
       this.bargeGain.gain.setTargetAtTime(barging ? 1 : 0, this.ctx.currentTime, 0.01);
     }
+    this.relayOfficer(); // a resolver speaking with no officer on air is relayed too
   }
 
   // A supervisor's offer sent its voice: kept per peer, played only if it is the barging one.
@@ -328,7 +340,7 @@ export class BoothMedia {
         this.attachVoice(event.track);
       }
       this.officerTracks[event.track.kind] = event.track;
-      this.relayOfficer(); // a rebuilt link: recorders get its tracks (on air)
+      this.relayOfficer(); // a rebuilt link: recorders get its picture (on air)
     };
     pc.onconnectionstatechange = () => {
       if (pc !== this.pc) return;
@@ -444,8 +456,8 @@ export class BoothMedia {
     this.dropRecorder(peer);
   }
 
-  // A recorder: camera and microphone, then the officer's voice and picture as received,
-  // on air only (relayOfficer). Takes nothing from the recorder.
+  // A recorder: camera and microphone, then what the claimant is played (relayOfficer).
+  // Takes nothing from the recorder.
   async answerRecorder(message) {
     const peer = message.peer;
     this.dropRecorder(peer); // a relink replaces the old connection
@@ -453,6 +465,7 @@ export class BoothMedia {
     if (this.recorders.size >= MAX_RECORDER_PEERS) return;
     const pc = new RTCPeerConnection({ iceServers: this.iceServers(), bundlePolicy: "max-bundle" });
     const entry = { pc, relay: { audio: null, video: null } };
+    this.audio(); // the speaker's sound exists before it is relayed
     this.recorders.set(peer, entry);
     pc.onconnectionstatechange = () => {
       if (["failed", "closed"].includes(pc.connectionState)

@@ -50,21 +50,25 @@ export function tokenProblem(code) {
   return "invalid"; // bad_signature, bad_token: revoked, forged or damaged
 }
 
-// Whether the page plays the officer (and relays the officer, as played, to recorders): on
+// Whether the page plays the officer (and relays the officer's picture to recorders): on
 // air, in an active visit.
 export function playsOfficer(status) {
   return Boolean(status?.on_air) && status?.state === "active";
 }
 
 // Whose voice plays as a barging supervisor's (docs/protocol.md, "Coach and barge media"):
-// `on` while on air in an active visit and a supervisor barges in; `peer` is
-// booth_state.barge_peer, the `peer` of that supervisor's offers: only its voice is heard
-// (null: nobody's). A server that does not send the field: `peer` undefined, any supervisor
-// whose offer sends audio (the latest) while supervisor_present says so.
+// `peer` is booth_state.barge_peer, the `peer` of that supervisor's offers: only its voice is
+// heard (null: nobody's), `on` while the server names one with supervisor_present, on air in
+// an active visit (barging the desk) or in an escalated one (its resolver; no officer on
+// air). A server that does not send the field: `peer` undefined, any supervisor whose offer
+// sends audio (the latest), on air in an active visit with supervisor_present.
 export function bargeOf(status) {
-  const on = playsOfficer(status) && Boolean(status?.supervisor_present);
-  if (status?.barge_peer === undefined) return { on, peer: undefined };
+  const present = Boolean(status?.supervisor_present);
+  if (status?.barge_peer === undefined) {
+    return { on: playsOfficer(status) && present, peer: undefined };
+  }
   const peer = typeof status.barge_peer === "string" && status.barge_peer ? status.barge_peer
     : null;
-  return { on: on && peer !== null, peer };
+  const speaks = playsOfficer(status) || status.state === "escalated";
+  return { on: present && peer !== null && speaks, peer };
 }
