@@ -36,21 +36,15 @@ on the machine took meanwhile.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import multiprocessing as mp
 import os
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +56,16 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.append(str(HERE))
 
 import _load  # noqa: E402  (the load generator lives next to this script)
+from _load import (  # noqa: E402
+    Workers,
+    free_port,
+    percentile,
+    run_phase,
+    say,
+    stop,
+    wait_http,
+    wait_port,
+)
 
 from lapak.signaling.tokens import KeyRing  # noqa: E402
 
@@ -89,194 +93,6 @@ TARGETS = {
     "ratio_p99": ("<=", 2),
     "errors": ("==", 0),
 }
-
-
-def say(text: str) -> None:
-    sys.stdout.write(f"# {text}\n")
-    sys.stdout.flush()
-
-
-def listen_overflows() -> int | None:
-    """Connections the kernel dropped because a listen queue was full (machine-wide)."""
-    with contextlib.suppress(OSError, ValueError):
-        lines = Path("/proc/net/netstat").read_text().splitlines()
-        names, values = (ln.split() for ln in lines if ln.startswith("TcpExt:"))
-        return int(values[names.index("ListenOverflows")])
-    return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile in milliseconds."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered)) - 1))
-    return round(ordered[rank] * 1000, 3)
-
-
-def rss_mb(pid: int) -> tuple[float, float]:
-    """(current, peak) resident set size of a process in MB."""
-    fields = dict(
-        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-    )
-    return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before answering {url}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"no answer from {url} within {timeout} s")
-
-
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"echo server exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"echo server not listening on {port} within {timeout} s")
-
-
-def stop(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
-class Workers:
-    """The load processes, reused by every phase and every point of a run."""
-
-    def __init__(self, count: int) -> None:
-        ctx = mp.get_context("spawn")
-        self.pipes: list[Connection] = []
-        self.procs = []
-        for _ in range(count):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_load.worker_main, args=(child,), daemon=True)
-            proc.start()
-            self.pipes.append(parent)
-            self.procs.append(proc)
-
-    @property
-    def pids(self) -> list[int]:
-        return [proc.pid for proc in self.procs if proc.pid is not None]
-
-    def ask(self, commands: list[dict[str, Any]], timeout: float = 240) -> list[dict[str, Any]]:
-        for pipe, cmd in zip(self.pipes, commands, strict=True):
-            pipe.send(cmd)
-        answers = []
-        for pipe in self.pipes:
-            if not pipe.poll(timeout):
-                raise RuntimeError(f"a load process did not answer {commands[0]['op']}")
-            answer = pipe.recv()
-            if "failed" in answer:
-                raise RuntimeError(f"a load process failed: {answer['failed']}")
-            answers.append(answer)
-        return answers
-
-    def close(self) -> None:
-        for pipe in self.pipes:
-            pipe.send({"op": "quit"})
-        for proc in self.procs:
-            proc.join(10)
-            if proc.is_alive():
-                proc.terminate()
-
-
-def split(offices: list[_load.Office], n: int) -> list[list[dict[str, Any]]]:
-    """Whole offices per load process, balanced by client count."""
-    shares: list[list[dict[str, Any]]] = [[] for _ in range(n)]
-    load = [0] * n
-    for office in sorted(offices, key=lambda o: -(len(o.desks) + len(o.booths))):
-        i = load.index(min(load))
-        shares[i].append({"name": office.name, "desks": office.desks, "booths": office.booths})
-        load[i] += len(office.desks) + len(office.booths)
-    return shares
-
-
-class CpuSampler:
-    """Each second: CPU used on the machine by processes outside this bench (noise)."""
-
-    def __init__(self, pids: list[int]) -> None:
-        self.pids = pids
-        self.foreign: dict[int, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @staticmethod
-    def _machine_busy() -> float:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        idle = fields[3] + fields[4]
-        return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-    def _ours(self) -> float:
-        total = 0.0
-        for pid in self.pids:
-            with contextlib.suppress(OSError):
-                total += _load.cpu_seconds(pid)
-        return total
-
-    def _run(self) -> None:
-        busy, ours, at = self._machine_busy(), self._ours(), time.time()
-        while not self._stop.wait(1.0):
-            busy2, ours2, at2 = self._machine_busy(), self._ours(), time.time()
-            self.foreign[int(at2)] = max(0.0, ((busy2 - busy) - (ours2 - ours)) / (at2 - at))
-            busy, ours, at = busy2, ours2, at2
-
-    def __enter__(self) -> CpuSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def mean(self) -> float | None:
-        values = list(self.foreign.values())
-        return round(sum(values) / len(values), 3) if values else None
-
-
-def worst_seconds(
-    per_second: dict[int, list[float]], foreign: dict[int, float], n: int = 5
-) -> list[dict[str, Any]]:
-    """The seconds (UTC, when the acks came) with the highest ack p99, to match with logs.
-
-    ``foreign_cpu`` is the CPU (in cores) that processes outside the bench used then.
-    """
-    rows = [
-        {
-            "utc": time.strftime("%H:%M:%S", time.gmtime(second)),
-            "p99_ms": percentile(values, 99),
-            "max_ms": percentile(values, 100),
-            "acks": len(values),
-            "foreign_cpu": round(foreign[second], 2) if second in foreign else None,
-        }
-        for second, values in per_second.items()
-    ]
-    rows.sort(key=lambda r: -(r["p99_ms"] or 0))
-    return rows[:n]
 
 
 def commit_probe(path: Path, seconds: float) -> dict[str, Any]:
@@ -314,126 +130,6 @@ def commit_probe(path: Path, seconds: float) -> dict[str, Any]:
     return probe
 
 
-def run_phase(
-    workers: Workers,
-    mode: str,
-    url: str,
-    offices: list[_load.Office],
-    secret: Path,
-    rate: float,
-    duration: float,
-    server_pid: int,
-    profile: Path | None = None,
-    keep: Path | None = None,
-) -> dict[str, Any]:
-    """Connect storm, paced decisions, close; against the real server or the echo floor."""
-    shares = split(offices, len(workers.pipes))
-    officers = sum(len(o.desks) for o in offices)
-    clients = officers + sum(len(o.booths) for o in offices)
-    label = "server" if mode == "real" else "floor"
-    say(f"{label}: connect storm of {clients} clients ({officers} officers) to {url}")
-    overflows = listen_overflows()
-    started = time.perf_counter()
-    storms = workers.ask(
-        [
-            {"op": "storm", "url": url, "mode": mode, "offices": share, "secret": str(secret)}
-            for share in shares
-        ]
-    )
-    storm_s = time.perf_counter() - started
-    overflowed = listen_overflows()
-    if overflowed is not None and overflows is not None:
-        overflowed -= overflows
-    slowest = max(s["storm_s"] for s in storms)
-    say(
-        f"{label}: all connected and snapshotted in {storm_s:.2f} s "
-        f"(slowest load process {slowest:.2f} s; listen-queue overflows {overflowed})"
-    )
-    time.sleep(1.0)  # let the last routings land before pacing starts
-    per_officer = rate / officers
-    commands = [
-        {
-            "op": "load",
-            "rate": per_officer * sum(len(o["desks"]) for o in share),
-            "duration": duration,
-        }
-        for share in shares
-    ]
-    say(f"{label}: {rate:g} decisions/s for {duration:g} s")
-    spy = None
-    if profile is not None:
-        spy_cmd = [str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--pid", str(server_pid)]
-        spy_cmd += ["--duration", str(int(duration)), "--format", "raw", "--threads"]
-        spy_cmd += ["--nonblocking", "--output", str(profile)]
-        if os.environ.get("BENCH_PYSPY_GIL"):
-            spy_cmd.append("--gil")  # only samples of the thread holding the GIL
-        say(f"profiling the server: {' '.join(spy_cmd)}")
-        spy = subprocess.Popen(spy_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ours = [server_pid, os.getpid(), *workers.pids, *([spy.pid] if spy else [])]
-    cpu0, wall0 = _load.cpu_seconds(server_pid), time.perf_counter()
-    with CpuSampler(ours) as sampler:
-        loads = workers.ask(commands, timeout=duration + 120)
-    if spy is not None:
-        spy.wait(30)
-    cpu_cores = (_load.cpu_seconds(server_pid) - cpu0) / (time.perf_counter() - wall0)
-    rss, rss_peak = rss_mb(server_pid)
-    reports = workers.ask([{"op": "close"}] * len(shares))
-    latencies: dict[str, list[float]] = {}
-    errors: dict[str, int] = {}
-    per_second: dict[int, list[float]] = {}
-    if keep is not None:  # every decision's ack: when it came (UTC) and how long it took
-        keep.mkdir(parents=True, exist_ok=True)
-        with (keep / f"acks-{mode}-{clients}.csv").open("w") as out:
-            out.write("at,ack_ms\n")
-            for report in reports:
-                pairs = zip(report["decide_at"], report["latencies"]["decide"], strict=True)
-                out.writelines(f"{at:.4f},{lat * 1000:.3f}\n" for at, lat in pairs)
-    for report in reports:
-        for at, latency in zip(report["decide_at"], report["latencies"]["decide"], strict=True):
-            per_second.setdefault(int(at), []).append(latency)
-        for kind, values in report["latencies"].items():
-            latencies.setdefault(kind, []).extend(values)
-        for code, count in report["errors"].items():
-            errors[code] = errors.get(code, 0) + count
-    window = max(w["window_s"] for w in loads)
-    acked = sum(w["acked"] for w in loads)
-    result = {
-        "clients": clients,
-        "officers": officers,
-        "connect_storm_s": round(storm_s, 3),
-        "listen_overflows": overflowed,
-        "ready_p99_ms": percentile(latencies.get("ready", []), 99),
-        "decisions_sent": sum(w["sent"] for w in loads),
-        "decisions_target": sum(w["target"] for w in loads),
-        "decisions_acked": acked,
-        "decisions_per_s": round(acked / window, 1),
-        "ack_p50_ms": percentile(latencies.get("decide", []), 50),
-        "ack_p99_ms": percentile(latencies.get("decide", []), 99),
-        "ack_max_ms": percentile(latencies.get("decide", []), 100),
-        "end_visit_p99_ms": percentile(latencies.get("end_visit", []), 99),
-        "start_visit_p99_ms": percentile(latencies.get("start_visit", []), 99),
-        "visits_ended": len(latencies.get("end_visit", [])),
-        "errors": sum(errors.values()),
-        "error_codes": errors,
-        "messages_in": sum(r["messages_in"] for r in reports),
-        "starved_ticks": sum(w["starved_ticks"] for w in loads),
-        "load_loop_lag_p99_ms": round(max(w["loop_lag_p99_ms"] for w in loads), 3),
-        "load_cpu_cores": round(sum(w["worker_cpu_s"] for w in loads) / window, 3),
-        "server_cpu_cores": round(cpu_cores, 3),
-        "server_rss_mb": round(rss, 1),
-        "server_rss_peak_mb": round(rss_peak, 1),
-        "foreign_cpu_cores": sampler.mean(),
-        "worst_seconds": worst_seconds(per_second, sampler.foreign),
-    }
-    say(
-        f"{label}: {result['decisions_per_s']}/s acked, p50 {result['ack_p50_ms']} ms, "
-        f"p99 {result['ack_p99_ms']} ms, errors {result['errors']} {errors or ''}, "
-        f"server {result['server_cpu_cores']} cores {result['server_rss_mb']} MB; "
-        f"others on the machine used {result['foreign_cpu_cores']} cores"
-    )
-    return result
-
-
 def run_point(
     workers: Workers,
     tmp: Path,
@@ -458,7 +154,7 @@ def run_point(
         wait_http(f"http://127.0.0.1:{port}/healthz", server)
         real = run_phase(
             workers, "real", f"ws://127.0.0.1:{port}/ws", offices, secret, rate, duration,
-            server.pid, profile, keep,
+            [server.pid], profile, keep,
         )  # fmt: skip
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
             health = json.load(response)
@@ -473,7 +169,7 @@ def run_point(
     echo_port, echo_proc = echo
     floor = run_phase(
         workers, "echo", f"ws://127.0.0.1:{echo_port}/", offices, secret, rate, duration,
-        echo_proc.pid, None, keep,
+        [echo_proc.pid], None, keep,
     )  # fmt: skip
     ratio = None
     if real["ack_p99_ms"] is not None and floor["ack_p99_ms"]:
@@ -488,6 +184,11 @@ def run_point(
         "floor_errors": floor["errors"],
         "floor_server_cpu_cores": floor["server_cpu_cores"],
         "floor_foreign_cpu_cores": floor["foreign_cpu_cores"],
+        # is the floor fair? the same clients, but each gets one echo per request where the
+        # real server also sends deltas and booth states, which the load processes decode
+        "floor_messages_in": floor["messages_in"],
+        "floor_load_loop_lag_p99_ms": floor["load_loop_lag_p99_ms"],
+        "floor_load_cpu_cores": floor["load_cpu_cores"],
         "ratio_p99": ratio,
         "server_log_lines": len(lines),
         "server_log_warnings": len(bad),

@@ -23,7 +23,7 @@ import itertools
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, TypeAlias, overload
 
 import msgspec
@@ -101,9 +101,12 @@ class SignalClient:
         request_timeout: float = 10.0,
         token_source: Callable[[], str] | None = None,
         clock: Callable[[], float] = time.time,
+        entries: Sequence[str] = (),
     ) -> None:
         self.url = url
         self.entry_url = url  # where a reconnect starts over when a moved-to node is gone
+        # a cluster's other nodes: a reconnect that fails at one entry tries the next
+        self.entries = [url, *(e for e in entries if e != url)]
         self.token = token
         self.token_source = token_source  # the newest token (read before refresh and reconnect)
         self.clock = clock  # wall clock, against the tokens' exp
@@ -278,7 +281,7 @@ class SignalClient:
                 log.info("event=reconnect_failed url=%s error=%r", self.url, exc)
                 await self._drop_socket()
                 self._failed(exc)
-                self.url = self.entry_url  # a node we were moved to is gone: ask the first
+                self.url = self._next_entry()  # a node we were moved to is gone: ask an entry
                 continue
             self.reconnects += 1
             log.info("event=reconnected resumed=%s", welcome.resumed)
@@ -287,6 +290,13 @@ class SignalClient:
                 if outcome is not None:
                     await outcome
             return
+
+    def _next_entry(self) -> str:
+        """After a failed reconnect: the first entry point, or the one after it when the
+        failed attempt was already at an entry point (a cluster node that is down)."""
+        if self.url in self.entries:
+            self.entry_url = self.entries[(self.entries.index(self.url) + 1) % len(self.entries)]
+        return self.entry_url
 
     async def close(self) -> None:
         self._closing = True

@@ -91,6 +91,8 @@ class EventLog:
         self.path = path
         self.marker = marker
         self.on_commit = on_commit  # seconds from append to durable, per non-empty append
+        # after each commit's callbacks ran (delivery writes its frames once per connection)
+        self.on_resolved: Callable[[], None] | None = None
         loaded = loaded or Loaded(State(), 0, GENESIS, 0, 0)
         self.marks = Marks(
             loaded.state, loaded.log_id, loaded.last_seq - loaded.from_snapshot,
@@ -199,6 +201,8 @@ class EventLog:
                     then(fut)
                 except Exception:  # a bug in the caller's callback: the others still run
                     log.exception("event=commit_callback_failed")
+        if self.on_resolved is not None:
+            self.on_resolved()
 
     def _write(
         self, conn: sqlite3.Connection, events: list[Event], keys: dict[str, bytes]

@@ -8,6 +8,11 @@ event log checks, in its own transaction, that the epoch of each office it write
 the one this node took (signaling/pglog.py, ``SELECT ... FOR SHARE``), so a node that was
 paused or cut off past its lease can never write again once another node took the office:
 its batch is refused (``Fenced``), nothing is acknowledged.
+
+Which node should own which office is not decided here: every node reads the live nodes
+(``live()``: heartbeat fresher than a lease, with the offices each serves) and computes the
+same placement (signaling/placement.py); it takes its share when free and hands over
+(``release_one``) what belongs to another live node.
 """
 
 from __future__ import annotations
@@ -26,20 +31,60 @@ class Leases:
     """This node's view of its leases: ``held`` maps each office it owns to its epoch (the
     same dict the event log fences with)."""
 
-    def __init__(self, pool: asyncpg.Pool, node: str, url: str, lease_s: float) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        node: str,
+        url: str,
+        lease_s: float,
+        offices: list[str] | None = None,
+    ) -> None:
         self.pool = pool
         self.node = node
         self.url = url
         self.lease_s = lease_s
+        self.offices = sorted(offices or [])  # what this node serves (placement's input)
         self.held: dict[str, int] = {}
+        self.urls: dict[str, str] = {}  # node -> URL, of the live nodes last read
 
     async def heartbeat(self) -> None:
-        """Say this node is alive and where clients reach it."""
+        """Say this node is alive, where clients reach it and which offices it serves."""
         await self.pool.execute(
-            f"INSERT INTO lapak_nodes (node, url, heartbeat) VALUES ($1, $2, {_NOW}) "
-            f"ON CONFLICT (node) DO UPDATE SET url = $2, heartbeat = {_NOW}",
-            self.node, self.url,
+            f"INSERT INTO lapak_nodes (node, url, heartbeat, offices) VALUES ($1, $2, {_NOW}, $3) "
+            f"ON CONFLICT (node) DO UPDATE SET url = $2, heartbeat = {_NOW}, offices = $3",
+            self.node, self.url, self.offices,
         )  # fmt: skip
+
+    async def live(self) -> dict[str, list[str]]:
+        """The live nodes (heartbeat within a lease; this one always) and what each serves."""
+        rows: Any = await self.pool.fetch(
+            f"SELECT node, url, offices FROM lapak_nodes WHERE heartbeat >= {_NOW} - $1",
+            self.lease_s,
+        )
+        nodes = {str(r["node"]): list(r["offices"]) for r in rows}
+        self.urls = {str(r["node"]): str(r["url"]) for r in rows}
+        nodes[self.node], self.urls[self.node] = self.offices, self.url
+        return nodes
+
+    async def leave(self) -> None:
+        """A clean stop: this node is no longer live (the others re-plan without it now,
+        not a lease later)."""
+        await self.pool.execute("DELETE FROM lapak_nodes WHERE node = $1", self.node)
+
+    async def release_one(self, office: str) -> bool:
+        """Hand ``office`` over (its lease ends now, if still ours at our epoch); it is no
+        longer held either way. True if it was ours to release."""
+        epoch = self.held.pop(office, None)
+        if epoch is None:
+            return False
+        done = await self.pool.execute(
+            "UPDATE lapak_offices SET lease_until = 0, owner_node = NULL "
+            "WHERE office = $1 AND owner_node = $2 AND epoch = $3",
+            office, self.node, epoch,
+        )  # fmt: skip
+        released = str(done).endswith(" 1")
+        log.info("event=lease_released office=%s node=%s ok=%s", office, self.node, released)
+        return released
 
     async def acquire(self, office: str) -> int | None:
         """Take ``office`` if it is free, its lease ran out, or it is ours already: its new

@@ -52,6 +52,7 @@ from lapak.signaling.logformat import (
 from lapak.signaling.logsnapshots import CHECKPOINT_EVERY, CHECKPOINT_INTERVAL_S, Marks
 from lapak.signaling.logverify import check_rows
 from lapak.signaling.signing import Checkpoint, Signer
+from lapak.signaling.state import forget_office
 from lapak.signaling.streams import StreamRouter
 from lapak.signaling.visitkeys import reveal
 
@@ -110,6 +111,7 @@ CREATE TABLE IF NOT EXISTS lapak_nodes (
     url text NOT NULL,
     heartbeat double precision NOT NULL
 );
+ALTER TABLE lapak_nodes ADD COLUMN IF NOT EXISTS offices text[] NOT NULL DEFAULT '{}';
 """
 SCHEMA_LOCK = 0x1A9A4  # pg_advisory_xact_lock key: two nodes creating the schema at once
 _INSERT = """
@@ -688,9 +690,25 @@ class PgLog:
             await reveal_pg(conn, state)
         self._count += len(events)
         self.marks.advance(events, self._count)
+        for held in (state, self.marks.replica):  # retention walks them oldest end first
+            held.keyed = dict(sorted(held.keyed.items(), key=lambda kv: kv[1].ended_at))
         self.signed[office] = max(self.signed.get(office, 0), int(signed))
         log.info("event=office_adopted office=%s events=%d", office, len(events))
         return len(events)
+
+    def forget(self, office: str) -> asyncio.Future[None]:
+        """This node no longer owns ``office`` and forgot it (``state.forget_office``): once
+        every batch queued before now is written (in commit order, so none of them can put
+        the office back), its stream's head, visits and desks go too, so that taking it
+        again adopts the stream from its first row. Resolves then."""
+        return self.append([], then=lambda _: self._forget_now(office))
+
+    def _forget_now(self, office: str) -> None:
+        self.heads.pop(office, None)
+        self.router.visits = {v: o for v, o in self.router.visits.items() if o != office}
+        self.router.desks = {d: o for d, o in self.router.desks.items() if o != office}
+        forget_office(self.marks.replica, office)
+        log.info("event=office_forgotten office=%s", office)
 
     def _fail(self, err: BaseException) -> LogWriteFailed:
         failure = LogWriteFailed(err)

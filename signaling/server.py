@@ -39,11 +39,13 @@ from lapak.signaling.http_routes import HttpRoutes
 from lapak.signaling.hub import Clock, Hub, Result
 from lapak.signaling.ice import load_ice
 from lapak.signaling.messages import Error, Moved
-from lapak.signaling.metrics import ServerMetrics
+from lapak.signaling.metrics import ServerMetrics, StoreGauges
 from lapak.signaling.origins import OriginCheck, own_origins
 from lapak.signaling.protocol import CloseCode
 from lapak.signaling.revocation import REVOKED_FILE, RevocationWatch
+from lapak.signaling.sessions import Away
 from lapak.signaling.signing import Signer
+from lapak.signaling.state import forget_office
 from lapak.signaling.ticker import Ticker
 from lapak.signaling.tokens import KeyRing, key_id
 
@@ -53,7 +55,7 @@ if TYPE_CHECKING:
     import asyncpg
 
     from lapak.signaling.leases import Leases
-    from lapak.signaling.pglog import PgLog
+    from lapak.signaling.pglog import Fenced, PgLog
 
 log = logging.getLogger("lapak.signal")
 
@@ -112,10 +114,14 @@ class SignalServer:
         self._conn: sqlite3.Connection | None = None  # the SQLite log's, until it starts
         self._pool: asyncpg.Pool | None = None  # the PostgreSQL store's
         self.leases: Leases | None = None  # with node_url: the offices this node owns
-        self._wanted: list[str] = []  # offices it tries to own
-        self._lost: set[str] = set()  # lost to another node: not taken back before a restart
+        self._wanted: list[str] = []  # offices it serves: it owns those placement gives it
+        self._serving: set[str] = set()  # held and adopted: hellos admitted
+        self._evicting: set[str] = set()  # being handed over or dropped: neither served nor taken
+        self._evictions: set[asyncio.Task[None]] = set()
+        self._handover: asyncio.Task[None] | None = None  # one hand-over at a time
         self._lease_task: asyncio.Task[None] | None = None
         self._owners: dict[str, str] = {}  # office -> URL of the other node that owns it
+        self._preferred: dict[str, str] = {}  # office -> URL of the node placement gives it
         self._renewed_at: float | None = None  # monotonic time of the last lease renewal
         self._server: Server | None = None
         self.outbox = Outbox(self.metrics, self._log_failed)
@@ -140,6 +146,8 @@ class SignalServer:
             state = await self._open_store(self.config.launch.store)
         else:
             state = await self._open_sqlite()
+        if self.leases is not None:  # taking the leases at start was their first renewal
+            self._renewed_at = self.mono()
         self.hub = Hub(
             self.keys, state, self.config, clock=Clock(self.clock, self.mono),
             new_session_id=new_session_id, tz=HostZone(), ice=load_ice(self.config.ice),
@@ -151,6 +159,8 @@ class SignalServer:
         if isinstance(self.log, EventLog):
             self.log.start(self._conn)
             self._conn = None
+            self.log.on_resolved = self.outbox.flush_writes  # one write per client per commit
+            self.outbox.batching = True
         elif self.log is not None:
             self.log.start()
         loop = asyncio.get_running_loop()
@@ -219,6 +229,7 @@ class SignalServer:
         The data directory still holds enrolments and the revocation list."""
         from lapak.signaling.leases import Leases
         from lapak.signaling.pglog import PgLog, connect_pool, load_pg, redact
+        from lapak.signaling.placement import share
 
         await asyncio.to_thread(self.data_dir.mkdir, mode=0o700, parents=True, exist_ok=True)
         self._pool = await connect_pool(url)
@@ -229,12 +240,17 @@ class SignalServer:
             streams = None
             if launch.node_url:
                 self.node = launch.node_url
-                self.leases = Leases(self._pool, self.node, launch.node_url, launch.lease_s)
-                await self.leases.heartbeat()
                 self._wanted = [*self.config.offices, "*"]
+                self.leases = Leases(
+                    self._pool, self.node, launch.node_url, launch.lease_s, self._wanted
+                )
+                await self.leases.heartbeat()
+                mine = share(await self.leases.live(), self.node)
                 for office in self._wanted:
-                    await self.leases.acquire(office)
+                    if office in mine:  # the others' go to them; held ones are handed over
+                        await self.leases.acquire(office)
                 streams = set(self.leases.held)
+                self._serving = set(streams)
                 self._serve_held()
             loaded = await load_pg(self._pool, public, node=self.node, streams=streams)
         except BaseException:
@@ -250,59 +266,148 @@ class SignalServer:
             node=self.node, signer=self.signer, on_commit=self.metrics.commit_latency.observe,
             fence=self.leases.held if self.leases else None,
         )  # fmt: skip
-        self.log.on_fenced = lambda fenced: self._drop_offices(fenced.offices)
+        self.log.on_fenced = self._fenced
         return loaded.state
 
     # -- leases (signaling/leases.py): which offices this node owns ---------------------
 
     def _serve_held(self) -> None:
-        """Admit hellos only for the offices this node holds (``[server] offices`` is what
-        ``hello`` checks; ``NO_OFFICE`` keeps an empty list from meaning "any")."""
+        """Admit hellos only for the offices this node holds and has adopted, and is not
+        handing over (``[server] offices`` is what ``hello`` checks; ``NO_OFFICE`` keeps an
+        empty list from meaning "any")."""
         assert self.leases is not None
-        held = sorted(o for o in self.leases.held if o != "*")
-        self.config.offices[:] = held or [NO_OFFICE]
+        held, leaving = self.leases.held, self._evicting
+        served = sorted(o for o in self._serving if o != "*" and o in held and o not in leaving)
+        self.config.offices[:] = served or [NO_OFFICE]
 
     def _drop_offices(self, offices: list[str]) -> None:
-        """Another node owns these offices now: serve them no more and close their clients
-        (``LEASE_LOST_CLOSE_CODE``) so that they reconnect to the owner."""
-        lost = set(offices)
-        self._lost |= lost
-        if self.leases is not None:
-            for office in lost:
+        """Another node owns these offices now (fenced, or the renewal found them taken):
+        serve them no more, close their clients so that they reconnect to the owner, and
+        forget them (``_evict``); placement may give them back later, adopted afresh."""
+        for office in offices:
+            if self.leases is not None:
                 self.leases.held.pop(office, None)
-            self._serve_held()
-        if self.hub is None or self.log is None:
-            return
-        closes = [
-            (conn_id, LEASE_LOST_CLOSE_CODE, "this office moved to another node")
-            for conn_id, conn in self.hub.conns.items()
-            if conn.claims is not None and conn.claims.office in lost
-        ]
-        names = ",".join(sorted(lost))
-        log.warning("event=offices_dropped offices=%s closed=%d", names, len(closes))
-        if closes:
-            self._commit_then_deliver(Result(closes=closes), 0)
+            if office not in self._evicting:
+                self._start_eviction(office, release=False)
 
-    async def _lease_round(self) -> None:
-        """Each tick: heartbeat, renew, drop what was lost, take what is wanted and free."""
+    def _start_eviction(self, office: str, release: bool) -> asyncio.Task[None]:
+        self._evicting.add(office)
+        self._serving.discard(office)
+        if self.leases is not None:
+            self._serve_held()
+        task = asyncio.get_running_loop().create_task(self._evict(office, release))
+        self._evictions.add(task)
+        task.add_done_callback(self._evictions.discard)
+        return task
+
+    async def _evict(self, office: str, release: bool) -> None:
+        """Stop serving ``office``: its clients read no more frames, get the answers already
+        decided (commit order), then close ``LEASE_LOST_CLOSE_CODE``; once they are gone,
+        the office is forgotten in memory and in the writer (after every batch queued
+        before); ``release``: then its lease ends now, for the node placement gives it.
+        A fenced node never writes with the old epoch: it adopts the office again, from
+        the store's first row, with a new one."""
         from lapak.signaling.pglog import STORE_ERRORS, PgLog
 
-        assert self.leases is not None and self.hub is not None
+        assert self.hub is not None
         try:
-            await self.leases.heartbeat()
-            lost = await self.leases.renew()
+            closes = []
+            if office != "*":  # clients spanning offices are not the office's
+                for conn_id, conn in self.hub.conns.items():
+                    if conn.claims is None or conn.claims.office != office:
+                        continue
+                    peer = self._peers.get(conn_id)
+                    if peer is not None:
+                        peer.stop_reading = True
+                    closes.append((conn_id, LEASE_LOST_CLOSE_CODE, "this office moved"))
+            log.warning(
+                "event=office_leaving office=%s handover=%s closed=%d",
+                office, release, len(closes),
+            )  # fmt: skip
+            if closes and self.log is not None:
+                self._commit_then_deliver(Result(closes=closes), 0)
+            await self._gone([c for c, _, _ in closes])
+            forget_office(self.hub.state, office)
+            for place in [p for p in self.hub.away if p[1] == office]:
+                del self.hub.away[place]
+            if isinstance(self.log, PgLog):
+                with contextlib.suppress(Exception):  # a failed log stops the node anyway
+                    await self.log.forget(office)
+            if release and self.leases is not None:
+                await self.leases.release_one(office)
+        except STORE_ERRORS as exc:  # the lease lapses by itself
+            log.warning("event=handover_failed office=%s error=%r", office, str(exc))
+        finally:
+            self._evicting.discard(office)
+
+    async def _gone(self, conn_ids: list[int], wait_s: float = 5.0) -> None:
+        """Until these connections have left the hub: a client that does not answer the
+        close within ``wait_s`` has its transport cut."""
+        assert self.hub is not None
+        hub = self.hub
+        deadline = self.mono() + wait_s
+        while any(c in hub.conns for c in conn_ids):
+            if self.mono() >= deadline:
+                for conn_id in conn_ids:
+                    peer = self._peers.get(conn_id)
+                    if peer is not None and peer.ws.transport is not None:
+                        peer.ws.transport.abort()
+                deadline = self.mono() + wait_s
+            await asyncio.sleep(0.05)
+
+    def _adopted(self, office: str) -> None:
+        """An office just adopted: its open booths and occupied desks are away from now
+        (as after a restart), so the grace period gives up those that never come back."""
+        assert self.hub is not None
+        since = Away(self.clock(), self.mono())
+        state = self.hub.state
+        for booth in state.open_by_booth.get(office, {}):
+            if not self.hub.booth_connections(office, booth):
+                self.hub.away.setdefault(("booth", office, booth), since)
+        for desk in state.desks.values():
+            if desk.office == office and desk.slots:
+                self.hub.away.setdefault(("desk", office, desk.id), since)
+        self._serving.add(office)
+        self._serve_held()
+
+    async def _lease_round(self) -> None:
+        """Each tick: heartbeat, renew, drop what was lost; read the live nodes and the
+        placement (signaling/placement.py); take this node's share where it is free; hand
+        over at most one office that placement gives another live node (one at a time, so
+        that a node joining does not drop every office at once)."""
+        from lapak.signaling.pglog import STORE_ERRORS, PgLog
+        from lapak.signaling.placement import place
+
+        assert self.leases is not None and self.hub is not None
+        leases = self.leases
+        try:
+            await leases.heartbeat()
+            lost = await leases.renew()
             self._renewed_at = self.mono()
             if lost:
                 self._drop_offices(lost)
+            plan = place(await leases.live())
+            self._preferred = {o: leases.urls[n] for o, n in plan.items() if n in leases.urls}
             for office in self._wanted:
-                if office in self.leases.held or office in self._lost:
+                if plan.get(office) != self.node or office in self._evicting:
                     continue
-                if await self.leases.acquire(office) is None:
+                if office in leases.held or await leases.acquire(office) is None:
                     continue
-                if isinstance(self.log, PgLog):
-                    await self.log.adopt(office, self.hub.state)
-                self._serve_held()
-            self._owners = await self.leases.owners()
+                try:
+                    if isinstance(self.log, PgLog):
+                        await self.log.adopt(office, self.hub.state)
+                except LogError as exc:  # a stream that does not check out: not served here
+                    log.error("event=adopt_failed office=%s error=%s", office, exc)
+                    await leases.release_one(office)
+                    continue
+                self._adopted(office)
+            self._owners = await leases.owners()
+            if self._handover is None or self._handover.done():
+                for office in sorted(leases.held):
+                    target = plan.get(office)
+                    if target not in (None, self.node) and office not in self._evicting:
+                        self._handover = self._start_eviction(office, release=True)
+                        break
         except STORE_ERRORS as exc:
             log.warning("event=lease_round_failed error=%r", str(exc))
 
@@ -345,13 +450,15 @@ class SignalServer:
         if self.log is not None:
             await self.log.close()  # final snapshot and checkpoint
             self.log = None
-        if self._lease_task is not None:
-            self._lease_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._lease_task
+        for task in [self._lease_task, *self._evictions]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
         if self.leases is not None and self._pool is not None:
             with contextlib.suppress(Exception):  # a lost store: the leases lapse by themselves
                 await self.leases.release()  # hand the offices over at once
+                await self.leases.leave()  # and the others re-plan without this node now
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -444,11 +551,30 @@ class SignalServer:
             out["lease_renewed_s_ago"] = ago
         return out
 
+    def _store_gauges(self) -> StoreGauges:
+        """The /healthz store figures for /metrics (without leases: the store's only)."""
+        from lapak.signaling.pglog import PgLog
+
+        commit = None  # before the first commit there is no figure
+        if isinstance(self.log, PgLog) and self.log.commits:
+            commit = self.log.last_commit_ms / 1000
+        if self.leases is None:
+            return StoreGauges(self.node, commit, None)
+        held = tuple(sorted(o for o in self.leases.held))
+        renewed = None if self._renewed_at is None else self.mono() - self._renewed_at
+        return StoreGauges(self.node, commit, held, self.leases.lease_s, renewed)
+
+    def _fenced(self, fenced: Fenced) -> None:
+        """A batch refused by the fence (signaling/pglog.py): counted, its offices dropped."""
+        self.metrics.fenced.labels(self.node).inc()
+        self._drop_offices(fenced.offices)
+
     def _metrics_text(self) -> bytes:
         assert self.hub is not None
         return self.metrics.render(
-            self.hub.role_counts(), self.hub.visit_counts(), self.hub.office_gauges()
-        )
+            self.hub.role_counts(), self.hub.visit_counts(), self.hub.office_gauges(),
+            self._store_gauges(),
+        )  # fmt: skip
 
     # -- websocket connections ---------------------------------------------------------
 
@@ -496,9 +622,16 @@ class SignalServer:
             claims = self.keys.verify(hello["token"], now=self.clock())
         except Exception:  # not a readable hello with a good token: the refusal stands
             return refused
-        url = self._owners.get(claims.office)
-        if url is None and claims.office in self._wanted:
-            url = self.config.launch.node_url  # between owners (failover): ask again here
+        office, own = claims.office, self.config.launch.node_url
+        preferred = self._preferred.get(office)
+        if preferred == own:  # placement gives it to this node: ask again here shortly
+            url: str | None = own
+        elif office in self._evicting:  # handed over: to the node placement gives it
+            url = preferred or own
+        else:
+            url = self._owners.get(office) or preferred
+        if url is None and office in self._wanted:
+            url = own  # between owners (failover): ask again here
         if url is None:
             return refused
         request = hello.get("id")

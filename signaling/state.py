@@ -332,3 +332,23 @@ def replay(events: list[Event], state: State | None = None) -> State:
 def queue_position(state: State, visit: Visit) -> int | None:
     queue = state.queues.get(visit.office, [])
     return queue.index(visit.id) + 1 if visit.id in queue else None
+
+
+def forget_office(state: State, office: str) -> None:
+    """Drop everything of ``office`` from ``state``: a cluster node that hands an office
+    over (or lost it) forgets it, so that taking it again replays its stream from the
+    start onto nothing stale (a fenced node's memory may hold events that were never
+    written). Counters that span offices give back what the office added."""
+    visits = {vid for vid, v in state.visits.items() if v.office == office}
+    desks = {did for did, d in state.desks.items() if d.office == office}
+    for vid in visits:
+        del state.visits[vid]
+    for did in desks:
+        del state.desks[did]
+    for per_office in (state.queues, state.open_by_booth, state.workflows, state.escalations,
+                       state.ended_durations):  # fmt: skip
+        per_office.pop(office, None)
+    state.visit_counter -= state.office_visits.pop(office, 0)
+    state.ended_order = [vid for vid in state.ended_order if vid not in visits]
+    state.keyed = {vid: k for vid, k in state.keyed.items() if k.office != office}
+    state.focus_history = [f for f in state.focus_history if f.desk not in desks]

@@ -1,7 +1,9 @@
 """Offices leased to one node at a time, with a fencing epoch (signaling/leases.py): two
 real ``lapak signal`` nodes on one PostgreSQL. The owner is paused (SIGSTOP) past its lease,
 the other node takes the office and its stream; resumed (SIGCONT), the old owner's writes
-are refused: no ack, nothing written, no duplicate ``seq``, no acknowledged decision lost."""
+are refused: no ack, nothing written, no duplicate ``seq``, no acknowledged decision lost;
+placement giving the office back, it adopts it afresh under a new epoch. The nodes come
+from the ``pg_nodes`` fixture (tests/pg_nodes.py)."""
 
 # ruff: noqa: F811  (the cluster fixtures are imported, then named as test arguments)
 from __future__ import annotations
@@ -19,13 +21,15 @@ from pathlib import Path
 import pytest
 from conftest import wait_for
 from pg_cluster import pg_cluster, pg_url  # noqa: F401  (fixtures)
+from pg_nodes import Node, Nodes, pg_nodes  # noqa: F401  (fixture)
 from test_eventlog import _connect_retry
-from tests_support import free_port, healthz, wait_healthy
+from tests_support import healthz
 
 from lapak.signaling.client import SignalClient
 from lapak.signaling.leases import Leases
 from lapak.signaling.pgaudit import verify_store
 from lapak.signaling.pglog import Fenced, PgLog, connect_pool, load_pg
+from lapak.signaling.placement import place
 from lapak.signaling.tokens import KeyRing
 
 pytestmark = pytest.mark.integration
@@ -33,82 +37,73 @@ pytestmark = pytest.mark.integration
 LEASE_S = 2.0
 
 
-def _node(
-    url: str, data: Path, secret: Path, port: int, lease_s: float = LEASE_S, office: str = "main"
-) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "lapak.cli", "signal", "--port", str(port), "--data-dir",
-         str(data), "--secret-file", str(secret), "--store", url, "--office", office,
-         "--node-url", f"ws://127.0.0.1:{port}/ws", "--lease-s", str(lease_s)],
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
+async def _two(nodes: Nodes, office: str = "main", lease_s: float = LEASE_S) -> tuple[Node, Node]:
+    """Two nodes serving ``office``, ``a`` the one placement gives it, started in turn:
+    ``a`` alone takes every office, ``b`` then takes its share (``*``)."""
+    a, b = nodes.add([office], lease_s), nodes.add([office], lease_s)
+    if place({n.url: [office, "*"] for n in (a, b)})[office] != a.url:
+        a, b = b, a
+    await nodes.restart(a)
+    await wait_for(lambda: office in a.owned(), "the first node owns the office")
+    await nodes.restart(b)
+    await wait_for(nodes.settled, "the second node took its share", 20, 0.2)
+    return a, b
 
 
-def _owned(port: int) -> list[str]:
-    health = healthz(port)
-    return list(health.get("offices_owned", [])) if health else []
-
-
-async def test_a_paused_owner_past_its_lease_is_fenced(pg_url: str, tmp_path: Path) -> None:
-    secret = tmp_path / "secret"
-    keys = KeyRing.generate()
-    keys.write(secret)
-    port_a, port_b = free_port(), free_port()
-    a = _node(pg_url, tmp_path / "a", secret, port_a)
-    b: subprocess.Popen[str] | None = None
+async def test_a_paused_owner_past_its_lease_is_fenced_then_takes_its_office_back(
+    pg_nodes: Nodes,
+) -> None:
+    """The owner is paused past its lease: the other node takes the office. Resumed, the old
+    owner's late write is refused (no ack, nothing written); it forgets the office, and as
+    placement gives the office back to it, the other node hands it over and the old owner
+    adopts it afresh from the store, with a new epoch: the acknowledged decision is there,
+    the refused one is not, the next one is acknowledged."""
+    keys = pg_nodes.keys
+    a, b = await _two(pg_nodes)
+    assert (healthz(a.port) or {}).get("lease_renewed_s_ago") is not None
+    assert "store_commit_ms" in (healthz(a.port) or {})
+    assert "main" not in b.owned(), "the office has one owner"
     clients: list[SignalClient] = []
     try:
-        await asyncio.to_thread(wait_healthy, port_a, a)
-        assert "main" in _owned(port_a), "the first node took the office"
-        await wait_for(lambda: (healthz(port_a) or {}).get("lease_renewed_s_ago") is not None,
-                       "/healthz shows the lease renewed")  # fmt: skip
-        assert "store_commit_ms" in (healthz(port_a) or {})
-        b = _node(pg_url, tmp_path / "b", secret, port_b)
-        await asyncio.to_thread(wait_healthy, port_b, b)
-        assert "main" not in _owned(port_b), "the office has one owner"
-
-        url_a = f"ws://127.0.0.1:{port_a}/ws"
         officer_token = keys.issue("officer", "o0", "main", desk="d0")
-        officer = SignalClient(url_a, officer_token, reconnect=False)
+        officer = SignalClient(a.url, officer_token, reconnect=False)
         await officer.connect()
-        booth = await _connect_retry(url_a, keys.issue("booth", "b0", "main", booth="b0"))
+        booth = await _connect_retry(a.url, keys.issue("booth", "b0", "main", booth="b0"))
         clients += [officer, booth]
         claimant = {"name": "S", "membership_no": "1"}
         visit = (await booth.request({"type": "start_visit", "claimant": claimant})).visit
         decide = {"type": "decide", "visit": visit, "decision": "approve"}
         await officer.request({**decide, "step": 0})  # acknowledged by the owner
 
-        os.killpg(a.pid, signal.SIGSTOP)
-        await wait_for(lambda: "main" in _owned(port_b), "the second node takes the office", 20)
+        assert a.proc is not None
+        os.killpg(a.proc.pid, signal.SIGSTOP)
+        await wait_for(lambda: "main" in b.owned(), "the second node takes the office", 20)
         late = asyncio.create_task(officer.request({**decide, "step": 1}))  # sent to the paused
-        os.killpg(a.pid, signal.SIGCONT)
+        os.killpg(a.proc.pid, signal.SIGCONT)
         with pytest.raises(Exception):  # noqa: B017  (closed or refused: never acked)
             async with asyncio.timeout(20):
                 await late
-        await wait_for(lambda: "main" not in _owned(port_a), "the old owner dropped it", 20)
 
-        url_b = f"ws://127.0.0.1:{port_b}/ws"
-        again = await _connect_retry(url_b, officer_token)
+        await wait_for(lambda: "main" in a.owned() and "main" not in b.owned(),
+                       "handed back to the node placement gives it", 30, 0.2)  # fmt: skip
+        again = await _connect_retry(b.url, officer_token)  # any node: moved to the owner
         clients.append(again)
-        await again.request({**decide, "step": 2})  # the new owner has the visit and the desk
+        assert again.url == a.url
+        await again.request({**decide, "step": 2})  # the retaken office has the visit and desk
     finally:
         for client in clients:
             await client.close()
-        for proc in (a, b):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGCONT)
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            if proc is not None and proc.stderr:
-                proc.stderr.close()
-    pool = await connect_pool(pg_url)
+        pg_nodes.stop_all()
+    pool = await connect_pool(pg_nodes.store)
     try:
         loaded = await load_pg(pool)
+        epoch = await pool.fetchval("SELECT epoch FROM lapak_offices WHERE office = 'main'")
     finally:
         await pool.close()
     steps = [s.status for s in loaded.state.visits[visit].steps[:3]]
     assert steps == ["approved", "pending", "approved"], "acked kept, refused never written"
-    assert (await asyncio.to_thread(verify_store, pg_url)).problems == [], "no gap, no dup"
+    assert epoch == 3, "taken by a, then b, then a again: each time a new epoch"
+    assert (await asyncio.to_thread(verify_store, pg_nodes.store)).problems == [], "no gap, no dup"
 
 
 async def test_an_append_after_the_epoch_moved_is_refused(pg_url: str) -> None:
@@ -137,6 +132,38 @@ async def test_an_append_after_the_epoch_moved_is_refused(pg_url: str) -> None:
         await pool.close()
 
 
+async def test_live_nodes_release_one_and_leave(pg_url: str) -> None:
+    """What placement reads and what a hand-over and a clean stop write: the live nodes
+    with the offices each serves (a node silent for a lease is not live), one office
+    released only while still ours at our epoch, a node that left is gone at once."""
+    pool = await connect_pool(pg_url)
+    try:
+        a = Leases(pool, "a", "ws://a", 2.0, ["north", "*"])
+        b = Leases(pool, "b", "ws://b", 2.0, ["south", "*"])
+        await a.heartbeat()
+        await b.heartbeat()
+        assert await a.live() == {"a": ["*", "north"], "b": ["*", "south"]}
+        assert a.urls == {"a": "ws://a", "b": "ws://b"}
+        await pool.execute("UPDATE lapak_nodes SET heartbeat = heartbeat - 3 WHERE node = 'b'")
+        assert set(await a.live()) == {"a"}, "silent for a lease: not live"
+        assert set(await b.live()) == {"a", "b"}, "a node always counts itself"
+
+        assert await a.acquire("north") == 1
+        assert await b.acquire("north") is None
+        assert await a.release_one("north") is True and "north" not in a.held
+        assert await b.acquire("north") == 2, "free at once, a new epoch"
+        a.held["north"] = 1  # a stale view (it was fenced): releasing must not free b's
+        assert await a.release_one("north") is False
+        assert await b.renew() == [], "b still holds it"
+        assert await a.release_one("north") is False, "not held: nothing to release"
+
+        await b.leave()
+        assert set(await a.live()) == {"a"}
+        assert await pool.fetchval("SELECT count(*) FROM lapak_nodes WHERE node = 'b'") == 0
+    finally:
+        await pool.close()
+
+
 async def test_node_url_without_store_or_office_is_a_usage_error(tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     KeyRing.generate().write(secret)
@@ -152,33 +179,22 @@ async def test_node_url_without_store_or_office_is_a_usage_error(tmp_path: Path)
     assert "Traceback" not in out.stderr
 
 
-async def test_any_node_is_an_entry_point_and_kill_9_fails_over(
-    pg_url: str, tmp_path: Path
-) -> None:
+async def test_any_node_is_an_entry_point_and_kill_9_fails_over(pg_nodes: Nodes) -> None:
     """An officer and a booth enter through the node that does not own their office: both
     are sent (``moved``) to the owner and served there. The owner is killed with SIGKILL:
     the other node takes the office within a bounded time and both clients, reconnecting
     through the URL they were first given, are back with the desk and the visit intact."""
-    secret = tmp_path / "secret"
-    keys = KeyRing.generate()
-    keys.write(secret)
-    port_a, port_b = free_port(), free_port()
-    a = _node(pg_url, tmp_path / "a", secret, port_a)
-    b: subprocess.Popen[str] | None = None
+    keys = pg_nodes.keys
+    a, b = await _two(pg_nodes)
     clients: list[SignalClient] = []
     try:
-        await asyncio.to_thread(wait_healthy, port_a, a)
-        b = _node(pg_url, tmp_path / "b", secret, port_b)
-        await asyncio.to_thread(wait_healthy, port_b, b)
-        url_a, url_b = f"ws://127.0.0.1:{port_a}/ws", f"ws://127.0.0.1:{port_b}/ws"
-        officer = SignalClient(url_b, keys.issue("officer", "o0", "main", desk="d0"))
-        booth = SignalClient(url_b, keys.issue("booth", "b0", "main", booth="b0"))
+        officer = SignalClient(b.url, keys.issue("officer", "o0", "main", desk="d0"))
+        booth = SignalClient(b.url, keys.issue("booth", "b0", "main", booth="b0"))
         clients += [officer, booth]
-        await wait_for(lambda: "main" in _owned(port_a), "the first node owns main")
         for client in clients:
             async with asyncio.timeout(20):
                 await client.connect(retry=True)
-        assert officer.url == url_a and booth.url == url_a, "moved to the owner"
+        assert officer.url == a.url and booth.url == a.url, "moved to the owner"
         claimant = {"name": "S", "membership_no": "1"}
         visit = (await booth.request({"type": "start_visit", "claimant": claimant})).visit
         decide = {"type": "decide", "visit": visit, "decision": "approve"}
@@ -186,14 +202,13 @@ async def test_any_node_is_an_entry_point_and_kill_9_fails_over(
         sessions = [c.welcome.session for c in clients if c.welcome]
 
         killed = time.monotonic()
-        os.killpg(a.pid, signal.SIGKILL)
-        a.wait(timeout=10)
+        pg_nodes.kill(a)
         await wait_for(
             lambda: all(c.reconnects == 1 and c.connected.is_set() for c in clients),
             "both clients resumed on the other node", 30,
         )  # fmt: skip
         failover_s = time.monotonic() - killed
-        assert officer.url == url_b and booth.url == url_b
+        assert officer.url == b.url and booth.url == b.url
         # Session ids live in the node's memory: the new owner issues new ones; what the
         # sessions held (the officer's desk, the booth's open visit) is in the store.
         assert len(sessions) == 2
@@ -202,62 +217,35 @@ async def test_any_node_is_an_entry_point_and_kill_9_fails_over(
     finally:
         for client in clients:
             await client.close()
-        for proc in (a, b):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            if proc is not None and proc.stderr:
-                proc.stderr.close()
 
 
-async def test_sigterm_hands_the_offices_over_at_once(pg_url: str, tmp_path: Path) -> None:
-    """A clean stop releases its leases: with a 60 s lease, the other node owns the office
-    within a few ticks, not after the lease."""
-    secret = tmp_path / "secret"
-    KeyRing.generate().write(secret)
-    port_a, port_b = free_port(), free_port()
-    a = _node(pg_url, tmp_path / "a", secret, port_a, lease_s=60)
-    b: subprocess.Popen[str] | None = None
-    try:
-        await asyncio.to_thread(wait_healthy, port_a, a)
-        b = _node(pg_url, tmp_path / "b", secret, port_b, lease_s=60)
-        await asyncio.to_thread(wait_healthy, port_b, b)
-        assert "main" in _owned(port_a) and "main" not in _owned(port_b)
-        os.killpg(a.pid, signal.SIGTERM)
-        assert await asyncio.to_thread(a.wait, 30) == 0
-        await wait_for(lambda: "main" in _owned(port_b), "the other node takes it", 10)
-    finally:
-        for proc in (a, b):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            if proc is not None and proc.stderr:
-                proc.stderr.close()
+async def test_sigterm_hands_the_offices_over_at_once(pg_nodes: Nodes) -> None:
+    """A clean stop releases its leases and leaves the live nodes: with a 60 s lease, the
+    other node owns the office within a few ticks, not after the lease."""
+    a, b = await _two(pg_nodes, lease_s=60)
+    assert "main" in a.owned() and "main" not in b.owned()
+    assert a.proc is not None
+    os.killpg(a.proc.pid, signal.SIGTERM)
+    assert await asyncio.to_thread(a.proc.wait, 30) == 0
+    await wait_for(lambda: "main" in b.owned(), "the other node takes it", 10)
 
 
-async def test_nodes_owning_different_offices_mint_distinct_visit_ids(
-    pg_url: str, tmp_path: Path
-) -> None:
-    """Two nodes on one store, each owning its own office, start visits at once: every id
+async def test_nodes_owning_different_offices_mint_distinct_visit_ids(pg_nodes: Nodes) -> None:
+    """Two nodes on one store, each serving its own office, start visits at once: every id
     is distinct (numbered per office), each visit keeps its own key in the store (its
     personal data opens after a reload) and every stream verifies."""
-    secret = tmp_path / "secret"
-    keys = KeyRing.generate()
-    keys.write(secret)
-    port_a, port_b = free_port(), free_port()
-    a = _node(pg_url, tmp_path / "a", secret, port_a, office="north")
-    b = _node(pg_url, tmp_path / "b", secret, port_b, office="south")
+    keys = pg_nodes.keys
+    a = await pg_nodes.start(["north"])
+    b = await pg_nodes.start(["south"])
     clients: list[SignalClient] = []
     started: dict[str, str] = {}  # visit -> claimant name
     try:
-        await asyncio.to_thread(wait_healthy, port_a, a)
-        await asyncio.to_thread(wait_healthy, port_b, b)
-        await wait_for(lambda: "north" in _owned(port_a) and "south" in _owned(port_b),
+        await wait_for(lambda: "north" in a.owned() and "south" in b.owned(),
                        "each node owns its office")  # fmt: skip
-        for port, office in ((port_a, "north"), (port_b, "south")):
+        for node, office in ((a, "north"), (b, "south")):
             for i in range(3):
                 token = keys.issue("booth", f"b{i}", office, booth=f"b{i}")
-                booth = await _connect_retry(f"ws://127.0.0.1:{port}/ws", token)
+                booth = await _connect_retry(node.url, token)
                 clients.append(booth)
                 name = f"{office} claimant {i}"
                 claimant = {"name": name, "membership_no": f"{i}"}
@@ -266,14 +254,9 @@ async def test_nodes_owning_different_offices_mint_distinct_visit_ids(
     finally:
         for client in clients:
             await client.close()
-        for proc in (a, b):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            if proc.stderr:
-                proc.stderr.close()
+        pg_nodes.stop_all()
     assert len(started) == 6, f"six distinct ids: {sorted(started)}"
-    pool = await connect_pool(pg_url)
+    pool = await connect_pool(pg_nodes.store)
     try:
         loaded = await load_pg(pool)  # every stream, in commit order
         stored_keys = await pool.fetchval("SELECT count(*) FROM lapak_visit_keys")
@@ -281,7 +264,7 @@ async def test_nodes_owning_different_offices_mint_distinct_visit_ids(
         await pool.close()
     assert {v: loaded.state.visits[v].name for v in started} == started, "each key its own"
     assert stored_keys == 6
-    assert (await asyncio.to_thread(verify_store, pg_url)).problems == []
+    assert (await asyncio.to_thread(verify_store, pg_nodes.store)).problems == []
 
 
 NODE = shutil.which("node")
@@ -318,26 +301,16 @@ def _node_has_websocket() -> bool:
 
 
 @pytest.mark.skipif(not _node_has_websocket(), reason="needs node with a WebSocket (>= 20.10)")
-async def test_the_kiosk_signal_module_follows_moved_and_fails_over(
-    pg_url: str, tmp_path: Path
-) -> None:
+async def test_the_kiosk_signal_module_follows_moved_and_fails_over(pg_nodes: Nodes) -> None:
     """The kiosk's signal.js (run by node, against two real nodes) loaded from the node that
     does not own its office: it follows ``moved`` to the owner with its session and starts
     its visit there. The owner is killed: the module cannot reach it, starts over at its
     own node, which has taken the office, and the booth's visit is still its open visit."""
-    secret = tmp_path / "secret"
-    keys = KeyRing.generate()
-    keys.write(secret)
-    port_a, port_b = free_port(), free_port()
-    a = _node(pg_url, tmp_path / "a", secret, port_a)
-    b: subprocess.Popen[str] | None = None
+    keys = pg_nodes.keys
+    a, b = await _two(pg_nodes)
     kiosk: asyncio.subprocess.Process | None = None
     try:
-        await asyncio.to_thread(wait_healthy, port_a, a)
-        await wait_for(lambda: "main" in _owned(port_a), "the first node owns main")
-        b = _node(pg_url, tmp_path / "b", secret, port_b)
-        await asyncio.to_thread(wait_healthy, port_b, b)
-        env = {**os.environ, "ENTRY": f"127.0.0.1:{port_b}", "SIGNAL_JS": SIGNAL_JS.as_uri(),
+        env = {**os.environ, "ENTRY": f"127.0.0.1:{b.port}", "SIGNAL_JS": SIGNAL_JS.as_uri(),
                "TOKEN": keys.issue("booth", "b0", "main", booth="b0")}  # fmt: skip
         assert NODE is not None
         kiosk = await asyncio.create_subprocess_exec(
@@ -347,11 +320,10 @@ async def test_the_kiosk_signal_module_follows_moved_and_fails_over(
         assert kiosk.stdout is not None
         async with asyncio.timeout(30):
             first = json.loads(await kiosk.stdout.readline())
-        assert first.get("url") == f"ws://127.0.0.1:{port_a}/ws", f"moved to the owner: {first}"
+        assert first.get("url") == a.url, f"moved to the owner: {first}"
         assert first["visit"] and first["reconnects"] == 0
 
-        os.killpg(a.pid, signal.SIGKILL)
-        a.wait(timeout=10)
+        pg_nodes.kill(a)
         try:
             async with asyncio.timeout(45):
                 second = json.loads(await kiosk.stdout.readline())
@@ -361,15 +333,9 @@ async def test_the_kiosk_signal_module_follows_moved_and_fails_over(
             assert kiosk.stderr is not None
             trail = (await kiosk.stderr.read()).decode()[-3000:]
             raise AssertionError(f"the kiosk did not resume: {trail}") from None
-        assert second.get("url") == f"ws://127.0.0.1:{port_b}/ws", f"back at its own: {second}"
+        assert second.get("url") == b.url, f"back at its own: {second}"
         assert second["visit"] == first["visit"], "the booth's open visit came with the office"
     finally:
         if kiosk is not None and kiosk.returncode is None:
             kiosk.kill()
             await kiosk.wait()
-        for proc in (a, b):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            if proc is not None and proc.stderr:
-                proc.stderr.close()
