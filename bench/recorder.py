@@ -7,7 +7,10 @@ process, whose CPU time is read from /proc. The visit alternates on air and off 
 thumbnails the other half, and the officer's media are relayed half the time), then ends; the
 recorder closes the file. CPU per minute is the recorder's CPU during the visit (its idle CPU,
 measured before, is reported too) over the file's duration; disk per minute is the file's
-size over its duration.
+size over its duration. The file is encrypted (AES-256-GCM chunks under the visit's
+recording key, which the recorder asks the server for): the figures include that, and the
+bench then decrypts it with the key from the data directory, as `lapak recordings export`
+does, and reports that time too (``decrypt_s_per_min``) and that it decodes.
 
 Run from the repo root: ``.venv/bin/python bench/recorder.py`` (``--seconds 30`` for a quick
 look, ``--quick`` for the smoke test). Last line: one JSON object.
@@ -50,11 +53,21 @@ async def until(predicate, what: str, timeout: float) -> None:  # type: ignore[n
         await asyncio.sleep(0.1)
 
 
+def count_video(path: Path) -> int:
+    """Booth video frames in a decrypted file (the proof it decodes)."""
+    import av
+
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
 async def main(args: argparse.Namespace) -> dict[str, object]:
+    from lapak.cli.recordings import visit_key
     from lapak.media.booth import BoothMediaConfig
     from lapak.media.headless import HeadlessDesk
     from lapak.media.officer import OfficerMediaOptions
-    from lapak.media.recorder_file import read_sidecar
+    from lapak.media.recorder_crypt import decrypt_to
+    from lapak.media.recorder_file import SUFFIX, read_sidecar
     from lapak.media.simulator import make_booths
     from lapak.signaling.config import ServerConfig
     from lapak.signaling.server import SignalServer
@@ -94,12 +107,19 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
             await desk.focus(visit if on else None)
             await asyncio.sleep(min(args.period, args.seconds - (time.monotonic() - began)))
         await desk.session.end_visit(visit, "abandoned", None)
-        sidecar = rec_dir / f"{visit}.webm.json"
+        sidecar = rec_dir / f"{visit}{SUFFIX}.json"
         await until(
             lambda: sidecar.exists() and read_sidecar(sidecar).get("closed"), "the file", 30
         )
         visit_cpu = cpu_s(proc.pid) - start_cpu
         info = read_sidecar(sidecar)
+        key = visit_key(server.data_dir, visit)
+        plain = tmp / f"{visit}.webm"
+        t0 = time.process_time()
+        with plain.open("wb") as out:
+            opened = decrypt_to(rec_dir / str(info["file"]), key, out)
+        decrypt_cpu = time.process_time() - t0
+        decoded = await asyncio.to_thread(count_video, plain)
     finally:
         if proc.returncode is None:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -125,6 +145,11 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         "recorder_cpu_share": round(visit_cpu / (minutes * 60), 3),
         "recorder_idle_cpu_share": round(idle_cpu, 4),
         "disk_mb_per_min": round(int(info["bytes"]) / 1e6 / minutes, 2),
+        "encrypted": True,
+        "chunks": opened.chunks,
+        "closed_with_final_chunk": opened.final,
+        "decrypt_s_per_min": round(decrypt_cpu / minutes, 4),
+        "decoded_booth_frames": decoded,
         "machine": f"{platform.machine()} {os.cpu_count()} cpus, {platform.python_version()}",
         "date": time.strftime("%Y-%m-%d"),
     }

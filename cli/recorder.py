@@ -11,6 +11,7 @@ from typing import Any
 
 from lapak.cli.errors import CliError
 from lapak.cli.exit_codes import EXIT_TOKEN
+from lapak.cli.options import add_ca_option
 
 log = logging.getLogger("lapak.recorder")
 
@@ -20,9 +21,11 @@ def add_parser(sub: Any) -> None:
         "recorder",
         help="record every visit of an office (a receive-only peer, like a supervisor)",
         description="Joins each visit of its token's office from routing to end and writes one "
-        "WebM file per visit into --dir, with a JSON sidecar; each closed file's SHA-256 goes "
-        "into the visit's audit trail (lapak recordings verify).",
+        "WebM file per visit into --dir, encrypted with the visit's recording key (from the "
+        "server), with a JSON sidecar; each closed file's SHA-256 goes into the visit's audit "
+        "trail (lapak recordings verify; lapak recordings export decrypts).",
     )
+    add_ca_option(p)
     p.add_argument("--server", required=True, help="ws://HOST:PORT/ws of the signalling server")
     p.add_argument("--token", help="a token of role recorder (lapak token issue --role recorder)")
     p.add_argument("--token-file", type=Path, help="read the token from this file instead")
@@ -56,10 +59,10 @@ def _token(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lapak.cli.clients import check_token, server_url
+    from lapak.cli.clients import prepare, server_url
 
     token = _token(args)
-    check_token("recorder", token)
+    prepare("recorder", token, args.ca_file)
     size = _size(args.video_size)
     if args.dir.exists() and not args.dir.is_dir():
         raise CliError(f"--dir {args.dir} is not a directory")

@@ -2,7 +2,14 @@
 
 ``verify`` recomputes each file's SHA-256 and size and compares them with the visit's
 ``recording_closed`` event in the server's event log; a file that differs, is missing, or has
-no such event (a recorder stopped before it could close it) fails, exit 1, one line each.
+no such event (a recorder stopped before it could close it) fails, exit 1, one line each. It
+needs no key: the trail's hash is over the encrypted file, so it works after a purge too.
+
+``export`` decrypts a visit's files to plain WebM for an auditor, offline: the key comes from
+the server's data directory (the visit key in ``visit_keys``, read-only, safe while the
+server runs; the recording key is derived from it as the server does). A purged visit has no
+key: "purged: the recording can no longer be read", exit 1. A chunk that does not open (a
+damaged or altered file, a wrong key) is named, exit 1, and nothing of that file is kept.
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ from typing import Any
 from lapak.cli.errors import CliError
 from lapak.cli.exit_codes import EXIT_FAILED, EXIT_NO_FILE, EXIT_OK, EXIT_USAGE
 
-SUFFIX = ".webm"
+SUFFIX = ".rec"  # encrypted (media/recorder_crypt.py)
+PLAIN = ".webm"  # files recorded before encryption: listed, verified and copied as they are
+SUFFIXES = (SUFFIX, PLAIN)
 
 
 def add_parser(sub: Any) -> None:
@@ -30,12 +39,18 @@ def add_parser(sub: Any) -> None:
     a.add_argument("--dir", type=Path, required=True, help="the recorder's --dir")
     a.add_argument("--json", action="store_true", help="the sidecars as JSON lines")
     a = actions.add_parser(
-        "export", help="copy a visit's recordings (and its audit trail) to another directory"
+        "export",
+        help="decrypt a visit's recordings to plain WebM (with its audit trail) in a directory",
     )
     a.add_argument("--dir", type=Path, required=True, help="the recorder's --dir")
     a.add_argument("--visit", required=True)
-    a.add_argument("--to", type=Path, required=True, help="directory to copy into (created)")
-    a.add_argument("--data-dir", type=Path, help="the server's data directory: add the trail")
+    a.add_argument("--to", type=Path, required=True, help="directory to write into (created)")
+    a.add_argument(
+        "--data-dir",
+        type=Path,
+        required=True,
+        help="the server's data directory: the visit's key (read-only) and its trail",
+    )
     a = actions.add_parser(
         "verify", help="recompute SHA-256 and size against the audit trail: exit 1 on any problem"
     )
@@ -72,7 +87,8 @@ def sidecars(directory: Path) -> list[dict[str, Any]]:
     from lapak.media.recorder_file import read_sidecar
 
     found = []
-    for path in sorted(directory.glob(f"*{SUFFIX}.json")):
+    paths = [p for suffix in SUFFIXES for p in directory.glob(f"*{suffix}.json")]
+    for path in sorted(paths):
         try:
             found.append(read_sidecar(path))
         except (OSError, ValueError) as exc:
@@ -139,7 +155,7 @@ def problems_of(directory: Path, closed: list[Closed], visit: str | None) -> tup
             continue
         good += 1
         sys.stdout.write(f"OK {name} (visit {event.visit}, event {event.seq})\n")
-    for path in sorted(directory.glob(f"*{SUFFIX}")):
+    for path in sorted(p for suffix in SUFFIXES for p in directory.glob(f"*{suffix}")):
         if path.name in by_file:
             continue
         owner = _visit_of(path)
@@ -172,27 +188,126 @@ def _verify(directory: Path, data_dir: Path, visit: str | None) -> int:
     return EXIT_FAILED if problems else EXIT_OK
 
 
-def _export(directory: Path, visit: str, to: Path, data_dir: Path | None) -> int:
+def visit_key(data_dir: Path, visit: str) -> bytes:
+    """The visit's recording key, from the server's data directory (read-only); CliError
+    "purged" when a purge destroyed it."""
+    import sqlite3
+
+    from lapak.signaling.logformat import connect_readonly
+    from lapak.signaling.personal_data import recording_key
+    from lapak.signaling.visitkeys import SqliteKeyStore
+
+    log_file = data_dir / "events.sqlite3"
+    if not log_file.exists():
+        raise CliError(f"no event log in {data_dir}", EXIT_NO_FILE)
+    try:
+        conn = connect_readonly(log_file)
+        try:
+            key = SqliteKeyStore(conn).get(visit)
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise CliError(f"cannot read the keys in {log_file}: {exc}", EXIT_FAILED) from None
+    if key is not None:
+        return recording_key(key, visit)
+    if _purged(log_file, visit):
+        raise CliError(f"visit {visit} is purged: the recording can no longer be read", EXIT_FAILED)
+    raise CliError(
+        f"no key for visit {visit} in {data_dir}: not this server's visit, or logged before "
+        "recordings were encrypted",
+        EXIT_FAILED,
+    )
+
+
+def _purged(log_file: Path, visit: str) -> bool:
+    from lapak.signaling.events import VisitPurged, decode_event
+    from lapak.signaling.logformat import iter_rows
+
+    for _, _, kind, body, _ in iter_rows(log_file):
+        if kind == "visit_purged":
+            event = decode_event(body)
+            if isinstance(event, VisitPurged) and event.visit == visit:
+                return True
+    return False
+
+
+def _decrypt(source: Path, target: Path, key: bytes, closed: bool) -> int:
+    """``source`` (encrypted) to ``target`` (plain WebM); the chunks read. A damaged chunk
+    is a CliError naming it (and no partial ``target`` is left)."""
+    from lapak.media.recorder_crypt import RecordingCryptError, decrypt_to
+
+    tmp = target.with_name(target.name + ".part")
+    try:
+        with tmp.open("wb") as out:
+            found = decrypt_to(source, key, out)
+    except RecordingCryptError as exc:
+        tmp.unlink(missing_ok=True)
+        raise CliError(f"{source.name}: {exc}", EXIT_FAILED) from None
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise CliError(f"cannot export {source.name}: {exc}", EXIT_FAILED) from None
+    if not found.final and closed:
+        tmp.unlink(missing_ok=True)
+        raise CliError(
+            f"{source.name}: ends after chunk {found.chunks - 1} without its final chunk, but "
+            "its sidecar says it was closed: the file was cut short",
+            EXIT_FAILED,
+        )
+    if not found.final:
+        sys.stderr.write(
+            f"lapak recordings export: {source.name} was cut short (the recorder stopped "
+            f"without closing it): exported its {found.chunks} complete chunks\n"
+        )
+    _indexed(tmp, target)
+    return found.chunks
+
+
+def _indexed(tmp: Path, target: Path) -> None:
+    """The decrypted WebM, remuxed with an index (cues, duration); as decrypted if FFmpeg
+    cannot (a warning: it still plays, seeking by scanning)."""
+    import av
+
+    from lapak.media.recorder_file import remux
+
+    try:
+        remux(tmp, target)
+    except (av.error.FFmpegError, ValueError) as exc:
+        sys.stderr.write(
+            f"lapak recordings export: {target.name} is written without an index ({exc})\n"
+        )
+        tmp.replace(target)
+        return
+    tmp.unlink()
+
+
+def _export(directory: Path, visit: str, to: Path, data_dir: Path) -> int:
     cars = [c for c in sidecars(directory) if c.get("visit") == visit]
     if not cars:
         raise CliError(f"no recording of visit {visit} in {directory}", EXIT_NO_FILE)
     if to.exists() and not to.is_dir():
         raise CliError(f"--to {to} is not a directory", EXIT_USAGE)
+    encrypted = [c for c in cars if str(c["file"]).endswith(SUFFIX)]
+    key = visit_key(data_dir, visit) if encrypted else b""
     to.mkdir(parents=True, exist_ok=True)
     for car in cars:
         name = str(car["file"])
-        for part in (name, f"{name}.json"):
-            if (directory / part).is_file():
-                shutil.copy2(directory / part, to / part)
-                sys.stdout.write(f"{to / part}\n")
-    if data_dir is not None:
-        from lapak.signaling.audit import records
+        source = directory / name
+        if not source.is_file():
+            raise CliError(f"{source} is missing (its sidecar is there)", EXIT_NO_FILE)
+        if name.endswith(SUFFIX):
+            target = to / (name[: -len(SUFFIX)] + PLAIN)
+            _decrypt(source, target, key, bool(car.get("closed")))
+        else:
+            target = to / name
+            shutil.copy2(source, target)
+        sys.stdout.write(f"{target}\n")
+        shutil.copy2(directory / f"{name}.json", to / f"{name}.json")
+        sys.stdout.write(f"{to / f'{name}.json'}\n")
+    from lapak.signaling.audit import records
 
-        if not (data_dir / "events.sqlite3").exists():
-            raise CliError(f"no event log in {data_dir}", EXIT_NO_FILE)
-        trail_file = to / f"{visit}.audit.jsonl"
-        with trail_file.open("w") as out:
-            for row in records(data_dir, visit):
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        sys.stdout.write(f"{trail_file}\n")
+    trail_file = to / f"{visit}.audit.jsonl"
+    with trail_file.open("w") as out:
+        for row in records(data_dir, visit):
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    sys.stdout.write(f"{trail_file}\n")
     return EXIT_OK

@@ -7,11 +7,17 @@ officer's voice and picture as the booth played them (relayed by the booth while
 docs/protocol.md, Recording). The file stays open across link drops (a gap is written) and is
 closed when the visit ends or the recorder stops; then ``recording_closed`` puts its SHA-256,
 duration, size and gaps into the visit's audit trail.
+
+Before a visit's file is made the recorder asks the server for the visit's recording key
+(``get_recording_key``); the file is written encrypted with it (media/recorder_crypt.py) and
+the key is kept in memory only. A visit whose key is refused is not recorded (logged).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 import time
 from collections.abc import Callable
@@ -35,7 +41,7 @@ from lapak.media.recorder_relay import new_recording_peer
 from lapak.media.track_frames import track_frames
 from lapak.signaling.client import SignalClient
 from lapak.signaling.messages import Delta, SdpRelay, ServerMessage, Snapshot, VisitView, Welcome
-from lapak.signaling.protocol import RecordingClosed, Sdp, Watch
+from lapak.signaling.protocol import GetRecordingKey, RecordingClosed, Sdp, Watch
 
 log = logging.getLogger("lapak.recorder")
 
@@ -87,6 +93,8 @@ class Recorder:
         self.closed: list[RecordingInfo] = []
         self.desks: dict[str, str] = {}  # desk -> office, from the welcome
         self._watcher: asyncio.Task[None] | None = None
+        self._starting: set[str] = set()  # visits whose key is being fetched
+        self._ended: set[str] = set()  # visits seen ending while their key was fetched
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -139,11 +147,37 @@ class Recorder:
         if view.state == "ended":
             if rec is not None:
                 self._spawn(self._finish(view.visit, reason="visit_ended"), f"fin-{view.visit}")
+            elif view.visit in self._starting:
+                self._ended.add(view.visit)
             return
-        if view.state == "active" and rec is None:
-            self._begin(view, office)
+        if view.state == "active" and rec is None and view.visit not in self._starting:
+            self._starting.add(view.visit)
+            self._spawn(self._begin(view, office), f"begin-{view.visit}")
 
-    def _begin(self, view: VisitView, office: str) -> None:
+    async def _key(self, visit: str) -> bytes | None:
+        """The visit's recording key from the server, or None (refused: not recorded)."""
+        try:
+            answer = await self.client.request(GetRecordingKey(visit=visit))
+            key = base64.b64decode(answer.key, validate=True)
+        except (binascii.Error, AttributeError) as exc:
+            log.warning("event=recording_key_bad visit=%s reason=%r", visit, str(exc))
+            return None
+        except Exception as exc:  # refused, or the link went: a later delta tries again
+            log.warning("event=recording_key_refused visit=%s reason=%r", visit, str(exc))
+            return None
+        return key if len(key) == 32 else None
+
+    async def _begin(self, view: VisitView, office: str) -> None:
+        try:
+            key = await self._key(view.visit)
+            if key is None or view.visit in self._ended or view.visit in self.recordings:
+                return
+            self._create(view, office, key)
+        finally:
+            self._starting.discard(view.visit)
+            self._ended.discard(view.visit)
+
+    def _create(self, view: VisitView, office: str, key: bytes) -> None:
         path = free_path(self.directory, view.visit)
         start = self.clock()
         info = RecordingInfo(
@@ -157,7 +191,7 @@ class Recorder:
             routed_at=view.routed_at,
         )
         rec = VisitRecording(
-            view.visit, view.booth, RecordingFile(path, info, booth_size=self.booth_size)
+            view.visit, view.booth, RecordingFile(path, info, key, booth_size=self.booth_size)
         )
         self.recordings[view.visit] = rec
         log.info("event=recording_started visit=%s file=%s", view.visit, path.name)

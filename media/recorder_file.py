@@ -1,4 +1,5 @@
-"""One visit's recording: a WebM file (VP8 + Opus through PyAV) written by its own thread.
+"""One visit's recording: a WebM (VP8 + Opus through PyAV), encrypted as it is written
+(media/recorder_crypt.py: AES-256-GCM chunks under the visit's recording key), by its own thread.
 
 Four streams, in this order: the booth's camera, the booth's microphone, the officer's picture
 and the officer's voice as the booth received them (relayed only while on air). Timestamps are
@@ -6,8 +7,10 @@ wall-clock: the file's metadata holds the start (``LAPAK_START``, Unix seconds, 
 ``creation_time``), and every frame's pts is its arrival time since then, so a stretch with no
 media (a dropped link, the officer off air) is a stretch with no frames, not compressed time.
 
-Kill-safety: the muxer flushes every packet to the file and starts a cluster at least every
-second, so a recorder killed by SIGKILL leaves a file that decodes up to its last cluster. A
+Kill-safety: the muxer starts a cluster at least every second and hands each one, finished,
+to the sealed writer, which appends it as one chunk; a recorder killed by SIGKILL leaves a
+file that decrypts and decodes up to its last complete chunk. The clear WebM never touches
+the disk. A
 sidecar ``<file>.json`` (replaced atomically) says what the file is, its gaps and, once closed,
 its SHA-256, duration and size; an unclosed sidecar marks a file cut short.
 """
@@ -27,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import av
+
+from lapak.media.recorder_crypt import SealedWriter
 
 log = logging.getLogger("lapak.recorder")
 
@@ -51,6 +56,11 @@ last went off air."""
 VP8_OPTIONS = {"deadline": "realtime", "cpu-used": "16", "lag-in-frames": "0", "threads": "1"}
 """libvpx's fastest real-time mode on one thread: ~2.5 ms a 640x480 frame here, against 170 ms
 with FFmpeg's defaults (good quality, a thread per core fighting over two cores)."""
+SUFFIX = ".rec"
+"""An encrypted recording's file name ends so; the export writes ``V….webm``."""
+ENCRYPTION = "lapak-rec/1 AES-256-GCM chunks"
+IO_BUFFER = 1 << 20
+"""The muxer's write buffer: a cluster (~1 s, ~100 KB) is one write, so one chunk."""
 QUEUE_DEPTH = 400  # ~2 s of all four streams; beyond that frames are dropped (counted)
 
 
@@ -74,6 +84,8 @@ class RecordingInfo:
     bytes: int | None = None
     sha256: str | None = None
     dropped_frames: int = 0
+    encryption: str = ENCRYPTION  # the key: the visit's recording key (docs/recording.md)
+    chunks: int | None = None  # sealed chunks written, once closed
 
 
 def sidecar_path(path: Path) -> Path:
@@ -104,12 +116,12 @@ def sha256_of(path: Path) -> str:
 
 
 def free_path(directory: Path, visit: str) -> Path:
-    """``V.webm``, or ``V-2.webm``… when a restarted recorder records the same visit again."""
-    path = directory / f"{visit}.webm"
+    """``V.rec``, or ``V-2.rec``… when a restarted recorder records the same visit again."""
+    path = directory / f"{visit}{SUFFIX}"
     n = 1
     while path.exists() or sidecar_path(path).exists():
         n += 1
-        path = directory / f"{visit}-{n}.webm"
+        path = directory / f"{visit}-{n}{SUFFIX}"
     return path
 
 
@@ -170,7 +182,10 @@ class _Audio:
 
 
 class RecordingFile:
-    """A WebM file fed from the event loop (``put``) and written by a thread.
+    """An encrypted WebM file fed from the event loop (``put``) and written by a thread.
+
+    ``key`` is the visit's recording key (from the server's ``recording_key``); it is held by
+    the sealed writer, in memory only.
 
     ``booth_media`` (wall time of the booth's last frame) and ``gaps`` are kept here, so the
     file's facts come from what reached it.
@@ -180,6 +195,7 @@ class RecordingFile:
         self,
         path: Path,
         info: RecordingInfo,
+        key: bytes,
         *,
         booth_size: tuple[int, int] = (640, 480),
         officer_size: tuple[int, int] = (320, 240),
@@ -200,7 +216,12 @@ class RecordingFile:
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"rec-{info.visit}", daemon=True)
         write_sidecar(path, info)
-        self._container = self._open()
+        self._writer = SealedWriter(path, info.visit, key)
+        try:
+            self._container = self._open()
+        except BaseException:
+            self._writer.abandon()
+            raise
         self._thread.start()
 
     # -- the event loop's side ---------------------------------------------------------
@@ -247,6 +268,7 @@ class RecordingFile:
         self._queue.put(None)
         self._thread.join()
         self.info.closed = True
+        self.info.chunks = self._writer.index
         self.info.end = end
         self.info.duration_s = round(max(0.0, end - self.info.start), 3)
         self.info.bytes = self.path.stat().st_size
@@ -260,14 +282,15 @@ class RecordingFile:
 
     def _open(self) -> Any:
         container = av.open(
-            str(self.path),
+            self._writer,  # not seekable: written front to back, each cluster sealed once
             mode="w",
             format="webm",
             options={
-                "flush_packets": "1",  # every packet reaches the file: SIGKILL loses little
+                "flush_packets": "1",  # every finished cluster reaches the writer at once
                 "max_interleave_delta": "500000",  # µs: never hold packets for a silent stream
                 "cluster_time_limit": "1000",  # ms
             },
+            buffer_size=IO_BUFFER,
         )
         container.metadata["title"] = f"Lapak visit {self.info.visit}"
         container.metadata["creation_time"] = self.info.start_utc
@@ -309,7 +332,12 @@ class RecordingFile:
         except BaseException as exc:  # the file is cut short; close() reports it
             self._error = exc
         finally:
-            container.close()
+            try:
+                container.close()
+                self._writer.finish()  # the final chunk: closed, not cut short
+            except BaseException as exc:
+                self._error = self._error or exc
+                self._writer.abandon()
 
     def _encode(self, key: str, frame: av.frame.Frame, t: float) -> None:
         officer = self._coders["officer_video"]
@@ -327,3 +355,20 @@ class RecordingFile:
         for out in frames:
             for packet in coder.stream.encode(out):
                 self._container.mux(packet)
+
+
+def remux(source: Path, target: Path) -> None:
+    """Copy a decrypted (front-to-back, index-less) WebM into ``target`` with cues and
+    durations, packets untouched (same pts), so players can seek: what export hands over."""
+    with av.open(str(source)) as src, av.open(str(target), "w", format="webm") as out:
+        out.metadata.update(src.metadata)
+        streams = {}
+        for stream in src.streams:
+            copy = out.add_stream_from_template(stream)
+            copy.metadata.update(stream.metadata)
+            streams[stream.index] = copy
+        for packet in src.demux():
+            if packet.dts is None:  # the demuxer's end-of-stream marker
+                continue
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)

@@ -34,6 +34,7 @@ from lapak.signaling.messages import (
     Ack,
     Error,
     Moved,
+    RecordingKey,
     ServerMessage,
     Snapshot,
     Welcome,
@@ -42,6 +43,7 @@ from lapak.signaling.messages import (
 from lapak.signaling.messages import encode as encode_message
 from lapak.signaling.protocol import (
     ClientMessage,
+    GetRecordingKey,
     Hello,
     Refresh,
     Watch,
@@ -70,7 +72,7 @@ log = logging.getLogger("lapak.client")
 
 MessageHandler = Callable[[ServerMessage], Awaitable[None] | None]
 WelcomeHandler = Callable[[Welcome], Awaitable[None] | None]
-Answer: TypeAlias = Welcome | Ack | Snapshot | Moved  # moved: only ever for a hello
+Answer: TypeAlias = Welcome | Ack | Snapshot | Moved | RecordingKey  # moved: only for a hello
 WIRE_MAX_SIZE = 1024 * 1024
 REFRESH_RETRY_S = 2.0  # no newer token yet, or it was refused: look again this often
 _dict_encoder = msgspec.json.Encoder()
@@ -343,6 +345,10 @@ class SignalClient:
         self, message: Watch, timeout: float | None = None
     ) -> Snapshot: ...
     @overload
+    async def request(  # type: ignore[overload-overlap]  # the more specific answer first
+        self, message: GetRecordingKey, timeout: float | None = None
+    ) -> RecordingKey: ...
+    @overload
     async def request(self, message: ClientMessage, timeout: float | None = None) -> Ack: ...
     @overload
     async def request(self, message: dict[str, Any], timeout: float | None = None) -> Answer: ...
@@ -393,7 +399,7 @@ class SignalClient:
     def _answered(self, message: ServerMessage) -> bool:
         """Resolve the request this message answers; True when nobody else should see it
         (acks, errors and welcomes; a snapshot answering ``watch`` is the desk's news too)."""
-        if not isinstance(message, Welcome | Ack | Error | Snapshot | Moved):
+        if not isinstance(message, Welcome | Ack | Error | Snapshot | Moved | RecordingKey):
             return False
         if isinstance(message, Welcome):
             self.welcome = message  # known before the frames after it are delivered

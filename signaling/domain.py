@@ -17,7 +17,7 @@ from lapak.signaling import permissions as perm
 from lapak.signaling.errors import DomainError
 from lapak.signaling.events import Event
 from lapak.signaling.permissions import SYSTEM, Actor
-from lapak.signaling.personal_data import Sealer
+from lapak.signaling.personal_data import Sealer, recording_key
 from lapak.signaling.protocol import ErrorCode
 from lapak.signaling.protocol import RecordingClosed as RecordingClosedMsg
 from lapak.signaling.state import (
@@ -260,6 +260,8 @@ class Domain:
         self._emit(events, started)
         visit = self.state.visits[visit_id]
         visit.name, visit.membership_no = name, membership_no
+        if visit_id in self.new_keys:  # a recorder asks for it (get_recording_key)
+            visit.recording_key = recording_key(self.new_keys[visit_id], visit_id)
         if not self._seat(self.state.visits[visit_id], now, events):
             self._emit(events, ev.VisitQueued(visit_id, now))
         return visit_id, events
@@ -397,6 +399,18 @@ class Domain:
         by = actor.booth or actor.sub  # the booth, as the trail names booths
         self._emit(events, ev.RecordingNoticeShown(visit_id, by, now, actor.role))
         return events
+
+    def recording_key_of(self, actor: Actor, visit_id: str) -> bytes:
+        """The key a recorder of the visit's office encrypts its file with: only for a
+        visit still open (what it records), never once purged."""
+        visit = perm.recorded_visit(self.state, actor, visit_id)
+        if visit.state == "ended":
+            raise DomainError(ErrorCode.VISIT_NOT_ACTIVE, f"visit {visit_id} has ended")
+        if visit.recording_key is None:
+            raise DomainError(
+                ErrorCode.CONFLICT, f"visit {visit_id} has no key (logged before sealing)"
+            )
+        return visit.recording_key
 
     # -- personal data (issue 15) ------------------------------------------------------
 

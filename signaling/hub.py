@@ -12,6 +12,7 @@ sockets, sleeps or the host's zone.
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from lapak.signaling.domain import Domain, Rules
 from lapak.signaling.errors import DomainError, LapakError
 from lapak.signaling.events import Event
 from lapak.signaling.ice import IcePolicy
-from lapak.signaling.messages import Ack, Error, Supervision, Welcome, tag
+from lapak.signaling.messages import Ack, Error, RecordingKey, Supervision, Welcome, tag
 from lapak.signaling.office_stats import office_stats
 from lapak.signaling.permissions import SYSTEM, Actor, Place
 from lapak.signaling.personal_data import RandomBytes, Sealer
@@ -414,6 +415,9 @@ class Hub:
             case p.PurgeVisit():
                 result.events += d.purge_visit(actor, msg.visit, msg.reason, now)
                 out.append((me, Ack(re=msg.id, visit=msg.visit)))
+            case p.GetRecordingKey():
+                key = base64.b64encode(d.recording_key_of(actor, msg.visit)).decode("ascii")
+                out.append((me, RecordingKey(re=msg.id, visit=msg.visit, key=key)))
             case _:  # pragma: no cover - decode_client admits only the types above
                 raise p.ProtocolError(ErrorCode.UNKNOWN_TYPE, "unhandled message")
 

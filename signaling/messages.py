@@ -324,6 +324,18 @@ class Moved(_Message, frozen=True, tag="moved"):
     url: str
 
 
+class RecordingKey(_Message, frozen=True, tag="recording_key"):
+    """The answer to ``get_recording_key``, to that recorder only: the key its file of
+    ``visit`` is encrypted with (base64 of 32 bytes; HKDF-SHA256 of the visit's key, info
+    bound to the visit id). Held in the recorder's memory only; gone with a purge."""
+
+    re: int | None
+    visit: str
+    key: str
+    alg: str = "A256GCM"
+    kdf: str = "HKDF-SHA256"
+
+
 ServerMessage = (
     Welcome
     | Ack
@@ -335,6 +347,7 @@ ServerMessage = (
     | PeerLeft
     | Supervision
     | Moved
+    | RecordingKey
 )
 
 SERVER_MESSAGES: tuple[type[_Message], ...] = get_args(ServerMessage)

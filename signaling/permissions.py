@@ -47,6 +47,7 @@ PERMISSIONS["sdp"] |= {"recorder"}
 PERMISSIONS["refresh"] |= {"recorder"}
 PERMISSIONS["recording_closed"] = frozenset({"recorder"})
 PERMISSIONS["recording_notice_shown"] = frozenset({"booth"})
+PERMISSIONS["get_recording_key"] = frozenset({"recorder"})  # its file's key (docs/recording.md)
 RECORDERS = ("recorder",)  # watch every desk of their own office (never office *)
 MUTATING = frozenset(
     {

@@ -21,6 +21,8 @@ from typing import Protocol
 import msgspec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 KEY_BYTES = 32  # AES-256
 NONCE_BYTES = 12  # GCM's 96-bit nonce, random per field
@@ -108,3 +110,21 @@ def open_sealed(key: bytes, visit: str, sealed: Sealed) -> tuple[str, str]:
         _open_field(key, visit, "name", sealed.name),
         _open_field(key, visit, "membership_no", sealed.membership_no),
     )
+
+
+# -- recordings (issue 15): a key of their own, derived from the visit's ----------------
+
+RECORDING_KEY_INFO = b"lapak/recording/v1/"
+"""HKDF ``info`` prefix; the visit id follows, so a visit's recording key opens only its files."""
+
+
+def recording_key(visit_key: bytes, visit: str) -> bytes:
+    """The key a recorder encrypts ``visit``'s files with: HKDF-SHA256 of the visit's key,
+    ``info`` bound to the visit id. The recorder gets this, never the visit key itself (it
+    cannot open the sealed name); destroying the visit key leaves no way to it."""
+    if len(visit_key) != KEY_BYTES:
+        raise PersonalDataError(f"visit {visit}: a visit key is {KEY_BYTES} bytes")
+    hkdf = HKDF(
+        algorithm=SHA256(), length=KEY_BYTES, salt=None, info=RECORDING_KEY_INFO + visit.encode()
+    )
+    return hkdf.derive(visit_key)

@@ -252,6 +252,16 @@ class RecordingNoticeShown(
     id: int | None = None
 
 
+class GetRecordingKey(
+    msgspec.Struct, tag="get_recording_key", tag_field="type", forbid_unknown_fields=True
+):
+    """A recorder asks for the key to encrypt an open visit's recording with (answered by
+    ``recording_key``, to this connection only; docs/recording.md)."""
+
+    visit: str
+    id: int | None = None
+
+
 # -- personal data (issue 15) --------------------------------------------------------------
 
 
@@ -284,6 +294,7 @@ ClientMessage = (
     | RecordingClosed
     | RecordingNoticeShown
     | PurgeVisit
+    | GetRecordingKey
 )
 
 CLIENT_TYPES: tuple[str, ...] = tuple(

@@ -72,6 +72,7 @@ class Visit:
     taken_at: float | None = None
     sealed: Sealed | None = None  # the personal data as logged (name: in memory only)
     purged: bool = False
+    recording_key: bytes | None = None  # memory only, like the name (never in a snapshot)
 
     @property
     def current_step(self) -> int | None:
@@ -289,6 +290,7 @@ def apply(state: State, event: Event) -> None:
             if purged is not None:
                 purged.name = purged.membership_no = PURGED
                 purged.sealed, purged.purged = None, True
+                purged.recording_key = None
 
 
 def _unqueue_escalation(state: State, visit: Visit) -> None:
@@ -305,6 +307,7 @@ def conceal(state: State) -> None:
     for visit in state.visits.values():
         if visit.sealed is not None:
             visit.name = visit.membership_no = ""
+        visit.recording_key = None
 
 
 def _forget_old(state: State, now: float) -> None:

@@ -25,6 +25,7 @@ from lapak.signaling.personal_data import (
     KeyStore,
     PersonalDataError,
     open_sealed,
+    recording_key,
 )
 from lapak.signaling.state import State
 
@@ -94,7 +95,8 @@ def scrub(conn: sqlite3.Connection) -> bool:
 
 def reveal(state: State, store: KeyStore) -> int:
     """Open the sealed personal data of the visits in memory (after replay): the officer
-    sees names as before. Returns how many could not be opened (key missing or wrong)."""
+    sees names as before, and a recorder can get an open visit's recording key. Returns
+    how many could not be opened (key missing or wrong)."""
     missing = 0
     for visit in state.visits.values():
         if visit.sealed is None:
@@ -104,6 +106,7 @@ def reveal(state: State, store: KeyStore) -> int:
             if key is None:
                 raise PersonalDataError(f"visit {visit.id}: no key")
             visit.name, visit.membership_no = open_sealed(key, visit.id, visit.sealed)
+            visit.recording_key = recording_key(key, visit.id)
         except PersonalDataError as exc:
             missing += 1
             log.error("event=personal_data_unreadable visit=%s error=%s", visit.id, exc)

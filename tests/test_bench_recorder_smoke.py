@@ -12,3 +12,5 @@ def test_bench_recorder_quick_prints_json_with_its_keys() -> None:
     assert isinstance(result["bytes"], int) and result["bytes"] > 0, result
     assert result["recorder_cpu_s_per_min"] > 0 and result["disk_mb_per_min"] > 0, result
     assert result["duration_s"] > 4, "the file spans the visit"
+    assert result["encrypted"] is True and result["closed_with_final_chunk"] is True, result
+    assert result["decoded_booth_frames"] > 10, "the decrypted file decodes"

@@ -112,6 +112,30 @@ def test_unit_runs_a_sandboxed_restartable_service_as_its_own_user() -> None:
     assert set(one["RestrictAddressFamilies"].split()) == {"AF_INET", "AF_INET6", "AF_UNIX"}
 
 
+def test_the_recorder_unit_is_sandboxed_like_the_server_and_reads_its_token_from_a_file() -> None:
+    recorder = unit_settings((UNIT.parent / "lapak-recorder.service").read_text())
+    one = dict(recorder)
+    server = dict(unit_settings(UNIT.read_text()))
+    assert one["User"] == "lapak-recorder" != server["User"], "not the server's user"
+    assert one["StateDirectory"] == "lapak-recorder" and one["StateDirectoryMode"] == "0700"
+    assert one["LoadCredential"] == "recorder.token:/etc/lapak/recorder.token"
+    command = one["ExecStart"].split()
+    assert command[1] == "recorder" and "--token" not in command, "never a token on argv"
+    assert command[command.index("--token-file") + 1] == "%d/recorder.token"
+    assert command[command.index("--dir") + 1] == "/var/lib/lapak-recorder"
+    sandbox = (
+        "NoNewPrivileges", "CapabilityBoundingSet", "ProtectSystem", "ProtectHome", "PrivateTmp",
+        "PrivateDevices", "ProtectKernelTunables", "ProtectKernelModules", "ProtectControlGroups",
+        "RestrictAddressFamilies", "RestrictNamespaces", "SystemCallFilter", "UMask",
+    )  # fmt: skip
+    for key in sandbox:
+        assert one.get(key) == server.get(key), f"{key}: {one.get(key)!r} != {server.get(key)!r}"
+    assert [v for k, v in recorder if k == "SystemCallFilter"] == [
+        v for k, v in unit_settings(UNIT.read_text()) if k == "SystemCallFilter"
+    ]
+    assert one["Restart"] == "on-failure" and "2" in one["RestartPreventExitStatus"].split()
+
+
 def test_a_bad_config_exits_2_which_the_unit_does_not_restart(tmp_path: Path) -> None:
     """RestartPreventExitStatus=2 relies on this: a restart loop cannot fix a typo."""
     assert dict(unit_settings(UNIT.read_text()))["RestartPreventExitStatus"] == "2"
@@ -151,7 +175,10 @@ def runnable_units(where: Path, lapak: Path) -> list[Path]:
 
 def test_deploy_has_the_server_unit_and_the_backup_timer() -> None:
     names = [u.name for u in UNITS]
-    assert names == ["lapak-backup.service", "lapak-backup.timer", "lapak-signal.service"]
+    assert names == [
+        "lapak-backup.service", "lapak-backup.timer", "lapak-recorder.service",
+        "lapak-signal.service",
+    ]  # fmt: skip
     backup = dict(unit_settings(BACKUP_UNIT.read_text()))
     assert backup["User"] == "lapak", "backups run as the server's user, never root"
     assert " backup --data-dir /var/lib/lapak " in backup["ExecStart"]
@@ -170,7 +197,9 @@ def test_systemd_analyze_verifies_the_units_and_the_documented_drop_ins(tmp_path
     assert proc.returncode == 0 and not said, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("name", ["lapak-signal.service", "lapak-backup.service"])
+@pytest.mark.parametrize(
+    "name", ["lapak-signal.service", "lapak-backup.service", "lapak-recorder.service"]
+)
 def test_the_sandbox_scores_well(tmp_path: Path, name: str) -> None:
     tool = systemd_analyze()
     runnable_units(tmp_path, Path(sys.prefix) / "bin" / "lapak")

@@ -3,11 +3,12 @@
 The fixtures and helpers of tests/test_kiosk.py (real server, Chromium with a fake camera and
 a 650 Hz microphone tone, WebRTC with aiortc) and the decoding helpers of
 tests/test_recording.py. A real ``lapak recorder`` process records the kiosk's visit while a
-headless officer (1200 Hz tone, a card as picture) goes on air and off again. The decoded
-WebM must hold the kiosk's camera and tone throughout and the officer's tone and picture only
-inside the on-air period that the event log gives: the kiosk relays the officer's tracks as
-it received them, switched by replaceTrack on air and off (the page's relay senders say so,
-and the recorder's link is answered once: no renegotiation).
+headless officer (1200 Hz tone, a card as picture) goes on air and off again. The decrypted
+and decoded WebM must hold the kiosk's camera and tone throughout and the officer's tone and
+picture only inside the on-air period that the event log gives: the kiosk relays what it
+plays (the officer's voice after its on-air gain, its picture as received), switched by
+replaceTrack on air and off (the page's relay senders say so, and the recorder's link is
+answered once: no renegotiation).
 
 Office ``rec`` keeps this visit off the other kiosk tests' desks.
 """
@@ -35,7 +36,7 @@ from test_kiosk import (  # the kiosk fixtures: one server and browser for this 
     shot,
     until,
 )
-from test_recording import DARK_LUMA, MARGIN_S, decode, luma, tone_by_second
+from test_recording import DARK_LUMA, MARGIN_S, decode, decrypted, luma, tone_by_second
 
 from lapak.cli.main import main as lapak
 from lapak.media.headless import HeadlessDesk
@@ -178,7 +179,9 @@ async def test_the_kiosk_relays_the_officer_to_the_recorder_only_on_air(
     assert len(notice) == 1 and notice[0].at < on_at, "the claimant is told before on air"
     assert read_sidecar(sidecar_path(path))["closed"] is True
 
-    _, streams = decode(path)
+    # Encrypted with the visit's recording key: decrypted with the data directory's key, as
+    # test_recording does (its helper reads only ``.server.data_dir``, which Env has too).
+    _, streams = decode(decrypted(env, path, visit))  # type: ignore[arg-type]
     booth_times = [t for t, _ in streams["booth_video"]]
     end = booth_times[-1]
     assert end - booth_times[0] > 8, "the recording spans the visit"

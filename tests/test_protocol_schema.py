@@ -76,6 +76,7 @@ def day() -> list[dict[str, Any]]:
     rec_peer = next(f["peer"] for _, f in relayed if f["type"] == "sdp")
     answer(booth, {**reply, "offer_id": "r1", "peer": rec_peer})
     answer(booth, {"type": "recording_notice_shown", "visit": visit})
+    answer(recorder, {"type": "get_recording_key", "visit": visit})  # its file's key
     closed = {"visit": visit, "file": "v.webm", "sha256": "b" * 64, "duration_s": 2.0}
     answer(recorder, {"type": "recording_closed", **closed, "bytes": 9, "gaps": [[1, 2]]})
     answer(officer, {"type": "focus", "visit": None})

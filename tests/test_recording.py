@@ -3,13 +3,17 @@ tone), the officer (1200 Hz tone) and ``lapak recorder``'s engine; the WebM is d
 PyAV and compared with the event log: the booth's colour and tone throughout, the officer's
 tone only while on air; the consent notice is logged before the officer first speaks; the
 trail's SHA-256 verifies the file until one byte changes; a SIGKILLed recorder leaves a file
-that decodes."""
+that decodes. The files are encrypted with the visit's recording key: each test decrypts with
+the key the server's data directory holds before decoding (and `lapak recordings export` does
+the same for the auditor); a purge makes that impossible while `verify` still passes."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import os
+import re
 import signal
 import sys
 import time
@@ -24,20 +28,23 @@ import pytest_asyncio
 from conftest import wait_for
 
 from lapak.cli.main import main as lapak
+from lapak.cli.recordings import visit_key
 from lapak.media.booth import BoothAgent, BoothMediaConfig
 from lapak.media.booth_status import RECORDED_NOTICE
 from lapak.media.headless import HeadlessDesk
 from lapak.media.officer import OfficerMediaOptions
 from lapak.media.recorder import Recorder
+from lapak.media.recorder_crypt import decrypt_to
 from lapak.media.recorder_file import STREAMS, read_sidecar, sidecar_path
 from lapak.media.simulator import make_booths
 from lapak.media.testcard import identify_booth
 from lapak.media.tones import OFFICER_FREQUENCY, booth_frequency, to_mono, tone_present
 from lapak.signaling.config import ServerConfig
 from lapak.signaling.events import FocusChanged, RecordingClosed, RecordingNoticeShown
-from lapak.signaling.logformat import read_events
+from lapak.signaling.logformat import connect_readonly, read_events
 from lapak.signaling.server import SignalServer
 from lapak.signaling.tokens import KeyRing
+from lapak.signaling.visitkeys import SqliteKeyStore
 
 MARGIN_S = 0.6  # media latency and jitter either side of an on-air edge
 DARK_LUMA = 24  # the recorder's filler is black (Y 16); the officer's card is brighter
@@ -86,10 +93,22 @@ def events(rig: Rig) -> list[object]:
     return list(read_events(rig.server.data_dir / "events.sqlite3"))
 
 
-def decode(path: Path) -> tuple[float, dict[str, list[tuple[float, object]]]]:
-    """The file's start (Unix seconds) and, per stream key, (wall time, frame) pairs."""
+CLEAR_MARKERS = (b"\x1a\x45\xdf\xa3", b"\x1f\x43\xb6\x75", b"V_VP8", b"A_OPUS", b"LAPAK_START")
+"""WebM's EBML header and Cluster ids, codec ids and our tag: none may be on disk in clear."""
+
+
+def decrypted(rig: Rig, path: Path, visit: str) -> io.BytesIO:
+    """The file's clear WebM, with the key from the server's data directory (as the export)."""
+    out = io.BytesIO()
+    decrypt_to(path, visit_key(rig.server.data_dir, visit), out)
+    out.seek(0)
+    return out
+
+
+def decode(source: Path | io.BytesIO) -> tuple[float, dict[str, list[tuple[float, object]]]]:
+    """The WebM's start (Unix seconds) and, per stream key, (wall time, frame) pairs."""
     out: dict[str, list[tuple[float, object]]] = {k: [] for k in STREAMS}
-    with av.open(str(path)) as container:
+    with av.open(source if isinstance(source, io.BytesIO) else str(source)) as container:
         start = float(container.metadata["LAPAK_START"])
         for packet in container.demux():
             key = STREAMS[packet.stream.index]
@@ -115,20 +134,26 @@ def tone_by_second(
     }
 
 
+async def recorded_visit(rig: Rig, recorder: Recorder) -> str:
+    """The booth starts a visit; its id once the recorder writes its camera and microphone."""
+    visit = await rig.booth.start()
+    await wait_for(lambda: visit in recorder.recordings, "the recorder records the visit")
+    rec = recorder.recordings[visit]
+    await wait_for(
+        lambda: rec.file.frames["booth_video"] > 10 and rec.file.frames["booth_audio"] > 50,
+        "the booth's camera and microphone reach the recording",
+        timeout=30,
+    )
+    return visit
+
+
 async def test_a_recording_holds_the_booth_throughout_and_the_officer_only_on_air(
-    rig: Rig,
+    rig: Rig, capsys: pytest.CaptureFixture[str]
 ) -> None:
     recorder = Recorder(rig.server.url, rig.keys.issue("recorder", "rec-1", "main"), rig.rec_dir)
     await recorder.start()
     try:
-        visit = await rig.booth.start()
-        await wait_for(lambda: visit in recorder.recordings, "the recorder records the visit")
-        rec = recorder.recordings[visit]
-        await wait_for(
-            lambda: rec.file.frames["booth_video"] > 10 and rec.file.frames["booth_audio"] > 50,
-            "the booth's camera and microphone reach the recording",
-            timeout=30,
-        )
+        visit = await recorded_visit(rig, recorder)
         assert RECORDED_NOTICE in rig.booth.screen.lines, "the booth says it is recorded"
         await asyncio.sleep(2.5)  # off air: the booth alone
         await rig.desk.focus(visit)
@@ -154,7 +179,14 @@ async def test_a_recording_holds_the_booth_throughout_and_the_officer_only_on_ai
     assert [(c.file, c.sha256, c.bytes) for c in closed] == [(info.file, info.sha256, info.bytes)]
     assert closed[0].gaps == [], "no link dropped"
 
-    start, streams = decode(path)
+    raw = path.read_bytes()
+    assert not [m for m in CLEAR_MARKERS if m in raw], "the file on disk holds no clear WebM"
+    exported = rig.rec_dir.parent / "export"
+    assert lapak(["recordings", "export", "--dir", str(rig.rec_dir), "--visit", visit,
+                  "--to", str(exported), "--data-dir", str(rig.server.data_dir)]) == 0  # fmt: skip
+    plain = exported / info.file.replace(".rec", ".webm")
+    assert (exported / f"{visit}.audit.jsonl").is_file(), "the trail goes with it"
+    start, streams = decode(plain)  # what the auditor gets: a plain WebM
     assert abs(start - info.start) < 1e-3, "the file's metadata carries its wall-clock start"
     booth_times = [t for t, _ in streams["booth_video"]]
     end = booth_times[-1]
@@ -184,14 +216,24 @@ async def test_a_recording_holds_the_booth_throughout_and_the_officer_only_on_ai
 
     assert lapak(["recordings", "verify", "--dir", str(rig.rec_dir), "--data-dir",
                   str(rig.server.data_dir)]) == 0  # fmt: skip
-    data = bytearray(path.read_bytes())
+    data = bytearray(raw)
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
     assert lapak(["recordings", "verify", "--dir", str(rig.rec_dir), "--data-dir",
                   str(rig.server.data_dir)]) == 1, "one changed byte fails verify"  # fmt: skip
+    capsys.readouterr()
+    again = rig.rec_dir.parent / "export-2"
+    code = lapak(["recordings", "export", "--dir", str(rig.rec_dir), "--visit", visit,
+                  "--to", str(again), "--data-dir", str(rig.server.data_dir)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1, "a damaged file is not exported"
+    assert re.search(rf"{info.file}: chunk \d+ \(byte \d+\) does not decrypt", err), err
+    assert "Traceback" not in err and not list(again.glob("*.webm")), "no partial WebM left"
 
 
-async def test_a_killed_recorder_leaves_a_readable_file(rig: Rig) -> None:
+async def test_a_killed_recorder_leaves_a_readable_file(
+    rig: Rig, capsys: pytest.CaptureFixture[str]
+) -> None:
     token = rig.keys.issue("recorder", "rec-1", "main")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "lapak.cli", "recorder", "--server", rig.server.url,
@@ -201,7 +243,7 @@ async def test_a_killed_recorder_leaves_a_readable_file(rig: Rig) -> None:
     )  # fmt: skip
     try:
         visit = await rig.booth.start()
-        path = rig.rec_dir / f"{visit}.webm"
+        path = rig.rec_dir / f"{visit}.rec"
         sizes: set[int] = set()
 
         def clusters() -> int:
@@ -215,7 +257,9 @@ async def test_a_killed_recorder_leaves_a_readable_file(rig: Rig) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
     assert read_sidecar(sidecar_path(path))["closed"] is False, "the sidecar says cut short"
-    _, streams = decode(path)
+    raw = path.read_bytes()
+    assert not [m for m in CLEAR_MARKERS if m in raw], "never a clear byte, even cut short"
+    _, streams = decode(decrypted(rig, path, visit))  # every complete chunk
     video = streams["booth_video"]
     assert len(video) > 5, "the file decodes up to where the recorder was killed"
     colours = {identify_booth(f.to_ndarray(format="rgb24")) for _, f in video[2:]}  # type: ignore[attr-defined]
@@ -224,6 +268,14 @@ async def test_a_killed_recorder_leaves_a_readable_file(rig: Rig) -> None:
     code = lapak(["recordings", "verify", "--dir", str(rig.rec_dir), "--data-dir",
                   str(rig.server.data_dir)])  # fmt: skip
     assert code == 1, "a file never closed is not vouched for by the trail"
+    capsys.readouterr()
+    exported = rig.rec_dir.parent / "export"
+    code = lapak(["recordings", "export", "--dir", str(rig.rec_dir), "--visit", visit,
+                  "--to", str(exported), "--data-dir", str(rig.server.data_dir)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0 and "was cut short" in err, err
+    _, again = decode(exported / f"{visit}.webm")
+    assert len(again["booth_video"]) == len(video), "the export holds every complete chunk"
 
 
 def test_recorder_refuses_a_token_of_another_role(
@@ -279,9 +331,52 @@ async def test_a_booth_that_drops_and_returns_leaves_a_gap_in_the_file_and_the_t
     assert read_sidecar(rig.rec_dir / f"{info.file}.json")["gaps"] == [[start, end]]
     (event,) = [e for e in events(rig) if isinstance(e, RecordingClosed)]
     assert [list(g) for g in event.gaps] == [[start, end]], "the gap is in the audit trail"
-    _, streams = decode(rig.rec_dir / info.file)
+    _, streams = decode(decrypted(rig, rig.rec_dir / info.file, visit))
     times = [t for t, _ in streams["booth_video"]]
     assert any(b - a > 1.5 for a, b in itertools.pairwise(times)), (
         "the file has no frames across the gap (wall-clock timestamps, not squeezed)"
     )
     assert times[-1] > end, "and frames after it"
+
+
+def stored_key(rig: Rig, visit: str) -> bytes | None:
+    conn = connect_readonly(rig.server.data_dir / "events.sqlite3")
+    try:
+        return SqliteKeyStore(conn).get(visit)
+    finally:
+        conn.close()
+
+
+async def test_a_purge_erases_the_recording_while_verify_still_passes(
+    rig: Rig, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recorder = Recorder(rig.server.url, rig.keys.issue("recorder", "rec-1", "main"), rig.rec_dir)
+    await recorder.start()
+    try:
+        visit = await recorded_visit(rig, recorder)
+        await rig.desk.session.end_visit(visit, "abandoned", None)
+        await wait_for(lambda: recorder.closed, "the recorder closes the file", timeout=20)
+    finally:
+        await recorder.close()
+    path = rig.rec_dir / recorder.closed[0].file
+    key = stored_key(rig, visit)
+    assert key is not None
+    assert decode(decrypted(rig, path, visit))[1]["booth_video"], "readable before the purge"
+
+    admin = rig.keys.issue("admin", "adm-1", "main")
+    purge = ["purge", "--server", rig.server.url, "--token", admin, "--visit", visit]
+    assert await asyncio.to_thread(lapak, purge) == 0
+    assert stored_key(rig, visit) is None, "the key is gone from visit_keys"
+    for part in rig.server.data_dir.glob("events.sqlite3*"):
+        assert key not in part.read_bytes(), f"the key's bytes are gone from {part.name}"
+
+    capsys.readouterr()
+    exported = rig.rec_dir.parent / "export"
+    code = lapak(["recordings", "export", "--dir", str(rig.rec_dir), "--visit", visit,
+                  "--to", str(exported), "--data-dir", str(rig.server.data_dir)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert f"visit {visit} is purged: the recording can no longer be read" in err, err
+    assert "Traceback" not in err and not exported.exists(), "nothing written"
+    verify = ["recordings", "verify", "--dir", str(rig.rec_dir), "--data-dir"]
+    assert lapak([*verify, str(rig.server.data_dir)]) == 0, "the hash is over the ciphertext"

@@ -4,12 +4,19 @@ logged, and booths are told a visit is recorded from its routing."""
 
 from __future__ import annotations
 
+import base64
+from pathlib import Path
 from typing import Any
 
+import msgspec
 from hub_driver import HubDriver
 
 from lapak.signaling.config import ServerConfig
 from lapak.signaling.events import RecordingClosed, RecordingNoticeShown
+from lapak.signaling.logformat import connect
+from lapak.signaling.personal_data import recording_key
+from lapak.signaling.state import State, conceal
+from lapak.signaling.visitkeys import SqliteKeyStore, reveal
 
 SHA = "c" * 64
 
@@ -105,3 +112,70 @@ def test_only_the_booth_of_the_visit_logs_the_notice() -> None:
     step = hub.send(booth, notice)
     (event,) = step.events
     assert isinstance(event, RecordingNoticeShown) and event.by == "b1"
+
+
+# -- the recording key (encrypted recordings) -----------------------------------------------
+
+
+def key_request(visit: str, id: int = 4) -> dict[str, Any]:
+    return {"type": "get_recording_key", "id": id, "visit": visit}
+
+
+def test_a_recorder_gets_an_open_visits_recording_key_and_nobody_else_does() -> None:
+    hub = HubDriver(ServerConfig(recording=True))
+    booth = hub.join("booth", booth="b1")
+    officer = hub.join("officer", desk="d1")
+    who = {"name": "S", "membership_no": "1"}
+    step = hub.send(booth, {"type": "start_visit", "id": 2, "claimant": who})
+    visit = str(step.to(booth)[0]["visit"])
+    visit_key = step.result.keys[visit]  # what the log stores in visit_keys
+    recorder = hub.join("recorder")
+    step = hub.send(recorder, key_request(visit))
+    (answer,) = step.to(recorder)
+    assert (answer["type"], answer["re"], answer["visit"]) == ("recording_key", 4, visit)
+    key = base64.b64decode(answer["key"])
+    assert key == recording_key(visit_key, visit), "HKDF of the visit key, bound to the visit"
+    assert key != visit_key and len(key) == 32, "never the visit key itself"
+    assert [c for c, m in step.outputs if m["type"] == "recording_key"] == [recorder]
+    north = hub.join("recorder", office="north")
+    assert hub.say(north, key_request(visit))[0]["code"] == "forbidden"
+    for role, claims in (("officer", {"desk": "d1"}), ("supervisor", {}), ("admin", {})):
+        other = officer if role == "officer" else hub.join(role, **claims)
+        assert hub.say(other, key_request(visit))[0]["code"] == "forbidden", role
+    assert hub.say(recorder, key_request("V999999"))[0]["code"] == "not_found"
+    ended = {"type": "end_visit", "id": 6, "visit": visit, "outcome": "abandoned"}
+    assert hub.say(officer, ended)[0]["type"] == "ack"
+    answer = hub.say(recorder, key_request(visit))[0]
+    assert answer["code"] == "visit_not_active", "an ended visit's key is not handed out"
+    admin = hub.join("admin")
+    purge = {"type": "purge_visit", "id": 8, "visit": visit, "reason": "claimant request"}
+    assert hub.say(admin, purge)[0]["type"] == "ack"
+    assert hub.state.visits[visit].recording_key is None, "a purge drops it from memory"
+
+
+def test_the_recording_key_is_never_in_a_snapshot_and_comes_back_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    hub = HubDriver(ServerConfig(recording=True))
+    booth = hub.join("booth", booth="b1")
+    hub.join("officer", desk="d1")
+    who = {"name": "S", "membership_no": "1"}
+    step = hub.send(booth, {"type": "start_visit", "id": 2, "claimant": who})
+    visit = str(step.to(booth)[0]["visit"])
+    held = hub.state.visits[visit].recording_key
+    assert held is not None
+    # what the writer's replica (and so every snapshot) holds
+    replica = msgspec.json.decode(msgspec.json.encode(hub.state), type=State)
+    conceal(replica)
+    assert replica.visits[visit].recording_key is None
+    assert base64.b64encode(held) not in msgspec.json.encode(replica)
+    conn = connect(tmp_path / "events.sqlite3")  # the log's visit_keys, as the writer keeps it
+    store = SqliteKeyStore(conn)
+    store.put_many(step.result.keys)
+    reveal(replica, store)  # start-up, with the stored keys
+    conn.close()
+    assert replica.visits[visit].recording_key == held
+    restarted = HubDriver(ServerConfig(recording=True), keys=hub.keys, state=replica)
+    recorder = restarted.join("recorder")
+    answer = restarted.say(recorder, key_request(visit))[0]
+    assert base64.b64decode(answer["key"]) == held, "a restarted server hands out the same key"

@@ -129,6 +129,7 @@ def sample(kind: str, role: str, visit: str, hub: HubDriver) -> dict[str, Any]:
         },
         "recording_notice_shown": {"visit": visit},
         "purge_visit": {"visit": _ended(hub, visit)},
+        "get_recording_key": {"visit": visit},
     }[kind]
 
 
