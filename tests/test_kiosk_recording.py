@@ -41,7 +41,7 @@ from test_recording import DARK_LUMA, MARGIN_S, decode, decrypted, luma, tone_by
 from lapak.cli.main import main as lapak
 from lapak.media.headless import HeadlessDesk
 from lapak.media.officer import OfficerMediaOptions
-from lapak.media.recorder_file import read_sidecar, sidecar_path
+from lapak.media.recorder_file import SUFFIX, read_sidecar, sidecar_path
 from lapak.media.tones import OFFICER_FREQUENCY
 from lapak.signaling.events import FocusChanged, RecordingClosed, RecordingNoticeShown
 from lapak.signaling.logformat import read_events
@@ -119,7 +119,7 @@ async def test_the_kiosk_relays_the_officer_to_the_recorder_only_on_air(
             timeout=30,
         )
         assert relaying(snap) == [[]], f"off air the recorder gets nothing of the officer: {snap}"
-        path = rec_dir / f"{visit}.webm"
+        path = rec_dir / f"{visit}{SUFFIX}"  # the recorder's first file of the visit
         sizes: set[int] = set()
 
         def grown() -> int:
