@@ -65,6 +65,7 @@ __all__ = [
     "EndReason",
     "RequestError",
     "SignalClient",
+    "WatchMoved",
     "final_reason",
 ]
 
@@ -370,7 +371,36 @@ class SignalClient:
             self._pending.pop(req_id, None)
         if isinstance(answer, Error):
             raise RequestError(str(answer.code), answer.message)
+        if isinstance(answer, Moved) and isinstance(message, Watch):
+            raise WatchMoved(answer)  # typed callers expect a snapshot: see watch_anywhere
         return answer
+
+    async def watch_anywhere(self, desk: str) -> tuple[SignalClient, Snapshot]:
+        """Watch ``desk``, wherever its office is served. On a cluster a ``*`` supervisor's
+        ``watch`` of a desk whose office another node owns is answered ``moved {url}``:
+        a second client with this token says hello there and watches the desk on it. The
+        client that holds the watch is returned with the snapshot (the caller closes it
+        when it is not this one)."""
+        answer = await self.request({"type": "watch", "desk": desk})
+        if isinstance(answer, Snapshot):
+            return self, answer
+        if not isinstance(answer, Moved):  # pragma: no cover - watch is answered so
+            raise RequestError("invalid_message", f"unexpected answer to watch: {answer!r}")
+        log.info("event=watch_moved desk=%s office=%s url=%s", desk, answer.office, answer.url)
+        other = SignalClient(
+            answer.url, self.token, self.on_message, reconnect=self.reconnect,
+            on_connection=self.on_connection, request_timeout=self.request_timeout,
+            token_source=self.token_source, clock=self.clock,
+        )  # fmt: skip
+        try:
+            await other.connect()
+            there = await other.request({"type": "watch", "desk": desk})
+            if not isinstance(there, Snapshot):
+                raise ConnectionError(f"desk {desk} moved again: {there!r}")
+        except BaseException:
+            await other.close()
+            raise
+        return other, there
 
     def _fail_pending(self, exc: Exception) -> None:
         for fut in self._pending.values():
@@ -446,6 +476,15 @@ class SignalClient:
             )
         if not self._closing:
             self._notify()
+
+
+class WatchMoved(RequestError):
+    """A ``watch`` (sent as a ``Watch``) of a desk whose office another node owns: watch it
+    at ``moved.url`` (``SignalClient.watch_anywhere`` does)."""
+
+    def __init__(self, moved: Moved) -> None:
+        super().__init__("moved", f"desk of office {moved.office} is served at {moved.url}")
+        self.moved = moved
 
 
 def _text(message: ClientMessage | dict[str, Any], req_id: int | None) -> str:

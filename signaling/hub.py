@@ -23,11 +23,21 @@ from lapak.signaling import protocol as p
 from lapak.signaling.alerts import AlertRules, OfficeGauges, office_gauges
 from lapak.signaling.config import ServerConfig
 from lapak.signaling.domain import Domain, Rules
-from lapak.signaling.errors import DomainError, LapakError
+from lapak.signaling.errors import AccessDenied, DomainError, LapakError
 from lapak.signaling.events import Event
 from lapak.signaling.ice import IcePolicy
-from lapak.signaling.messages import Ack, Error, RecordingKey, Supervision, Welcome, tag
+from lapak.signaling.messages import (
+    Ack,
+    Error,
+    Moved,
+    OfficeFigures,
+    RecordingKey,
+    Supervision,
+    Welcome,
+    tag,
+)
 from lapak.signaling.office_stats import office_stats
+from lapak.signaling.overview import OfficeDigest, RemoteOffices, merge, office_digest
 from lapak.signaling.permissions import SYSTEM, Actor, Place
 from lapak.signaling.personal_data import RandomBytes, Sealer
 from lapak.signaling.projection import Output, Projection
@@ -99,6 +109,7 @@ class Hub:
             grace_s=self.config.grace_s,
             new_session_id=new_session_id,
             since=Away(clock.wall(), clock.mono()),
+            keys=lambda: self.keys.keys,  # sealed session ids (signaling/resume.py)
         )
         self.supervisions = Supervisions()
         self.relay = Relay(self.domain.state, self.sessions, self.supervisions)
@@ -111,6 +122,7 @@ class Hub:
         )
         self.projection.recording = self.config.recording  # booths say "recorded" from routing
         self.revoked: frozenset[str] = frozenset()  # token ids refused (the shell reads the list)
+        self.remote = RemoteOffices()  # a cluster's other offices (signaling/overview.py)
         self.alert_rules = AlertRules(
             queue_wait_s=self.config.alert_queue_wait_s,
             not_spoken_s=self.config.alert_not_spoken_s,
@@ -140,6 +152,12 @@ class Hub:
                     config, spec.id, spec.office, spec.capacity, now
                 )
         return events
+
+    def adopted(self, office: str) -> None:
+        """This node took ``office`` over from another (its stream is applied to the state):
+        its booths and desks count as away from now, and the sessions the other node issued
+        resume within the grace period (signaling/resume.py)."""
+        self.sessions.take_over(office, Away(self.clock.wall(), self.clock.mono()))
 
     def booth_connections(self, office: str, booth: str) -> list[int]:
         """The connections holding ``booth`` of ``office`` (for the shell and tests)."""
@@ -289,9 +307,11 @@ class Hub:
         actor = Actor.of(claims)
         perm.admit(actor, self.config.offices)
         desks = sorted(d.id for d in self.state.desks.values() if actor.office in (d.office, "*"))
+        if actor.office == "*" and self.remote.active:  # and those of the other nodes' offices
+            desks = sorted({*desks, *self.remote.desks()})
         if actor.role == "officer":  # checks the desk's office before anything is held
             result.events += self.domain.open_desk(actor, now)
-        joined = self.sessions.join(conn, claims, msg.session)
+        joined = self.sessions.join(conn, claims, msg.session, self.clock.mono())
         for old in joined.replaced:
             message = "another connection took over this desk"
             result.outputs.append((old, Error(re=None, code=ErrorCode.REPLACED, message=message)))
@@ -326,6 +346,49 @@ class Hub:
                 result.touched.add(visit_id)  # its desk sees it back; fan-out tells the booth
             elif visit_id is not None:
                 result.outputs.append((conn.id, self.projection.booth_state(visit_id)))
+
+    # -- a cluster's other offices (signaling/overview.py) -------------------------------
+
+    def office_digests(self, offices: list[str]) -> list[OfficeDigest]:
+        """This node's offices' overviews as of now, for the store (the shell publishes)."""
+        now = self.clock.wall()
+        return [self._digest(office, now) for office in offices]
+
+    def _digest(self, office: str, now: float) -> OfficeDigest:
+        return office_digest(
+            self.state, office, now, self.tz, self._officer_present,
+            self.domain.rules.default_visit_s, self.sessions.presence, self.alert_rules,
+        )  # fmt: skip
+
+    def _office_figures(self, office: str, now: float) -> OfficeFigures:
+        """``office_stats``: on a cluster node, ``*`` merges this node's offices (now) with
+        the digests the other nodes published; another node's office is its digest."""
+        remote = self.remote
+        if remote.active and office == "*":
+            ours = [self._digest(o, now) for o in sorted(remote.local) if o != "*"]
+            theirs = [g for o, g in remote.digests.items() if o not in remote.local]
+            return merge([*ours, *theirs], now)
+        if remote.active and office not in remote.local and office in remote.digests:
+            return remote.digests[office].figures
+        return office_stats(
+            self.state, office, now, self.tz, self._officer_present,
+            self.domain.rules.default_visit_s, self.sessions.presence, self.alert_rules,
+        )  # fmt: skip
+
+    def _watch_elsewhere(self, actor: Actor, msg: p.Watch) -> Moved | None:
+        """``moved`` for a desk of an office another live node owns: watch it there."""
+        if not self.remote.active:
+            return None
+        office = self.remote.office_of_desk(msg.desk)
+        if office is None or office in self.remote.local:
+            return None
+        url = self.remote.owners.get(office)
+        if url is None:  # between owners: the stale copy here, if any, is not shown
+            raise DomainError(ErrorCode.NOT_FOUND, f"desk {msg.desk}: its office has no node now")
+        perm.check_office(actor, office)
+        if actor.role not in perm.WATCHERS:
+            raise AccessDenied(ErrorCode.FORBIDDEN, f"may not watch desk {msg.desk}")
+        return Moved(re=msg.id, office=office, url=url)
 
     def _watch(self, conn: Conn, desk: str, re: int | None, result: Result) -> None:
         self.sessions.watch(conn, desk)
@@ -362,16 +425,16 @@ class Hub:
                 result.events += d.end_visit(actor, msg.visit, msg.outcome, msg.note, now)
                 out.append((me, Ack(re=msg.id, visit=msg.visit)))
             case p.Watch():
-                perm.may_watch(self.state, actor, msg.desk)
-                self._watch(conn, msg.desk, msg.id, result)
+                moved = self._watch_elsewhere(actor, msg)
+                if moved is not None:  # a desk of an office another node owns
+                    out.append((me, moved))
+                else:
+                    perm.may_watch(self.state, actor, msg.desk)
+                    self._watch(conn, msg.desk, msg.id, result)
             case p.OfficeStats():
                 office = msg.office or actor.office
                 perm.check_office(actor, office)
-                figures = office_stats(
-                    self.state, office, now, self.tz, self._officer_present,
-                    d.rules.default_visit_s, self.sessions.presence, self.alert_rules,
-                )  # fmt: skip
-                out.append((me, Ack.of_figures(msg.id, figures)))
+                out.append((me, Ack.of_figures(msg.id, self._office_figures(office, now))))
             case p.Sdp():
                 out += self.relay.relay(conn, msg)
                 out.append((me, Ack(re=msg.id)))

@@ -43,7 +43,6 @@ from lapak.signaling.metrics import ServerMetrics, StoreGauges
 from lapak.signaling.origins import OriginCheck, own_origins
 from lapak.signaling.protocol import CloseCode
 from lapak.signaling.revocation import REVOKED_FILE, RevocationWatch
-from lapak.signaling.sessions import Away
 from lapak.signaling.signing import Signer
 from lapak.signaling.state import forget_office
 from lapak.signaling.ticker import Ticker
@@ -56,6 +55,7 @@ if TYPE_CHECKING:
 
     from lapak.signaling.leases import Leases
     from lapak.signaling.pglog import Fenced, PgLog
+    from lapak.signaling.pgoverview import Overviews
 
 log = logging.getLogger("lapak.signal")
 
@@ -123,6 +123,8 @@ class SignalServer:
         self._owners: dict[str, str] = {}  # office -> URL of the other node that owns it
         self._preferred: dict[str, str] = {}  # office -> URL of the node placement gives it
         self._renewed_at: float | None = None  # monotonic time of the last lease renewal
+        self.overviews: Overviews | None = None  # with node_url: offices' figures in the store
+        self._overview_task: asyncio.Task[None] | None = None
         self._server: Server | None = None
         self.outbox = Outbox(self.metrics, self._log_failed)
         self._peers = self.outbox.peers  # conn id -> its socket and state
@@ -357,16 +359,10 @@ class SignalServer:
 
     def _adopted(self, office: str) -> None:
         """An office just adopted: its open booths and occupied desks are away from now
-        (as after a restart), so the grace period gives up those that never come back."""
+        (as after a restart), so the grace period gives up those that never come back, and
+        the sessions the previous owner gave resume here within it (signaling/resume.py)."""
         assert self.hub is not None
-        since = Away(self.clock(), self.mono())
-        state = self.hub.state
-        for booth in state.open_by_booth.get(office, {}):
-            if not self.hub.booth_connections(office, booth):
-                self.hub.away.setdefault(("booth", office, booth), since)
-        for desk in state.desks.values():
-            if desk.office == office and desk.slots:
-                self.hub.away.setdefault(("desk", office, desk.id), since)
+        self.hub.adopted(office)
         self._serving.add(office)
         self._serve_held()
 
@@ -411,6 +407,28 @@ class SignalServer:
         except STORE_ERRORS as exc:
             log.warning("event=lease_round_failed error=%r", str(exc))
 
+    # -- every office's overview for "*" supervisors (signaling/overview.py) -------------
+
+    async def _overview_round(self) -> None:
+        """Each tick: publish this node's offices' figures, read the other nodes' back."""
+        from lapak.signaling.overview import RemoteOffices
+        from lapak.signaling.pglog import STORE_ERRORS
+        from lapak.signaling.pgoverview import Overviews
+
+        assert self.hub is not None and self.leases is not None and self._pool is not None
+        if self.overviews is None:
+            self.overviews = Overviews(self._pool, self.node)
+        ours = sorted(o for o in self.leases.held if o != "*")
+        try:
+            await self.overviews.publish(self.hub.office_digests(ours))
+            digests = await self.overviews.read()
+        except STORE_ERRORS as exc:
+            log.warning("event=overview_round_failed error=%r", str(exc))
+            return
+        local = {o for o in self.leases.held if o != "*"}
+        theirs = {o: d for o, d in digests.items() if o not in local}
+        self.hub.remote = RemoteOffices(local=local, digests=theirs, owners=dict(self._owners))
+
     async def wait_fatal(self) -> BaseException:
         assert self._fatal is not None
         return await self._fatal
@@ -420,6 +438,8 @@ class SignalServer:
         self.check_revocations()
         if self.leases is not None and (self._lease_task is None or self._lease_task.done()):
             self._lease_task = asyncio.get_running_loop().create_task(self._lease_round())
+        if self.leases is not None and (self._overview_task is None or self._overview_task.done()):
+            self._overview_task = asyncio.get_running_loop().create_task(self._overview_round())
         result = self.hub.tick()
         if self.tune_gc:
             self.dead.collect_if_due(len(self.admission.sockets))
@@ -447,6 +467,10 @@ class SignalServer:
                     await self._server.wait_closed()
             self._server = None
         await self.outbox.cancel_closers()
+        if self._overview_task is not None:  # before the pool closes under it
+            self._overview_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._overview_task
         if self.log is not None:
             await self.log.close()  # final snapshot and checkpoint
             self.log = None

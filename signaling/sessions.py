@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from lapak.signaling.permissions import Actor, Place, booth_place
-from lapak.signaling.state import State, Visit
+from lapak.signaling.resume import SessionSeal
+from lapak.signaling.state import State, Visit, open_visit
 from lapak.signaling.tokens import Claims
 
 FLOOD_CLOSE_AFTER = 200  # refused frames in a row before the connection is closed
@@ -58,10 +59,16 @@ class Sessions:
         grace_s: float,
         new_session_id: Callable[[], str],
         since: Away,
+        keys: Callable[[], Sequence[bytes]] = lambda: (),
     ) -> None:
         self.rate_per_s = rate_per_s
         self.rate_burst = rate_burst
         self.grace_s = grace_s
+        self.state = state
+        # Session ids carry a MAC of their place (signaling/resume.py) when there are keys,
+        # so that a node taking an office over resumes the sessions another node issued.
+        self.seal = SessionSeal(keys, new_session_id)
+        self._sealed = bool(keys())
         self._new_session_id = new_session_id
         self.conns: dict[int, Conn] = {}
         self._ids = itertools.count(1)
@@ -73,12 +80,31 @@ class Sessions:
         # Places whose holder is away. After a restart everyone is away until they say
         # hello again, so the grace period starts at startup.
         self.away: dict[Place, Away] = {}
+        # When this node took each office over (None: every office, at start-up): within
+        # the grace period after that, a sealed session it never issued still resumes.
+        self.taken_over: dict[str | None, Away] = {None: since}
         for office, booths in state.open_by_booth.items():
             for booth in booths:
                 self.away[("booth", office, booth)] = since
         for desk in state.desks.values():
             if desk.slots:
                 self.away[("desk", desk.office, desk.id)] = since
+
+    def take_over(self, office: str, since: Away) -> None:
+        """This node now owns ``office`` (adopted from the store after another node had it):
+        as after a restart, its booths with an open visit and its desks holding visits count
+        as away since now, and their sessions may resume within the grace period."""
+        self.taken_over[office] = since
+        for place in [p for p in self._sessions if p[1] == office and not self._holders.get(p)]:
+            del self._sessions[place]  # from an earlier time here: another node had it since
+        for booth in self.state.open_by_booth.get(office, {}):
+            place = ("booth", office, booth)
+            if not self._holders.get(place):
+                self.away.setdefault(place, since)
+        for desk in self.state.desks.values():
+            place = ("desk", desk.office, desk.id)
+            if desk.office == office and desk.slots and not self._holders.get(place):
+                self.away.setdefault(place, since)
 
     # -- connections -------------------------------------------------------------------
 
@@ -101,7 +127,7 @@ class Sessions:
     def flooding(self, conn: Conn) -> bool:
         return conn.refused_in_row >= FLOOD_CLOSE_AFTER
 
-    def join(self, conn: Conn, claims: Claims, asked: str | None) -> Joined:
+    def join(self, conn: Conn, claims: Claims, asked: str | None, mono: float = 0.0) -> Joined:
         """Accept a hello: the connection holds its place (resuming ``asked`` if it is the
         place's session), a newer officer connection displacing the older ones."""
         conn.claims, conn.actor = claims, Actor.of(claims)
@@ -109,14 +135,42 @@ class Sessions:
         if place is None:
             return Joined(None, False, False, [])
         known = self._sessions.get(place)
-        resumed = known is not None and asked == known
-        session = known if known is not None and resumed else self._new_session_id()
+        if known is not None:
+            resumed = asked == known
+        else:  # issued by another node (or before a restart) for this place?
+            resumed = asked is not None and self._resumable(place, asked, conn.actor.sub, mono)
+        if resumed:
+            assert asked is not None
+            session = asked
+        elif self._sealed:
+            session = self.seal.issue(place)
+        else:
+            session = self._new_session_id()
         self._sessions[place] = session
         conn.session = session
         was_away = self.away.pop(place, None) is not None
         replaced = self._take_over(place) if place[0] == "desk" else []
         self._holders.setdefault(place, set()).add(conn.id)
         return Joined(session, resumed, was_away, replaced)
+
+    def _resumable(self, place: Place, asked: str, sub: str, mono: float) -> bool:
+        """A session this node does not know resumes when it was sealed for this place,
+        the node took the place's office over less than the grace period ago (``mono`` of
+        that moment is the latest of start-up and adoption), and the place still holds
+        something: a booth its open visit, an officer its desk (not vacated, not closed)."""
+        kind, office, ident = place
+        since = self.taken_over.get(office) or self.taken_over[None]
+        if mono - since.mono >= self.grace_s:
+            return False
+        if kind == "booth":
+            holds = open_visit(self.state, office, ident) is not None
+        else:
+            desk = self.state.desks.get(ident)
+            holds = (
+                desk is not None and desk.office == office and desk.officer == sub
+                and not desk.vacant and not desk.closed
+            )  # fmt: skip
+        return holds and self._sealed and self.seal.check(place, asked)
 
     def _take_over(self, place: Place) -> list[int]:
         replaced = []

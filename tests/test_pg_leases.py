@@ -209,9 +209,9 @@ async def test_any_node_is_an_entry_point_and_kill_9_fails_over(pg_nodes: Nodes)
         )  # fmt: skip
         failover_s = time.monotonic() - killed
         assert officer.url == b.url and booth.url == b.url
-        # Session ids live in the node's memory: the new owner issues new ones; what the
-        # sessions held (the officer's desk, the booth's open visit) is in the store.
+        # The new owner resumes the sessions the old one gave (signaling/resume.py).
         assert len(sessions) == 2
+        assert [c.welcome.session for c in clients if c.welcome] == sessions
         await officer.request({**decide, "step": 1})  # the visit and the desk are intact
         assert failover_s < LEASE_S + 10, f"failover took {failover_s:.1f} s"
     finally:
