@@ -9,7 +9,8 @@ import { LANGUAGES, language, outcomeText, reasonText, setLanguage, stepLabel, s
   stepShow, t } from "./i18n.js";
 import { BoothMedia, classifyDeviceError, openDevices } from "./media.js";
 import { Signal } from "./signal.js";
-import { chooseScreen, currentStep, tokenProblem, visitOpen, waitMinutes } from "./view.js";
+import { bargeOf, chooseScreen, currentStep, playsOfficer, tokenProblem, visitOpen,
+  waitMinutes } from "./view.js";
 
 const TOKEN_KEY = "lapak.booth.token";
 const AUDIO_KEY = "lapak.booth.audio";
@@ -119,10 +120,9 @@ function ensureDevices() {
 function onMessage(message) {
   if (message.type === "booth_state") {
     state.status = message;
-    media.setOnAir(Boolean(message.on_air) && message.state === "active");
-    media.setBarge(
-      Boolean(message.on_air && message.supervisor_present) && message.state === "active",
-    );
+    media.setOnAir(playsOfficer(message)); // and recorders get the officer only then
+    const barge = bargeOf(message);
+    media.setBarge(barge.on, barge.peer);
     media.setVideoTier(message.video);
     if (visitOpen(message)) {
       state.phase = "visit";
@@ -133,6 +133,8 @@ function onMessage(message) {
       finishedTimer = setTimeout(resetForNext, FINISHED_RESET_MS);
     }
     render();
+  } else if (message.type === "peer_left") {
+    media.onPeerLeft(message.peer); // a supervisor or recorder has gone: so does its peer
   } else if (message.type === "sdp" && message.sdp_type === "offer") {
     // Answer with whatever devices there are: a camera fixed later gets into the next offer.
     media.noteOffer(message); // the latest offer per peer, before any await

@@ -8,7 +8,14 @@
 // Supervisors' and recorders' offers (from "supervisor"/"recorder" with a peer id) get
 // send-only answers, except that a barging supervisor's offer that sends audio is answered
 // sendrecv on audio: that voice plays through its own gain, open only while booth_state says
-// on air and supervisor_present.
+// on air and supervisor_present, and only the voice of booth_state.barge_peer when the server
+// names one (a supervisor that is not barging is never heard, whatever its offer sends).
+// A recorder's answer carries, after the camera and microphone, what the claimant is played:
+// the sound of the page's speaker (the officer behind its on-air gain mixed with a barging or
+// resolving supervisor behind theirs, taken from WebAudio) and the officer's picture as
+// received, only while they play. The two relay senders are negotiated once and switched with
+// replaceTrack (the track while it plays, none otherwise), so going on or off air never
+// renegotiates; a rebuilt officer link swaps in its new picture.
 // Every answer echoes its offer's `offer_id`. Only the latest offer from each peer (the
 // officer, or one supervisor) is answered: one replaced by a newer offer while it was being
 // answered is dropped and its peer connection closed.
@@ -19,9 +26,10 @@ const GATHER_TIMEOUT_MS = 5000;
 const THUMBNAIL_SCALE = 4;
 const THUMBNAIL_FPS = 5;
 const MAX_SUPERVISOR_PEERS = 4;
+const MAX_RECORDER_PEERS = 2; // as the Python booth (media/booth_answers.py)
 // Receive-only peers named by the server: supervisors, and recorders (docs/protocol.md,
-// "Recording"). A recorder gets the camera and microphone only: the kiosk does not relay the
-// officer's media yet, so its last two transceivers are left inactive.
+// "Recording": a recorder's four transceivers are audio, video of the booth, then audio,
+// video of the officer as the booth received them, relayed on air only).
 const RECEIVERS = ["supervisor", "recorder"];
 
 // Audio processing (echo cancellation, noise suppression, auto gain) is on: a booth has a
@@ -115,6 +123,12 @@ export class BoothMedia {
     this.pcState = "new";
     this.answered = 0;
     this.supervisors = new Map();
+    // Recorders: peer -> { pc, relay: { audio: RTCRtpSender, video: RTCRtpSender } }.
+    this.recorders = new Map();
+    this.relaySenders = new WeakSet(); // the officer's media to recorders: no video tier
+    this.officerTracks = { audio: null, video: null }; // as received from the officer's link
+    this.heard = null; // WebAudio destination: what the speaker plays, for recorders
+    this.recorderAnswers = 0; // answers sent to recorders (on/off air must not add any)
     this.latestOffer = new Map(); // peer ("" for the officer) -> offer_id of its latest offer
     this.superseded = 0;
     this.onAir = false;
@@ -132,6 +146,10 @@ export class BoothMedia {
     this.bargeElement = null;
     this.bargeReceived = null;
     this.bargePlayed = null;
+    this.bargeTracks = new Map(); // supervisor peer -> the audio track its offer sends
+    this.bargeLatest = null; // the peer whose voice came last (no barge_peer from the server)
+    this.bargePeer = undefined; // booth_state.barge_peer; undefined: the server names none
+    this.bargeTrack = null; // the track wired to the barge gain
   }
 
   // The AudioContext plays the officer's voice through a gain that is open only on air.
@@ -147,6 +165,9 @@ export class BoothMedia {
       this.bargeGain.gain.value = this.barging ? 1 : 0;
       this.bargeGain.connect(this.ctx.destination);
       this.bargePlayed = new Meter(this.ctx, this.bargeGain);
+      this.heard = this.ctx.createMediaStreamDestination();
+      this.gain.connect(this.heard);
+      this.bargeGain.connect(this.heard);
     }
     if (this.ctx.state === "suspended") this.ctx.resume().catch(() => {});
     return this.ctx;
@@ -176,14 +197,64 @@ export class BoothMedia {
   setOnAir(onAir) {
     this.onAir = onAir;
     if (this.gain) this.gain.gain.setTargetAtTime(onAir ? 1 : 0, this.ctx.currentTime, 0.01);
+    this.relayOfficer();
   }
 
-  // A supervisor barges in (booth_state on air and supervisor_present): their voice is heard.
-  setBarge(barging) {
+  // What the claimant is played, to every recorder: the speaker's sound while the officer
+  // or a supervisor plays, the officer's received picture on air; none otherwise.
+  // replaceTrack only: the relay transceivers were negotiated sendonly at the answer.
+  relayOfficer() {
+    const playing = {
+      audio: this.onAir || this.barging ? this.heard?.stream.getAudioTracks()[0] ?? null : null,
+      video: this.onAir ? this.officerTracks.video : null,
+    };
+    for (const { relay } of this.recorders.values()) {
+      for (const kind of ["audio", "video"]) {
+        const sender = relay[kind];
+        const track = playing[kind];
+        if (sender && sender.track !== track) sender.replaceTrack(track).catch(() => {});
+      }
+    }
+  }
+
+  // A supervisor barges in (see view.js bargeOf): `peer` is booth_state.barge_peer (only that
+  // supervisor's voice is heard), undefined when the server does not name one (any).
+  setBarge(barging, peer = undefined) {
     this.barging = barging;
+    this.bargePeer = peer;
+    this.wireBarge();
     if (this.bargeGain) {
       this.bargeGain.gain.setTargetAtTime(barging ? 1 : 0, this.ctx.currentTime, 0.01);
     }
+    this.relayOfficer(); // a resolver speaking with no officer on air is relayed too
+  }
+
+  // A supervisor's offer sent its voice: kept per peer, played only if it is the barging one.
+  addBargeTrack(peer, track) {
+    this.bargeTracks.set(peer, track);
+    this.bargeLatest = peer;
+    this.wireBarge();
+  }
+
+  dropBargeTrack(peer) {
+    if (!this.bargeTracks.delete(peer)) return;
+    if (this.bargeLatest === peer) this.bargeLatest = null;
+    this.wireBarge();
+  }
+
+  // The barge gain is fed by the named peer's track (or, unnamed, the latest voice); nobody
+  // else's. A change of peer rewires the source.
+  wireBarge() {
+    const peer = this.bargePeer === undefined ? this.bargeLatest : this.bargePeer;
+    const track = (peer !== null && this.bargeTracks.get(peer)) || null;
+    if (track === this.bargeTrack) return;
+    this.bargeTrack = track;
+    this.bargeSource?.disconnect();
+    this.bargeReceived?.disconnect();
+    this.bargeSource = null;
+    this.bargeReceived = null;
+    if (track) this.attachBarge(track);
+    else if (this.bargeElement) this.bargeElement.srcObject = null;
   }
 
   attachBarge(track) {
@@ -205,13 +276,18 @@ export class BoothMedia {
   setVideoTier(tier) {
     if (tier !== "full" && tier !== "thumbnail") return;
     this.videoTier = tier;
-    for (const pc of [this.pc, ...this.supervisors.values()]) if (pc) this.applyVideoTier(pc);
+    const recorders = Array.from(this.recorders.values(), (r) => r.pc);
+    for (const pc of [this.pc, ...this.supervisors.values(), ...recorders]) {
+      if (pc) this.applyVideoTier(pc);
+    }
   }
 
+  // The booth's camera, to every peer (the officer's picture relayed to a recorder is not
+  // the booth's to scale).
   applyVideoTier(pc) {
     const thumbnail = this.videoTier === "thumbnail";
     for (const sender of pc.getSenders()) {
-      if (sender.track?.kind !== "video") continue;
+      if (sender.track?.kind !== "video" || this.relaySenders.has(sender)) continue;
       const params = sender.getParameters();
       if (!params.encodings?.length) continue; // not negotiated yet: applied after the answer
       for (const encoding of params.encodings) {
@@ -240,6 +316,9 @@ export class BoothMedia {
   }
 
   async onOffer(message) {
+    if (message.from === "recorder" && typeof message.peer === "string" && message.peer) {
+      return this.answerRecorder(message);
+    }
     if (RECEIVERS.includes(message.from) && typeof message.peer === "string" && message.peer) {
       return this.answerSupervisor(message);
     }
@@ -260,6 +339,8 @@ export class BoothMedia {
       } else {
         this.attachVoice(event.track);
       }
+      this.officerTracks[event.track.kind] = event.track;
+      this.relayOfficer(); // a rebuilt link: recorders get its picture (on air)
     };
     pc.onconnectionstatechange = () => {
       if (pc !== this.pc) return;
@@ -321,11 +402,7 @@ export class BoothMedia {
   }
 
   async answerSupervisor(message) {
-    const old = this.supervisors.get(message.peer);
-    if (old) {
-      old.close();
-      this.supervisors.delete(message.peer);
-    }
+    if (this.supervisors.has(message.peer)) this.dropSupervisor(message.peer); // a re-offer
     if (this.isSuperseded(message, message.peer)) return;
     if (this.supervisors.size >= MAX_SUPERVISOR_PEERS) return;
     const pc = new RTCPeerConnection({ iceServers: this.iceServers() });
@@ -334,13 +411,12 @@ export class BoothMedia {
     pc.ontrack = (event) => {
       if (event.track.kind !== "audio" || this.supervisors.get(message.peer) !== pc) return;
       hears = true;
-      this.attachBarge(event.track);
+      this.addBargeTrack(message.peer, event.track);
     };
     pc.onconnectionstatechange = () => {
       if (["failed", "closed"].includes(pc.connectionState)
           && this.supervisors.get(message.peer) === pc) {
-        this.supervisors.delete(message.peer);
-        pc.close();
+        this.dropSupervisor(message.peer);
       }
     };
     await pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
@@ -362,16 +438,87 @@ export class BoothMedia {
     await this.sendAnswer(message.visit, pc.localDescription.sdp, message.peer, message.offer_id);
   }
 
+  dropSupervisor(peer) {
+    this.supervisors.get(peer)?.close();
+    this.supervisors.delete(peer);
+    this.dropBargeTrack(peer);
+  }
+
+  dropRecorder(peer) {
+    this.recorders.get(peer)?.pc.close();
+    this.recorders.delete(peer);
+  }
+
+  // peer_left: that supervisor's or recorder's connection closed; so does its peer here.
+  onPeerLeft(peer) {
+    this.latestOffer.delete(peer);
+    this.dropSupervisor(peer);
+    this.dropRecorder(peer);
+  }
+
+  // A recorder: camera and microphone, then what the claimant is played (relayOfficer).
+  // Takes nothing from the recorder.
+  async answerRecorder(message) {
+    const peer = message.peer;
+    this.dropRecorder(peer); // a relink replaces the old connection
+    if (this.isSuperseded(message, peer)) return;
+    if (this.recorders.size >= MAX_RECORDER_PEERS) return;
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers(), bundlePolicy: "max-bundle" });
+    const entry = { pc, relay: { audio: null, video: null } };
+    this.audio(); // the speaker's sound exists before it is relayed
+    this.recorders.set(peer, entry);
+    pc.onconnectionstatechange = () => {
+      if (["failed", "closed"].includes(pc.connectionState)
+          && this.recorders.get(peer) === entry) {
+        this.dropRecorder(peer);
+      }
+    };
+    await pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
+    const own = {
+      audio: this.stream?.getAudioTracks()[0] ?? null,
+      video: this.stream?.getVideoTracks()[0] ?? null,
+    };
+    const seen = { audio: 0, video: 0 };
+    for (const transceiver of pc.getTransceivers()) {
+      const kind = transceiver.receiver.track.kind;
+      const index = seen[kind]++;
+      if (index === 0 && own[kind]) {
+        transceiver.sender.replaceTrack(own[kind]);
+        transceiver.direction = "sendonly";
+      } else if (index === 1) {
+        // Always sendonly: on and off air is replaceTrack, never a new negotiation.
+        entry.relay[kind] = transceiver.sender;
+        this.relaySenders.add(transceiver.sender);
+        transceiver.direction = "sendonly";
+      } else {
+        transceiver.direction = "inactive";
+      }
+    }
+    await pc.setLocalDescription(await pc.createAnswer());
+    await gathered(pc);
+    if (this.recorders.get(peer) !== entry || this.isSuperseded(message, peer)) {
+      if (this.recorders.get(peer) === entry) this.recorders.delete(peer);
+      pc.close();
+      return;
+    }
+    this.applyVideoTier(pc);
+    this.relayOfficer();
+    await this.sendAnswer(message.visit, pc.localDescription.sdp, peer, message.offer_id);
+    this.recorderAnswers += 1;
+  }
+
   closePeers() {
     this.pc?.close();
     this.pc = null;
     this.pcState = "new";
-    for (const pc of this.supervisors.values()) pc.close();
-    this.supervisors.clear();
+    for (const peer of [...this.supervisors.keys()]) this.dropSupervisor(peer);
+    for (const peer of [...this.recorders.keys()]) this.dropRecorder(peer);
+    this.officerTracks = { audio: null, video: null };
     this.latestOffer.clear();
     this.officerVideo.srcObject = null;
-    this.bargeSource?.disconnect();
-    this.bargeSource = null;
+    this.bargeTracks.clear();
+    this.bargeLatest = null;
+    this.wireBarge();
   }
 
   // What the page shows and plays, for the status line and for tests (no secrets here).
@@ -382,6 +529,15 @@ export class BoothMedia {
       pcState: this.pcState,
       answered: this.answered,
       supervisors: this.supervisors.size,
+      recorders: this.recorders.size,
+      recorderAnswers: this.recorderAnswers,
+      // What each recorder is sent of the officer now: kinds with a track on its relay sender.
+      relaying: Array.from(this.recorders.values(), ({ relay }) =>
+        ["audio", "video"].filter((kind) => relay[kind]?.track)),
+      bargeVoices: this.bargeTracks.size, // supervisors whose offers send a voice
+      bargePeer: this.bargeTrack
+        ? Array.from(this.bargeTracks).find(([, track]) => track === this.bargeTrack)[0]
+        : null,
       superseded: this.superseded,
       videoTier: this.videoTier,
       audioContext: this.ctx?.state ?? "none",

@@ -49,3 +49,26 @@ export function tokenProblem(code) {
   if (code === "wrong_office") return "office";
   return "invalid"; // bad_signature, bad_token: revoked, forged or damaged
 }
+
+// Whether the page plays the officer (and relays the officer's picture to recorders): on
+// air, in an active visit.
+export function playsOfficer(status) {
+  return Boolean(status?.on_air) && status?.state === "active";
+}
+
+// Whose voice plays as a barging supervisor's (docs/protocol.md, "Coach and barge media"):
+// `peer` is booth_state.barge_peer, the `peer` of that supervisor's offers: only its voice is
+// heard (null: nobody's), `on` while the server names one with supervisor_present, on air in
+// an active visit (barging the desk) or in an escalated one (its resolver; no officer on
+// air). A server that does not send the field: `peer` undefined, any supervisor whose offer
+// sends audio (the latest), on air in an active visit with supervisor_present.
+export function bargeOf(status) {
+  const present = Boolean(status?.supervisor_present);
+  if (status?.barge_peer === undefined) {
+    return { on: playsOfficer(status) && present, peer: undefined };
+  }
+  const peer = typeof status.barge_peer === "string" && status.barge_peer ? status.barge_peer
+    : null;
+  const speaks = playsOfficer(status) || status.state === "escalated";
+  return { on: present && peer !== null && speaks, peer };
+}
