@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aiortc import RTCPeerConnection, RTCSessionDescription
 from conftest import wait_for
 from test_kiosk import (  # the kiosk fixtures: one server and browser for this module
     Env,
@@ -27,17 +26,13 @@ from test_kiosk import (  # the kiosk fixtures: one server and browser for this 
 )
 from test_kiosk import snapshot as kiosk_snapshot
 from test_kiosk import until as kiosk_until
+from voice_peer import VoicePeer
 
-from lapak.media.audio_tracks import SourceAudioTrack
-from lapak.media.booth_link import new_offer_id
 from lapak.media.desk_session import DeskSession
 from lapak.media.headless import HeadlessDesk
 from lapak.media.officer import OfficerMediaOptions, SupervisorMedia
 from lapak.media.supervisor_voice import SUPERVISOR_FREQUENCY
-from lapak.media.tones import OFFICER_FREQUENCY, ToneSource
-from lapak.signaling.client import SignalClient
-from lapak.signaling.messages import BoothState, SdpRelay
-from lapak.signaling.protocol import Sdp, Watch
+from lapak.media.tones import OFFICER_FREQUENCY
 
 __all__ = ["context", "env"]  # fixtures used by name
 
@@ -136,19 +131,13 @@ OTHER_FREQUENCY = 2000.0
 """A monitor-only supervisor's hand-crafted voice: never to be heard at the booth."""
 
 
-@pytest.mark.skipif(
-    "barge_peer" not in BoothState.__struct_fields__,
-    reason="this server does not name the barging peer (booth_state.barge_peer) yet; the "
-    "kiosk's handling of the field is tested from hand-built booth_states in "
-    "tests/test_kiosk_barge_peer.py",
-)
 async def test_the_kiosk_plays_only_the_barge_peer_not_a_hand_crafted_monitor_voice(
     env: Env, context: Any
 ) -> None:
     """``booth_state.barge_peer`` names the barging supervisor: a supervisor holding only
-    ``monitor`` that sends its own audio offer to the booth (allowed: ``sdp`` is open to
-    every supervisor) during that barge is answered, but the page plays only the barging
-    peer's voice. Office ``bp`` keeps these peers off the other test's desk."""
+    ``monitor`` that sends its own audio offer to the booth (``tests/voice_peer.py``; ``sdp``
+    is open to every supervisor) during that barge is answered, but the page plays only the
+    barging peer's voice. Office ``bp`` keeps these peers off the other test's desk."""
     url = env.server.url
     page = await open_kiosk(context, env, env.keys.issue("booth", "b-22", "bp", booth="b-22"))
     officer = HeadlessDesk(
@@ -164,16 +153,7 @@ async def test_the_kiosk_plays_only_the_barge_peer_not_a_hand_crafted_monitor_vo
         watch="b1",
         read_only=True,
     )
-    answers: asyncio.Queue[SdpRelay] = asyncio.Queue()
-
-    async def on_message(message: Any) -> None:
-        if isinstance(message, SdpRelay) and message.sdp_type == "answer":
-            answers.put_nowait(message)
-
-    monitor = SignalClient(
-        url, env.keys.issue("supervisor", "mon", "bp"), on_message, reconnect=False
-    )
-    crafted = RTCPeerConnection()
+    monitor = VoicePeer(url, env.keys.issue("supervisor", "mon", "bp"), OTHER_FREQUENCY)
     try:
         await reach_device_check(page)
         await page.wait_for_selector("#devices-continue:enabled", timeout=10000)
@@ -195,18 +175,9 @@ async def test_the_kiosk_plays_only_the_barge_peer_not_a_hand_crafted_monitor_vo
         )
 
         # The monitor-only supervisor offers its own voice to the booth, by hand.
-        await monitor.connect()
-        await monitor.request(Watch(desk="b1"))
-        crafted.addTransceiver("video", direction="recvonly")
-        crafted.addTrack(SourceAudioTrack(ToneSource(OTHER_FREQUENCY)))
-        await crafted.setLocalDescription(await crafted.createOffer())
-        offer_id = new_offer_id()
-        await monitor.request(
-            Sdp(visit=visit, sdp_type="offer", sdp=crafted.localDescription.sdp, offer_id=offer_id)
-        )
-        answer = await asyncio.wait_for(answers.get(), 20)
-        assert answer.offer_id == offer_id
-        await crafted.setRemoteDescription(RTCSessionDescription(answer.sdp, "answer"))
+        await monitor.start(watch="b1")
+        await monitor.offer(visit)
+        await wait_for(lambda: monitor.connected, "the booth answers the monitor's offer", 20)
         await until(
             page,
             lambda s: s["media"]["bargeVoices"] == 2,
@@ -221,7 +192,6 @@ async def test_the_kiosk_plays_only_the_barge_peer_not_a_hand_crafted_monitor_vo
             await asyncio.sleep(0.1)
         assert not page.lapak_errors, page.lapak_errors
     finally:
-        await crafted.close()
         await monitor.close()
         await barger.close()
         await officer.close()

@@ -3,14 +3,16 @@
 The fixtures and helpers of tests/test_kiosk.py (real server, Chromium with a fake camera and
 a 650 Hz microphone tone, WebRTC with aiortc) and the decoding helpers of
 tests/test_recording.py. A real ``lapak recorder`` process records the kiosk's visit while a
-headless officer (1200 Hz tone, a card as picture) goes on air and off again. The decrypted
-and decoded WebM must hold the kiosk's camera and tone throughout and the officer's tone and
-picture only inside the on-air period that the event log gives: the kiosk relays what it
-plays (the officer's voice after its on-air gain, its picture as received), switched by
-replaceTrack on air and off (the page's relay senders say so, and the recorder's link is
-answered once: no renegotiation).
+headless officer (1200 Hz tone, a card as picture) goes on air and off again. The decoded
+WebM must hold the kiosk's camera and tone throughout and the officer's tone and picture only
+inside the on-air period that the event log gives: the kiosk relays the officer's tracks as
+it received them, switched by replaceTrack on air and off (the page's relay senders say so,
+and the recorder's link is answered once: no renegotiation).
 
-Office ``rec`` keeps this visit off the other kiosk tests' desks.
+During an escalation (no officer on air) the kiosk plays the resolving supervisor, named by
+``booth_state.barge_peer``, and relays that to the recorder too.
+
+Offices ``rec`` and ``rex`` keep these visits off the other kiosk tests' desks.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +42,22 @@ from test_kiosk import (  # the kiosk fixtures: one server and browser for this 
     until,
 )
 from test_recording import DARK_LUMA, MARGIN_S, decode, decrypted, luma, tone_by_second
+from voice_peer import VoicePeer
 
 from lapak.cli.main import main as lapak
 from lapak.media.headless import HeadlessDesk
 from lapak.media.officer import OfficerMediaOptions
 from lapak.media.recorder_file import SUFFIX, read_sidecar, sidecar_path
+from lapak.media.supervisor_voice import SUPERVISOR_FREQUENCY
 from lapak.media.tones import OFFICER_FREQUENCY
-from lapak.signaling.events import FocusChanged, RecordingClosed, RecordingNoticeShown
+from lapak.signaling.events import (
+    FocusChanged,
+    RecordingClosed,
+    RecordingNoticeShown,
+    VisitEscalated,
+)
 from lapak.signaling.logformat import read_events
+from lapak.signaling.protocol import EndVisit, TakeEscalation
 
 __all__ = ["context", "env"]  # fixtures used by name
 
@@ -54,7 +67,87 @@ pytestmark = [
     pytest.mark.integration,
 ]
 
-OFFICE = "rec"
+
+@dataclass
+class Recorded:
+    """A kiosk visit seated at a desk, recorded by a real ``lapak recorder`` process."""
+
+    page: Any
+    officer: HeadlessDesk
+    visit: str
+    path: Path
+
+
+@asynccontextmanager
+async def recorded_visit(
+    env: Env, context: Any, tmp_path: Path, office: str
+) -> AsyncIterator[Recorded]:
+    """Recording on, an officer at desk ``<office>1`` (it exists before the recorder says
+    hello), the recorder, and the kiosk's visit seated there with the recorder's link
+    answered and its file growing; everything stopped after."""
+    hub = env.server.hub
+    assert hub is not None
+    hub.projection.recording = True  # as `lapak signal --recording on`
+    desk = f"{office}1"
+    rec_dir = tmp_path / "recordings"
+    officer = HeadlessDesk(
+        env.server.url,
+        env.keys.issue("officer", "ana", office, desk=desk),
+        OfficerMediaOptions(audio_in="tone", desk=desk),
+    )
+    recorder: asyncio.subprocess.Process | None = None
+    page = None
+    recorder_log = (tmp_path / "recorder.log").open("wb")  # read it when a test fails
+    try:
+        await officer.start()
+        recorder = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "lapak.cli", "recorder", "--server", env.server.url,
+            "--token", env.keys.issue("recorder", "rec-1", office), "--dir", str(rec_dir),
+            "--log-level", "INFO",
+            stdout=asyncio.subprocess.DEVNULL, stderr=recorder_log,
+            start_new_session=True,
+        )  # fmt: skip
+        token = env.keys.issue("booth", f"{office}-booth", office, booth=f"{office}-booth")
+        page = await open_kiosk(context, env, token, "&audio=raw")
+        await reach_device_check(page)
+        await page.wait_for_selector("#devices-continue:enabled", timeout=10000)
+        await page.click("#devices-continue")
+        snap = await until(page, lambda s: bool(s["visit"]), "the visit starts")
+        visit = snap["visit"]
+        await wait_for(lambda: hub.state.visits[visit].desk == desk, f"seated at desk {desk}")
+        await page.wait_for_selector("#recording-notice:visible", timeout=10000)
+        snap = await until(
+            page,
+            lambda s: s["media"]["pcState"] == "connected" and s["media"]["recorders"] == 1,
+            "the officer's link and the recorder's, answered",
+            timeout=30,
+        )
+        assert relaying(snap) == [[]], f"off air the recorder gets nothing of the officer: {snap}"
+        path = rec_dir / f"{visit}{SUFFIX}"  # the recorder's first file of the visit
+        sizes: set[int] = set()
+
+        def grown() -> int:
+            if path.exists():
+                sizes.add(path.stat().st_size)
+            return len(sizes)
+
+        await wait_for(lambda: grown() >= 3, "the recorder writes the kiosk's media", timeout=30)
+        yield Recorded(page, officer, visit, path)
+        await wait_for(
+            lambda: any(isinstance(e, RecordingClosed) for e in logged(env, visit)),
+            "the recorder closes the file and the trail records it",
+            timeout=30,
+        )
+        assert page.lapak_errors == [], page.lapak_errors
+    finally:
+        hub.projection.recording = False
+        if recorder is not None and recorder.returncode is None:
+            os.killpg(recorder.pid, signal.SIGTERM)
+            await recorder.wait()
+        recorder_log.close()
+        await officer.close()
+        if page is not None:
+            await page.close()
 
 
 def logged(env: Env, visit: str) -> list[Any]:
@@ -82,54 +175,9 @@ def relaying(snap: dict[str, Any]) -> list[list[str]]:
 async def test_the_kiosk_relays_the_officer_to_the_recorder_only_on_air(
     env: Env, context: Any, tmp_path: Path
 ) -> None:
-    hub = env.server.hub
-    assert hub is not None
-    hub.projection.recording = True  # as `lapak signal --recording on`
-    rec_dir = tmp_path / "recordings"
-    officer = HeadlessDesk(
-        env.server.url,
-        env.keys.issue("officer", "ana", OFFICE, desk="r1"),
-        OfficerMediaOptions(audio_in="tone", desk="r1"),
-    )
-    recorder: asyncio.subprocess.Process | None = None
-    page = None
-    recorder_log = (tmp_path / "recorder.log").open("wb")  # read it when this test fails
-    try:
-        await officer.start()  # desk r1 exists before the recorder says hello: it watches it
-        recorder = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "lapak.cli", "recorder", "--server", env.server.url,
-            "--token", env.keys.issue("recorder", "rec-1", OFFICE), "--dir", str(rec_dir),
-            "--log-level", "INFO",
-            stdout=asyncio.subprocess.DEVNULL, stderr=recorder_log,
-            start_new_session=True,
-        )  # fmt: skip
-        token = env.keys.issue("booth", "booth-31", OFFICE, booth="booth-31")
-        page = await open_kiosk(context, env, token, "&audio=raw")
-        await reach_device_check(page)
-        await page.wait_for_selector("#devices-continue:enabled", timeout=10000)
-        await page.click("#devices-continue")
-        snap = await until(page, lambda s: bool(s["visit"]), "the visit starts")
-        visit = snap["visit"]
-        await wait_for(lambda: hub.state.visits[visit].desk == "r1", "seated at desk r1")
-        await page.wait_for_selector("#recording-notice:visible", timeout=10000)
-        snap = await until(
-            page,
-            lambda s: s["media"]["pcState"] == "connected" and s["media"]["recorders"] == 1,
-            "the officer's link and the recorder's, answered",
-            timeout=30,
-        )
-        assert relaying(snap) == [[]], f"off air the recorder gets nothing of the officer: {snap}"
-        path = rec_dir / f"{visit}{SUFFIX}"  # the recorder's first file of the visit
-        sizes: set[int] = set()
-
-        def grown() -> int:
-            if path.exists():
-                sizes.add(path.stat().st_size)
-            return len(sizes)
-
-        await wait_for(lambda: grown() >= 3, "the recorder writes the kiosk's media", timeout=30)
+    async with recorded_visit(env, context, tmp_path, "rec") as rec:
+        page, officer, visit = rec.page, rec.officer, rec.visit
         await asyncio.sleep(2.5)  # a time window: off air, the kiosk alone
-
         await officer.focus(visit)
         snap = await until(
             page,
@@ -150,24 +198,9 @@ async def test_the_kiosk_relays_the_officer_to_the_recorder_only_on_air(
         assert snap["media"]["recorderAnswers"] == 1, (
             f"going on and off air is replaceTrack, no new negotiation: {snap}"
         )
-
         await officer.session.end_visit(visit, "abandoned", None)
-        await wait_for(
-            lambda: any(isinstance(e, RecordingClosed) for e in logged(env, visit)),
-            "the recorder closes the file and the trail records it",
-            timeout=30,
-        )
-        assert page.lapak_errors == [], page.lapak_errors
-    finally:
-        hub.projection.recording = False
-        if recorder is not None and recorder.returncode is None:
-            os.killpg(recorder.pid, signal.SIGTERM)
-            await recorder.wait()
-        recorder_log.close()
-        await officer.close()
-        if page is not None:
-            await page.close()
 
+    path = rec.path
     events = logged(env, visit)
     (closed,) = [e for e in events if isinstance(e, RecordingClosed)]
     assert closed.gaps == [], "no link dropped"
@@ -204,6 +237,48 @@ async def test_the_kiosk_relays_the_officer_to_the_recorder_only_on_air(
     assert all(on_at - MARGIN_S <= t <= off_at + MARGIN_S for t in officer_pictures), (
         "the officer's picture only while on air"
     )
-    verify = ["recordings", "verify", "--dir", str(rec_dir), "--data-dir",
+    verify = ["recordings", "verify", "--dir", str(path.parent), "--data-dir",
               str(env.server.data_dir)]  # fmt: skip
     assert lapak(verify) == 0, "the trail vouches for the file"
+
+
+async def test_the_kiosk_plays_and_relays_the_resolver_during_an_escalation(
+    env: Env, context: Any, tmp_path: Path
+) -> None:
+    """The officer escalates; a supervisor with ``resolve`` takes the visit and offers its
+    voice (1600 Hz) to the booth: ``booth_state.barge_peer`` names it, the page plays it with
+    no officer on air and relays it to the recorder, whose file holds it after the take."""
+    resolver = VoicePeer(
+        env.server.url,
+        env.keys.issue("supervisor", "sri", "rex", grants=["resolve"]),
+        SUPERVISOR_FREQUENCY,
+    )
+    try:
+        async with recorded_visit(env, context, tmp_path, "rex") as rec:
+            page, visit = rec.page, rec.visit
+            await rec.officer.session.end_visit(visit, "escalated", "check the card")
+            await until(page, lambda s: s["screen"] == "escalated", "the escalated screen")
+            await resolver.start()
+            await resolver.client.request(TakeEscalation(visit=visit))
+            await resolver.offer(visit)
+            await until(
+                page,
+                lambda s: (
+                    s["media"]["barging"]
+                    and heard(s["media"]["bargePlayed"], SUPERVISOR_FREQUENCY)
+                    and relaying(s) == [["audio"]]
+                ),
+                "the page plays the resolver and relays that sound (no officer picture)",
+                tones=(SUPERVISOR_FREQUENCY,),
+            )
+            await asyncio.sleep(2.5)  # a time window: the resolver speaks
+            await resolver.client.request(EndVisit(visit=visit, outcome="abandoned", note=None))
+    finally:
+        await resolver.close()
+
+    events = logged(env, visit)
+    escalated_at = next(e.at for e in events if isinstance(e, VisitEscalated))
+    _, streams = decode(decrypted(env, rec.path, visit))  # type: ignore[arg-type]
+    end = streams["booth_audio"][-1][0]
+    voice = tone_by_second(streams["officer_audio"], SUPERVISOR_FREQUENCY, escalated_at, end)
+    assert sum(voice.values()) >= 2, f"the resolver as the kiosk played it is recorded: {voice}"
