@@ -72,6 +72,21 @@ async def pair(pg_url: str, tmp_path: Path) -> AsyncIterator[Pair]:
         b_started = time.monotonic()
         procs.append(_node(pg_url, tmp_path / "b", secret, port_b))
         await asyncio.to_thread(wait_healthy, port_b, procs[1])
+        # Placement (signaling/placement.py) spreads ``main`` and ``"*"`` over the two live
+        # nodes by hashing their URLs (random ports): wait until each owns one, then call
+        # the owner of ``main`` A (it may be the node started second).
+        await wait_for(
+            lambda: (
+                _owns(port_a) != _owns(port_b)
+                and _owns(port_a, "*") != _owns(port_b, "*")
+                and _owns(port_a) != _owns(port_a, "*")
+            ),
+            "the two nodes split main and * between them",
+            timeout=30,
+        )
+        if _owns(port_b):
+            port_a, port_b = port_b, port_a
+            procs.reverse()
         url = "ws://127.0.0.1:{}/ws"
         pair = Pair(keys, procs[0], procs[1], url.format(port_a), url.format(port_b), port_b,
                     b_started)  # fmt: skip
