@@ -32,7 +32,7 @@ from lapak.media.desk_session import DeskSession
 from lapak.media.headless import HeadlessDesk
 from lapak.media.officer import OfficerMediaOptions, SupervisorMedia
 from lapak.media.supervisor_voice import SUPERVISOR_FREQUENCY
-from lapak.media.tones import OFFICER_FREQUENCY
+from lapak.media.tones import OFFICER_FREQUENCY, tone_present
 
 __all__ = ["context", "env"]  # fixtures used by name
 
@@ -194,5 +194,135 @@ async def test_the_kiosk_plays_only_the_barge_peer_not_a_hand_crafted_monitor_vo
     finally:
         await monitor.close()
         await barger.close()
+        await officer.close()
+        await page.close()
+
+
+async def test_the_kiosk_relays_the_officer_to_a_watching_supervisor_only_on_air(
+    env: Env, context: Any, tmp_path: Any
+) -> None:
+    """The supervisor's offer's second audio transceiver (docs/protocol.md, "Supervisors'
+    media"): the kiosk sends on it the officer's voice as received, on air only, switched by
+    ``replaceTrack``. The real ``SupervisorMedia`` engine mixes it into its output; a listener
+    on that mixer counts frames holding the officer's 1200 Hz tone. In barge the supervisor's
+    own 1600 Hz tone must not come back (the relay is the officer's track, not the page's mix).
+    A rebuilt officer link (a new console) swaps its new voice in. Office ``sh`` keeps these
+    peers off the other tests' desks."""
+    url = env.server.url
+    page = await open_kiosk(
+        context, env, env.keys.issue("booth", "b-23", "sh", booth="b-23"), "&audio=raw"
+    )
+
+    def new_officer() -> HeadlessDesk:
+        return HeadlessDesk(
+            url,
+            env.keys.issue("officer", "ana", "sh", desk="h1"),
+            OfficerMediaOptions(audio_in="tone", desk="h1"),
+        )
+
+    officer = new_officer()
+    engine = SupervisorMedia(audio_in="tone", audio_out=str(tmp_path / "supervisor.wav"))
+    supervisor = DeskSession(
+        url,
+        env.keys.issue("supervisor", "sri", "sh", grants=["barge"]),
+        engine=engine,
+        watch="h1",
+        read_only=True,
+    )
+    out = {OFFICER_FREQUENCY: 0, SUPERVISOR_FREQUENCY: 0}
+    frames = [0]
+
+    def listen(mono: Any) -> None:
+        frames[0] += 1
+        for f in out:
+            out[f] += tone_present(mono, f)
+
+    async def window() -> dict[float, int]:
+        """What the supervisor's output held over 1.5 s (bounded: read every 100 ms)."""
+        for f in out:
+            out[f] = 0
+        start = frames[0]
+        for _ in range(15):
+            await asyncio.sleep(0.1)
+        assert frames[0] - start > 30, f"control: the supervisor's output runs ({frames[0]})"
+        return dict(out)
+
+    try:
+        await officer.start()  # the desk exists before the supervisor watches it
+        await supervisor.start()
+        assert engine.mixer is not None, "a .wav audio_out gives the supervisor a mixer"
+        engine.mixer.listeners.append(listen)
+        await reach_device_check(page)
+        await page.wait_for_selector("#devices-continue:enabled", timeout=10000)
+        await page.click("#devices-continue")
+        visit = (await until(page, lambda s: bool(s["visit"]), "the visit starts"))["visit"]
+        await until(page, lambda s: s["media"]["pcState"] == "connected", "the officer's link")
+        await wait_for(
+            lambda: visit in engine.links and engine.links[visit].frames > 3,
+            "the supervisor receives the kiosk's video",
+            timeout=20,
+        )
+        snap = await until(
+            page,
+            lambda s: s["media"]["supervisorRelays"] == 1,
+            "the page answered the supervisor's offer with its relay transceiver",
+        )
+        assert snap["screen"] != "on-air" and snap["media"]["supervisorsHearing"] == 0, snap
+        heard_off = await window()
+        assert not heard_off[OFFICER_FREQUENCY], f"off air: no officer at the supervisor {out}"
+
+        await officer.focus(visit)
+        await until(page, lambda s: s["media"]["supervisorsHearing"] == 1, "on air: relayed")
+        await wait_for(
+            lambda: engine.officer_heard.heard_within(OFFICER_FREQUENCY, 0.3),
+            "the supervisor receives the officer's voice from the kiosk",
+            timeout=20,
+        )
+        heard_on = await window()
+        assert heard_on[OFFICER_FREQUENCY] > 30, f"on air: the officer's tone {heard_on}"
+
+        await supervisor.supervise("h1", "barge")
+        await until(
+            page,
+            lambda s: (
+                s["media"]["barging"] and heard(s["media"]["bargePlayed"], SUPERVISOR_FREQUENCY)
+            ),
+            "the kiosk plays the barging supervisor",
+        )
+        heard_barge = await window()
+        assert heard_barge[OFFICER_FREQUENCY] > 30, f"barge: still the officer {heard_barge}"
+        assert not heard_barge[SUPERVISOR_FREQUENCY], f"barge: no echo of itself {heard_barge}"
+        await supervisor.supervise("h1", "monitor")
+
+        await officer.focus(None)
+        await until(page, lambda s: s["media"]["supervisorsHearing"] == 0, "off air: null")
+        await wait_for(
+            lambda: not engine.officer_heard.heard_within(OFFICER_FREQUENCY, 0.3),
+            "off air: the officer's voice stops at the supervisor",
+            timeout=20,
+        )
+        heard_off = await window()
+        assert not heard_off[OFFICER_FREQUENCY], f"off air again: nothing {heard_off}"
+
+        # A rebuilt officer link: a new console, a new track; on air it is relayed.
+        await officer.close()
+        officer = new_officer()
+        await officer.start()
+        await officer.focus(visit)
+        await until(
+            page,
+            lambda s: s["media"]["pcState"] == "connected" and s["media"]["supervisorsHearing"],
+            "the rebuilt link, on air",
+        )
+        await wait_for(
+            lambda: engine.officer_heard.heard_within(OFFICER_FREQUENCY, 0.3),
+            "the supervisor hears the officer through the rebuilt link",
+            timeout=20,
+        )
+        snap = await snapshot(page)
+        assert snap["media"]["supervisors"] == 1, f"the same supervisor link, no re-offer {snap}"
+        assert not page.lapak_errors, page.lapak_errors
+    finally:
+        await supervisor.close()
         await officer.close()
         await page.close()

@@ -16,6 +16,10 @@
 // received, only while they play. The two relay senders are negotiated once and switched with
 // replaceTrack (the track while it plays, none otherwise), so going on or off air never
 // renegotiates; a rebuilt officer link swaps in its new picture.
+// A supervisor's offer has a second audio transceiver (docs/protocol.md, "Supervisors'
+// media"): the booth sends on it the officer's voice as received (the remote track itself,
+// not the WebAudio mix, so a barging supervisor never hears itself), only on air; switched
+// the same way, and a rebuilt officer link swaps in its new voice.
 // Every answer echoes its offer's `offer_id`. Only the latest offer from each peer (the
 // officer, or one supervisor) is answered: one replaced by a newer offer while it was being
 // answered is dropped and its peer connection closed.
@@ -123,6 +127,7 @@ export class BoothMedia {
     this.pcState = "new";
     this.answered = 0;
     this.supervisors = new Map();
+    this.supervisorRelays = new Map(); // supervisor peer -> the sender of the officer's voice
     // Recorders: peer -> { pc, relay: { audio: RTCRtpSender, video: RTCRtpSender } }.
     this.recorders = new Map();
     this.relaySenders = new WeakSet(); // the officer's media to recorders: no video tier
@@ -214,6 +219,11 @@ export class BoothMedia {
         const track = playing[kind];
         if (sender && sender.track !== track) sender.replaceTrack(track).catch(() => {});
       }
+    }
+    // Supervisors: the officer alone, as received, on air only (never a barge's voice).
+    const voice = this.onAir ? this.officerTracks.audio : null;
+    for (const sender of this.supervisorRelays.values()) {
+      if (sender.track !== voice) sender.replaceTrack(voice).catch(() => {});
     }
   }
 
@@ -368,12 +378,15 @@ export class BoothMedia {
     this.onChange?.();
   }
 
-  attachLocal(pc, direction) {
+  // The camera and microphone on the first transceiver of each kind (`skip`: one the caller
+  // sets up itself).
+  attachLocal(pc, direction, skip = null) {
     const tracks = {
       audio: this.stream?.getAudioTracks()[0] ?? null,
       video: this.stream?.getVideoTracks()[0] ?? null,
     };
     for (const transceiver of pc.getTransceivers()) {
+      if (transceiver === skip) continue;
       const kind = transceiver.receiver.track.kind;
       const track = tracks[kind];
       tracks[kind] = null; // one track per kind
@@ -410,6 +423,8 @@ export class BoothMedia {
     let hears = false; // the offer sends the supervisor's voice: a barge
     pc.ontrack = (event) => {
       if (event.track.kind !== "audio" || this.supervisors.get(message.peer) !== pc) return;
+      const audio = pc.getTransceivers().filter((t) => t.receiver.track.kind === "audio");
+      if (audio.indexOf(event.transceiver) > 0) return; // the officer's relay: never a voice
       hears = true;
       this.addBargeTrack(message.peer, event.track);
     };
@@ -420,12 +435,20 @@ export class BoothMedia {
       }
     };
     await pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
-    this.attachLocal(pc, "sendonly");
+    // The second audio transceiver, if the offer has one, carries the officer's voice.
+    const audio = pc.getTransceivers().filter((t) => t.receiver.track.kind === "audio");
+    const relay = audio.length > 1 ? audio[1] : null;
+    this.attachLocal(pc, "sendonly", relay);
     if (hears) {
       for (const transceiver of pc.getTransceivers()) {
-        if (transceiver.receiver.track.kind !== "audio") continue;
+        if (transceiver.receiver.track.kind !== "audio" || transceiver === relay) continue;
         transceiver.direction = transceiver.sender.track ? "sendrecv" : "recvonly";
       }
+    }
+    if (relay) {
+      // Always sendonly: on and off air is replaceTrack, never a new negotiation.
+      relay.direction = "sendonly";
+      this.relaySenders.add(relay.sender);
     }
     await pc.setLocalDescription(await pc.createAnswer());
     await gathered(pc);
@@ -434,6 +457,8 @@ export class BoothMedia {
       pc.close();
       return;
     }
+    if (relay) this.supervisorRelays.set(message.peer, relay.sender);
+    this.relayOfficer();
     this.applyVideoTier(pc);
     await this.sendAnswer(message.visit, pc.localDescription.sdp, message.peer, message.offer_id);
   }
@@ -441,6 +466,7 @@ export class BoothMedia {
   dropSupervisor(peer) {
     this.supervisors.get(peer)?.close();
     this.supervisors.delete(peer);
+    this.supervisorRelays.delete(peer);
     this.dropBargeTrack(peer);
   }
 
@@ -534,6 +560,10 @@ export class BoothMedia {
       // What each recorder is sent of the officer now: kinds with a track on its relay sender.
       relaying: Array.from(this.recorders.values(), ({ relay }) =>
         ["audio", "video"].filter((kind) => relay[kind]?.track)),
+      // Supervisors sent the officer's voice now (of those whose offer asks for it).
+      supervisorsHearing: Array.from(this.supervisorRelays.values()).filter((s) => s.track)
+        .length,
+      supervisorRelays: this.supervisorRelays.size,
       bargeVoices: this.bargeTracks.size, // supervisors whose offers send a voice
       bargePeer: this.bargeTrack
         ? Array.from(this.bargeTracks).find(([, track]) => track === this.bargeTrack)[0]
