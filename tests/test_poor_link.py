@@ -101,3 +101,16 @@ def test_a_grade_that_is_not_one_of_the_three_is_an_invalid_message() -> None:
     missing = o.hub.say(o.ana, {"type": "link_quality", "id": 9, "visit": o.v1})[0]
     assert missing["code"] == "invalid_message"
     assert o.hub.hub.links.by_visit == {}
+
+
+def test_the_supervisor_console_names_the_alert_and_jumps_to_its_slot() -> None:
+    from lapak.console.escalations import Jump, alert_target, where
+    from lapak.console.i18n import STRINGS
+    from lapak.signaling.messages import Alert
+
+    alert = Alert(kind="poor_link", office="main", desk="d1", slot=2, visit="V1",
+                  booth="b1", seconds=12.0)  # fmt: skip
+    assert alert_target(alert) == Jump("d1", 2), "enter goes to the visit's tile"
+    assert where(alert) == "desk d1 slot 2"
+    english, indonesian = STRINGS["alert.poor_link"]
+    assert english == "poor link" and indonesian and indonesian != english
