@@ -59,7 +59,7 @@ def where(alert: Alert) -> str:
 
 def alert_target(alert: Alert) -> Jump:
     """An alert at a desk jumps to that desk's slot; the others to the office overview."""
-    if alert.kind in ("not_spoken_to", "booth_away") and alert.desk and alert.slot:
+    if alert.kind in ("not_spoken_to", "booth_away", "poor_link") and alert.desk and alert.slot:
         return Jump(alert.desk, alert.slot)
     return Jump(None)
 

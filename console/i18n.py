@@ -358,6 +358,8 @@ STRINGS: dict[str, tuple[str, str]] = {
         "{sub} is barging (the claimant hears them)",
         "{sub} ikut bicara (pemohon mendengarnya)",
     ),
+    # the supervisor's alert list: an officer's console grades a seated booth's link poor
+    "alert.poor_link": ("poor link", "koneksi buruk"),
 }
 
 
