@@ -358,6 +358,15 @@ STRINGS: dict[str, tuple[str, str]] = {
         "{sub} is barging (the claimant hears them)",
         "{sub} ikut bicara (pemohon mendengarnya)",
     ),
+    # the resolver's link to a taken escalation's booth (console/escalations.py)
+    "resolver.link": (
+        "{booth}: the claimant hears you · link {state} · {frames} frames · {level:.0f} dBFS",
+        "{booth}: pemohon mendengar Anda · tautan {state} · {frames} bingkai · {level:.0f} dBFS",
+    ),
+    "resolver.none": (
+        "take an escalation (t) to speak with its claimant",
+        "ambil eskalasi (t) untuk berbicara dengan pemohonnya",
+    ),
 }
 
 
