@@ -485,7 +485,8 @@ class DeskSession:
             engine.set_booth_present(visit, view.booth_present)
             if engine.needs_offer(visit):
                 self._ensure(engine, visit)
-        for visit in set(engine.links) - set(model.visits):
+        resolving = engine.resolving if isinstance(engine, SupervisorMedia) else set()
+        for visit in set(engine.links) - set(model.visits) - resolving:
             self._spawn(engine.drop(visit))
         for visit in set(self.reported_grades) - set(model.visits):
             del self.reported_grades[visit]  # seated again later: reported afresh
