@@ -23,6 +23,7 @@ from textual.widgets import DataTable, Footer, Static
 from lapak.console.commands import FAILURES
 from lapak.console.i18n import reason_label, step_label, t
 from lapak.console.screens import PickScreen
+from lapak.media.officer import SupervisorMedia
 from lapak.signaling.messages import Ack, Alert, EscalationEntry, OfficeFigures
 from lapak.signaling.protocol import Outcome
 
@@ -59,7 +60,7 @@ def where(alert: Alert) -> str:
 
 def alert_target(alert: Alert) -> Jump:
     """An alert at a desk jumps to that desk's slot; the others to the office overview."""
-    if alert.kind in ("not_spoken_to", "booth_away") and alert.desk and alert.slot:
+    if alert.kind in ("not_spoken_to", "booth_away", "poor_link") and alert.desk and alert.slot:
         return Jump(alert.desk, alert.slot)
     return Jump(None)
 
@@ -96,10 +97,12 @@ class AlertsScreen(Screen[Jump | None]):
             t("escalations.waiting"), t("escalations.taken_by"), t("escalations.step"),
         )  # fmt: skip
         yield escalations
+        yield Static(t("resolver.none"), id="resolver-link")
         yield Footer()
 
     def on_mount(self) -> None:
         self.show(self.figures)
+        self.set_interval(1.0, self.show_link)
         table = self.query_one("#escalation-rows", DataTable)
         first = self.query_one("#alert-rows", DataTable)
         (first if first.row_count or not table.row_count else table).focus()
@@ -126,6 +129,24 @@ class AlertsScreen(Screen[Jump | None]):
                 key=entry.visit,
             )  # fmt: skip
         table.move_cursor(row=min(kept, max(table.row_count - 1, 0)))
+        self.show_link()
+
+    def show_link(self) -> None:
+        """The link to the booth of the selected escalation this supervisor took: its
+        state, the claimant's frames received and how loud the claimant is heard."""
+        entry = self.selected_escalation()
+        engine = getattr(self.app, "engine", None)
+        link = None
+        if entry is not None and entry.taken_by == self.me and engine is not None:
+            link = engine.links.get(entry.visit)
+        line = self.query_one("#resolver-link", Static)
+        if entry is None or link is None:
+            line.update(t("resolver.none"))
+            return
+        line.update(
+            t("resolver.link", booth=entry.booth, state=link.state, frames=link.frames,
+              level=link.audio.level_dbfs)
+        )  # fmt: skip
 
     def _step_text(self, entry: EscalationEntry) -> str:
         view = entry.visit_view
@@ -273,6 +294,11 @@ class EscalationsMixin:
         waiting_before = {e.visit for e in (before.escalations if before else []) if not e.taken_by}
         fresh = [e for e in figures.escalations if not e.taken_by and e.visit not in waiting_before]
         self.office_stats = figures
+        engine = self.session.engine
+        if isinstance(engine, SupervisorMedia):  # a taken visit that ended elsewhere: unlink
+            open_now = {e.visit for e in figures.escalations}
+            for visit in sorted(engine.resolving - open_now):
+                await engine.unresolve(visit)
         if fresh and before is not None:
             self.say(t("alerts.new_escalation", booth=fresh[0].booth, n=len(fresh)), "warning")  # type: ignore[attr-defined]
         screen = self.screen  # type: ignore[attr-defined]
@@ -314,6 +340,9 @@ class EscalationsMixin:
             self.say(t("escalations.refused", visit=visit, error=exc), "error")  # type: ignore[attr-defined]
             return
         self.say(t("escalations.taken", visit=visit))  # type: ignore[attr-defined]
+        engine = self.session.engine
+        if isinstance(engine, SupervisorMedia):
+            await engine.resolve(visit)  # the supervisor's voice to the booth, the claimant back
         await self.refresh_alerts()
 
     async def resolve_step(
@@ -336,4 +365,7 @@ class EscalationsMixin:
             self.say(t("msg.refused", who=entry.booth, what=what, error=exc), "error")  # type: ignore[attr-defined]
             return
         self.say(t("msg.done", who=entry.booth, what=what))  # type: ignore[attr-defined]
+        engine = self.session.engine
+        if isinstance(engine, SupervisorMedia):
+            await engine.unresolve(entry.visit)
         await self.refresh_alerts()

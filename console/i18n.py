@@ -358,6 +358,17 @@ STRINGS: dict[str, tuple[str, str]] = {
         "{sub} is barging (the claimant hears them)",
         "{sub} ikut bicara (pemohon mendengarnya)",
     ),
+    # the supervisor's alert list: an officer's console grades a seated booth's link poor
+    "alert.poor_link": ("poor link", "koneksi buruk"),
+    # the resolver's link to a taken escalation's booth (console/escalations.py)
+    "resolver.link": (
+        "{booth}: the claimant hears you · link {state} · {frames} frames · {level:.0f} dBFS",
+        "{booth}: pemohon mendengar Anda · tautan {state} · {frames} bingkai · {level:.0f} dBFS",
+    ),
+    "resolver.none": (
+        "take an escalation (t) to speak with its claimant",
+        "ambil eskalasi (t) untuk berbicara dengan pemohonnya",
+    ),
 }
 
 

@@ -41,6 +41,8 @@ from lapak.signaling.protocol import (
     Decision,
     EndVisit,
     Focus,
+    LinkGradeValue,
+    LinkQuality,
     OfficeStats,
     Outcome,
     Sdp,
@@ -114,6 +116,10 @@ class DeskSession:
             engine.attach(self.send_sdp)
         if isinstance(engine, SupervisorMedia):
             engine.attach_voice(self._send_voice_sdp)
+        elif engine is not None:
+            engine.on_grade = self.link_graded  # an officer's links (poor_link alerts)
+        self.reported_grades: dict[str, LinkGradeValue] = {}
+        """The grade last reported per seated visit (``link_quality`` is sent on change)."""
         self.supervising: SupervisionMode = "monitor"
         """This supervisor's part in ``supervised_desk`` as the server last accepted it."""
         self.supervised_desk: str | None = None
@@ -228,6 +234,7 @@ class DeskSession:
         """Resumed: an officer gets its desk's snapshot by itself; a watcher asks again.
         A closed connection ended any coach or barge (the server's rule): back to monitor."""
         self.welcome = welcome
+        self.reported_grades.clear()  # the server may have restarted: report afresh
         await self._voice_ended()
         if self.watcher:
             await self._watch_desks(welcome)
@@ -246,6 +253,24 @@ class DeskSession:
         if self.desk is None:
             return None
         return await self._watch(self.desk)
+
+    def link_graded(self, visit: str, grade: LinkGradeValue) -> None:
+        """A new grade of a seated visit's link: reported (``link_quality``) when it differs
+        from the last one reported, so the supervisors' ``poor_link`` alert can follow it.
+        Telemetry: a refusal (the visit just left) or a lost connection is only logged."""
+        if self.watcher or self.read_only or self.reported_grades.get(visit) == grade:
+            return
+        if visit not in self.model.visits:
+            return
+        self.reported_grades[visit] = grade
+        self._spawn(self._report_grade(visit, grade))
+
+    async def _report_grade(self, visit: str, grade: LinkGradeValue) -> None:
+        try:
+            await self.client.request(LinkQuality(visit=visit, grade=grade))
+        except (RequestError, *LOST) as exc:
+            self.reported_grades.pop(visit, None)  # sent again on the next reading
+            log.info("event=link_quality_unsent visit=%s grade=%s error=%s", visit, grade, exc)
 
     async def _watch(self, desk: str) -> Snapshot:
         return await self.client.request(Watch(desk=desk))
@@ -460,8 +485,11 @@ class DeskSession:
             engine.set_booth_present(visit, view.booth_present)
             if engine.needs_offer(visit):
                 self._ensure(engine, visit)
-        for visit in set(engine.links) - set(model.visits):
+        resolving = engine.resolving if isinstance(engine, SupervisorMedia) else set()
+        for visit in set(engine.links) - set(model.visits) - resolving:
             self._spawn(engine.drop(visit))
+        for visit in set(self.reported_grades) - set(model.visits):
+            del self.reported_grades[visit]  # seated again later: reported afresh
 
     def _ensure(self, engine: Engine, visit: str) -> None:
         """One ``ensure`` per visit at a time: a snapshot and its deltas in one loop turn

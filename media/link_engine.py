@@ -33,7 +33,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from lapak.media.audio_out import AudioMixer, AudioSink, open_sink
 from lapak.media.audio_tracks import AudioProbe
 from lapak.media.booth_link import FAILED_AFTER, STALL_S, BoothLink, new_offer_id, why_rebuild
-from lapak.media.links import counters_from_report, link_stats
+from lapak.media.links import Grade, counters_from_report, link_stats
 from lapak.media.peer import cancel_tasks, close_peers, new_peer_connection
 from lapak.media.track_frames import track_frames
 from lapak.media.video_tier import fps_scale
@@ -65,6 +65,8 @@ class MediaEngine:
         self._presence: dict[str, bool] = {}
         self._background = False
         self._renegotiate_after: set[str] = set()
+        self.on_grade: Callable[[str, Grade], None] | None = None
+        """Told each new reading's grade per visit (the desk session reports changes)."""
         self.ice_servers: list[IceServer] = []
         """The latest welcome's STUN/TURN servers (the desk session sets them): every peer
         connection made after that uses them, a rebuilt one included."""
@@ -376,6 +378,8 @@ class MediaEngine:
                 current = counters_from_report(report, link.frames, time.monotonic())
                 if link._counters is not None:
                     link.stats = link_stats(link._counters, current, fps_scale(link.frame_size))
+                    if self.on_grade is not None:
+                        self.on_grade(link.visit, link.stats.grade)
                 link._counters = current
 
     async def _read_video(self, link: BoothLink, track: MediaStreamTrack) -> None:

@@ -225,6 +225,23 @@ class SupervisorMedia(MediaEngine):
         """The officer's voice as the on-air booth played it, relayed to this supervisor."""
         self.send_voice_sdp: SendVoiceSdp | None = None
         self._coach_task: asyncio.Task[None] | None = None
+        self.resolving: set[str] = set()
+        """Escalated visits this supervisor took (``resolve``): linked straight to their
+        booth, which hears the supervisor's voice; kept apart from the watched desk's."""
+
+    async def resolve(self, visit: str) -> None:
+        """Link to a taken escalation's booth (the server relays the offer to it, and the
+        booth plays the voice of the visit's resolver): voice out, the claimant in."""
+        self.resolving.add(visit)
+        log.info("event=resolver_link visit=%s", visit)
+        await self.ensure(visit)
+
+    async def unresolve(self, visit: str) -> None:
+        """The taken visit ended (or is no longer this supervisor's): its link closes."""
+        if visit in self.resolving:
+            self.resolving.discard(visit)
+            log.info("event=resolver_link_closed visit=%s", visit)
+            await self.drop(visit)
 
     def attach_voice(self, send: SendVoiceSdp) -> None:
         """Send the voice's offers to the officer through this (the desk session's)."""
@@ -272,6 +289,11 @@ class SupervisorMedia(MediaEngine):
             await self.renegotiate(visit, "barge" if visit == now else "barge_end")
 
     def _add_transceivers(self, link: BoothLink) -> None:
+        if link.visit in self.resolving:  # no officer to relay: voice and the booth only
+            link.voice = GatedAudioTrack(self.voice.reader(), open=True)
+            link.pc.addTransceiver(link.voice, direction="sendrecv")
+            link.pc.addTransceiver("video", direction="recvonly")
+            return
         if link.visit != self.barged:
             link.voice = None
             super()._add_transceivers(link)
@@ -325,6 +347,7 @@ class SupervisorMedia(MediaEngine):
 
     async def _close_sources(self) -> None:
         self.mode = "monitor"
+        self.resolving.clear()
         await self.coach.stop()
         with contextlib.suppress(Exception):
             await self.voice.close()

@@ -4,19 +4,28 @@ booths whose connection dropped, visits abandoned lately. Each alert says where 
 and slot, the queue, or the escalation list) so a console can jump there.
 
 The server cannot grade a media link (media flows peer to peer, officer to booth): the
-officer's console grades it. What the server knows is the booth's signalling connection, so
-``booth_away`` (the booth dropped, within its grace period) stands for a poor link here.
+officer's console grades it and reports each seated visit's grade when it changes
+(``link_quality``); ``LinkGrades`` keeps the latest in memory (telemetry, not logged), and
+``poor_link`` is a grade poor for longer than ``AlertRules.poor_link_s``. ``booth_away``
+(the booth's signalling connection dropped, within its grace period) is the other half.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lapak.signaling.messages import Alert
 from lapak.signaling.state import State, Visit
 from lapak.signaling.views import Presence
 
-ORDER = ("escalation_waiting", "booth_away", "not_spoken_to", "queue_wait", "abandoned")
+ORDER = (
+    "escalation_waiting",
+    "booth_away",
+    "poor_link",
+    "not_spoken_to",
+    "queue_wait",
+    "abandoned",
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,49 @@ class AlertRules:
     queue_wait_s: float = 300.0  # a queued claimant waiting longer
     not_spoken_s: float = 300.0  # a seated claimant off air longer (the console's red)
     abandoned_window_s: float = 900.0  # abandoned visits this recent are listed
+    poor_link_s: float = 5.0  # a seated visit's link graded poor longer
+
+
+@dataclass(frozen=True)
+class LinkGrade:
+    """A visit's link as its officer's console last graded it, at which desk, and since when
+    (Unix seconds) it has been poor (None while it is not)."""
+
+    desk: str
+    grade: str
+    poor_since: float | None
+
+
+@dataclass
+class LinkGrades:
+    """The latest grade per seated visit (in memory only: telemetry, not an event)."""
+
+    by_visit: dict[str, LinkGrade] = field(default_factory=dict)
+
+    def report(self, visit: str, desk: str, grade: str, now: float) -> None:
+        """A new grade from the officer of ``desk``; a poor one keeps its first ``since``."""
+        old = self.by_visit.get(visit)
+        since = None
+        if grade == "poor":
+            kept = old is not None and old.desk == desk and old.poor_since is not None
+            since = old.poor_since if kept and old is not None else now
+        self.by_visit[visit] = LinkGrade(desk, grade, since)
+
+    def poor_for(self, visit: Visit, now: float) -> float | None:
+        """How long a seated visit's link has been poor at its present desk, else None."""
+        link = self.by_visit.get(visit.id)
+        if link is None or link.poor_since is None or visit.state != "active":
+            return None
+        if link.desk != visit.desk:  # graded at a desk it has left
+            return None
+        return now - link.poor_since
+
+    def prune(self, state: State) -> None:
+        """Forget visits no longer seated where they were graded (left, ended, requeued)."""
+        for visit_id, link in list(self.by_visit.items()):
+            visit = state.visits.get(visit_id)
+            if visit is None or visit.state != "active" or visit.desk != link.desk:
+                del self.by_visit[visit_id]
 
 
 def _in(office: str, visit: Visit) -> bool:
@@ -38,10 +90,11 @@ def office_alerts(
     now: float,
     rules: AlertRules,
     presence: Presence,
+    links: LinkGrades | None = None,
 ) -> list[Alert]:
     """The alerts of ``office`` (``*``: every office), most pressing kind first, then the
     longest first. ``presence`` says whether a visit's booth is connected, else since when
-    it is away."""
+    it is away; ``links`` the officers' latest link grades."""
     found: list[Alert] = []
 
     def add(kind: str, visit: Visit, seconds: float, desk: str | None = None) -> None:
@@ -68,6 +121,9 @@ def office_alerts(
             if not present:
                 away = now - away_since if away_since is not None else 0.0
                 add("booth_away", visit, away, visit.desk or visit.escalated_from)
+        poor = links.poor_for(visit, now) if links is not None else None
+        if poor is not None and poor >= rules.poor_link_s:
+            add("poor_link", visit, poor)
         if visit.state == "active" and visit.on_air_since is None:
             silent = now - visit.waiting_since()
             if silent >= rules.not_spoken_s:
@@ -95,7 +151,11 @@ class OfficeGauges:
 
 
 def office_gauges(
-    state: State, now: float, rules: AlertRules, presence: Presence
+    state: State,
+    now: float,
+    rules: AlertRules,
+    presence: Presence,
+    links: LinkGrades | None = None,
 ) -> dict[str, OfficeGauges]:
     """Per office with desks, a queue or escalations: what ``office_alerts`` counts."""
     offices = {d.office for d in state.desks.values()} | set(state.queues)
@@ -104,7 +164,7 @@ def office_gauges(
     for office in sorted(offices):
         queued = [state.visits[v] for v in state.queues.get(office, []) if v in state.visits]
         counts = dict.fromkeys(ORDER, 0)
-        for alert in office_alerts(state, office, now, rules, presence):
+        for alert in office_alerts(state, office, now, rules, presence, links):
             counts[alert.kind] += 1
         gauges[office] = OfficeGauges(
             escalations_waiting=counts["escalation_waiting"],

@@ -83,6 +83,7 @@ class _Server(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     alert_queue_wait_s: Positive = 300.0
     alert_not_spoken_s: Positive = 300.0
     alert_abandoned_window_s: Positive = 900.0
+    alert_poor_link_s: Positive = 5.0
     recording: bool = False
     # The PostgreSQL store and leases (signaling/pglog.py, leases.py); SQLite when unset.
     store: Annotated[str, msgspec.Meta(min_length=1)] | None = None
@@ -228,6 +229,7 @@ class ServerConfig:
     alert_queue_wait_s: float = 300.0  # supervisors' alerts (signaling/alerts.py)
     alert_not_spoken_s: float = 300.0
     alert_abandoned_window_s: float = 900.0
+    alert_poor_link_s: float = 5.0  # a poor_link alert: an officer's link grade poor longer
     recording: bool = False  # visits are recorded: booths say so from routing
     token_ttl_max_s: TokenTtl = field(default_factory=TokenTtl)
     ice: IceConfig = field(default_factory=IceConfig)

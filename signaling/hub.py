@@ -20,7 +20,7 @@ from datetime import tzinfo
 
 from lapak.signaling import permissions as perm
 from lapak.signaling import protocol as p
-from lapak.signaling.alerts import AlertRules, OfficeGauges, office_gauges
+from lapak.signaling.alerts import AlertRules, LinkGrades, OfficeGauges, office_gauges
 from lapak.signaling.config import ServerConfig
 from lapak.signaling.domain import Domain, Rules
 from lapak.signaling.errors import AccessDenied, DomainError, LapakError
@@ -127,7 +127,9 @@ class Hub:
             queue_wait_s=self.config.alert_queue_wait_s,
             not_spoken_s=self.config.alert_not_spoken_s,
             abandoned_window_s=self.config.alert_abandoned_window_s,
+            poor_link_s=self.config.alert_poor_link_s,
         )
+        self.links = LinkGrades()  # officers' latest link grades (link_quality; not logged)
 
     @property
     def state(self) -> State:
@@ -172,7 +174,7 @@ class Hub:
     def office_gauges(self) -> dict[str, OfficeGauges]:
         """Each office's alert figures now (Prometheus; the shell renders them)."""
         return office_gauges(
-            self.state, self.clock.wall(), self.alert_rules, self.sessions.presence
+            self.state, self.clock.wall(), self.alert_rules, self.sessions.presence, self.links
         )
 
     # -- connection lifecycle and time -------------------------------------------------
@@ -217,6 +219,7 @@ class Hub:
                 )
         result.events += self.domain.purge_expired(now)  # the offices' retention
         self._fan_out(result)
+        self.links.prune(self.state)  # grades of visits that left their desk
         return result
 
     def revoke(self, revoked: frozenset[str]) -> Result:
@@ -397,6 +400,7 @@ class Hub:
         return office_digest(
             self.state, office, now, self.tz, self._officer_present,
             self.domain.rules.default_visit_s, self.sessions.presence, self.alert_rules,
+            self.links,
         )  # fmt: skip
 
     def _office_figures(self, office: str, now: float) -> OfficeFigures:
@@ -412,6 +416,7 @@ class Hub:
         return office_stats(
             self.state, office, now, self.tz, self._officer_present,
             self.domain.rules.default_visit_s, self.sessions.presence, self.alert_rules,
+            self.links,
         )  # fmt: skip
 
     def _watch_elsewhere(self, actor: Actor, msg: p.Watch) -> Moved | None:
@@ -520,6 +525,10 @@ class Hub:
             case p.GetRecordingKey():
                 key = base64.b64encode(d.recording_key_of(actor, msg.visit)).decode("ascii")
                 out.append((me, RecordingKey(re=msg.id, visit=msg.visit, key=key)))
+            case p.LinkQuality():  # telemetry: in memory for poor_link, never logged
+                visit = perm.seated_here(self.state, actor, msg.visit)
+                self.links.report(visit.id, perm.officer_desk(actor), msg.grade, now)
+                out.append((me, Ack(re=msg.id, visit=msg.visit)))
             case _:  # pragma: no cover - decode_client admits only the types above
                 raise p.ProtocolError(ErrorCode.UNKNOWN_TYPE, "unhandled message")
 

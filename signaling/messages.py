@@ -112,7 +112,9 @@ class EscalationEntry(_View, frozen=True):
     visit_view: VisitView
 
 
-AlertKind = Literal["escalation_waiting", "queue_wait", "not_spoken_to", "booth_away", "abandoned"]
+AlertKind = Literal[
+    "escalation_waiting", "queue_wait", "not_spoken_to", "booth_away", "abandoned", "poor_link"
+]
 
 
 class Alert(_View, frozen=True):

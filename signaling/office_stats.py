@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 
-from lapak.signaling.alerts import AlertRules, office_alerts
+from lapak.signaling.alerts import AlertRules, LinkGrades, office_alerts
 from lapak.signaling.messages import EscalationEntry, OfficeDesk, OfficeFigures, QueueEntry
 from lapak.signaling.state import Desk, State, Visit, queue_position
 from lapak.signaling.views import Presence, estimated_wait_s, nobody, visit_view
@@ -33,6 +33,7 @@ def office_stats(
     default_visit_s: float,
     presence: Presence = nobody,
     rules: AlertRules | None = None,
+    links: LinkGrades | None = None,
 ) -> OfficeFigures:
     """``office`` may be ``*`` (every office); ``present`` says whether a desk's officer is
     connected, ``presence`` whether a visit's booth is (the hub knows)."""
@@ -78,7 +79,7 @@ def office_stats(
         visits_per_hour=len(ended) / hours if ended else 0.0,
         outcomes=dict(Counter(v.outcome or "" for v in ended)),
         escalations=escalations(state, office, now, presence),
-        alerts=office_alerts(state, office, now, rules or AlertRules(), presence),
+        alerts=office_alerts(state, office, now, rules or AlertRules(), presence, links),
     )
 
 

@@ -22,7 +22,7 @@ from datetime import tzinfo
 
 import msgspec
 
-from lapak.signaling.alerts import ORDER, AlertRules
+from lapak.signaling.alerts import ORDER, AlertRules, LinkGrades
 from lapak.signaling.messages import OfficeFigures
 from lapak.signaling.office_stats import day_start, office_stats
 from lapak.signaling.state import Desk, State
@@ -49,9 +49,10 @@ def office_digest(
     default_visit_s: float,
     presence: Presence,
     rules: AlertRules,
+    links: LinkGrades | None = None,
 ) -> OfficeDigest:
     """``office``'s figures (as ``office_stats`` gives them) and what merging them needs."""
-    figures = office_stats(state, office, now, tz, present, default_visit_s, presence, rules)
+    figures = office_stats(state, office, now, tz, present, default_visit_s, presence, rules, links)
     start = day_start(now, tz)
     today = [v for v in state.visits.values() if v.office == office and v.started_at >= start]
     return OfficeDigest(

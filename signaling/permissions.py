@@ -48,6 +48,7 @@ PERMISSIONS["refresh"] |= {"recorder"}
 PERMISSIONS["recording_closed"] = frozenset({"recorder"})
 PERMISSIONS["recording_notice_shown"] = frozenset({"booth"})
 PERMISSIONS["get_recording_key"] = frozenset({"recorder"})  # its file's key (docs/recording.md)
+PERMISSIONS["link_quality"] = frozenset({"officer"})  # its own desk's grades (poor_link)
 RECORDERS = ("recorder",)  # watch every desk of their own office (never office *)
 MUTATING = frozenset(
     {

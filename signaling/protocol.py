@@ -274,6 +274,20 @@ class PurgeVisit(msgspec.Struct, tag="purge_visit", tag_field="type", forbid_unk
     id: int | None = None
 
 
+# -- link grades (issue 15: the poor_link alert) -------------------------------------------
+
+LinkGradeValue = Literal["good", "fair", "poor"]
+
+
+class LinkQuality(msgspec.Struct, tag="link_quality", tag_field="type", forbid_unknown_fields=True):
+    """The officer's console graded a seated visit's media link anew (sent on change only).
+    Telemetry, not an event: the server keeps the latest grade in memory for ``poor_link``."""
+
+    visit: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID)]
+    grade: LinkGradeValue
+    id: int | None = None
+
+
 ClientMessage = (
     Hello
     | StartVisit
@@ -295,6 +309,7 @@ ClientMessage = (
     | RecordingNoticeShown
     | PurgeVisit
     | GetRecordingKey
+    | LinkQuality
 )
 
 CLIENT_TYPES: tuple[str, ...] = tuple(

@@ -183,13 +183,18 @@ async def test_the_kiosk_plays_only_the_barge_peer_not_a_hand_crafted_monitor_vo
             lambda s: s["media"]["bargeVoices"] == 2,
             "the page receives the monitor's voice too (and must not play it)",
         )
+        barging_heard = 0
         for _ in range(15):  # a bounded window: 1.5 s of the page's audio, read every 100 ms
             snap = await snapshot(page)
-            assert heard(snap["media"]["bargePlayed"], SUPERVISOR_FREQUENCY), (
+            played = snap["media"]["bargePlayed"]
+            assert not heard(played, OTHER_FREQUENCY), (
                 f"only the barging supervisor is played, not the monitor's {OTHER_FREQUENCY} Hz: "
                 f"{snap}"
             )
+            barging_heard += heard(played, SUPERVISOR_FREQUENCY)
             await asyncio.sleep(0.1)
+        # The control: the path is live (a busy machine may drop a few 100 ms readings).
+        assert barging_heard >= 5, f"the barging supervisor is played ({barging_heard}/15 readings)"
         assert not page.lapak_errors, page.lapak_errors
     finally:
         await monitor.close()

@@ -241,8 +241,17 @@ async def test_a_fourth_node_takes_its_share_and_gives_it_back_when_it_leaves(
     try:
         await asyncio.gather(*(_decide(o, 0) for o in offices))
         fourth = await nodes.start(OFFICES, LEASE_S)
-        await _until(nodes, nodes.settled, "the new node took its share", SETTLE_S)
-        assert sorted(_loads(nodes).values())[0] >= 4 and 5 <= _loads(nodes)[fourth.url] <= 6
+        # Settled and the four-node shares (a heartbeat late under load may re-plan a moment).
+        await _until(
+            nodes,
+            lambda: (
+                nodes.settled()
+                and sorted(_loads(nodes).values())[0] >= 4
+                and 5 <= _loads(nodes).get(fourth.url, 0) <= 6
+            ),
+            "the new node took its share (5-6 offices, every node at least 4)",
+            SETTLE_S,
+        )
         moved = [o for o in offices if o.name in fourth.owned()]
         await _until(nodes, _back(clients), "every client back", 60)
         assert all(o.officer.url == fourth.url for o in moved), "sent to the new owner"

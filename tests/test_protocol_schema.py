@@ -54,6 +54,7 @@ def day() -> list[dict[str, Any]]:
     answer(officer, {"type": "focus", "visit": visit})
     answer(officer, {"type": "zoom", "visit": visit})
     answer(officer, {"type": "zoom", "visit": None})
+    answer(officer, {"type": "link_quality", "visit": visit, "grade": "poor"})  # poor_link
     reason = hub.hub.config.reasons[0]
     decide = {"type": "decide", "visit": visit}
     answer(officer, {**decide, "step": 0, "decision": "approve"})

@@ -130,6 +130,7 @@ def sample(kind: str, role: str, visit: str, hub: HubDriver) -> dict[str, Any]:
         "recording_notice_shown": {"visit": visit},
         "purge_visit": {"visit": _ended(hub, visit)},
         "get_recording_key": {"visit": visit},
+        "link_quality": {"visit": visit, "grade": "poor"},
     }[kind]
 
 
