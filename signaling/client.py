@@ -154,6 +154,7 @@ class SignalClient:
                 self._failed(exc)
                 if not retry or self._closing:
                     raise
+                self.url = self._next_entry()  # the node we tried is down: the next entry
             delay = self.policy.next_delay()
             log.warning(
                 "event=server_unreachable url=%s retry_in_s=%.1f reason=%r",

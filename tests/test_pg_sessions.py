@@ -118,10 +118,15 @@ async def _seated_on_air(pair: Pair) -> tuple[SignalClient, SignalClient, Seen, 
     first on air."""
     keys = pair.keys
     seen_officer, seen_booth = Seen(), Seen()
+    # Both nodes are entry points, as a deployment lists them: placement may give ``main`` to
+    # B before the clients arrive, and then the node that is killed is the one they entered by.
+    entries = (pair.url_a,)
     officer = SignalClient(pair.url_b, keys.issue("officer", "o0", "main", desk="d0"),
-                           seen_officer)  # fmt: skip
-    booth = SignalClient(pair.url_b, keys.issue("booth", "b0", "main", booth="b0"), seen_booth)
-    other = SignalClient(pair.url_b, keys.issue("booth", "b1", "main", booth="b1"))
+                           seen_officer, entries=entries)  # fmt: skip
+    booth = SignalClient(pair.url_b, keys.issue("booth", "b0", "main", booth="b0"), seen_booth,
+                         entries=entries)  # fmt: skip
+    other = SignalClient(pair.url_b, keys.issue("booth", "b1", "main", booth="b1"),
+                         entries=entries)  # fmt: skip
     pair.clients += [officer, booth, other]
     for client in pair.clients:
         async with asyncio.timeout(20):
