@@ -369,6 +369,12 @@ STRINGS: dict[str, tuple[str, str]] = {
         "take an escalation (t) to speak with its claimant",
         "ambil eskalasi (t) untuk berbicara dengan pemohonnya",
     ),
+    # a cluster: the supervisor's session moved to the node serving the desk (issue 14)
+    "status.on_node": ("{status} · on node {node}", "{status} · di node {node}"),
+    "watch.failed": (
+        "Cannot watch desk {desk}: {error}",
+        "Tidak dapat mengawasi meja {desk}: {error}",
+    ),
 }
 
 

@@ -80,9 +80,16 @@ class SupervisorConsole(EscalationsMixin, LapakConsole, inherit_bindings=False):
         self.run_worker(self._watch(desk), group="actions")
 
     async def _watch(self, desk: str) -> None:
+        """Follow ``desk``; on a cluster the session moves to the node serving it (issue
+        14). A desk that cannot be watched (its node is down, refused) is one error line;
+        the console stays on the desk it had."""
         if self.supervision != "monitor":  # a voice stays with the desk it was meant for
             await self.action_supervise("monitor")
-        await self.session.watch(desk)
+        try:
+            await self.session.watch(desk)
+        except FAILURES as exc:
+            log.info("event=watch_failed desk=%s error=%s", desk, exc)
+            self.say(t("watch.failed", desk=desk, error=exc), "error")
         self.redraw(DeskChange(desk=True, connection=True))
 
     # -- the supervisor's voice: monitor, coach, barge ------------------------------------
@@ -126,3 +133,10 @@ class SupervisorConsole(EscalationsMixin, LapakConsole, inherit_bindings=False):
     def _show_connection(self) -> None:
         super()._show_connection()
         self._show_supervision()
+        session = self.session
+        if session.connected and session.node != self.url and session.desk is not None:
+            welcome = session.welcome  # moved to another node of a cluster: say which
+            status = t("status.connected", role=welcome.role if welcome else "-",
+                       sub=welcome.sub if welcome else "-",
+                       office=welcome.office if welcome else "-", desk=session.desk)  # fmt: skip
+            self.desk_screen.show_status(t("status.on_node", status=status, node=session.node))

@@ -9,6 +9,10 @@ when the visit leaves, the officer's gates on the server's ``on_air``, offers he
 booth is away. A UI hears what changed through ``on_change(DeskChange)`` and reads the model;
 nothing the server sends is recomputed here.
 
+On a cluster (issue 14) a ``*`` supervisor's session follows ``moved``: watching a desk, or
+a command about a visit or desk, of an office another node owns moves the one connection
+to that node (same token, a new welcome there), and the media engine's links go through it.
+
 The session ends for good (``ended``) when another console takes the desk (``replaced``),
 when the token is refused or expires (``refused``), or when the token's role cannot run
 this session (``wrong_role``); it never reconnects after that.
@@ -17,6 +21,7 @@ this session (``wrong_role``); it never reconnects after that.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -26,7 +31,7 @@ from typing import Any, Literal, TypeAlias
 from lapak.media.desk_model import DeskModel
 from lapak.media.officer import OfficerMedia, SupervisorMedia
 from lapak.media.peer import cancel_tasks
-from lapak.signaling.client import Backoff, RequestError, SignalClient
+from lapak.signaling.client import Backoff, RequestError, SignalClient, WatchMoved
 from lapak.signaling.messages import (
     Ack,
     Delta,
@@ -37,6 +42,7 @@ from lapak.signaling.messages import (
     Welcome,
 )
 from lapak.signaling.protocol import (
+    ClientMessage,
     Decide,
     Decision,
     EndVisit,
@@ -138,6 +144,11 @@ class DeskSession:
         self._loaded = asyncio.Event()
         self._ensuring: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.moves = 0
+        """How many times the session moved to another node (a cluster's ``moved``)."""
+        self._back_desk: str | None = None  # the desk to go back to when a move fails
+        self.move_failure: str | None = None
+        """Why the last move to another node failed (None after a move that worked)."""
 
     # -- state -------------------------------------------------------------------------------
 
@@ -154,6 +165,11 @@ class DeskSession:
     def last_failure(self) -> str | None:
         """Why the last connection attempt failed (None once connected)."""
         return self.client.last_failure
+
+    @property
+    def node(self) -> str:
+        """The node this session is connected to (or tries): the entry, or where it moved."""
+        return self.client.url
 
     @property
     def watcher(self) -> bool:
@@ -199,21 +215,40 @@ class DeskSession:
                 self._loaded.clear()
                 await self._loaded.wait()
 
-    async def _watch_desks(self, welcome: Welcome) -> None:
-        """Watch the chosen desk (default the office's first), then the others if asked."""
+    async def _watch_desks(self, welcome: Welcome, *, follow: bool = True) -> None:
+        """Watch the chosen desk (default the office's first), then the others if asked.
+        ``follow``: a desk served by another node moves the session there; without it
+        (after a move for a command) a desk served elsewhere gives way to the first desk
+        watched here."""
         if self.desk is None:
             self.desk = welcome.desks[0] if welcome.desks else None
         if self.desk is None:
             log.info("event=no_desk office=%s", welcome.office)
             return
-        await self._watch(self.desk)
-        if self.watch_all:
-            for other in welcome.desks:
-                if other != self.desk:
-                    try:
-                        await self._watch(other)
-                    except RequestError as exc:
-                        log.info("event=watch_refused desk=%s error=%s", other, exc)
+        moves, elsewhere = self.moves, False
+        try:
+            await self._watch(self.desk, follow=follow)
+        except WatchMoved as exc:
+            elsewhere = True
+            log.info("event=desk_elsewhere desk=%s url=%s", self.desk, exc.moved.url)
+        if self.watch_all and self.moves == moves:  # a move watched the others itself
+            await self._watch_others()
+        if elsewhere:
+            here = [d for d, m in sorted(self.models.items()) if m.synced]
+            if here:
+                self.desk = here[0]
+                self.reconcile()
+                self._changed(desk=True)
+
+    async def _watch_others(self) -> None:
+        """Every other desk of the welcome, as far as this node serves it (the overview)."""
+        welcome = self.client.welcome
+        for other in welcome.desks if welcome is not None else []:
+            if other != self.desk:
+                try:
+                    await self._watch(other)
+                except RequestError as exc:
+                    log.info("event=watch_refused desk=%s error=%s", other, exc)
 
     def _take_end(self) -> None:
         if self.client.ended is not None and self.ended is None:
@@ -237,16 +272,33 @@ class DeskSession:
         self.reported_grades.clear()  # the server may have restarted: report afresh
         await self._voice_ended()
         if self.watcher:
-            await self._watch_desks(welcome)
+            try:
+                await self._watch_desks(welcome)
+            except (RequestError, *LOST) as exc:  # e.g. the desk's node is down: shown
+                self.move_failure = f"{self.desk}: {exc}"
+                log.warning("event=rewatch_failed desk=%s error=%s", self.desk, exc)
+                self._changed(connection=True)
 
     # -- requests ----------------------------------------------------------------------------
 
     async def watch(self, desk: str) -> Snapshot:
-        """Follow ``desk`` from now on (its snapshot replaces what was known of it)."""
-        self.desk = desk
+        """Follow ``desk`` from now on (its snapshot replaces what was known of it). A desk
+        another node serves moves the session there first; when that fails the session
+        stays where it was, on the desk it followed, and the failure is raised."""
+        before, self.desk = self.desk, desk
+        self._back_desk = before
         self.reconcile()
         self._changed(desk=True)
-        return await self._watch(desk)
+        try:
+            return await self._watch(desk, follow=True)
+        except (RequestError, *LOST):
+            if self.desk == desk:
+                self.desk = before
+                self.reconcile()
+                self._changed(desk=True)
+            raise
+        finally:
+            self._back_desk = None
 
     async def resync(self) -> Snapshot | None:
         """Ask for the followed desk as it is (after a refusal: our copy was wrong)."""
@@ -272,8 +324,64 @@ class DeskSession:
             self.reported_grades.pop(visit, None)  # sent again on the next reading
             log.info("event=link_quality_unsent visit=%s grade=%s error=%s", visit, grade, exc)
 
-    async def _watch(self, desk: str) -> Snapshot:
-        return await self.client.request(Watch(desk=desk))
+    async def _watch(self, desk: str, *, follow: bool = False) -> Snapshot:
+        """``watch``; ``follow``: answered ``moved``, the session moves and watches there."""
+        try:
+            return await self.client.request(Watch(desk=desk))
+        except WatchMoved as exc:
+            if not follow:
+                raise
+            await self._move(exc.moved.url)
+        snapshot = await self.client.request(Watch(desk=desk))
+        if self.watch_all:
+            await self._watch_others()
+        return snapshot
+
+    async def _ask(self, message: ClientMessage) -> Ack:
+        """A command; answered ``moved`` (a ``*`` watcher's command about another node's
+        office), the session moves to that node, watches there and sends it again."""
+        try:
+            return await self.client.request(message)
+        except WatchMoved as exc:
+            await self._move(exc.moved.url)
+        welcome = self.client.welcome
+        if self.watcher and welcome is not None:
+            await self._watch_desks(welcome, follow=False)
+        return await self.client.request(message)
+
+    async def _move(self, url: str) -> None:
+        """Connect to ``url`` instead (``SignalClient.move_to``): what the old node served
+        is forgotten (models, coach/barge, the engine's links, which the next snapshot
+        rebuilds through the new node). When ``url`` cannot be reached the session is back
+        where it was, watching again, and the error is raised (``move_failure`` says it)."""
+        log.info("event=session_moving from=%s to=%s", self.client.url, url)
+        await self._voice_ended()
+        try:
+            welcome = await self.client.move_to(url)
+        except (RequestError, *LOST) as exc:
+            self.move_failure = str(exc)
+            self.models.clear()  # a new connection where it was: watched again below
+            if self._back_desk is not None:
+                self.desk = self._back_desk
+            back = self.client.welcome
+            if self.watcher and back is not None and self.connected:
+                with contextlib.suppress(RequestError, *LOST):
+                    await self._watch_desks(back, follow=False)
+            self._changed(desk=True, connection=True)
+            raise
+        self.moves += 1
+        self.move_failure = None
+        self.welcome = welcome
+        self.models.clear()
+        self.reported_grades.clear()
+        engine = self.engine
+        if engine is not None:
+            resolving = engine.resolving if isinstance(engine, SupervisorMedia) else set()
+            for visit in sorted(resolving):
+                await engine.unresolve(visit)  # type: ignore[union-attr]
+            for visit in sorted(engine.links):
+                await engine.drop(visit)
+        self._changed(desk=True, connection=True)
 
     async def focus(self, visit: str | None) -> Ack:
         """Put a visit on air (None: nobody); the gates move on the server's delta."""
@@ -293,9 +401,7 @@ class DeskSession:
         model.mark_pending(visit, step, decision)
         self._changed(visits=frozenset({visit}))
         try:
-            ack = await self.client.request(
-                Decide(visit=visit, step=step, decision=decision, reason=reason)
-            )
+            ack = await self._ask(Decide(visit=visit, step=step, decision=decision, reason=reason))
         except RequestError as exc:
             model.refuse(visit, step, str(exc))
             self._changed(visits=frozenset({visit}))
@@ -312,7 +418,7 @@ class DeskSession:
     async def end_visit(self, visit: str, outcome: Outcome, note: str | None = None) -> Ack:
         """End a visit; refused: resync (the desk was not as we thought)."""
         try:
-            return await self.client.request(EndVisit(visit=visit, outcome=outcome, note=note))
+            return await self._ask(EndVisit(visit=visit, outcome=outcome, note=note))
         except RequestError:
             await self._resync_quietly()
             raise
@@ -328,7 +434,7 @@ class DeskSession:
     async def take_escalation(self, visit: str) -> Ack:
         """A supervisor with grant ``resolve`` takes an escalated visit (then ``decide`` and
         ``end_visit`` work on it as on a seated one)."""
-        return await self.client.request(TakeEscalation(visit=visit))
+        return await self._ask(TakeEscalation(visit=visit))
 
     async def send_sdp(self, visit: str, sdp_type: SdpType, sdp: str, offer_id: str) -> None:
         """An offer of the media engine; a refusal raises ``RequestError`` back to it
@@ -338,7 +444,7 @@ class DeskSession:
     async def supervise(self, desk: str, mode: SupervisionMode) -> Ack:
         """Listen only, coach or barge ``desk`` (the server checks the token's grants); on
         the ack the supervisor's voice goes where the mode says."""
-        ack = await self.client.request(Supervise(desk=desk, mode=mode))
+        ack = await self._ask(Supervise(desk=desk, mode=mode))
         self.supervising = mode
         self.supervised_desk = None if mode == "monitor" else desk
         if isinstance(self.engine, SupervisorMedia):

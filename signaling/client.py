@@ -128,6 +128,7 @@ class SignalClient:
         self._reader: asyncio.Task[None] | None = None
         self._reconnector: asyncio.Task[None] | None = None
         self._closing = False
+        self._moving = False  # move_to is closing this connection to say hello elsewhere
         self.closed = asyncio.Event()
         self.connected = asyncio.Event()
         self.reconnects = 0
@@ -372,8 +373,8 @@ class SignalClient:
             self._pending.pop(req_id, None)
         if isinstance(answer, Error):
             raise RequestError(str(answer.code), answer.message)
-        if isinstance(answer, Moved) and isinstance(message, Watch):
-            raise WatchMoved(answer)  # typed callers expect a snapshot: see watch_anywhere
+        if isinstance(answer, Moved) and not isinstance(message, dict | Hello):
+            raise WatchMoved(answer)  # typed callers expect their answer: see move_to
         return answer
 
     async def watch_anywhere(self, desk: str) -> tuple[SignalClient, Snapshot]:
@@ -402,6 +403,59 @@ class SignalClient:
             await other.close()
             raise
         return other, there
+
+    async def move_to(self, url: str) -> Welcome:
+        """Say hello at ``url`` instead (a ``moved`` answer to a request): this connection
+        closes (the server ends what it held: watches, coach or barge), the same token says
+        hello there, and the new welcome is returned; ``on_reconnect`` does not run (the
+        caller asks again what it needs). A reconnect later starts at ``url`` and falls back
+        to the entry points. When ``url`` cannot be reached or refuses, the client says hello
+        again where it was and the failure is raised (``ConnectionError``/``RequestError``);
+        if that fails too, the ordinary reconnect takes over."""
+        back = self.url
+        self._moving = True
+        try:
+            await self._close_socket()
+            try:
+                self.url = url
+                async with asyncio.timeout(self.request_timeout):
+                    welcome = await self._open()
+            except (OSError, TimeoutError, ConnectionError, RequestError) as exc:
+                await self._close_socket()
+                log.warning("event=move_failed url=%s error=%r", url, exc)
+                self.url = back
+                try:
+                    async with asyncio.timeout(self.request_timeout):
+                        await self._open()
+                except (OSError, TimeoutError, ConnectionError, RequestError) as again:
+                    await self._close_socket()
+                    self._failed(again)
+                    self._moving = False
+                    self._start_reconnect()
+                if isinstance(exc, RequestError):
+                    raise
+                why = str(exc) or type(exc).__name__
+                raise ConnectionError(f"{url} cannot be reached: {why}") from exc
+        finally:
+            self._moving = False
+        log.info("event=moved_to url=%s session=%s", url, welcome.session)
+        return welcome
+
+    async def _close_socket(self) -> None:
+        """Close the socket and wait for its reader (which fails what was pending)."""
+        await self._drop_socket()
+        reader = self._reader
+        if reader is not None and reader is not asyncio.current_task():
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            self._reader = None
+
+    def _start_reconnect(self) -> None:
+        idle = self._reconnector is None or self._reconnector.done()
+        if self.ended is None and self.reconnect and not self._closing and idle:
+            self._reconnector = asyncio.get_running_loop().create_task(
+                self._reconnect_loop(), name="signal-reconnect"
+            )
 
     def _fail_pending(self, exc: Exception) -> None:
         for fut in self._pending.values():
@@ -464,27 +518,20 @@ class SignalClient:
         self.connected.clear()
         self._fail_pending(ConnectionError("connection closed"))
         self.closed.set()
-        idle = self._reconnector is None or self._reconnector.done()
-        if (
-            self.ended is None
-            and self.reconnect
-            and not self._closing
-            and self.welcome is not None
-            and idle
-        ):
-            self._reconnector = asyncio.get_running_loop().create_task(
-                self._reconnect_loop(), name="signal-reconnect"
-            )
+        if self.welcome is not None and not self._moving:  # move_to says hello itself
+            self._start_reconnect()
         if not self._closing:
             self._notify()
 
 
 class WatchMoved(RequestError):
-    """A ``watch`` (sent as a ``Watch``) of a desk whose office another node owns: watch it
-    at ``moved.url`` (``SignalClient.watch_anywhere`` does)."""
+    """A request (sent as a struct) about an office another node owns — a ``watch`` of its
+    desk, or a ``*`` watcher's command about its desk or visit — was answered ``moved``:
+    send it again at ``moved.url`` (``SignalClient.move_to`` then the request, as
+    ``DeskSession`` does; or ``watch_anywhere`` with a second client)."""
 
     def __init__(self, moved: Moved) -> None:
-        super().__init__("moved", f"desk of office {moved.office} is served at {moved.url}")
+        super().__init__("moved", f"office {moved.office} is served at {moved.url}")
         self.moved = moved
 
 

@@ -434,6 +434,44 @@ class Hub:
             raise AccessDenied(ErrorCode.FORBIDDEN, f"may not watch desk {msg.desk}")
         return Moved(re=msg.id, office=office, url=url)
 
+    def _elsewhere(self, actor: Actor, msg: p.ClientMessage) -> Moved | None:
+        """``moved`` for a ``*`` watcher's command about an office another live node owns
+        (a cluster): the command is not applied here; the client sends it again at
+        ``url`` (the owner holds that office's state and log). ``None``: handle it here."""
+        remote = self.remote
+        if not remote.active or actor.office != "*" or actor.role not in perm.WATCHERS:
+            return None
+        office = self._office_named(msg)
+        if office is None or office in remote.local or office == "*":
+            return None
+        url = remote.owners.get(office)
+        if url is None:
+            if office not in remote.digests:
+                return None  # an office no node has published: handled here as before
+            raise DomainError(ErrorCode.NOT_FOUND, f"office {office} has no node now")
+        return Moved(re=msg.id, office=office, url=url)
+
+    def _office_named(self, msg: p.ClientMessage) -> str | None:
+        """The other node's office a command is about, when this node does not hold what
+        it names (its visit or desk); ``None`` when it is ours or unknown everywhere."""
+        remote = self.remote
+        match msg:
+            case p.TakeEscalation() | p.Decide() | p.EndVisit() | p.PurgeVisit():
+                return None if msg.visit in self.state.visits else remote.office_of_visit(msg.visit)
+            case p.Sdp() if msg.desk is not None:
+                return None if msg.desk in self.state.desks else remote.office_of_desk(msg.desk)
+            case p.Sdp():
+                return None if msg.visit in self.state.visits else remote.office_of_visit(msg.visit)
+            case p.Supervise() | p.CloseDesk():
+                return None if msg.desk in self.state.desks else remote.office_of_desk(msg.desk)
+            case p.ConfigureDesk():
+                if msg.desk in self.state.desks:
+                    return None
+                return msg.office or remote.office_of_desk(msg.desk)
+            case p.SetWorkflow():
+                return msg.office
+        return None
+
     def _watch(self, conn: Conn, desk: str, re: int | None, result: Result) -> None:
         self.sessions.watch(conn, desk)
         result.outputs.append((conn.id, self.projection.snapshot(desk, re)))
@@ -442,6 +480,10 @@ class Hub:
         self, conn: Conn, actor: Actor, msg: p.ClientMessage, now: float, result: Result
     ) -> None:
         d, out, me = self.domain, result.outputs, conn.id
+        routed = self._elsewhere(actor, msg)
+        if routed is not None:  # another node's office: its owner applies it
+            out.append((me, routed))
+            return
         match msg:
             case p.StartVisit(claimant=c):
                 visit_id, events = d.start_visit(actor, c.name, c.membership_no, c.claim_type, now)

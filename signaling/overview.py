@@ -117,3 +117,18 @@ class RemoteOffices:
 
     def desks(self) -> list[str]:
         return sorted(d.desk for g in self.digests.values() for d in g.figures.desks)
+
+    def office_of_visit(self, visit: str) -> str | None:
+        """The office of an open visit another node owns, from its digest: waiting in the
+        queue, escalated (waiting or taken), on air, or named by an alert. An ended visit
+        is in no digest (``None``)."""
+        for office, digest in self.digests.items():
+            f = digest.figures
+            if (
+                any(q.visit == visit for q in f.queue)
+                or any(e.visit == visit for e in f.escalations)
+                or any(d.on_air == visit for d in f.desks)
+                or any(a.visit == visit for a in f.alerts)
+            ):
+                return office
+        return None
