@@ -100,6 +100,7 @@ class FakeDeskSession:
         request_timeout: float = 10.0,
     ) -> None:
         self.engine = engine
+        self.node = url  # the node it is on (DeskSession.node: moves on a cluster's moved)
         self.desk = watch
         self.on_change = on_change
         self.clock = clock

@@ -23,7 +23,10 @@ from pg_cluster import pg_cluster, pg_url  # noqa: F401  (fixtures)
 from pg_nodes import Node, Nodes, pg_nodes  # noqa: F401  (fixture)
 
 from lapak.console.supervisor import SupervisorConsole
+from lapak.media.booth import BoothMediaConfig
 from lapak.media.desk_session import DeskSession
+from lapak.media.officer import SupervisorMedia
+from lapak.media.simulator import make_booths
 from lapak.signaling.client import SignalClient, WatchMoved
 from lapak.signaling.messages import Moved, OfficeFigures
 from lapak.signaling.protocol import CloseDesk, TakeEscalation
@@ -228,5 +231,54 @@ async def test_the_owner_node_down_is_one_error_line_and_the_console_stays(
             assert session.desk == "d-north" and session.model.synced, "watching north again"
             assert session.moves == 0 and console.is_running
     finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_the_supervisors_media_links_to_the_booth_through_the_node_it_moved_to(
+    pg_nodes: Nodes,
+) -> None:
+    """media=True: after the move to B, the console's SupervisorMedia offers to south's booth
+    over B (a real Python booth with a test card) and receives its frames; back on A the
+    link is dropped and its peer connection closed."""
+    a, b = await _two_nodes(pg_nodes)
+    keys = pg_nodes.keys
+    south = SignalClient(b.url, keys.issue("officer", "os", "south", desk="d-south"))
+    north = SignalClient(a.url, keys.issue("officer", "on", "north", desk="d-north"))
+    probe = SignalClient(a.url, keys.issue("supervisor", "probe", "*"))
+    (booth,) = make_booths(
+        b.url, keys, 1, office="south", media=BoothMediaConfig(width=160, height=120, fps=10),
+        seed=3,
+    )  # fmt: skip
+    console = SupervisorConsole(a.url, keys.issue("supervisor", "sv", "*"), desk="d-north")
+    clients = [south, north, probe]
+    try:
+        for client in clients:
+            await client.connect(retry=True)
+        visit = await booth.start()
+        await _until_seen(
+            probe, lambda f: any(d.desk == "d-south" and d.load == 1 for d in f.desks),
+            "A knows south's seated visit",
+        )  # fmt: skip
+        async with console.run_test(size=SIZE):
+            engine, session = console.engine, console.session
+            assert isinstance(engine, SupervisorMedia)
+            await wait_for(lambda: session.connected and session.model.synced, "on A")
+            await console._watch("d-south")
+            assert session.node == b.url and visit in session.model.visits
+            await wait_for(lambda: visit in engine.links, "a link to south's booth", 30)
+            await wait_for(
+                lambda: visit in engine.links and engine.links[visit].frames > 10,
+                "the booth's frames reach the supervisor through B",
+                timeout=45,
+            )
+            link = engine.links[visit]
+            await console._watch("d-north")
+            assert session.node == a.url
+            await wait_for(lambda: visit not in engine.links, "the link is dropped on A")
+            await wait_for(lambda: link.pc.connectionState == "closed", "its connection closed")
+            assert _errors(console) == []
+    finally:
+        await booth.close()
         for client in clients:
             await client.close()
