@@ -231,6 +231,11 @@ class DeskSession:
         except WatchMoved as exc:
             elsewhere = True
             log.info("event=desk_elsewhere desk=%s url=%s", self.desk, exc.moved.url)
+        except RequestError as exc:
+            if follow:
+                raise
+            elsewhere = True  # e.g. its office between nodes: a desk served here instead
+            log.info("event=desk_not_here desk=%s error=%s", self.desk, exc)
         if self.watch_all and self.moves == moves:  # a move watched the others itself
             await self._watch_others()
         if elsewhere:
