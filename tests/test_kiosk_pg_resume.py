@@ -8,7 +8,9 @@ session). The claimant goes through the start form and the device check, a headl
 SIGKILL. The page had only A's URL from ``moved`` and A is gone: it goes back to the node
 that served it, B, which takes ``main`` over once A's lease runs out and answers the page's
 ``hello`` with ``resumed: true`` and the session id A gave it; ``booth_state`` has the same
-visit, seat and ``on_air`` as before the kill, and the page shows the on-air screen.
+visit, seat and ``on_air`` as before the kill, and the page shows the on-air screen; the
+officer's voice and picture (a peer-to-peer link, which a signalling node's death does not
+cut) play before the kill and go on after the resume.
 What the page said and heard is read from the websocket frames Chromium saw (which node,
 ``welcome``, ``booth_state``) and from ``window.lapakKiosk.snapshot()``; every frame the
 nodes sent is checked against docs/protocol.schema.json. The screenshot of the resumed page
@@ -36,6 +38,7 @@ from test_kiosk import (  # Chromium's flags, the tone, the page's helpers
     VIEWPORT,
     FrameLog,
     async_api,
+    heard,
     reach_device_check,
     until,
     write_tone,
@@ -43,6 +46,7 @@ from test_kiosk import (  # Chromium's flags, the tone, the page's helpers
 
 from lapak.media.headless import HeadlessDesk
 from lapak.media.officer import OfficerMediaOptions
+from lapak.media.tones import OFFICER_FREQUENCY
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -89,6 +93,16 @@ async def browser(tmp_path: Path) -> AsyncIterator[Any]:
             await launched.close()
     finally:
         await pw.stop()
+
+
+def media_flows(snap: dict[str, Any]) -> bool:
+    """The page plays the officer's tone and shows a picture over a connected link."""
+    media = snap["media"]
+    return (
+        media.get("pcState") == "connected"
+        and heard(media.get("played"), OFFICER_FREQUENCY)
+        and media["officerVideo"]["width"] > 0
+    )
 
 
 def _port(url: str) -> int:
@@ -139,6 +153,7 @@ async def test_the_kiosk_resumes_its_session_on_b_after_a_is_killed(
         snap = await until(
             page, lambda s: s["screen"] == "on-air" and s["onAir"], "the kiosk on air", 20
         )
+        snap = await until(page, media_flows, "the officer's voice and picture play", 30)
         session = await page.evaluate(f"sessionStorage.getItem({SESSION_KEY!r})")
         state = frames.last("booth_state")
         assert session and state is not None
@@ -169,6 +184,13 @@ async def test_the_kiosk_resumes_its_session_on_b_after_a_is_killed(
         assert {k: after[1].get(k) for k in before} == before, "same visit, seat and air"
         snap = await until(page, lambda s: s["screen"] == "on-air" and s["onAir"], "on air on B")
         assert snap["visit"] == visit and snap["visitState"] == before["state"]
+        frames_before = snap["media"]["officerVideo"]["frames"]
+        await until(
+            page,
+            lambda s: media_flows(s) and s["media"]["officerVideo"]["frames"] > frames_before + 5,
+            "the officer's voice and picture play on after the resume",
+            30,
+        )
         shots = DOCS if os.environ.get("LAPAK_SCREENSHOTS") == "1" else tmp_path
         await page.screenshot(path=str(shots / "kiosk-resumed.png"))
     finally:
