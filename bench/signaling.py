@@ -184,6 +184,7 @@ def run_point(
         )  # fmt: skip
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
             health = json.load(response)
+        served = server_ack_shares(port)
     finally:
         stop(server)
     lines = server_log.read_text(errors="replace").splitlines()
@@ -239,6 +240,8 @@ def run_point(
         "server_log_lines": len(lines),
         "server_log_warnings": len(bad),
         "server_events": health.get("events"),
+        # the server's own view (frame read -> answer written, commit included), whole run
+        "server_acks_over_ms": served,
     }
     point["errors"] += floor["errors"]
     point["meets_targets"] = meets(point)
@@ -249,6 +252,31 @@ def run_point(
         f"meets targets: {point['meets_targets']}"
     )
     return point
+
+
+def server_ack_shares(port: int) -> dict[str, float] | None:
+    """From the server's ``lapak_ack_latency_seconds`` histogram (every answer of the run,
+    storm and warm-up included): the share of answers slower than each bucket bound, in
+    per cent. Next to the clients' p99 it says how much of the tail is the server's path
+    (frame read to answer written) and how much lies outside it."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    buckets: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("lapak_ack_latency_seconds_bucket{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[bound] = float(line.rsplit(" ", 1)[1])
+    total = buckets.get("+Inf")
+    if not total:
+        return None
+    return {
+        f"{float(b) * 1000:g}": round(100 * (total - n) / total, 3)
+        for b, n in buckets.items()
+        if b != "+Inf"
+    }
 
 
 def meets(point: dict[str, Any]) -> bool:

@@ -43,6 +43,9 @@ def test_bench_signaling_quick_prints_json_with_its_keys() -> None:
     assert abs(floor - real) <= 0.25 * real, (
         f"expected the floor's frames per request near the real phase's {real}, got {floor}"
     )
+    shares = detail["server_acks_over_ms"]  # from the server's /metrics histogram
+    assert shares and all(0 <= v <= 100 for v in shares.values()), shares
+    assert list(shares.values()) == sorted(shares.values(), reverse=True), shares
 
 
 def test_bench_signaling_old_load_model_stays_available() -> None:
