@@ -48,6 +48,7 @@ on the machine took meanwhile.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -266,9 +267,10 @@ def server_ack_shares(port: int) -> dict[str, float] | None:
         return None
     buckets: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith("lapak_ack_latency_seconds_bucket{"):
+        if line.startswith("lapak_ack_latency_seconds_bucket{") and 'le="' in line:
             bound = line.split('le="', 1)[1].split('"', 1)[0]
-            buckets[bound] = float(line.rsplit(" ", 1)[1])
+            with contextlib.suppress(ValueError):
+                buckets[bound] = float(line.rsplit(" ", 1)[1])
     total = buckets.get("+Inf")
     if not total:
         return None
