@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import heapq
 import itertools
 import multiprocessing as mp
@@ -527,7 +528,9 @@ class Worker:
                 self.stats.errors[f"connect:{type(r).__name__}"] += 1
         return {"storm_s": elapsed, "clients": len(self.clients)}
 
-    async def load(self, rate: float, duration: float, stagger: bool = False) -> dict[str, Any]:
+    async def load(
+        self, rate: float, duration: float, stagger: bool = False, gc_paused: bool = False
+    ) -> dict[str, Any]:
         """Send decisions at ``rate`` per second for ``duration`` s, open loop.
 
         ``stagger``: visits do not move in step. In the storm every visit started in the same
@@ -536,8 +539,18 @@ class Worker:
         its visits at every step: each visit joins at a random moment of one visit length
         (a warm-up of that length, not recorded), and after each answer its officer looks
         at it for a random (exponential) time, half a round on average, before deciding.
+
+        ``gc_paused``: no garbage collection in this load process from the warm-up to the
+        end of the window (one collection, then the survivors frozen, before; collections
+        again after). A thousand clients share this process's heap, so its collections
+        (full ones of 50-120 ms every ~10 s as the recorded lists grow) stall every client at
+        once and land in both phases' p99; a real client is a process with a small heap.
         """
         loop = asyncio.get_running_loop()
+        if gc_paused:
+            gc.collect()
+            gc.freeze()
+            gc.disable()
         warmup = 0.0
         if stagger:
             visits = len(self.ready_visits)
@@ -585,6 +598,9 @@ class Worker:
                 async with asyncio.timeout(ACK_GRACE_S):
                     await self.drained.wait()
         self.recording = False
+        if gc_paused:
+            gc.enable()
+            gc.unfreeze()
         unacked = sum(
             1 for c in self.officers for kind, _, _ in c.pending.values() if kind == "decide"
         )
@@ -600,6 +616,7 @@ class Worker:
             "loop_lag_p99_ms": lags[int(0.99 * (len(lags) - 1))] * 1000 if lags else 0.0,
             "worker_cpu_s": cpu_seconds() - cpu0,
             "warmup_s": warmup,
+            "gc_paused": gc_paused,
         }
 
     async def _send_due(self, due: int) -> int:
@@ -655,7 +672,12 @@ async def _serve_commands(pipe: Connection) -> None:
             elif op == "load":
                 assert worker is not None
                 pipe.send(
-                    await worker.load(cmd["rate"], cmd["duration"], cmd.get("stagger", False))
+                    await worker.load(
+                        cmd["rate"],
+                        cmd["duration"],
+                        cmd.get("stagger", False),
+                        cmd.get("gc_paused", False),
+                    )
                 )
             elif op == "close":
                 assert worker is not None
@@ -951,14 +973,16 @@ def run_phase(
     keep: Path | None = None,
     store_pids: Callable[[], list[int]] | None = None,
     stagger: bool = False,
+    gc_paused: bool = False,
 ) -> dict[str, Any]:
     """Connect storm, paced decisions, close; against the real server or the echo floor.
     ``server_pids``: the server processes (one, or every node of a cluster): their CPU is
     summed; RSS is the largest. The result's ``acked`` lists (visit, step) of every
     acknowledged decision (not in the JSON: for checking the store afterwards).
     ``store_pids()``: the database's processes (PostgreSQL), asked for when the load starts:
-    ``store_cpu_cores``. ``stagger``: visits out of step (``Worker.load``). The result's
-    ``extras`` (not in the JSON either): what a fair floor must send (``Extras``)."""
+    ``store_cpu_cores``. ``stagger``: visits out of step; ``gc_paused``: no collections in
+    the load processes during the load (both ``Worker.load``). The result's ``extras`` (not
+    in the JSON either): what a fair floor must send (``Extras``)."""
     shares = split(offices, len(workers.pipes))
     officers = sum(len(o.desks) for o in offices)
     clients = officers + sum(len(o.booths) for o in offices)
@@ -989,6 +1013,7 @@ def run_phase(
             "rate": per_officer * sum(len(o["desks"]) for o in share),
             "duration": duration,
             "stagger": stagger,
+            "gc_paused": gc_paused,
         }
         for share in shares
     ]
@@ -1074,6 +1099,7 @@ def run_phase(
         "acked": acked_steps,
         # the recorded window: frames in per request sent, and what answered nothing
         "visits": "staggered" if stagger else "storm",
+        "client_gc": "paused" if gc_paused else "on",
         "warmup_s": round(max(w["warmup_s"] for w in loads), 1),
         "window_requests": window_requests,
         "window_frames_in": window_in,

@@ -19,6 +19,7 @@ floor p99. Run from the repository root::
     .venv/bin/python bench/signaling.py [--clients N] [--rate R] [--duration S]
                                         [--workers W] [--curve] [--quick]
                                         [--visits staggered|storm] [--floor fair|echo]
+                                        [--client-gc paused|on]
 
 The load model (issue 17), both phases alike. ``--visits staggered`` (default): visits are
 out of step, as in an office open for a while: each joins at a random moment of one visit
@@ -30,6 +31,10 @@ visits end and restart within 2 s every visit length (the figures before 2026-12
 real server sent per request in this run's real phase (deltas and booth states, the same
 number per request and a sample of the same frames), which the clients decode as they did;
 ``--floor echo``: the echo alone (the clients then decode about a quarter of the frames).
+``--client-gc paused`` (default): the load processes do not collect garbage during the load
+(frozen after a collection before it): a thousand clients share one heap there, and its
+full collections stalled them all at once every ~10 s in both phases; ``on``: as before.
+The old model in full: ``--visits storm --floor echo --client-gc on``.
 
 ``--curve`` runs 250, 500, 1,000 and 2,000 clients (``--duration`` per point, default 20 s
 so the whole curve fits in five minutes); the top-level figures are then those of the
@@ -167,6 +172,7 @@ def run_point(
     keep: Path | None = None,
     stagger: bool = True,
     fair: bool = True,
+    gc_paused: bool = True,
 ) -> dict[str, Any]:
     offices = _load.make_offices(clients)
     port = free_port()
@@ -181,7 +187,7 @@ def run_point(
         wait_http(f"http://127.0.0.1:{port}/healthz", server)
         real = run_phase(
             workers, "real", f"ws://127.0.0.1:{port}/ws", offices, secret, rate, duration,
-            [server.pid], profile, keep, stagger=stagger,
+            [server.pid], profile, keep, stagger=stagger, gc_paused=gc_paused,
         )  # fmt: skip
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
             health = json.load(response)
@@ -209,7 +215,7 @@ def run_point(
     try:
         floor = run_phase(
             workers, "echo", f"ws://127.0.0.1:{echo_port}/", offices, secret, rate, duration,
-            [echo_proc.pid], None, keep, stagger=stagger,
+            [echo_proc.pid], None, keep, stagger=stagger, gc_paused=gc_paused,
         )  # fmt: skip
     finally:
         stop(echo_proc)
@@ -322,6 +328,12 @@ def main() -> int:
         action="store_true",
         help="experiment: log the server's garbage collections (gen 2, or over 5 ms)",
     )
+    parser.add_argument(
+        "--client-gc",
+        choices=("paused", "on"),
+        default="paused",
+        help="the load processes' garbage collection during the load (default paused)",
+    )
     parser.add_argument("--keep", type=Path, help="copy the server logs into this directory")
     parser.add_argument(
         "--profile",
@@ -357,12 +369,12 @@ def main() -> int:
     workers = Workers(n_workers)
     started = time.perf_counter()
     stagger, fair = args.visits == "staggered", args.floor == "fair"
+    gc_paused = args.client_gc == "paused"
     try:
         durable = commit_probe(tmp / "probe.sqlite3", 3.0 if args.quick else 15.0)
+        model = {"stagger": stagger, "fair": fair, "gc_paused": gc_paused}
         curve = [
-            run_point(
-                workers, tmp, secret, n, rate, duration, args.profile, args.keep, stagger, fair
-            )
+            run_point(workers, tmp, secret, n, rate, duration, args.profile, args.keep, **model)
             for n in points
         ]
     finally:
@@ -396,6 +408,7 @@ def main() -> int:
     result["rate"] = rate
     result["visits"] = args.visits
     result["floor"] = args.floor
+    result["client_gc"] = args.client_gc
     result["warmup_s"] = top["warmup_s"]
     result["duration_s"] = duration
     result["cores"] = os.cpu_count()
