@@ -745,10 +745,14 @@ async def _run_echo(host: str, port: int, extras: Extras) -> None:
         await server.serve_forever()
 
 
-def echo_main(host: str, port: int, extras_file: str | None = None) -> None:
+def echo_main(host: str, port: int, extras_file: str | None = None, gc_off: bool = False) -> None:
     """Entry point of the echo server process: same websocket settings as lapak signal;
-    ``extras_file`` (JSON ``{"per_request": r, "frames": [...]}``): the fair floor."""
+    ``extras_file`` (JSON ``{"per_request": r, "frames": [...]}``): the fair floor;
+    ``gc_off``: no garbage collection at all (the floor's own full collections, walking its
+    2,000 connections, are no part of a floor; it lives one point, a minute or two)."""
     raise_nofile()
+    if gc_off:
+        gc.disable()
     extras = Extras()
     if extras_file:
         loaded = msgspec.json.decode(Path(extras_file).read_bytes())
@@ -1116,5 +1120,6 @@ def run_phase(
     return result
 
 
-if __name__ == "__main__":
-    echo_main(sys.argv[1], int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None)
+if __name__ == "__main__":  # host port [extras.json|-] [nogc]
+    extras_arg = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] != "-" else None
+    echo_main(sys.argv[1], int(sys.argv[2]), extras_arg, "nogc" in sys.argv[4:])

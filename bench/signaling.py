@@ -33,7 +33,8 @@ number per request and a sample of the same frames), which the clients decode as
 ``--floor echo``: the echo alone (the clients then decode about a quarter of the frames).
 ``--client-gc paused`` (default): the load processes do not collect garbage during the load
 (frozen after a collection before it): a thousand clients share one heap there, and its
-full collections stalled them all at once every ~10 s in both phases; ``on``: as before.
+full collections stalled them all at once every ~10 s in both phases; nor does the echo
+server (its collections are no part of a floor); ``on``: as before.
 The old model in full: ``--visits storm --floor echo --client-gc on``.
 
 ``--curve`` runs 250, 500, 1,000 and 2,000 clients (``--duration`` per point, default 20 s
@@ -148,11 +149,14 @@ def commit_probe(path: Path, seconds: float) -> dict[str, Any]:
     return probe
 
 
-def start_echo(extras: Path | None = None) -> tuple[int, subprocess.Popen[bytes]]:
+def start_echo(
+    extras: Path | None = None, gc_off: bool = False
+) -> tuple[int, subprocess.Popen[bytes]]:
     """The floor's server in its own process; ``extras``: the fair floor's frames."""
     port = free_port()
     cmd = [sys.executable, str(Path(_load.__file__)), "127.0.0.1", str(port)]
-    proc = subprocess.Popen([*cmd, *([str(extras)] if extras else [])], stdout=subprocess.DEVNULL)
+    cmd += [str(extras) if extras else "-", *(["nogc"] if gc_off else [])]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     try:
         wait_port(port, proc)
     except BaseException:
@@ -211,7 +215,7 @@ def run_point(
             f"fair floor: {extras.per_request:.3f} extra frames per request, "
             f"a sample of {len(extras.frames)} from the real phase"
         )
-    echo_port, echo_proc = start_echo(extras_file)
+    echo_port, echo_proc = start_echo(extras_file, gc_off=gc_paused)
     try:
         floor = run_phase(
             workers, "echo", f"ws://127.0.0.1:{echo_port}/", offices, secret, rate, duration,
