@@ -978,6 +978,7 @@ def run_phase(
     store_pids: Callable[[], list[int]] | None = None,
     stagger: bool = False,
     gc_paused: bool = False,
+    at_load: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Connect storm, paced decisions, close; against the real server or the echo floor.
     ``server_pids``: the server processes (one, or every node of a cluster): their CPU is
@@ -986,7 +987,8 @@ def run_phase(
     ``store_pids()``: the database's processes (PostgreSQL), asked for when the load starts:
     ``store_cpu_cores``. ``stagger``: visits out of step; ``gc_paused``: no collections in
     the load processes during the load (both ``Worker.load``). The result's ``extras`` (not
-    in the JSON either): what a fair floor must send (``Extras``)."""
+    in the JSON either): what a fair floor must send (``Extras``). ``at_load()`` runs just
+    before the load starts (after the storm)."""
     shares = split(offices, len(workers.pipes))
     officers = sum(len(o.desks) for o in offices)
     clients = officers + sum(len(o.booths) for o in offices)
@@ -1032,6 +1034,8 @@ def run_phase(
             spy_cmd.append("--gil")  # only samples of the thread holding the GIL
         say(f"profiling the server: {' '.join(spy_cmd)}")
         spy = subprocess.Popen(spy_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if at_load is not None:
+        at_load()
     store = store_pids() if store_pids is not None else []
     ours = [*server_pids, *store, os.getpid(), *workers.pids, *([spy.pid] if spy else [])]
     with CpuSampler(ours) as sampler:

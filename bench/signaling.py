@@ -189,13 +189,15 @@ def run_point(
         server = subprocess.Popen(cmd, stdout=log_file, stderr=log_file, env=SERVER_ENV or None)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", server)
+        before: list[dict[str, float] | None] = []
         real = run_phase(
             workers, "real", f"ws://127.0.0.1:{port}/ws", offices, secret, rate, duration,
             [server.pid], profile, keep, stagger=stagger, gc_paused=gc_paused,
+            at_load=lambda: before.append(ack_buckets(port)),
         )  # fmt: skip
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
             health = json.load(response)
-        served = server_ack_shares(port)
+        served = ack_shares(ack_buckets(port), before[0] if before else None)
     finally:
         stop(server)
     lines = server_log.read_text(errors="replace").splitlines()
@@ -251,7 +253,8 @@ def run_point(
         "server_log_lines": len(lines),
         "server_log_warnings": len(bad),
         "server_events": health.get("events"),
-        # the server's own view (frame read -> answer written, commit included), whole run
+        # the server's own view (frame read -> answer written, commit included), of every
+        # answer from the end of the storm on (warm-up, window and the drain after it)
         "server_acks_over_ms": served,
     }
     point["errors"] += floor["errors"]
@@ -265,11 +268,8 @@ def run_point(
     return point
 
 
-def server_ack_shares(port: int) -> dict[str, float] | None:
-    """From the server's ``lapak_ack_latency_seconds`` histogram (every answer of the run,
-    storm and warm-up included): the share of answers slower than each bucket bound, in
-    per cent. Next to the clients' p99 it says how much of the tail is the server's path
-    (frame read to answer written) and how much lies outside it."""
+def ack_buckets(port: int) -> dict[str, float] | None:
+    """The server's ``lapak_ack_latency_seconds`` histogram now: cumulative count per bound."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             text = response.read().decode()
@@ -281,12 +281,25 @@ def server_ack_shares(port: int) -> dict[str, float] | None:
             bound = line.split('le="', 1)[1].split('"', 1)[0]
             with contextlib.suppress(ValueError):
                 buckets[bound] = float(line.rsplit(" ", 1)[1])
-    total = buckets.get("+Inf")
+    return buckets or None
+
+
+def ack_shares(
+    after: dict[str, float] | None, before: dict[str, float] | None
+) -> dict[str, float] | None:
+    """The share (per cent) of the answers between two readings of the histogram that
+    took longer than each bound. Next to the clients' p99 it says how much of the tail is
+    the server's path (frame read to answer written, commit included) and how much lies
+    outside it."""
+    if after is None:
+        return None
+    counts = {b: n - (before or {}).get(b, 0.0) for b, n in after.items()}
+    total = counts.get("+Inf")
     if not total:
         return None
     return {
         f"{float(b) * 1000:g}": round(100 * (total - n) / total, 3)
-        for b, n in buckets.items()
+        for b, n in counts.items()
         if b != "+Inf"
     }
 
