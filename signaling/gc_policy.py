@@ -17,11 +17,6 @@ from collections.abc import Callable
 log = logging.getLogger("lapak.signal")
 
 GC_AFTER_CLOSED = 1000  # closed sockets (at least) between two full collections
-# A gen-1 collection every 2 gen-0 ones, not 10: it walks what survived since the last one
-# (in-flight requests, new visits), so the same total work comes in pauses a fifth as long
-# (bench/signaling.py, 2,000 clients: gen-1 pauses of 16-41 ms every ~2 s, in the acks'
-# p99); full collections after 5,000 gen-1 ones, not 1,000, to stay as rare as before.
-THRESHOLDS = (700, 2, 5000)
 
 
 def freeze_loaded_state() -> None:
@@ -34,7 +29,7 @@ def freeze_loaded_state() -> None:
     """
     gc.collect()
     gc.freeze()
-    gc.set_threshold(*THRESHOLDS)
+    gc.set_threshold(700, 10, 1000)
 
 
 class DeadConnections:
