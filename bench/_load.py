@@ -542,9 +542,9 @@ class Worker:
 
         ``gc_paused``: no garbage collection in this load process from the warm-up to the
         end of the window (one collection, then the survivors frozen, before; collections
-        again after). A thousand clients share this process's heap, so its collections
-        (full ones of 50-120 ms every ~10 s as the recorded lists grow) stall every client at
-        once and land in both phases' p99; a real client is a process with a small heap.
+        again after). A thousand clients share this process's heap, so one collection
+        pauses them all at once; a real client is a process of its own. (Measured: no
+        visible effect on either phase's p99, BENCHMARKS.md; kept as the cleaner floor.)
         """
         loop = asyncio.get_running_loop()
         if gc_paused:

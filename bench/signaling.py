@@ -32,9 +32,9 @@ real server sent per request in this run's real phase (deltas and booth states, 
 number per request and a sample of the same frames), which the clients decode as they did;
 ``--floor echo``: the echo alone (the clients then decode about a quarter of the frames).
 ``--client-gc paused`` (default): the load processes do not collect garbage during the load
-(frozen after a collection before it): a thousand clients share one heap there, and its
-full collections stalled them all at once every ~10 s in both phases; nor does the echo
-server (its collections are no part of a floor); ``on``: as before.
+(frozen after a collection before it; a thousand clients share one heap there, where a real
+client is a process of its own), nor does the echo server (its collections are no part of
+a floor); no visible effect measured (BENCHMARKS.md); ``on``: as before.
 The old model in full: ``--visits storm --floor echo --client-gc on``.
 
 ``--curve`` runs 250, 500, 1,000 and 2,000 clients (``--duration`` per point, default 20 s
