@@ -124,8 +124,15 @@ async def test_the_supervisor_console_follows_moved_to_the_desks_node_and_back(
                 "a delta from B reaches the console",
             )
 
+            at_b = SignalClient(b.url, keys.issue("supervisor", "probe-b", "*"))
+            clients.append(at_b)
+            await at_b.connect()
+            await _until_seen(
+                at_b, lambda f: any(d.desk == "d-north" for d in f.desks),
+                "B knows north's desk from A's digest",
+            )  # fmt: skip
             await console._watch("d-north")
-            assert session.node == a.url, "north's desk: back on A"
+            assert session.node == a.url, f"north's desk: back on A: {_errors(console)}"
             assert session.desk == "d-north" and session.model.synced
             assert session.model.visits == {} and session.moves == 2
             await wait_for(lambda: "on node" not in _status(console), "the entry's status")
