@@ -369,6 +369,12 @@ STRINGS: dict[str, tuple[str, str]] = {
         "take an escalation (t) to speak with its claimant",
         "ambil eskalasi (t) untuk berbicara dengan pemohonnya",
     ),
+    # the claimant's picture in the resolver's view (console/claimant_view.py)
+    "resolver.picture_away": ("the booth is away", "bilik sedang terputus"),
+    "resolver.away_relink": (
+        "{booth} is away: linked again when it is back",
+        "{booth} terputus: disambungkan lagi saat kembali",
+    ),
 }
 
 
