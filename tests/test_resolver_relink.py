@@ -6,7 +6,10 @@ The booth goes away (its signalling and media closed) before the escalation is t
 comes back: the console's link connects, the booth's frames arrive and the booth plays the
 supervisor's tone. Then it drops during the resolution and comes back again: the same. The
 console learns the booth's presence from ``office_stats`` (``EscalationEntry.booth_present``),
-which it polls; nothing is taken again."""
+which it polls: while the server says the booth is away the link is not offered again (each
+offer would only be refused), and it is offered as soon as a poll says it is back; nothing is
+taken again. (Without the server's presence the engine could only guess: re-offer blindly
+every few seconds with back-off, ``media/booth_link.py``.)"""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from lapak.media.officer import SupervisorMedia
 from lapak.media.simulator import make_booths
 from lapak.media.supervisor_voice import SUPERVISOR_FREQUENCY
 from lapak.signaling.client import SignalClient
+from lapak.signaling.messages import OfficeFigures
 from lapak.signaling.protocol import EndVisit
 from lapak.signaling.server import SignalServer
 from lapak.signaling.tokens import KeyRing
@@ -28,6 +32,17 @@ pytestmark = [pytest.mark.integration]
 
 SIZE = (160, 48)
 MEDIA = BoothMediaConfig(width=160, height=120, fps=10)
+
+
+async def polls(console: SupervisorConsole, count: int) -> None:
+    """Wait for ``count`` more ``office_stats`` answers (the console asks every 5 s)."""
+    for _ in range(count):
+        before: OfficeFigures | None = console.office_stats
+
+        def answered(before: OfficeFigures | None = before) -> bool:
+            return console.office_stats is not before
+
+        await wait_for(answered, "the next poll", timeout=15)
 
 
 def same_booth(server: SignalServer, keys: KeyRing) -> BoothAgent:
@@ -49,8 +64,7 @@ async def test_a_booth_back_from_away_is_linked_again_without_taking_it_again(
         audio_in="tone",
     )
     assert server.hub is not None
-    hub = server.hub
-    visits = hub.state.visits
+    visits = server.hub.state.visits
     try:
         await officer.connect()
         visit = await booth.start()
@@ -78,8 +92,15 @@ async def test_a_booth_back_from_away_is_linked_again_without_taking_it_again(
             await wait_for(lambda: visits[visit].taken_by == "sri", "taken by sri")
             await wait_for(lambda: visit in engine.links, "the console has a link for it")
             link = engine.links[visit]
-            await wait_for(lambda: link.booth_away, "the link knows the booth is away")
+            await wait_for(
+                lambda: link.booth_present is False and link.booth_away,
+                "the server's presence reaches the link: the booth is away",
+                timeout=20,
+            )
             assert link.state != "connected" and link.frames == 0
+            rebuilds = link.rebuilds
+            await polls(supervisor, 2)
+            assert link.rebuilds == rebuilds, "no offer while the server says it is away"
             await wait_for(
                 lambda: "away" in str(screen.query_one("#resolver-link").render()),
                 "the resolver is told the booth is away",
@@ -102,8 +123,8 @@ async def test_a_booth_back_from_away_is_linked_again_without_taking_it_again(
             # it drops during the resolution, and comes back
             await booth.close()
             await wait_for(
-                lambda: link.state != "connected" or link.booth_away,
-                "the console sees the link go",
+                lambda: link.booth_present is False,
+                "a poll tells the link the booth dropped",
                 timeout=30,
             )
             frames = link.frames
@@ -119,6 +140,7 @@ async def test_a_booth_back_from_away_is_linked_again_without_taking_it_again(
                 "the booth plays the supervisor's tone again",
                 timeout=30,
             )
+            assert link.booth_present is True
             assert engine.links[visit] is link and visit in engine.resolving
             assert visits[visit].taken_by == "sri" and visits[visit].state == "escalated"
     finally:
