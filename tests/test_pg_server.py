@@ -6,16 +6,13 @@ one clear message and a non-zero exit."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from pg_cluster import pg_cluster, pg_url  # noqa: F401  (fixtures)
-from test_eventlog import _connect_retry
-from tests_support import free_port
+from sigkill_rig import acked_then_sigkill
 
 from lapak.signaling.client import SignalClient
 from lapak.signaling.config import Launch, ServerConfig
@@ -68,70 +65,13 @@ async def test_a_restart_on_the_store_replays_the_same_state(
     assert (await asyncio.to_thread(verify_store, pg_url)).problems == []
 
 
-def _start_server(url: str, data: Path, secret: Path, port: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "lapak.cli", "signal", "--port", str(port), "--data-dir",
-         str(data), "--secret-file", str(secret), "--store", url],
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
-
-
 async def test_sigkill_on_the_store_loses_no_acknowledged_decision(
     pg_url: str, tmp_path: Path
 ) -> None:
     """Decisions stream in; the server is killed with SIGKILL mid-stream; every decision
-    that was acknowledged is in the store, whose chains check out."""
-    secret = tmp_path / "secret"
-    keys = KeyRing.generate()
-    keys.write(secret)
-    port = free_port()
-    url = f"ws://127.0.0.1:{port}/ws"
-    proc = _start_server(pg_url, tmp_path / "data", secret, port)
-    acked: list[tuple[str, int]] = []
-    try:
-        officers = [
-            await _connect_retry(url, keys.issue("officer", f"o{i}", "main", desk=f"d{i}"))
-            for i in range(3)
-        ]
-        booths = [
-            await _connect_retry(url, keys.issue("booth", f"b{i}", "main", booth=f"b{i}"))
-            for i in range(12)
-        ]
-        visits = []
-        for booth in booths:
-            claimant = {"name": "S", "membership_no": "1"}
-            visits.append(
-                (await booth.request({"type": "start_visit", "claimant": claimant})).visit
-            )
-        ten_acked = asyncio.Event()
-
-        async def decide_all(officer) -> None:  # type: ignore[no-untyped-def]
-            for step in range(6):
-                for visit in visits:  # other desks' visits are refused and skipped
-                    try:
-                        await officer.request(
-                            {"type": "decide", "visit": visit, "step": step, "decision": "approve"}
-                        )
-                    except Exception:  # not at this desk, or the server is gone
-                        continue
-                    acked.append((visit, step))
-                    if len(acked) >= 10:
-                        ten_acked.set()
-
-        tasks = [asyncio.create_task(decide_all(o)) for o in officers]
-        async with asyncio.timeout(20):  # kill mid-stream, with decisions still coming
-            await ten_acked.wait()
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for client in officers + booths:
-            await client.close()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+    that was acknowledged is in the store, whose chains check out (the SQLite log's test,
+    tests/test_eventlog.py, on this store)."""
+    acked = await acked_then_sigkill(tmp_path / "data", KeyRing.generate(), store=pg_url)
     loaded = await _load(pg_url)
     missing = [(v, s) for v, s in acked if loaded.state.visits[v].steps[s].status != "approved"]
     assert not missing, f"acknowledged decisions lost after SIGKILL: {missing[:5]}"
