@@ -99,8 +99,10 @@ async def test_the_resolver_sees_the_claimants_picture_beside_the_link_line(
                 lambda: engine.links[visit].state == "connected", "the link connects", timeout=30
             )
             await wait_for(
-                lambda: (drawn := drawn_picture(video)) is not None
-                and identify_booth(drawn) == booth.index,
+                lambda: (
+                    (drawn := drawn_picture(video)) is not None
+                    and identify_booth(drawn) == booth.index
+                ),
                 f"the picture shows booth {booth.index}'s test card "
                 f"{BOOTH_COLOURS[booth.index]} in its drawn cells",
                 timeout=30,
