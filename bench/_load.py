@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import heapq
 import itertools
 import multiprocessing as mp
 import os
+import random
 import resource
 import signal
 import socket
@@ -58,6 +61,10 @@ STEPS = 6  # the JHT workflow: identity, membership, family card, bank book, let
 WIRE_MAX_SIZE = 1024 * 1024
 TICK_S = 0.002
 ACK_GRACE_S = 10.0
+# what a client sends (its echo comes back in the floor); anything else the floor sends is an
+# extra frame, a server message taken from the real phase (see ``Extras``)
+REQUEST_TYPES = frozenset({"hello", "start_visit", "decide", "end_visit", "watch"})
+SAMPLE_FRAMES = 1000  # extra frames kept per load process (reservoir) for the fair floor
 
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
@@ -124,6 +131,13 @@ class Stats:
     errors: Counter[str] = field(default_factory=Counter)
     messages_in: int = 0
     seq_gaps: int = 0
+    # the recorded window only: what the clients received and sent, for the fair floor
+    window_in: int = 0
+    window_bytes_in: int = 0
+    window_answers: int = 0
+    window_requests: int = 0
+    extra_samples: list[str] = field(default_factory=list)
+    extra_seen: int = 0
 
 
 @dataclass
@@ -155,6 +169,7 @@ class Client:
         self.closing = False
         # officer: its desk as the server says it (snapshot + deltas), and what it decides
         self.desk = DeskModel()
+        self.scratch: DeskModel | None = None  # the fair floor: extra deltas applied here
         self.visits: dict[str, LocalVisit] = {}
         # booth
         self.visit: str | None = None
@@ -190,6 +205,8 @@ class Client:
         message["id"] = req_id
         text = _encode(message).decode()
         self.pending[req_id] = (kind, time.perf_counter(), ref)
+        if self.worker.recording:
+            self.stats.window_requests += 1
         if kind == "decide":
             self.worker.inflight += 1
         try:
@@ -237,11 +254,22 @@ class Client:
         assert self.ws is not None
         try:
             async for frame in self.ws:
-                self.stats.messages_in += 1
+                stats = self.stats
+                stats.messages_in += 1
+                recording = self.worker.recording
+                if recording:
+                    stats.window_in += 1
+                    stats.window_bytes_in += len(frame)
                 if self.worker.mode == "echo":
-                    self._on_echo(_decode(frame))  # its own requests come back: not typed
+                    if _frame_type(frame) in REQUEST_TYPES:
+                        self._on_echo(_decode(frame))  # its own requests come back: not typed
+                    else:
+                        self._on_extra(decode_server(frame))
                 else:
+                    answers = stats.window_answers
                     self._on_message(decode_server(frame))
+                    if recording and stats.window_answers == answers:
+                        self._sample_extra(frame)
         except ConnectionClosed as exc:
             if not self.closing:
                 self.stats.errors[f"closed:{exc.rcvd.code if exc.rcvd else 'none'}"] += 1
@@ -252,6 +280,8 @@ class Client:
     def _answered(self, re: int | None) -> tuple[str, float, str | None] | None:
         entry = self.pending.pop(re, None) if re is not None else None
         if entry is not None:
+            if self.worker.recording:
+                self.stats.window_answers += 1
             kind, sent, _ = entry
             if kind in self.stats.latencies and self.worker.recording:
                 self.stats.latencies[kind].append(time.perf_counter() - sent)
@@ -347,7 +377,31 @@ class Client:
         if visit.next_step >= STEPS:
             self.worker.spawn(self.end_visit(visit))
         else:
-            self.worker.ready_visits.append((self, visit))
+            self.worker.ready(self, visit)
+
+    def _sample_extra(self, frame: str | bytes) -> None:
+        """Keep a uniform sample of the frames that answered nothing (deltas, booth
+        states): the fair floor sends the same mix of sizes."""
+        stats = self.stats
+        stats.extra_seen += 1
+        text = frame if isinstance(frame, str) else frame.decode()
+        if len(stats.extra_samples) < SAMPLE_FRAMES:
+            stats.extra_samples.append(text)
+        else:
+            k = random.randrange(stats.extra_seen)
+            if k < SAMPLE_FRAMES:
+                stats.extra_samples[k] = text
+
+    def _on_extra(self, msg: ServerMessage) -> None:
+        """The fair floor: an extra frame is decoded as the real one was (typed), and a
+        delta applied to a desk model, as an officer's client does."""
+        if isinstance(msg, Delta):
+            if self.scratch is None:
+                self.scratch = DeskModel()
+            desk = self.scratch
+            desk.synced, desk.desk, desk.seq = True, msg.desk, msg.seq - 1
+            desk.apply_delta(msg)
+            desk.departed.clear()
 
     def _on_echo(self, msg: dict[str, Any]) -> None:
         """The floor: the echo of a request is its ack; mirror the real message pattern."""
@@ -382,6 +436,14 @@ class Client:
         self._next(visit)
 
 
+def _frame_type(frame: str | bytes) -> str:
+    """The ``type`` of a frame that starts with it (what msgspec and our requests write)."""
+    head = frame[:40] if isinstance(frame, str) else frame[:40].decode(errors="replace")
+    if not head.startswith('{"type":"'):
+        return ""
+    return head[9:].split('"', 1)[0]
+
+
 class Worker:
     def __init__(self, url: str, mode: str, offices: list[Office], secret: Path) -> None:
         from lapak.signaling.tokens import KeyRing
@@ -394,6 +456,10 @@ class Worker:
         self.drained = asyncio.Event()
         self.acked_in_window = 0
         self.ready_visits: deque[tuple[Client, LocalVisit]] = deque()
+        # staggered visits: (ready at, n, client, visit) of visits an officer is looking at
+        self.parked: list[tuple[float, int, Client, LocalVisit]] = []
+        self.parked_n = itertools.count()
+        self.think_s = 0.0  # mean time an officer looks at a visit before deciding; 0: none
         self.tasks: set[asyncio.Task[None]] = set()
         self.booth_for: dict[str, Client] = {}
         self.officer_of: dict[str, Client] = {}
@@ -424,6 +490,20 @@ class Worker:
                         if i * self.booths_per_desk + k < len(pool):
                             self.booth_for[vid] = pool[i * self.booths_per_desk + k]
 
+    def ready(self, client: Client, visit: LocalVisit) -> None:
+        """A visit can be decided again: at once, or after its officer's look at it."""
+        if self.think_s > 0:
+            at = time.monotonic() + random.expovariate(1.0 / self.think_s)
+            heapq.heappush(self.parked, (at, next(self.parked_n), client, visit))
+        else:
+            self.ready_visits.append((client, visit))
+
+    def _unpark(self, now: float) -> None:
+        parked = self.parked
+        while parked and parked[0][0] <= now:
+            _, _, client, visit = heapq.heappop(parked)
+            self.ready_visits.append((client, visit))
+
     def answered_decide(self) -> None:
         self.inflight -= 1
         if self.inflight == 0:
@@ -448,9 +528,48 @@ class Worker:
                 self.stats.errors[f"connect:{type(r).__name__}"] += 1
         return {"storm_s": elapsed, "clients": len(self.clients)}
 
-    async def load(self, rate: float, duration: float) -> dict[str, Any]:
-        """Send decisions at ``rate`` per second for ``duration`` s, open loop."""
+    async def load(
+        self, rate: float, duration: float, stagger: bool = False, gc_paused: bool = False
+    ) -> dict[str, Any]:
+        """Send decisions at ``rate`` per second for ``duration`` s, open loop.
+
+        ``stagger``: visits do not move in step. In the storm every visit started in the same
+        second, and with decisions taken oldest first they stay in step: ~1,700 visits end
+        and restart within 2 s every visit length. An office that has been open a while has
+        its visits at every step: each visit joins at a random moment of one visit length
+        (a warm-up of that length, not recorded), and after each answer its officer looks
+        at it for a random (exponential) time, half a round on average, before deciding.
+
+        ``gc_paused``: no garbage collection in this load process from the warm-up to the
+        end of the window (one collection, then the survivors frozen, before; collections
+        again after). A thousand clients share this process's heap, so one collection
+        pauses them all at once; a real client is a process of its own. (Measured: no
+        visible effect on either phase's p99, BENCHMARKS.md; kept as the cleaner floor.)
+        """
         loop = asyncio.get_running_loop()
+        if gc_paused:
+            gc.collect()
+            gc.freeze()
+            gc.disable()
+        warmup = 0.0
+        if stagger:
+            visits = len(self.ready_visits)
+            round_s = max(visits, 1) / rate  # each visit's turn comes once a round
+            self.think_s = round_s / 2
+            warmup = STEPS * round_s
+            start = time.monotonic()
+            while self.ready_visits:
+                client, visit = self.ready_visits.popleft()
+                at = start + random.uniform(0.0, warmup)
+                heapq.heappush(self.parked, (at, next(self.parked_n), client, visit))
+        t0 = loop.time()
+        sent = skipped = 0
+        while (now := loop.time()) < t0 + warmup:  # not recorded; no backlog kept
+            self._unpark(time.monotonic())
+            due = int((now - t0) * rate) - sent - skipped
+            sent += await self._send_due(due)
+            skipped = int((loop.time() - t0) * rate) - sent
+            await asyncio.sleep(TICK_S)
         for kind in self.stats.latencies:
             if kind != "ready":
                 self.stats.latencies[kind].clear()
@@ -463,15 +582,12 @@ class Worker:
         next_tick = t0
         while (now := loop.time()) < end:
             lags.append(max(0.0, now - next_tick))
+            if self.parked:
+                self._unpark(time.monotonic())
             due = int((now - t0) * rate) - sent
-            while due > 0 and self.ready_visits:
-                client, visit = self.ready_visits.popleft()
-                if visit.gone or visit.inflight or visit.ending or visit.next_step >= STEPS:
-                    continue
-                await client.decide(visit)
-                sent += 1
-                due -= 1
-            if due > 0:
+            done = await self._send_due(due)
+            sent += done
+            if due - done > 0:
                 starved_ticks += 1
             next_tick = loop.time() + TICK_S
             await asyncio.sleep(TICK_S)
@@ -482,6 +598,9 @@ class Worker:
                 async with asyncio.timeout(ACK_GRACE_S):
                     await self.drained.wait()
         self.recording = False
+        if gc_paused:
+            gc.enable()
+            gc.unfreeze()
         unacked = sum(
             1 for c in self.officers for kind, _, _ in c.pending.values() if kind == "decide"
         )
@@ -496,7 +615,20 @@ class Worker:
             "starved_ticks": starved_ticks,
             "loop_lag_p99_ms": lags[int(0.99 * (len(lags) - 1))] * 1000 if lags else 0.0,
             "worker_cpu_s": cpu_seconds() - cpu0,
+            "warmup_s": warmup,
+            "gc_paused": gc_paused,
         }
+
+    async def _send_due(self, due: int) -> int:
+        """Up to ``due`` decisions, oldest ready visit first; how many were sent."""
+        sent = 0
+        while sent < due and self.ready_visits:
+            client, visit = self.ready_visits.popleft()
+            if visit.gone or visit.inflight or visit.ending or visit.next_step >= STEPS:
+                continue
+            await client.decide(visit)
+            sent += 1
+        return sent
 
     async def close(self) -> None:
         for task in list(self.tasks):
@@ -516,6 +648,11 @@ class Worker:
             "messages_in": self.stats.messages_in,
             "seq_gaps": self.stats.seq_gaps,
             "acked": self.stats.acked,
+            "window_in": self.stats.window_in,
+            "window_bytes_in": self.stats.window_bytes_in,
+            "window_answers": self.stats.window_answers,
+            "window_requests": self.stats.window_requests,
+            "extra_samples": self.stats.extra_samples,
         }
 
 
@@ -534,7 +671,14 @@ async def _serve_commands(pipe: Connection) -> None:
                 pipe.send(await worker.storm())
             elif op == "load":
                 assert worker is not None
-                pipe.send(await worker.load(cmd["rate"], cmd["duration"]))
+                pipe.send(
+                    await worker.load(
+                        cmd["rate"],
+                        cmd["duration"],
+                        cmd.get("stagger", False),
+                        cmd.get("gc_paused", False),
+                    )
+                )
             elif op == "close":
                 assert worker is not None
                 await worker.close()
@@ -553,26 +697,68 @@ def worker_main(pipe: Connection) -> None:
 # -- the floor: a bare echo server ----------------------------------------------------------
 
 
-async def _echo(ws: ServerConnection) -> None:
+@dataclass
+class Extras:
+    """The fair floor: after each echo, the extra frames the real server sent per request.
+
+    Taken from the real phase of the same run: ``per_request`` frames that answered nothing
+    (deltas, booth states) per request the clients sent, and a uniform sample of them, so
+    that the clients receive and decode the same number of frames of the same sizes in
+    both phases. The real server sends a decision's delta to the officer and its booth
+    state to the booth; here both follow the echo on the requester's connection (the same
+    load process: an office is never split).
+    """
+
+    per_request: float = 0.0
+    frames: list[str] = field(default_factory=list)
+    _next: int = 0
+
+    def due(self) -> list[str]:
+        if not self.frames:
+            return []
+        whole = int(self.per_request)
+        n = whole + (random.random() < self.per_request - whole)
+        out = []
+        for _ in range(n):
+            out.append(self.frames[self._next])
+            self._next = (self._next + 1) % len(self.frames)
+        return out
+
+
+async def _echo(ws: ServerConnection, extras: Extras) -> None:
     with contextlib.suppress(ConnectionClosed):
         async for message in ws:
             await ws.send(message)
+            for frame in extras.due():
+                await ws.send(frame)
 
 
-async def _run_echo(host: str, port: int) -> None:
+async def _run_echo(host: str, port: int, extras: Extras) -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await _echo(ws, extras)
+
     async with serve(
-        _echo, host, port, compression=None, max_size=WIRE_MAX_SIZE, ping_interval=20
+        handler, host, port, compression=None, max_size=WIRE_MAX_SIZE, ping_interval=20
     ) as server:
         sys.stdout.write("# echo server listening\n")
         sys.stdout.flush()
         await server.serve_forever()
 
 
-def echo_main(host: str, port: int) -> None:
-    """Entry point of the echo server process: same websocket settings as lapak signal."""
+def echo_main(host: str, port: int, extras_file: str | None = None, gc_off: bool = False) -> None:
+    """Entry point of the echo server process: same websocket settings as lapak signal;
+    ``extras_file`` (JSON ``{"per_request": r, "frames": [...]}``): the fair floor;
+    ``gc_off``: no garbage collection at all (the floor's own full collections, walking its
+    2,000 connections, are no part of a floor; it lives one point, a minute or two)."""
     raise_nofile()
+    if gc_off:
+        gc.disable()
+    extras = Extras()
+    if extras_file:
+        loaded = msgspec.json.decode(Path(extras_file).read_bytes())
+        extras = Extras(float(loaded["per_request"]), list(loaded["frames"]))
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_run_echo(host, port))
+        asyncio.run(_run_echo(host, port, extras))
 
 
 # -- the harness: shared by bench/signaling.py and bench/cluster.py -------------------------
@@ -790,13 +976,19 @@ def run_phase(
     profile: Path | None = None,
     keep: Path | None = None,
     store_pids: Callable[[], list[int]] | None = None,
+    stagger: bool = False,
+    gc_paused: bool = False,
+    at_load: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Connect storm, paced decisions, close; against the real server or the echo floor.
     ``server_pids``: the server processes (one, or every node of a cluster): their CPU is
     summed; RSS is the largest. The result's ``acked`` lists (visit, step) of every
     acknowledged decision (not in the JSON: for checking the store afterwards).
     ``store_pids()``: the database's processes (PostgreSQL), asked for when the load starts:
-    ``store_cpu_cores``."""
+    ``store_cpu_cores``. ``stagger``: visits out of step; ``gc_paused``: no collections in
+    the load processes during the load (both ``Worker.load``). The result's ``extras`` (not
+    in the JSON either): what a fair floor must send (``Extras``). ``at_load()`` runs just
+    before the load starts (after the storm)."""
     shares = split(offices, len(workers.pipes))
     officers = sum(len(o.desks) for o in offices)
     clients = officers + sum(len(o.booths) for o in offices)
@@ -826,10 +1018,13 @@ def run_phase(
             "op": "load",
             "rate": per_officer * sum(len(o["desks"]) for o in share),
             "duration": duration,
+            "stagger": stagger,
+            "gc_paused": gc_paused,
         }
         for share in shares
     ]
-    say(f"{label}: {rate:g} decisions/s for {duration:g} s")
+    warmup = f" after a {STEPS} x round warm-up (visits staggered)" if stagger else ""
+    say(f"{label}: {rate:g} decisions/s for {duration:g} s{warmup}")
     spy = None
     if profile is not None:
         spy_cmd = [str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--pid", str(server_pids[0])]
@@ -839,15 +1034,17 @@ def run_phase(
             spy_cmd.append("--gil")  # only samples of the thread holding the GIL
         say(f"profiling the server: {' '.join(spy_cmd)}")
         spy = subprocess.Popen(spy_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if at_load is not None:
+        at_load()
     store = store_pids() if store_pids is not None else []
     ours = [*server_pids, *store, os.getpid(), *workers.pids, *([spy.pid] if spy else [])]
-    cpu0, wall0 = sum(cpu_seconds(pid) for pid in server_pids), time.perf_counter()
-    store0 = _cpu_of(store)
     with CpuSampler(ours) as sampler:
-        loads = workers.ask(commands, timeout=duration + 120)
+        cpu0, wall0 = sum(cpu_seconds(pid) for pid in server_pids), time.perf_counter()
+        store0 = _cpu_of(store)
+        loads = workers.ask(commands, timeout=duration + 180)
     if spy is not None:
         spy.wait(30)
-    elapsed = time.perf_counter() - wall0
+    elapsed = time.perf_counter() - wall0  # server CPU: over the warm-up too (same rate)
     cpu_cores = (sum(cpu_seconds(pid) for pid in server_pids) - cpu0) / elapsed
     store_cores = (_cpu_of(store) - store0) / elapsed
     rss, rss_peak = max(rss_mb(pid) for pid in server_pids)
@@ -873,6 +1070,12 @@ def run_phase(
             errors[code] = errors.get(code, 0) + count
     window = max(w["window_s"] for w in loads)
     acked = sum(w["acked"] for w in loads)
+    window_requests = sum(r["window_requests"] for r in reports)
+    window_in = sum(r["window_in"] for r in reports)
+    extra = window_in - sum(r["window_answers"] for r in reports)
+    extra_per_request = extra / window_requests if window_requests else 0.0
+    samples = [frame for r in reports for frame in r["extra_samples"]]
+    random.shuffle(samples)
     result = {
         "clients": clients,
         "officers": officers,
@@ -902,6 +1105,15 @@ def run_phase(
         "foreign_cpu_cores": sampler.mean(),
         "worst_seconds": worst_seconds(per_second, sampler.foreign),
         "acked": acked_steps,
+        # the recorded window: frames in per request sent, and what answered nothing
+        "visits": "staggered" if stagger else "storm",
+        "client_gc": "paused" if gc_paused else "on",
+        "warmup_s": round(max(w["warmup_s"] for w in loads), 1),
+        "window_requests": window_requests,
+        "window_frames_in": window_in,
+        "window_bytes_in": sum(r["window_bytes_in"] for r in reports),
+        "frames_in_per_request": round(window_in / window_requests, 3) if window_requests else None,
+        "extras": Extras(extra_per_request, samples),
     }
     say(
         f"{label}: {result['decisions_per_s']}/s acked, p50 {result['ack_p50_ms']} ms, "
@@ -912,5 +1124,6 @@ def run_phase(
     return result
 
 
-if __name__ == "__main__":
-    echo_main(sys.argv[1], int(sys.argv[2]))
+if __name__ == "__main__":  # host port [extras.json|-] [nogc]
+    extras_arg = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] != "-" else None
+    echo_main(sys.argv[1], int(sys.argv[2]), extras_arg, "nogc" in sys.argv[4:])

@@ -18,6 +18,24 @@ floor p99. Run from the repository root::
 
     .venv/bin/python bench/signaling.py [--clients N] [--rate R] [--duration S]
                                         [--workers W] [--curve] [--quick]
+                                        [--visits staggered|storm] [--floor fair|echo]
+                                        [--client-gc paused|on]
+
+The load model (issue 17), both phases alike. ``--visits staggered`` (default): visits are
+out of step, as in an office open for a while: each joins at a random moment of one visit
+length (a warm-up of that length before the recorded window) and its officer looks at it
+for a random time (exponential, half a round on average) before each decision.
+``--visits storm``: every visit starts in the connect storm and they stay in step, so ~1,700
+visits end and restart within 2 s every visit length (the figures before 2026-12-03 15:00).
+``--floor fair`` (default): after each echo the echo server also sends the extra frames the
+real server sent per request in this run's real phase (deltas and booth states, the same
+number per request and a sample of the same frames), which the clients decode as they did;
+``--floor echo``: the echo alone (the clients then decode about a quarter of the frames).
+``--client-gc paused`` (default): the load processes do not collect garbage during the load
+(frozen after a collection before it; a thousand clients share one heap there, where a real
+client is a process of its own), nor does the echo server (its collections are no part of
+a floor); no visible effect measured (BENCHMARKS.md); ``on``: as before.
+The old model in full: ``--visits storm --floor echo --client-gc on``.
 
 ``--curve`` runs 250, 500, 1,000 and 2,000 clients (``--duration`` per point, default 20 s
 so the whole curve fits in five minutes); the top-level figures are then those of the
@@ -36,6 +54,7 @@ on the machine took meanwhile.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -130,16 +149,34 @@ def commit_probe(path: Path, seconds: float) -> dict[str, Any]:
     return probe
 
 
+def start_echo(
+    extras: Path | None = None, gc_off: bool = False
+) -> tuple[int, subprocess.Popen[bytes]]:
+    """The floor's server in its own process; ``extras``: the fair floor's frames."""
+    port = free_port()
+    cmd = [sys.executable, str(Path(_load.__file__)), "127.0.0.1", str(port)]
+    cmd += [str(extras) if extras else "-", *(["nogc"] if gc_off else [])]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    try:
+        wait_port(port, proc)
+    except BaseException:
+        stop(proc)
+        raise
+    return port, proc
+
+
 def run_point(
     workers: Workers,
     tmp: Path,
     secret: Path,
-    echo: tuple[int, subprocess.Popen[bytes]],
     clients: int,
     rate: float,
     duration: float,
     profile: Path | None = None,
     keep: Path | None = None,
+    stagger: bool = True,
+    fair: bool = True,
+    gc_paused: bool = True,
 ) -> dict[str, Any]:
     offices = _load.make_offices(clients)
     port = free_port()
@@ -152,12 +189,15 @@ def run_point(
         server = subprocess.Popen(cmd, stdout=log_file, stderr=log_file, env=SERVER_ENV or None)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", server)
+        before: list[dict[str, float] | None] = []
         real = run_phase(
             workers, "real", f"ws://127.0.0.1:{port}/ws", offices, secret, rate, duration,
-            [server.pid], profile, keep,
+            [server.pid], profile, keep, stagger=stagger, gc_paused=gc_paused,
+            at_load=lambda: before.append(ack_buckets(port)),
         )  # fmt: skip
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
             health = json.load(response)
+        served = ack_shares(ack_buckets(port), before[0] if before else None)
     finally:
         stop(server)
     lines = server_log.read_text(errors="replace").splitlines()
@@ -166,11 +206,27 @@ def run_point(
     say(f"server log: {len(lines)} lines, {len(bad)} warnings or worse")
     for line in bad[:5]:
         say(f"  {line}")
-    echo_port, echo_proc = echo
-    floor = run_phase(
-        workers, "echo", f"ws://127.0.0.1:{echo_port}/", offices, secret, rate, duration,
-        [echo_proc.pid], None, keep,
-    )  # fmt: skip
+    real.pop("acked")
+    extras: _load.Extras = real.pop("extras")
+    extras_file = None
+    if fair:
+        extras_file = tmp / f"extras-{clients}.json"
+        body = {"per_request": extras.per_request, "frames": extras.frames}
+        extras_file.write_text(json.dumps(body))
+        say(
+            f"fair floor: {extras.per_request:.3f} extra frames per request, "
+            f"a sample of {len(extras.frames)} from the real phase"
+        )
+    echo_port, echo_proc = start_echo(extras_file, gc_off=gc_paused)
+    try:
+        floor = run_phase(
+            workers, "echo", f"ws://127.0.0.1:{echo_port}/", offices, secret, rate, duration,
+            [echo_proc.pid], None, keep, stagger=stagger, gc_paused=gc_paused,
+        )  # fmt: skip
+    finally:
+        stop(echo_proc)
+    floor.pop("acked")
+    floor.pop("extras")
     ratio = None
     if real["ack_p99_ms"] is not None and floor["ack_p99_ms"]:
         ratio = round(real["ack_p99_ms"] / floor["ack_p99_ms"], 2)
@@ -189,10 +245,17 @@ def run_point(
         "floor_messages_in": floor["messages_in"],
         "floor_load_loop_lag_p99_ms": floor["load_loop_lag_p99_ms"],
         "floor_load_cpu_cores": floor["load_cpu_cores"],
+        "floor_frames_in_per_request": floor["frames_in_per_request"],
+        "floor_window_bytes_in": floor["window_bytes_in"],
+        "floor_extra_per_request": round(extras.per_request, 3) if fair else 0.0,
+        "floor": "fair" if fair else "echo",
         "ratio_p99": ratio,
         "server_log_lines": len(lines),
         "server_log_warnings": len(bad),
         "server_events": health.get("events"),
+        # the server's own view (frame read -> answer written, commit included), of every
+        # answer from the end of the storm on (warm-up, window and the drain after it)
+        "server_acks_over_ms": served,
     }
     point["errors"] += floor["errors"]
     point["meets_targets"] = meets(point)
@@ -203,6 +266,42 @@ def run_point(
         f"meets targets: {point['meets_targets']}"
     )
     return point
+
+
+def ack_buckets(port: int) -> dict[str, float] | None:
+    """The server's ``lapak_ack_latency_seconds`` histogram now: cumulative count per bound."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    buckets: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("lapak_ack_latency_seconds_bucket{") and 'le="' in line:
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            with contextlib.suppress(ValueError):
+                buckets[bound] = float(line.rsplit(" ", 1)[1])
+    return buckets or None
+
+
+def ack_shares(
+    after: dict[str, float] | None, before: dict[str, float] | None
+) -> dict[str, float] | None:
+    """The share (per cent) of the answers between two readings of the histogram that
+    took longer than each bound. Next to the clients' p99 it says how much of the tail is
+    the server's path (frame read to answer written, commit included) and how much lies
+    outside it."""
+    if after is None:
+        return None
+    counts = {b: n - (before or {}).get(b, 0.0) for b, n in after.items()}
+    total = counts.get("+Inf")
+    if not total:
+        return None
+    return {
+        f"{float(b) * 1000:g}": round(100 * (total - n) / total, 3)
+        for b, n in counts.items()
+        if b != "+Inf"
+    }
 
 
 def meets(point: dict[str, Any]) -> bool:
@@ -226,6 +325,18 @@ def main() -> int:
     parser.add_argument("--points", help="client counts to run, comma-separated (a custom curve)")
     parser.add_argument("--quick", action="store_true", help="tiny configuration (smoke test)")
     parser.add_argument(
+        "--visits",
+        choices=("staggered", "storm"),
+        default="staggered",
+        help="visits out of step after a warm-up (default), or all started in the storm",
+    )
+    parser.add_argument(
+        "--floor",
+        choices=("fair", "echo"),
+        default="fair",
+        help="the echo plus the real phase's extra frames per request (default), or echo only",
+    )
+    parser.add_argument(
         "--server-log-level", help="experiment: the server's --log-level (default: its own)"
     )
     parser.add_argument("--server-config", type=Path, help="experiment: the server's --config")
@@ -233,6 +344,12 @@ def main() -> int:
         "--server-gc-log",
         action="store_true",
         help="experiment: log the server's garbage collections (gen 2, or over 5 ms)",
+    )
+    parser.add_argument(
+        "--client-gc",
+        choices=("paused", "on"),
+        default="paused",
+        help="the load processes' garbage collection during the load (default paused)",
     )
     parser.add_argument("--keep", type=Path, help="copy the server logs into this directory")
     parser.add_argument(
@@ -266,33 +383,19 @@ def main() -> int:
     )
     secret = tmp / "secret"
     KeyRing.generate().write(secret)
-    echo_port = free_port()
-    echo_proc = subprocess.Popen(
-        [sys.executable, str(Path(_load.__file__)), "127.0.0.1", str(echo_port)],
-        stdout=subprocess.DEVNULL,
-    )
     workers = Workers(n_workers)
     started = time.perf_counter()
+    stagger, fair = args.visits == "staggered", args.floor == "fair"
+    gc_paused = args.client_gc == "paused"
     try:
-        wait_port(echo_port, echo_proc)
         durable = commit_probe(tmp / "probe.sqlite3", 3.0 if args.quick else 15.0)
+        model = {"stagger": stagger, "fair": fair, "gc_paused": gc_paused}
         curve = [
-            run_point(
-                workers,
-                tmp,
-                secret,
-                (echo_port, echo_proc),
-                n,
-                rate,
-                duration,
-                args.profile,
-                args.keep,
-            )
+            run_point(workers, tmp, secret, n, rate, duration, args.profile, args.keep, **model)
             for n in points
         ]
     finally:
         workers.close()
-        stop(echo_proc)
         if args.keep is not None:
             args.keep.mkdir(parents=True, exist_ok=True)
             for server_log in tmp.glob("server-*.log"):
@@ -320,6 +423,10 @@ def main() -> int:
         SERVER_GLOBAL + SERVER_EXTRA + (["(gc log)"] if SERVER_ENV else [])
     )
     result["rate"] = rate
+    result["visits"] = args.visits
+    result["floor"] = args.floor
+    result["client_gc"] = args.client_gc
+    result["warmup_s"] = top["warmup_s"]
     result["duration_s"] = duration
     result["cores"] = os.cpu_count()
     result["detail"] = top

@@ -18,7 +18,10 @@ def add_parser(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "booth", help="run a booth (camera, mic, speaker) or simulated booths"
     )
-    p.add_argument("--server", required=True, help="ws://host:port of the signalling server")
+    p.add_argument(
+        "--server", required=True,
+        help="ws://host:port of the signalling server (a cluster: its nodes, comma-separated)",
+    )  # fmt: skip
     auth = p.add_mutually_exclusive_group(required=True)
     auth.add_argument("--token", help="a booth token (then --count must be 1)")
     auth.add_argument("--secret-file", type=Path, help="mint booth tokens from this key file")
@@ -49,7 +52,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lapak.cli.clients import prepare, server_url
+    from lapak.cli.clients import prepare, server_urls
 
     if args.token_file is not None or args.enrol is not None:
         from lapak.cli.enrol import token_from_file
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from lapak.media.booth import BoothAgent, BoothMediaConfig
     from lapak.media.simulator import generated_claimant, make_booths, run_booths
 
-    url = server_url(args.server)
+    url, *entries = server_urls(args.server)
     media = BoothMediaConfig(
         width=args.size[0],
         height=args.size[1],
@@ -82,11 +85,13 @@ def run(args: argparse.Namespace) -> int:
             raise CliError("one --token runs one booth; use --secret-file", EXIT_USAGE)
         name = str(claims.get("booth", "booth"))
         claimant = generated_claimant(random.Random())
-        agents = [BoothAgent(url, args.token, name, args.first % 6, claimant)]
+        agents = [BoothAgent(url, args.token, name, args.first % 6, claimant, entries=entries)]
         agents[0].media = media
     else:
         keys = read_keys(args.secret_file)
-        agents = make_booths(url, keys, args.count, args.office, media, first=args.first)
+        agents = make_booths(
+            url, keys, args.count, args.office, media, first=args.first, entries=entries
+        )
     if args.status_view:
         for agent in agents:
             agent.on_change = show_status

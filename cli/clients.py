@@ -34,6 +34,15 @@ def server_url(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 
+def server_urls(urls: str) -> list[str]:
+    """``--server`` of a cluster: several nodes, comma-separated, each like ``server_url``.
+    The client starts at the first and tries the next when a node is down."""
+    entries = [server_url(u.strip()) for u in urls.split(",") if u.strip()]
+    if not entries:
+        raise CliError("--server names no server", EXIT_USAGE)
+    return entries
+
+
 def token_claims(token: str) -> dict[str, object]:
     """A token's claims, unverified (the server verifies); CliError when it is not one."""
     import jwt

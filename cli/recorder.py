@@ -26,7 +26,10 @@ def add_parser(sub: Any) -> None:
         "trail (lapak recordings verify; lapak recordings export decrypts).",
     )
     add_ca_option(p)
-    p.add_argument("--server", required=True, help="ws://HOST:PORT/ws of the signalling server")
+    p.add_argument(
+        "--server", required=True,
+        help="ws://HOST:PORT/ws of the signalling server (a cluster: its nodes, comma-separated)",
+    )  # fmt: skip
     p.add_argument("--token", help="a token of role recorder (lapak token issue --role recorder)")
     p.add_argument("--token-file", type=Path, help="read the token from this file instead")
     p.add_argument("--dir", required=True, type=Path, help="where the recordings go")
@@ -59,21 +62,21 @@ def _token(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lapak.cli.clients import prepare, server_url
+    from lapak.cli.clients import prepare, server_urls
 
     token = _token(args)
     prepare("recorder", token, args.ca_file)
     size = _size(args.video_size)
     if args.dir.exists() and not args.dir.is_dir():
         raise CliError(f"--dir {args.dir} is not a directory")
-    return asyncio.run(_main(server_url(args.server), token, args.dir, size))
+    return asyncio.run(_main(server_urls(args.server), token, args.dir, size))
 
 
-async def _main(url: str, token: str, directory: Path, size: tuple[int, int]) -> int:
+async def _main(urls: list[str], token: str, directory: Path, size: tuple[int, int]) -> int:
     from lapak.cli.process import stop_on_signals
     from lapak.media.recorder import Recorder
 
-    recorder = Recorder(url, token, directory, booth_size=size)
+    recorder = Recorder(urls[0], token, directory, booth_size=size, entries=urls[1:])
     stop = asyncio.Event()
     stop_on_signals(stop)
     welcome = await recorder.start(retry=True)  # a refused token raises: cli.errors says why

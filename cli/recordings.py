@@ -10,6 +10,12 @@ the server's data directory (the visit key in ``visit_keys``, read-only, safe wh
 server runs; the recording key is derived from it as the server does). A purged visit has no
 key: "purged: the recording can no longer be read", exit 1. A chunk that does not open (a
 damaged or altered file, a wrong key) is named, exit 1, and nothing of that file is kept.
+
+A cluster keeps its trail and its visit keys in PostgreSQL, not in any node's data
+directory: ``--store postgresql://...`` instead of ``--data-dir`` (as ``lapak audit``) reads
+the same things there (``lapak_events``, ``lapak_visit_keys``; read-only, safe while the
+nodes run), with the same messages and exit codes; a store that cannot be reached is one
+line, exit 1, as ``lapak audit export`` says it.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import argparse
 import json
 import shutil
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,18 +52,104 @@ def add_parser(sub: Any) -> None:
     a.add_argument("--dir", type=Path, required=True, help="the recorder's --dir")
     a.add_argument("--visit", required=True)
     a.add_argument("--to", type=Path, required=True, help="directory to write into (created)")
-    a.add_argument(
-        "--data-dir",
-        type=Path,
-        required=True,
-        help="the server's data directory: the visit's key (read-only) and its trail",
-    )
+    _source(a, "the visit's key (read-only) and its trail")
     a = actions.add_parser(
         "verify", help="recompute SHA-256 and size against the audit trail: exit 1 on any problem"
     )
     a.add_argument("--dir", type=Path, required=True, help="the recorder's --dir")
-    a.add_argument("--data-dir", type=Path, required=True, help="the server's data directory")
+    _source(a, "its audit trail")
     a.add_argument("--visit", help="only this visit")
+
+
+def _source(parser: argparse.ArgumentParser, what: str) -> None:
+    """A data directory (SQLite) or a PostgreSQL store: exactly one (as ``lapak audit``)."""
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--data-dir", type=Path, help=f"the server's data directory: {what}")
+    where.add_argument(
+        "--store", metavar="URL", help=f"a cluster's PostgreSQL store (postgresql://...): {what}"
+    )
+
+
+Row = tuple[Any, float, str, bytes, str]
+"""An event log row: seq (``<office>:<seq>`` on a store), at, kind, body, hash."""
+
+
+class Source:
+    """Where the trail and the visit keys are: a SQLite data directory or a cluster's
+    PostgreSQL store. The store's rows are read once per command (one SELECT)."""
+
+    def __init__(self, data_dir: Path | None = None, store: str | None = None) -> None:
+        self.data_dir = data_dir
+        self.store = store
+        self._rows: list[Row] | None = None
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> Source:
+        store = getattr(args, "store", None)
+        if store is None:
+            return cls(data_dir=args.data_dir)
+        from lapak.signaling.pglog import is_url
+
+        if not is_url(store):
+            raise CliError(f"--store must be a postgresql:// URL, not {store!r}", EXIT_USAGE)
+        return cls(store=store)
+
+    @property
+    def name(self) -> str:
+        if self.store is not None:
+            from lapak.signaling.pglog import redact
+
+            return redact(self.store)
+        return str(self.data_dir)
+
+    def _log_file(self) -> Path:
+        assert self.data_dir is not None
+        log_file = self.data_dir / "events.sqlite3"
+        if not log_file.exists():
+            raise CliError(f"no event log in {self.data_dir}", EXIT_NO_FILE)
+        return log_file
+
+    def rows(self) -> Iterable[Row]:
+        """Every row of the log, in log order (a SQLite log is streamed, each time)."""
+        if self.store is None:
+            from lapak.signaling.logformat import iter_rows
+
+            return iter_rows(self._log_file())
+        if self._rows is not None:
+            return self._rows
+        from lapak.signaling.eventlog import LogError
+        from lapak.signaling.pgaudit import store_rows
+
+        try:
+            self._rows = store_rows(self.store)
+        except LogError as exc:
+            raise CliError(str(exc), EXIT_FAILED) from None
+        return self._rows
+
+    def key(self, visit: str) -> bytes | None:
+        """The visit key (not yet the recording key); None when there is none."""
+        if self.store is not None:
+            from lapak.signaling.eventlog import LogError
+            from lapak.signaling.pgaudit import store_visit_key
+
+            try:
+                return store_visit_key(self.store, visit)
+            except LogError as exc:
+                raise CliError(str(exc), EXIT_FAILED) from None
+        import sqlite3
+
+        from lapak.signaling.logformat import connect_readonly
+        from lapak.signaling.visitkeys import SqliteKeyStore
+
+        log_file = self._log_file()
+        try:
+            conn = connect_readonly(log_file)
+            try:
+                return SqliteKeyStore(conn).get(visit)
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise CliError(f"cannot read the keys in {log_file}: {exc}", EXIT_FAILED) from None
 
 
 @dataclass(frozen=True)
@@ -69,7 +162,7 @@ class Closed:
     bytes: int
     duration_s: float
     gaps: list[list[float]]
-    seq: int
+    seq: int | str  # ``<office>:<seq>`` on a store
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,9 +170,10 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"no recordings directory {args.dir}", EXIT_NO_FILE)
     if args.recordings_command == "list":
         return _list(args.dir, args.json)
+    source = Source.of(args)
     if args.recordings_command == "export":
-        return _export(args.dir, args.visit, args.to, args.data_dir)
-    return _verify(args.dir, args.data_dir, args.visit)
+        return _export(args.dir, args.visit, args.to, source)
+    return _verify(args.dir, source, args.visit)
 
 
 def sidecars(directory: Path) -> list[dict[str, Any]]:
@@ -112,16 +206,12 @@ def _list(directory: Path, as_json: bool) -> int:
     return EXIT_OK
 
 
-def trail(data_dir: Path) -> list[Closed]:
-    """The ``recording_closed`` events of a data directory's log, oldest first."""
+def trail(source: Path | Source) -> list[Closed]:
+    """The ``recording_closed`` events of a data directory's log or a store, oldest first."""
     from lapak.signaling.events import RecordingClosed, decode_event
-    from lapak.signaling.logformat import iter_rows
 
-    log_file = data_dir / "events.sqlite3"
-    if not log_file.exists():
-        raise CliError(f"no event log in {data_dir}", EXIT_NO_FILE)
     out = []
-    for seq, _, kind, body, _ in iter_rows(log_file):
+    for seq, _, kind, body, _ in _source_of(source).rows():
         if kind != "recording_closed":
             continue
         event = decode_event(body)
@@ -177,8 +267,12 @@ def _visit_of(path: Path) -> str | None:
         return None
 
 
-def _verify(directory: Path, data_dir: Path, visit: str | None) -> int:
-    closed = trail(data_dir)
+def _source_of(source: Path | Source) -> Source:
+    return source if isinstance(source, Source) else Source(data_dir=source)
+
+
+def _verify(directory: Path, source: Source, visit: str | None) -> int:
+    closed = trail(source)
     problems, good = problems_of(directory, closed, visit)
     for problem in problems:
         sys.stdout.write(f"{problem}\n")
@@ -188,42 +282,28 @@ def _verify(directory: Path, data_dir: Path, visit: str | None) -> int:
     return EXIT_FAILED if problems else EXIT_OK
 
 
-def visit_key(data_dir: Path, visit: str) -> bytes:
-    """The visit's recording key, from the server's data directory (read-only); CliError
-    "purged" when a purge destroyed it."""
-    import sqlite3
-
-    from lapak.signaling.logformat import connect_readonly
+def visit_key(source: Path | Source, visit: str) -> bytes:
+    """The visit's recording key, from the server's data directory or the cluster's store
+    (read-only); CliError "purged" when a purge destroyed it."""
     from lapak.signaling.personal_data import recording_key
-    from lapak.signaling.visitkeys import SqliteKeyStore
 
-    log_file = data_dir / "events.sqlite3"
-    if not log_file.exists():
-        raise CliError(f"no event log in {data_dir}", EXIT_NO_FILE)
-    try:
-        conn = connect_readonly(log_file)
-        try:
-            key = SqliteKeyStore(conn).get(visit)
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        raise CliError(f"cannot read the keys in {log_file}: {exc}", EXIT_FAILED) from None
+    where = _source_of(source)
+    key = where.key(visit)
     if key is not None:
         return recording_key(key, visit)
-    if _purged(log_file, visit):
+    if _purged(where, visit):
         raise CliError(f"visit {visit} is purged: the recording can no longer be read", EXIT_FAILED)
     raise CliError(
-        f"no key for visit {visit} in {data_dir}: not this server's visit, or logged before "
+        f"no key for visit {visit} in {where.name}: not this server's visit, or logged before "
         "recordings were encrypted",
         EXIT_FAILED,
     )
 
 
-def _purged(log_file: Path, visit: str) -> bool:
+def _purged(source: Source, visit: str) -> bool:
     from lapak.signaling.events import VisitPurged, decode_event
-    from lapak.signaling.logformat import iter_rows
 
-    for _, _, kind, body, _ in iter_rows(log_file):
+    for _, _, kind, body, _ in source.rows():
         if kind == "visit_purged":
             event = decode_event(body)
             if isinstance(event, VisitPurged) and event.visit == visit:
@@ -280,14 +360,14 @@ def _indexed(tmp: Path, target: Path) -> None:
     tmp.unlink()
 
 
-def _export(directory: Path, visit: str, to: Path, data_dir: Path) -> int:
+def _export(directory: Path, visit: str, to: Path, where: Source) -> int:
     cars = [c for c in sidecars(directory) if c.get("visit") == visit]
     if not cars:
         raise CliError(f"no recording of visit {visit} in {directory}", EXIT_NO_FILE)
     if to.exists() and not to.is_dir():
         raise CliError(f"--to {to} is not a directory", EXIT_USAGE)
     encrypted = [c for c in cars if str(c["file"]).endswith(SUFFIX)]
-    key = visit_key(data_dir, visit) if encrypted else b""
+    key = visit_key(where, visit) if encrypted else b""
     to.mkdir(parents=True, exist_ok=True)
     for car in cars:
         name = str(car["file"])
@@ -307,7 +387,7 @@ def _export(directory: Path, visit: str, to: Path, data_dir: Path) -> int:
 
     trail_file = to / f"{visit}.audit.jsonl"
     with trail_file.open("w") as out:
-        for row in records(data_dir, visit):
+        for row in records(where.rows(), visit):
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
     sys.stdout.write(f"{trail_file}\n")
     return EXIT_OK

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,11 +89,17 @@ class BoothAgent:
     claimant: ClaimantInfo
     media: BoothMediaConfig = field(default_factory=BoothMediaConfig)
     on_change: Callable[[BoothAgent], None] | None = None
+    entries: Sequence[str] = ()
+    """A cluster's other nodes: tried when the one in use is down."""
 
     def __post_init__(self) -> None:
         first, cap = CONNECT_BACKOFF_S
         self.client = SignalClient(
-            self.url, self.token, self._on_message, policy=Backoff(first=first, cap=cap)
+            self.url,
+            self.token,
+            self._on_message,
+            policy=Backoff(first=first, cap=cap),
+            entries=self.entries,
         )
         self.visit: str | None = None
         self.status: BoothState | None = None

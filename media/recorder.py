@@ -20,7 +20,7 @@ import base64
 import binascii
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,11 +84,15 @@ class Recorder:
         *,
         booth_size: tuple[int, int] = (640, 480),
         clock: Callable[[], float] = time.time,
+        entries: Sequence[str] = (),
     ) -> None:
+        """``entries``: a cluster's other nodes, tried when the one in use is down."""
         self.directory = directory
         self.booth_size = booth_size
         self.clock = clock
-        self.client = SignalClient(url, token, self._on_message, on_reconnect=self._on_reconnect)
+        self.client = SignalClient(
+            url, token, self._on_message, on_reconnect=self._on_reconnect, entries=entries
+        )
         self.recordings: dict[str, VisitRecording] = {}
         self.closed: list[RecordingInfo] = []
         self.desks: dict[str, str] = {}  # desk -> office, from the welcome

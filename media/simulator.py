@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Sequence
 
 from lapak.media.booth import BoothAgent, BoothMediaConfig, ClaimantInfo
 from lapak.signaling.tokens import KeyRing
@@ -35,7 +36,9 @@ def make_booths(
     media: BoothMediaConfig | None = None,
     seed: int | None = None,
     first: int = 0,
+    entries: Sequence[str] = (),
 ) -> list[BoothAgent]:
+    """``count`` booths of ``office``; ``entries``: a cluster's other nodes (see SignalClient)."""
     rng = random.Random(seed)
     agents = []
     for index in range(first, first + count):
@@ -49,6 +52,7 @@ def make_booths(
                 index=index % 6,
                 claimant=generated_claimant(rng),
                 media=media or BoothMediaConfig(),
+                entries=tuple(entries),
             )
         )
     return agents

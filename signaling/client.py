@@ -154,11 +154,12 @@ class SignalClient:
                 self._failed(exc)
                 if not retry or self._closing:
                     raise
+                failed = self.url
                 self.url = self._next_entry()  # the node we tried is down: the next entry
             delay = self.policy.next_delay()
             log.warning(
-                "event=server_unreachable url=%s retry_in_s=%.1f reason=%r",
-                self.url, delay, self.last_failure,
+                "event=server_unreachable url=%s retry_in_s=%.1f reason=%r next=%s",
+                failed, delay, self.last_failure, self.url,
             )  # fmt: skip
             await asyncio.sleep(delay)
 

@@ -48,9 +48,9 @@ class HttpRoutes:
         if request.method != "GET":
             return connection.respond(http.HTTPStatus.METHOD_NOT_ALLOWED, "GET only\n")
         if path == "/booth" or path.startswith("/booth/"):
-            from lapak.signaling.kiosk_http import respond
+            from lapak.signaling.kiosk_http import csp, respond, websocket_origins
 
-            return respond(connection, path)
+            return respond(connection, path, csp(websocket_origins(self.origins.allowed)))
         if path == "/healthz":
             health = self.health()
             ok = health["status"] == "ok"

@@ -16,6 +16,7 @@ import hashlib
 import http
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -36,25 +37,47 @@ CONTENT_TYPES = {
     ".woff2": "font/woff2",
 }
 
-CSP = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "media-src 'self' blob: mediastream:",
-        "connect-src 'self'",
-        "font-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'none'",
-    ]
-)
+
+def csp(nodes: Iterable[str] = ()) -> str:
+    """The page's policy; ``nodes``: more origins its websocket may open (``ws(s)://host:port``).
+    A cluster's page follows ``moved`` to another node, a different origin: without them
+    ``connect-src 'self'`` would block that websocket before it is opened."""
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "media-src 'self' blob: mediastream:",
+            " ".join(["connect-src 'self'", *nodes]),
+            "font-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+CSP = csp()
 """``connect-src 'self'`` covers ``ws:``/``wss:`` to the same host (CSP level 3)."""
 
+
+def websocket_origins(origins: Iterable[str]) -> tuple[str, ...]:
+    """The ``ws(s)://`` forms of the origins a server lets open its websocket (its own and
+    ``allowed_origins``): on a cluster every node lists the others' (docs/protocol.md,
+    "Clusters"), so a page may connect where ``moved`` sends it."""
+    schemes = {"http://": "ws://", "https://": "wss://"}
+    found = {
+        schemes[scheme] + origin.removeprefix(scheme)
+        for origin in origins
+        for scheme in schemes
+        if origin.startswith(scheme)
+    }
+    return tuple(sorted(found))
+
+
 SECURITY_HEADERS = (
-    ("Content-Security-Policy", CSP),
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
     ("X-Frame-Options", "DENY"),
@@ -110,21 +133,27 @@ def asset_name(path: str) -> str | None:
     return name
 
 
-def respond(connection: ServerConnection, path: str) -> Response:
+def respond(connection: ServerConnection, path: str, policy: str = CSP) -> Response:
     name = asset_name(path)
     asset = assets().get(name) if name is not None else None
     if asset is None:
-        return _response(http.HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
+        return _response(
+            http.HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8", None, policy
+        )
     request = getattr(connection, "request", None)
     if request is not None:
         tags = request.headers.get("If-None-Match", "")
         if asset.etag in (t.strip() for t in tags.split(",")):
-            return _response(http.HTTPStatus.NOT_MODIFIED, b"", None, asset.etag)
-    return _response(http.HTTPStatus.OK, asset.body, asset.content_type, asset.etag)
+            return _response(http.HTTPStatus.NOT_MODIFIED, b"", None, asset.etag, policy)
+    return _response(http.HTTPStatus.OK, asset.body, asset.content_type, asset.etag, policy)
 
 
 def _response(
-    status: http.HTTPStatus, body: bytes, content_type: str | None, etag: str | None = None
+    status: http.HTTPStatus,
+    body: bytes,
+    content_type: str | None,
+    etag: str | None = None,
+    policy: str = CSP,
 ) -> Response:
     headers = Headers(
         [
@@ -137,6 +166,7 @@ def _response(
         headers["Content-Type"] = content_type
     if etag is not None:
         headers["ETag"] = etag
+    headers["Content-Security-Policy"] = policy
     for key, value in SECURITY_HEADERS:
         headers[key] = value
     return Response(status.value, status.phrase, headers, body)

@@ -187,3 +187,23 @@ async def _rows(url: str) -> list[Row]:
     finally:
         await conn.close()
     return [(f"{r['stream']}:{r['seq']}", r["at"], r["kind"], r["body"], r["hash"]) for r in rows]
+
+
+def store_visit_key(url: str, visit: str) -> bytes | None:
+    """The visit key the store holds for ``visit`` (``lapak recordings export``), None when
+    there is none (purged, or not this store's visit); LogError when the store cannot be
+    reached or holds no log. Read-only: one SELECT on ``lapak_visit_keys``."""
+    return asyncio.run(_visit_key(url, visit))
+
+
+async def _visit_key(url: str, visit: str) -> bytes | None:
+    conn = await _connect(url)
+    try:
+        if not await _has_log(conn):
+            raise LogError(f"{redact(url)} holds no lapak event log")
+        key = await conn.fetchval("SELECT key FROM lapak_visit_keys WHERE visit = $1", visit)
+    except STORE_ERRORS as exc:
+        raise LogError(f"the store cannot be read: {exc}") from None
+    finally:
+        await conn.close()
+    return None if key is None else bytes(key)

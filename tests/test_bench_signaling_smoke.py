@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tests_support import run_bench
+import subprocess
+import sys
+
+from tests_support import ROOT, run_bench
 
 KEYS = {
     "clients",
@@ -31,3 +34,42 @@ def test_bench_signaling_quick_prints_json_with_its_keys() -> None:
         f"expected every decision sent to be acknowledged, got {detail}"
     )
     assert detail["visits_ended"] > 0, f"expected visits to cycle (end, start), got {detail}"
+    # the fair floor (the default): the clients get as many frames per request from the
+    # echo server as from the real one, and the visits are staggered after a warm-up
+    assert result["visits"] == "staggered" and result["floor"] == "fair", result
+    assert detail["warmup_s"] > 0, f"expected a warm-up before the window, got {detail}"
+    assert detail["floor_extra_per_request"] > 0, f"expected extra frames, got {detail}"
+    real, floor = detail["frames_in_per_request"], detail["floor_frames_in_per_request"]
+    assert abs(floor - real) <= 0.25 * real, (
+        f"expected the floor's frames per request near the real phase's {real}, got {floor}"
+    )
+    shares = detail["server_acks_over_ms"]  # from the server's /metrics histogram
+    assert shares and all(0 <= v <= 100 for v in shares.values()), shares
+    assert list(shares.values()) == sorted(shares.values(), reverse=True), shares
+
+
+def test_bench_signaling_old_load_model_stays_available() -> None:
+    result, _ = run_bench(
+        "signaling.py", "--quick", "--visits", "storm", "--floor", "echo", keys=KEYS
+    )
+    detail = result["detail"]
+    assert result["errors"] == 0, f"expected no errors in the tiny run, got {detail}"
+    assert (result["visits"], result["floor"], detail["warmup_s"]) == ("storm", "echo", 0), detail
+    assert detail["floor_extra_per_request"] == 0, f"expected the bare echo, got {detail}"
+    # one echo per request (a request sent as the window closes may be answered after it)
+    assert 0.95 <= detail["floor_frames_in_per_request"] <= 1.0, (
+        f"expected one echo per request in the bare floor, got {detail}"
+    )
+
+
+def test_bench_signaling_refuses_an_unknown_load_model() -> None:
+    proc = subprocess.run(
+        [sys.executable, "bench/signaling.py", "--visits", "waves"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr

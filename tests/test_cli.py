@@ -491,3 +491,29 @@ def test_log_settings_from_the_environment_and_a_bad_one_named(tmp_path: Path) -
         _, err = server.communicate(timeout=15)
     levels = {json.loads(line)["level"] for line in err.splitlines() if line}
     assert "debug" in levels or "info" in levels, err
+
+
+def test_booth_given_a_cluster_goes_on_to_the_node_that_is_up(tmp_path: Path, secret: Path) -> None:
+    """``--server`` may list a cluster's nodes: the first is down, the booth goes on to the
+    next and starts its visit there; a list naming no server is a usage error."""
+    down, port = free_port(), free_port()
+    server = subprocess.Popen(
+        [*LAPAK, "signal", "--port", str(port), "--data-dir", str(tmp_path / "data"),
+         "--secret-file", str(secret)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    booth = subprocess.Popen(
+        [*LAPAK, "booth", "--server", f"127.0.0.1:{down}, ws://127.0.0.1:{port}",
+         "--secret-file", str(secret), "--size", "64x48", "--fps", "5"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        booth_err = Lines(booth)
+        booth_err.until(f"url=ws://127.0.0.1:{down}/ws")  # tried the first, which is down
+        booth_err.until("event=visit_started", timeout=90)
+    finally:
+        booth_log = stop(booth)
+        stop(server)
+    assert booth.returncode == 0 and "Traceback" not in booth_log, booth_log[-2000:]
+    empty = run("booth", "--server", " , ", "--secret-file", str(secret))
+    assert_one_line_error(empty, EXIT_USAGE, "--server")

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 
 import pytest
 
 from lapak.signaling import kiosk_http as kiosk
+from lapak.signaling.config import ServerConfig
 from lapak.signaling.server import SignalServer
+from lapak.signaling.tokens import KeyRing
 
 
 async def get(
@@ -130,3 +133,31 @@ def test_asset_listing_is_flat_and_typed() -> None:
     assert "index.html" in assets and "app.js" in assets
     assert all(kiosk.asset_name(f"/booth/{name}") == name for name in assets)
     assert kiosk.asset_name("/booth/../x.js") is None
+
+
+async def test_the_page_may_connect_to_the_other_nodes_of_its_cluster(
+    tmp_path: Path, keys: KeyRing
+) -> None:
+    """A cluster's page follows ``moved`` to another node (another origin): its CSP lets the
+    websocket reach the serving node's ``allowed_origins`` as ``ws(s)://``, nothing else."""
+    config = ServerConfig.from_dict(
+        {"server": {"allowed_origins": ["http://node-b.lan:8765", "https://node-c.lan"]}}
+    )
+    server = SignalServer(tmp_path / "d", keys, host="127.0.0.1", port=0, config=config)
+    await server.start()
+    try:
+        _, headers, _ = await get(server, "/booth")
+    finally:
+        await server.close()
+    connect = next(
+        part.split()[1:]
+        for part in headers["content-security-policy"].split("; ")
+        if part.startswith("connect-src")
+    )
+    assert "'self'" in connect
+    assert "ws://node-b.lan:8765" in connect and "wss://node-c.lan" in connect
+    assert not [c for c in connect if c.startswith("http")], "websocket schemes only"
+    assert kiosk.websocket_origins(["http://a:1", "https://b", "file://x"]) == (
+        "ws://a:1",
+        "wss://b",
+    )
