@@ -20,9 +20,14 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from lapak.console.claimant_view import ClaimantPicture
 from lapak.console.commands import FAILURES
+from lapak.console.config import colour_mode
+from lapak.console.desk_screen import WRITE_BACKLOG
 from lapak.console.i18n import reason_label, step_label, t
+from lapak.console.render import ColourMode
 from lapak.console.screens import PickScreen
+from lapak.console.zoom_image import ZoomImage
 from lapak.media.officer import SupervisorMedia
 from lapak.signaling.messages import Ack, Alert, EscalationEntry, OfficeFigures
 from lapak.signaling.protocol import Outcome
@@ -67,7 +72,8 @@ def alert_target(alert: Alert) -> Jump:
 
 class AlertsScreen(Screen[Jump | None]):
     """Alerts (enter: go there) and escalations (``t``: take the selected one; on one you
-    took: ``a`` approve, ``x`` reject the current step, ``d`` finish)."""
+    took: ``a`` approve, ``x`` reject the current step, ``d`` finish). The escalation you
+    took shows its claimant's picture beside the link's line (console/claimant_view.py)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,n", "close", t("key.close")),
@@ -79,10 +85,23 @@ class AlertsScreen(Screen[Jump | None]):
         Binding("q", "app.quit", t("key.quit")),
     ]
 
-    def __init__(self, figures: OfficeFigures, me: str) -> None:
+    def __init__(
+        self,
+        figures: OfficeFigures,
+        me: str,
+        *,
+        colour_mode: ColourMode = "truecolor",
+        raw: bool = True,
+        zoom_image: ZoomImage | None = None,
+        fps: float = 15.0,
+    ) -> None:
+        """``colour_mode``, ``raw``, ``zoom_image`` and ``fps``: as the desk's tiles paint
+        (the console passes its own), so the claimant is drawn the way the officer sees them."""
         super().__init__(id="alerts")
         self.figures = figures
         self.me = me  # the supervisor's sub: "taken by me"
+        self.picture = ClaimantPicture(colour_mode, raw=raw, zoom_image=zoom_image)
+        self.fps = max(1.0, fps)
 
     def compose(self) -> ComposeResult:
         yield Static(t("banner.alerts"), id="banner", classes="read-only")
@@ -97,12 +116,14 @@ class AlertsScreen(Screen[Jump | None]):
             t("escalations.waiting"), t("escalations.taken_by"), t("escalations.step"),
         )  # fmt: skip
         yield escalations
-        yield Static(t("resolver.none"), id="resolver-link")
+        yield self.picture
         yield Footer()
 
     def on_mount(self) -> None:
         self.show(self.figures)
         self.set_interval(1.0, self.show_link)
+        # Polled faster than frames come, as the desk's paint timer: a frame waits one poll.
+        self.set_interval(1 / (4 * self.fps), self.paint_picture)
         table = self.query_one("#escalation-rows", DataTable)
         first = self.query_one("#alert-rows", DataTable)
         (first if first.row_count or not table.row_count else table).focus()
@@ -131,22 +152,51 @@ class AlertsScreen(Screen[Jump | None]):
         table.move_cursor(row=min(kept, max(table.row_count - 1, 0)))
         self.show_link()
 
-    def show_link(self) -> None:
-        """The link to the booth of the selected escalation this supervisor took: its
-        state, the claimant's frames received and how loud the claimant is heard."""
+    def _link(self) -> tuple[EscalationEntry | None, Any]:
+        """The selected escalation and, when this supervisor took it, its booth's link."""
         entry = self.selected_escalation()
         engine = getattr(self.app, "engine", None)
-        link = None
-        if entry is not None and entry.taken_by == self.me and engine is not None:
-            link = engine.links.get(entry.visit)
-        line = self.query_one("#resolver-link", Static)
+        if entry is None or entry.taken_by != self.me or engine is None:
+            return entry, None
+        return entry, engine.links.get(entry.visit)
+
+    def show_link(self) -> None:
+        """The link to the booth of the selected escalation this supervisor took: the
+        claimant's picture, and beside it its state, the frames received and how loud the
+        claimant is heard."""
+        entry, link = self._link()
         if entry is None or link is None:
-            line.update(t("resolver.none"))
+            self.picture.follow(None)
+            self.picture.say(t("resolver.none"))
             return
-        line.update(
-            t("resolver.link", booth=entry.booth, state=link.state, frames=link.frames,
-              level=link.audio.level_dbfs)
-        )  # fmt: skip
+        away = bool(link.booth_away) or not entry.booth_present
+        self.picture.follow(entry.visit, link.state, booth_away=away)
+        text = t("resolver.link", booth=entry.booth, state=link.state, frames=link.frames,
+                 level=link.audio.level_dbfs)  # fmt: skip
+        if away:
+            text += "\n" + t("resolver.away_relink", booth=entry.booth)
+        self.picture.say(text)
+
+    def paint_picture(self) -> None:
+        """The claimant's newest frame into the picture, while this screen is on top (a
+        dialog above it pauses it) and the terminal keeps up."""
+        stack = self.app.screen_stack
+        if not stack or stack[-1] is not self:
+            return
+        terminal = getattr(self.app, "terminal", None)
+        if terminal is not None and terminal.backlog() > WRITE_BACKLOG:
+            return  # the frame stays unread and is replaced by a newer one
+        _, link = self._link()
+        self.picture.paint(link, 0.5 / self.fps)
+
+    def on_screen_suspend(self) -> None:
+        self.picture.pause(True)
+
+    def on_screen_resume(self) -> None:
+        self.picture.pause(False)
+
+    def on_unmount(self) -> None:
+        self.picture.uncover()
 
     def _step_text(self, entry: EscalationEntry) -> str:
         view = entry.visit_view
@@ -299,6 +349,8 @@ class EscalationsMixin:
             open_now = {e.visit for e in figures.escalations}
             for visit in sorted(engine.resolving - open_now):
                 await engine.unresolve(visit)
+            for entry in figures.escalations:  # a booth back from away is linked again
+                engine.resolver_booth_present(entry.visit, entry.booth_present)
         if fresh and before is not None:
             self.say(t("alerts.new_escalation", booth=fresh[0].booth, n=len(fresh)), "warning")  # type: ignore[attr-defined]
         screen = self.screen  # type: ignore[attr-defined]
@@ -316,7 +368,16 @@ class EscalationsMixin:
         if figures is None:
             self.say(t("alerts.unavailable"), "error")  # type: ignore[attr-defined]
             return
-        self.push_screen(AlertsScreen(figures, self.me), self._jump)  # type: ignore[attr-defined]
+        desk = self.desk_screen  # type: ignore[attr-defined]
+        screen = AlertsScreen(
+            figures,
+            self.me,
+            colour_mode="256" if colour_mode(self.config.colour) == "256" else "truecolor",  # type: ignore[attr-defined]
+            raw=desk.tiles[1].video.raw,
+            zoom_image=desk.zoom_image,
+            fps=self.config.fps,  # type: ignore[attr-defined]
+        )
+        self.push_screen(screen, self._jump)  # type: ignore[attr-defined]
 
     def _jump(self, target: Jump | None) -> None:
         if target is None:
@@ -342,8 +403,14 @@ class EscalationsMixin:
         self.say(t("escalations.taken", visit=visit))  # type: ignore[attr-defined]
         engine = self.session.engine
         if isinstance(engine, SupervisorMedia):
+            entry = next((e for e in self._escalations() if e.visit == visit), None)
+            if entry is not None and not entry.booth_present:
+                engine.set_booth_present(visit, False)  # offered when the booth is back
             await engine.resolve(visit)  # the supervisor's voice to the booth, the claimant back
         await self.refresh_alerts()
+
+    def _escalations(self) -> list[EscalationEntry]:
+        return self.office_stats.escalations if self.office_stats is not None else []
 
     async def resolve_step(
         self, entry: EscalationEntry, step: int, decision: str, reason: str | None

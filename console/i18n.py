@@ -375,6 +375,12 @@ STRINGS: dict[str, tuple[str, str]] = {
         "Cannot watch desk {desk}: {error}",
         "Tidak dapat mengawasi meja {desk}: {error}",
     ),
+    # the claimant's picture in the resolver's view (console/claimant_view.py)
+    "resolver.picture_away": ("the booth is away", "bilik sedang terputus"),
+    "resolver.away_relink": (
+        "{booth} is away: linked again when it is back",
+        "{booth} terputus: disambungkan lagi saat kembali",
+    ),
 }
 
 

@@ -236,6 +236,15 @@ class SupervisorMedia(MediaEngine):
         log.info("event=resolver_link visit=%s", visit)
         await self.ensure(visit)
 
+    def resolver_booth_present(self, visit: str, present: bool) -> None:
+        """The server's presence of a taken escalation's booth (``office_stats``'s
+        ``EscalationEntry.booth_present``; no desk session reports it, the visit has left its
+        desk): a booth that is back is offered again at once, one that is away is left alone
+        until then (``set_booth_present``). Visits this supervisor does not resolve are not
+        touched: their presence comes from the watched desk."""
+        if visit in self.resolving:
+            self.set_booth_present(visit, present)
+
     async def unresolve(self, visit: str) -> None:
         """The taken visit ended (or is no longer this supervisor's): its link closes."""
         if visit in self.resolving:
