@@ -83,10 +83,11 @@ def ui_config(args: argparse.Namespace) -> ConsoleConfig:
 
 
 def run_console(args: argparse.Namespace) -> int:
-    from lapak.cli.clients import prepare, server_url
+    from lapak.cli.clients import prepare, server_urls
     from lapak.cli.logging_setup import to_console_file
 
-    factory = token_file_sessions(args)
+    url, *entries = server_urls(args.server)
+    factory = client_sessions(args, entries)
     claims = prepare("console", args.token, args.ca_file)
     if not 0.0 <= args.monitor_level <= 1.0:
         raise CliError("--monitor-level must be within 0..1", EXIT_USAGE)
@@ -104,7 +105,7 @@ def run_console(args: argparse.Namespace) -> int:
         desk=str(claims.get("desk", "")),
     )
     app = LapakConsole(
-        server_url(args.server),
+        url,
         args.token,
         media_options=options,
         config=config,
@@ -130,6 +131,20 @@ def token_file_sessions(args: argparse.Namespace) -> dict[str, Any]:
     return {"session_factory": functools.partial(DeskSession, token_source=path.read_text)}
 
 
+def client_sessions(args: argparse.Namespace, entries: list[str]) -> dict[str, Any]:
+    """``token_file_sessions``, and a cluster's other nodes (``--server a,b``) as the
+    session's fallback entry points; as LapakConsole keywords."""
+    import functools
+
+    from lapak.media.desk_session import DeskSession
+
+    factory = token_file_sessions(args)
+    if not entries:
+        return factory
+    return {"session_factory": functools.partial(factory.get("session_factory", DeskSession),
+                                                 entries=entries)}  # fmt: skip
+
+
 def check_audio_in(spec: str) -> None:
     """``--audio-in``: none, tone, or a recording that exists (else exit 3, one line)."""
     from pathlib import Path
@@ -141,18 +156,19 @@ def check_audio_in(spec: str) -> None:
 
 
 def run_supervise(args: argparse.Namespace) -> int:
-    from lapak.cli.clients import prepare, server_url
+    from lapak.cli.clients import prepare, server_urls
     from lapak.cli.logging_setup import to_console_file
 
     check_audio_in(args.audio_in)
-    factory = token_file_sessions(args)
+    url, *entries = server_urls(args.server)
+    factory = client_sessions(args, entries)
     prepare("supervise", args.token, args.ca_file)
     from lapak.console.supervisor import SupervisorConsole
 
     config = ui_config(args)
     to_console_file(args)
     app = SupervisorConsole(
-        server_url(args.server),
+        url,
         args.token,
         desk=args.desk,
         audio_in=args.audio_in,

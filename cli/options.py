@@ -109,7 +109,10 @@ def add_ui_options(p: argparse.ArgumentParser) -> None:
 
 def add_server_option(p: argparse.ArgumentParser, token_help: str) -> None:
     """``--server`` and ``--token`` of the client subcommands."""
-    p.add_argument("--server", required=True, help="ws://host:port of the signalling server")
+    p.add_argument(
+        "--server", required=True,
+        help="ws://host:port of the signalling server (a cluster: its nodes, comma-separated)",
+    )  # fmt: skip
     auth = p.add_mutually_exclusive_group(required=True)
     auth.add_argument("--token", help=token_help)
     auth.add_argument(

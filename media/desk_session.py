@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
@@ -102,8 +102,10 @@ class DeskSession:
         request_timeout: float = 10.0,
         policy: Backoff | None = None,
         token_source: Callable[[], str] | None = None,
+        entries: Sequence[str] = (),
     ) -> None:
-        """``watch``: the desk a supervisor or admin follows (default: the first of its
+        """``entries``: a cluster's other nodes, tried when the one in use is down.
+        ``watch``: the desk a supervisor or admin follows (default: the first of its
         office). ``read_only``: the session only watches (an officer token is still let in;
         without it, only an officer token may run the session). ``watch_all``: watch every
         desk of the office too (the supervisor's overview counts them)."""
@@ -116,6 +118,7 @@ class DeskSession:
             policy=policy,
             request_timeout=request_timeout,
             token_source=token_source,  # refreshed before it expires (SignalClient)
+            entries=entries,
         )
         self.engine = engine
         if engine is not None:

@@ -324,8 +324,10 @@ class Supervision(_Message, frozen=True, tag="supervision"):
 
 
 class Moved(_Message, frozen=True, tag="moved"):
-    """``hello`` reached a node that does not own the token's office (a cluster on one
-    PostgreSQL store): say hello again, with the same session, at ``url``."""
+    """A request reached a node that does not own its office (a cluster on one PostgreSQL
+    store): after ``hello``, say hello again with the same session at ``url``; after a
+    ``watch`` or a ``*`` command about another node's office, nothing was applied here:
+    send it to ``url`` (docs/protocol.md, "Clusters")."""
 
     re: int | None
     office: str

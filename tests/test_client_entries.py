@@ -66,3 +66,27 @@ async def test_reconnect_after_its_node_dies_uses_another_entry(
         await client.close()
         await second.close()
         await first.close()
+
+
+def test_console_and_supervise_take_a_cluster_as_server(tmp_path: Path) -> None:
+    """``lapak console|supervise --server a,b``: the session's client starts at the first
+    node and has the others as entries (with ``--token-file`` too)."""
+    from lapak.cli import console as console_cli
+    from lapak.cli.clients import server_urls
+    from lapak.cli.main import build_parser
+    from lapak.media.desk_session import DeskSession
+
+    token_file = tmp_path / "t"
+    token_file.write_text("tok\n")
+    for argv in (
+        ["console", "--server", "a:1, ws://b:2", "--token-file", str(token_file)],
+        ["supervise", "--server", "a:1,ws://b:2", "--token", "tok"],
+    ):
+        args = build_parser().parse_args(argv)
+        url, *entries = server_urls(args.server)
+        factory = console_cli.client_sessions(args, entries)["session_factory"]
+        session = factory(url, "tok", engine=None)
+        assert isinstance(session, DeskSession)
+        assert session.client.entries == ["ws://a:1/ws", "ws://b:2/ws"], argv
+    single = build_parser().parse_args(["supervise", "--server", "a:1", "--token", "tok"])
+    assert console_cli.client_sessions(single, []) == {}, "one server: the default session"
