@@ -181,8 +181,9 @@ async def _store_has(nodes: Nodes, offices: list[Office]) -> None:
     assert (await asyncio.to_thread(verify_store, nodes.store)).problems == []
 
 
-def _loads(nodes: Nodes) -> dict[str, int]:
-    return {n.url: len([o for o in n.owned() if o != "*"]) for n in nodes.live()}
+def _shares(nodes: Nodes) -> dict[str, int]:
+    """Offices each running node owns, ``*`` counted (placement spreads it like the rest)."""
+    return {n.url: len(n.owned()) for n in nodes.live()}
 
 
 async def test_offices_spread_evenly_each_owned_by_one_node(cluster3: Nodes) -> None:
@@ -191,7 +192,7 @@ async def test_offices_spread_evenly_each_owned_by_one_node(cluster3: Nodes) -> 
     owners = nodes.owners()
     assert sorted(owners) == sorted([*OFFICES, "*"])
     assert all(len(urls) == 1 for urls in owners.values()), owners
-    assert sorted(_loads(nodes).values()) == [6, 7, 7]
+    assert sorted(_shares(nodes).values()) == [7, 7, 7]  # the twenty and "*"
 
 
 async def test_clients_through_any_node_survive_each_node_killed_in_turn(cluster3: Nodes) -> None:
@@ -241,15 +242,13 @@ async def test_a_fourth_node_takes_its_share_and_gives_it_back_when_it_leaves(
     try:
         await asyncio.gather(*(_decide(o, 0) for o in offices))
         fourth = await nodes.start(OFFICES, LEASE_S)
-        # Settled and the four-node shares (a heartbeat late under load may re-plan a moment).
+        # Settled on four nodes: each holds 5 or 6 of the 21 (the twenty and "*", which
+        # counts as one; which node holds it depends on the ports, so the test must not
+        # expect 5-6 offices besides it: that failed whenever the new node drew "*").
         await _until(
             nodes,
-            lambda: (
-                nodes.settled()
-                and sorted(_loads(nodes).values())[0] >= 4
-                and 5 <= _loads(nodes).get(fourth.url, 0) <= 6
-            ),
-            "the new node took its share (5-6 offices, every node at least 4)",
+            lambda: nodes.settled() and sorted(_shares(nodes).values()) == [5, 5, 5, 6],
+            "the new node took its share (every node 5 or 6 of the 21, '*' included)",
             SETTLE_S,
         )
         moved = [o for o in offices if o.name in fourth.owned()]
