@@ -44,6 +44,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from lapak.media.desk_model import DeskModel
+from lapak.signaling.keepalive import SpreadClientConnection, SpreadServerConnection
 from lapak.signaling.messages import (
     Ack,
     BoothState,
@@ -184,7 +185,10 @@ class Client:
     async def start(self) -> None:
         """Connect, hello; an officer is ready at its snapshot, a booth at its booth_state."""
         started = time.perf_counter()
-        self.ws = await connect(self.url, compression=None, max_size=WIRE_MAX_SIZE, open_timeout=60)
+        self.ws = await connect(
+            self.url, compression=None, max_size=WIRE_MAX_SIZE, open_timeout=60,
+            create_connection=SpreadClientConnection,  # pings at its own phase, as SignalClient
+        )  # fmt: skip
         self.reader = asyncio.create_task(self._read(), name=f"read-{self.name}")
         await self.request("hello", {"type": "hello", "token": self.token})
         if self.role == "booth":
@@ -738,7 +742,13 @@ async def _run_echo(host: str, port: int, extras: Extras) -> None:
         await _echo(ws, extras)
 
     async with serve(
-        handler, host, port, compression=None, max_size=WIRE_MAX_SIZE, ping_interval=20
+        handler,
+        host,
+        port,
+        compression=None,
+        max_size=WIRE_MAX_SIZE,
+        ping_interval=20,
+        create_connection=SpreadServerConnection,  # keepalive as lapak signal's
     ) as server:
         sys.stdout.write("# echo server listening\n")
         sys.stdout.flush()

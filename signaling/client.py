@@ -30,6 +30,7 @@ import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from lapak.signaling.keepalive import SpreadClientConnection
 from lapak.signaling.messages import (
     Ack,
     Error,
@@ -181,7 +182,10 @@ class SignalClient:
         tls: dict[str, Any] = {}  # passed on to the event loop's create_connection
         if self.tls is not None and self.url.startswith("wss:"):
             tls["ssl"] = self.tls
-        self._ws = await connect(self.url, compression=None, max_size=WIRE_MAX_SIZE, **tls)
+        self._ws = await connect(
+            self.url, compression=None, max_size=WIRE_MAX_SIZE,
+            create_connection=SpreadClientConnection, **tls,
+        )  # fmt: skip
         self.closed.clear()
         self.close_code = None
         self.last_error = None
