@@ -853,7 +853,7 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
 class Workers:
     """The load processes, reused by every phase and every point of a run."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, cpus: set[int] | None = None) -> None:
         ctx = mp.get_context("spawn")
         self.pipes: list[Connection] = []
         self.procs = []
@@ -861,6 +861,8 @@ class Workers:
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=worker_main, args=(child,), daemon=True)
             proc.start()
+            if cpus and proc.pid is not None:  # --pin: before it starts any thread
+                os.sched_setaffinity(proc.pid, cpus)
             self.pipes.append(parent)
             self.procs.append(proc)
 

@@ -94,6 +94,7 @@ CURVE = (250, 500, 1000, 2000)
 SERVER_GLOBAL: list[str] = []  # experiments only: `lapak --log-level X signal ...`
 SERVER_EXTRA: list[str] = []  # experiments only: `lapak signal ... --config FILE`
 SERVER_ENV: dict[str, str] = {}  # experiments only: the server's environment
+SERVER_PIN: list[str] = []  # --pin: `taskset -c CPU` before the server's and the echo's command
 GC_HOOK = """import gc, sys, time
 _t = [0.0]
 def _gc(phase, info):
@@ -154,7 +155,7 @@ def start_echo(
 ) -> tuple[int, subprocess.Popen[bytes]]:
     """The floor's server in its own process; ``extras``: the fair floor's frames."""
     port = free_port()
-    cmd = [sys.executable, str(Path(_load.__file__)), "127.0.0.1", str(port)]
+    cmd = [*SERVER_PIN, sys.executable, str(Path(_load.__file__)), "127.0.0.1", str(port)]
     cmd += [str(extras) if extras else "-", *(["nogc"] if gc_off else [])]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     try:
@@ -182,7 +183,16 @@ def run_point(
     port = free_port()
     data = tmp / f"data-{clients}"
     server_log = tmp / f"server-{clients}.log"
-    cmd = [str(LAPAK), *SERVER_GLOBAL, "signal", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [
+        *SERVER_PIN,
+        str(LAPAK),
+        *SERVER_GLOBAL,
+        "signal",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     cmd += ["--data-dir", str(data), "--secret-file", str(secret), *SERVER_EXTRA]
     say(f"starting {' '.join(cmd)}")
     with server_log.open("wb") as log_file:
@@ -351,6 +361,12 @@ def main() -> int:
         default="paused",
         help="the load processes' garbage collection during the load (default paused)",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="experiment: the server (and the echo floor) on the last core, the load processes "
+        "on the others (both phases alike), so the load does not take the server's core",
+    )
     parser.add_argument("--keep", type=Path, help="copy the server logs into this directory")
     parser.add_argument(
         "--profile",
@@ -383,7 +399,14 @@ def main() -> int:
     )
     secret = tmp / "secret"
     KeyRing.generate().write(secret)
-    workers = Workers(n_workers)
+    load_cpus = None
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            parser.error("--pin needs at least two cores")
+        SERVER_PIN.extend(["taskset", "-c", str(cpus[-1])])
+        load_cpus = set(cpus[:-1])
+    workers = Workers(n_workers, load_cpus)
     started = time.perf_counter()
     stagger, fair = args.visits == "staggered", args.floor == "fair"
     gc_paused = args.client_gc == "paused"
@@ -426,6 +449,7 @@ def main() -> int:
     result["visits"] = args.visits
     result["floor"] = args.floor
     result["client_gc"] = args.client_gc
+    result["pinned"] = args.pin
     result["warmup_s"] = top["warmup_s"]
     result["duration_s"] = duration
     result["cores"] = os.cpu_count()
