@@ -55,6 +55,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -564,6 +565,21 @@ async def split_brain(
     }
 
 
+@contextlib.contextmanager
+def busy_cores(count: int) -> Iterator[None]:
+    """``count`` busy-loop processes while the block runs: failover timed on a machine whose
+    cores are all taken (as when the nodes serve a full load), not on an idle one."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    if loops:
+        say(f"{count} busy loops running during the failover rounds")
+    try:
+        yield
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+
+
 # -- main ---------------------------------------------------------------------------------
 
 
@@ -578,6 +594,10 @@ def main() -> int:
         "--failover-offices", type=int, default=2, help="offices timed in a failover (2)"
     )
     parser.add_argument("--lease-s", type=float, default=5.0, help="the nodes' lease (5 s)")
+    parser.add_argument(
+        "--failover-busy", action="store_true",
+        help="keep every core busy (a busy loop per core) during the failover rounds",
+    )  # fmt: skip
     parser.add_argument(
         "--placement", choices=("lists", "spread"), default="lists",
         help="lists: an --office list per node; spread: the servers spread the offices",
@@ -627,7 +647,10 @@ def main() -> int:
             if kind == "pg3":
                 nodes = running
                 assert store is not None
-                fail = asyncio.run(failover_rounds(nodes, keys, fo, args.failovers, args.lease_s))
+                with busy_cores((os.cpu_count() or 1) if args.failover_busy else 0):
+                    fail = asyncio.run(
+                        failover_rounds(nodes, keys, fo, args.failovers, args.lease_s)
+                    )
                 brain = asyncio.run(split_brain(nodes, keys, fo[0], args.lease_s, store))
                 decided = decided_pg(store)
                 extra = lost(fail.pop("acked") + brain.pop("acked"), decided)
@@ -656,6 +679,7 @@ def main() -> int:
         "failover_p95_s": cluster.get("failover_p95_s"),
         "split_brain_writes": cluster.get("split_brain_writes"),
         "placement": args.placement,
+        "failover_busy": args.failover_busy,
         "lease_s": args.lease_s,
         "rate": args.rate,
         "duration_s": args.duration,
