@@ -49,7 +49,12 @@ from lapak.signaling.logformat import (
     chain,
     state_hash,
 )
-from lapak.signaling.logsnapshots import CHECKPOINT_EVERY, CHECKPOINT_INTERVAL_S, Marks
+from lapak.signaling.logsnapshots import (
+    CHECKPOINT_EVERY,
+    CHECKPOINT_INTERVAL_S,
+    MarkFigures,
+    Marks,
+)
 from lapak.signaling.logverify import check_rows
 from lapak.signaling.signing import Checkpoint, Signer
 from lapak.signaling.state import forget_office
@@ -356,9 +361,11 @@ async def reveal_pg(conn: Any, state: State) -> int:
     return reveal(state, _FetchedKeys({r["visit"]: bytes(r["key"]) for r in rows}))
 
 
-class PgLog:
+class PgLog(MarkFigures):
     """The store's writer for one node. ``fence``: office -> epoch this node holds (leases
     on): every transaction checks them."""
+
+    marks: _Policy
 
     def __init__(
         self,
@@ -403,21 +410,7 @@ class PgLog:
     def _all_signed(self) -> bool:
         return all(self.signed.get(s, 0) >= seq for s, (seq, _) in self.heads.items())
 
-    @property
-    def snapshots(self) -> int:
-        return self.marks.snapshots
-
-    @property
-    def checkpoints(self) -> int:
-        return self.marks.checkpoints
-
-    @property
-    def checkpoint_interval_s(self) -> float:
-        return self.marks.checkpoint_interval_s
-
-    @checkpoint_interval_s.setter
-    def checkpoint_interval_s(self, seconds: float) -> None:
-        self.marks.checkpoint_interval_s = seconds
+    def _interval_changed(self) -> None:
         self._wake.set()
 
     def start(self) -> None:
