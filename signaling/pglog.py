@@ -658,6 +658,7 @@ class PgLog(MarkFigures):
         """An office this node just took (its lease and epoch already ours): apply the rows
         its stream gained since this node last saw it to ``state`` (the hub's) and to the
         writer's replica, checked as at start-up. The number of events applied."""
+        started = time.perf_counter()
         seq_before, previous = self.heads.get(office, (0, GENESIS))
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
@@ -686,7 +687,10 @@ class PgLog(MarkFigures):
         for held in (state, self.marks.replica):  # retention walks them oldest end first
             held.keyed = dict(sorted(held.keyed.items(), key=lambda kv: kv[1].ended_at))
         self.signed[office] = max(self.signed.get(office, 0), int(signed))
-        log.info("event=office_adopted office=%s events=%d", office, len(events))
+        log.info(
+            "event=office_adopted office=%s events=%d ms=%.1f",
+            office, len(events), (time.perf_counter() - started) * 1000,
+        )  # fmt: skip
         return len(events)
 
     def forget(self, office: str) -> asyncio.Future[None]:
