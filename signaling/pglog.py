@@ -57,7 +57,7 @@ from lapak.signaling.logsnapshots import (
 )
 from lapak.signaling.logverify import check_rows
 from lapak.signaling.signing import Checkpoint, Signer
-from lapak.signaling.state import forget_office
+from lapak.signaling.state import forget_office, take_office
 from lapak.signaling.streams import StreamRouter
 from lapak.signaling.visitkeys import reveal
 
@@ -262,47 +262,86 @@ async def load_pg(
     return PgLoaded(state, heads, checkpointed, replayed, covered, identity, count)
 
 
+_SNAPSHOT_COLUMNS = (
+    "SELECT pos, heads, state_hash, body, at, signature, key_id FROM lapak_snapshots"
+)
+
+
 async def _snapshot_start(
     conn: Any, identity: str, public: Ed25519PublicKey | None, node: str | None
 ) -> tuple[State, Heads, int, int]:
     """(state, heads, events covered, pos covered) of the newest snapshot that checks out,
     else the empty state (with a warning)."""
-    query = "SELECT pos, heads, state_hash, body, at, signature, key_id FROM lapak_snapshots"
-    args: list[Any] = []
+    query, args = _SNAPSHOT_COLUMNS, []
     if node is not None:
         query += " WHERE node = $1"
         args.append(node)
     row = await conn.fetchrow(query + " ORDER BY id DESC LIMIT 1", *args)
     if row is None:
         return State(), {}, 0, 0
-    reason = ""
+    checked = await _checked_snapshot(conn, row, identity, public)
+    if isinstance(checked, str):
+        log.warning(
+            "event=snapshot_ignored pos=%d reason=%s action=full_replay", row["pos"], checked
+        )
+        return State(), {}, 0, 0
+    state, heads = checked
+    return state, heads, sum(seq for seq, _ in heads.values()), int(row["pos"])
+
+
+async def _office_snapshot(
+    conn: Any, identity: str, public: Ed25519PublicKey | None, office: str
+) -> tuple[State, tuple[int, str]] | None:
+    """The newest snapshot, of any node, that covers ``office`` and checks out: its state
+    and the office's head in it (what adopting the office starts from), else None."""
+    row = await conn.fetchrow(
+        _SNAPSHOT_COLUMNS + " WHERE heads::jsonb ? $1 ORDER BY id DESC LIMIT 1", office
+    )
+    if row is None:
+        return None
+    checked = await _checked_snapshot(conn, row, identity, public, [office])
+    if isinstance(checked, str):
+        log.warning(
+            "event=snapshot_ignored pos=%d office=%s reason=%s action=stream_replay",
+            row["pos"], office, checked,
+        )  # fmt: skip
+        return None
+    state, heads = checked
+    return state, heads[office]
+
+
+async def _checked_snapshot(
+    conn: Any,
+    row: Any,
+    identity: str,
+    public: Ed25519PublicKey | None,
+    streams: list[str] | None = None,
+) -> tuple[State, Heads] | str:
+    """A snapshot row's state and heads if it checks out (the heads of ``streams``, else of
+    all, are the stored rows' hashes; the body its hash; the signature, with ``public``),
+    else the reason it does not."""
     try:
         heads: Heads = {s: (int(h[0]), str(h[1])) for s, h in json.loads(row["heads"]).items()}
     except (ValueError, TypeError, IndexError, AttributeError):
-        heads, reason = {}, "heads_unreadable"
-    if not reason:
-        for stream, (seq, head) in heads.items():
-            stored = await conn.fetchval(
-                "SELECT hash FROM lapak_events WHERE stream = $1 AND seq = $2", stream, seq
-            )
-            if stored != head:
-                reason = "chain_mismatch"
-                break
-    if not reason and state_hash(row["body"]) != row["state_hash"]:
-        reason = "state_hash_mismatch"
-    if not reason and public is not None:
+        return "heads_unreadable"
+    for stream in heads if streams is None else streams:
+        seq, head = heads[stream]
+        stored = await conn.fetchval(
+            "SELECT hash FROM lapak_events WHERE stream = $1 AND seq = $2", stream, seq
+        )
+        if stored != head:
+            return "chain_mismatch"
+    if state_hash(row["body"]) != row["state_hash"]:
+        return "state_hash_mismatch"
+    if public is not None:
         mark = snapshot_mark(identity, row["pos"], heads, row["state_hash"], row["at"])
         mark = dataclasses.replace(mark, signature=row["signature"], key_id=row["key_id"])
         if not signing.is_valid(mark, public):
-            reason = "no_signed_checkpoint"
-    if not reason:
-        try:
-            state = _state_decoder.decode(row["body"])
-            return state, heads, sum(seq for seq, _ in heads.values()), int(row["pos"])
-        except msgspec.DecodeError:
-            reason = "does_not_decode"
-    log.warning("event=snapshot_ignored pos=%d reason=%s action=full_replay", row["pos"], reason)
-    return State(), {}, 0, 0
+            return "no_signed_checkpoint"
+    try:
+        return _state_decoder.decode(row["body"]), heads
+    except msgspec.DecodeError:
+        return "does_not_decode"
 
 
 class _Policy(Marks):
@@ -399,6 +438,7 @@ class PgLog(MarkFigures):
         self.signer = signer
         self._pending: list[Entry] = []
         self._wake = asyncio.Event()
+        self._writing = asyncio.Lock()  # a transaction in flight, or an adoption applying
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.failure: LogError | None = None
@@ -529,6 +569,12 @@ class PgLog(MarkFigures):
     async def _write(
         self, events: list[Event], routes: list[str], keys: dict[str, bytes] | None = None
     ) -> None:
+        async with self._writing:
+            await self._write_now(events, routes, keys)
+
+    async def _write_now(
+        self, events: list[Event], routes: list[str], keys: dict[str, bytes] | None = None
+    ) -> None:
         """One transaction: the fence check, the rows, a snapshot/checkpoint if due."""
         started = time.perf_counter()
         heads = dict(self.heads)
@@ -591,6 +637,10 @@ class PgLog(MarkFigures):
             await self._checkpoint(conn, count, heads)
 
     async def _final(self, snapshot: bool) -> None:
+        async with self._writing:
+            await self._final_now(snapshot)
+
+    async def _final_now(self, snapshot: bool) -> None:
         if not self.marks.final_due(self._count, snapshot):
             return
         async with self.pool.acquire() as conn, conn.transaction():
@@ -655,12 +705,26 @@ class PgLog(MarkFigures):
         self.marks.took_checkpoint(count)
 
     async def adopt(self, office: str, state: State) -> int:
-        """An office this node just took (its lease and epoch already ours): apply the rows
-        its stream gained since this node last saw it to ``state`` (the hub's) and to the
-        writer's replica, checked as at start-up. The number of events applied."""
+        """An office this node just took (its lease and epoch already ours): bring ``state``
+        (the hub's) and the writer's replica up to the stream's head, checked as at
+        start-up. An office this node does not know starts from the newest snapshot that
+        covers it (any node's: the previous owner's, usually), then the rows after it; else
+        from the stream's first row. The number of rows applied."""
         started = time.perf_counter()
-        seq_before, previous = self.heads.get(office, (0, GENESIS))
+        covered = 0
+        base: tuple[State, State, tuple[int, str]] | None = None
         async with self.pool.acquire() as conn:
+            seq_before, previous = self.heads.get(office, (0, GENESIS))
+            if office not in self.heads:
+                public = self.signer.public if self.signer is not None else None
+                for_hub = await _office_snapshot(conn, self.log_id, public, office)
+                if for_hub is not None:  # a second copy for the replica (none shared)
+                    replica_part = msgspec.json.decode(
+                        _state_encoder.encode(for_hub[0]), type=State
+                    )
+                    base = (for_hub[0], replica_part, for_hub[1])
+                    seq_before, previous = for_hub[1]
+                    covered = seq_before
             rows = await conn.fetch(
                 "SELECT seq, at, kind, body, hash FROM lapak_events WHERE stream = $1 "
                 "AND seq > $2 ORDER BY seq",
@@ -670,26 +734,43 @@ class PgLog(MarkFigures):
                 "SELECT coalesce(max(seq), 0) FROM lapak_checkpoints WHERE stream = $1", office
             )
         events: list[Event] = []
+        head = (seq_before, previous)
         for seq, row_hash, event, problems in check_rows(
             stream_rows(rows), SCHEMA_VERSION, previous, seq_before + 1
         ):
             if problems or seq is None or row_hash is None or event is None:
                 detail = problems[0] if problems else "unreadable"
                 raise ChainBroken(seq or seq_before + 1, f"stream {office}: {detail}")
-            self.router.route(event)
-            apply(state, event)
             events.append(event)
-            self.heads[office] = (seq, row_hash)
+            head = (seq, row_hash)
+        # No await from here to the end of the block: the writer's transaction (which reads
+        # and replaces the heads, the count and the replica) cannot run in between.
+        async with self._writing:
+            if base is not None:
+                take_office(state, base[0], office)
+                take_office(self.marks.replica, base[1], office)
+                part = base[0]
+                self.router.visits.update(
+                    {v: office for v, visit in part.visits.items() if visit.office == office}
+                )
+                self.router.desks.update(
+                    {d: office for d, desk in part.desks.items() if desk.office == office}
+                )
+            for event in events:
+                self.router.route(event)
+                apply(state, event)
+            if base is not None or events:
+                self.heads[office] = head
+            self._count += covered + len(events)
+            self.marks.advance(events, self._count)
+            for held in (state, self.marks.replica):  # retention walks them oldest end first
+                held.keyed = dict(sorted(held.keyed.items(), key=lambda kv: kv[1].ended_at))
+            self.signed[office] = max(self.signed.get(office, 0), int(signed))
         async with self.pool.acquire() as conn:
             await reveal_pg(conn, state)
-        self._count += len(events)
-        self.marks.advance(events, self._count)
-        for held in (state, self.marks.replica):  # retention walks them oldest end first
-            held.keyed = dict(sorted(held.keyed.items(), key=lambda kv: kv[1].ended_at))
-        self.signed[office] = max(self.signed.get(office, 0), int(signed))
         log.info(
-            "event=office_adopted office=%s events=%d ms=%.1f",
-            office, len(events), (time.perf_counter() - started) * 1000,
+            "event=office_adopted office=%s events=%d from_snapshot=%d ms=%.1f",
+            office, len(events), covered, (time.perf_counter() - started) * 1000,
         )  # fmt: skip
         return len(events)
 

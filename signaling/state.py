@@ -355,3 +355,31 @@ def forget_office(state: State, office: str) -> None:
     state.ended_order = [vid for vid in state.ended_order if vid not in visits]
     state.keyed = {vid: k for vid, k in state.keyed.items() if k.office != office}
     state.focus_history = [f for f in state.focus_history if f.desk not in desks]
+
+
+def take_office(state: State, source: State, office: str) -> None:
+    """Copy everything of ``office`` from ``source`` (a snapshot's state) into ``state``,
+    which holds nothing of it: ``forget_office``'s inverse. A node adopting an office starts
+    from the newest snapshot that covers it, not from the stream's first row. ``source``'s
+    objects are taken, not copied: pass a state decoded for this call."""
+    desks = {did: d for did, d in source.desks.items() if d.office == office}
+    visits = {vid: v for vid, v in source.visits.items() if v.office == office}
+    state.desks.update(desks)
+    state.visits.update(visits)
+    if office in source.queues:
+        state.queues[office] = source.queues[office]
+    if office in source.open_by_booth:
+        state.open_by_booth[office] = source.open_by_booth[office]
+    if office in source.workflows:
+        state.workflows[office] = source.workflows[office]
+    if office in source.escalations:
+        state.escalations[office] = source.escalations[office]
+    if office in source.ended_durations:
+        state.ended_durations[office] = source.ended_durations[office]
+    started = source.office_visits.get(office, 0)
+    if started:
+        state.office_visits[office] = started
+        state.visit_counter += started
+    state.ended_order += [vid for vid in source.ended_order if vid in visits]
+    state.keyed.update({vid: k for vid, k in source.keyed.items() if k.office == office})
+    state.focus_history += [f for f in source.focus_history if f.desk in desks]

@@ -18,12 +18,15 @@ from hypothesis import HealthCheck, given, settings
 from pg_cluster import Cluster, pg_cluster, pg_url  # noqa: F401  (fixtures)
 from test_domain import commands, new_domain, run
 from test_eventlog import some_events
+from test_placement import _office_part, _two_offices
 
 from lapak.signaling.errors import LapakError
-from lapak.signaling.events import Event
+from lapak.signaling.events import Event, WorkflowSet
 from lapak.signaling.pgaudit import store_rows, verify_store
 from lapak.signaling.pglog import PgLoaded, PgLog, connect_pool, load_pg
 from lapak.signaling.signing import Signer
+from lapak.signaling.state import replay
+from lapak.signaling.streams import StreamRouter
 
 pytestmark = pytest.mark.integration
 
@@ -34,13 +37,14 @@ async def write_pg(
     snapshot_every: int = 10_000,
     signer: Signer | None = None,
     one_by_one: bool = False,
+    node: str = "single",
 ) -> PgLog:
     """Append ``events`` one event per append, all at once (as many batches as group commit
     makes) or ``one_by_one`` (a transaction each), then close."""
     pool = await connect_pool(url)
     try:
         loaded = await load_pg(pool, signer.public if signer else None)
-        log = PgLog(pool, loaded, snapshot_every, signer=signer)
+        log = PgLog(pool, loaded, snapshot_every, signer=signer, node=node)
         log.start()
         async with asyncio.timeout(30):
             if one_by_one:
@@ -205,3 +209,43 @@ def test_replay_of_the_store_equals_the_live_state(pg_url: str, cmds: list[tuple
         assert (await read_pg(pg_url)).state == d.state
 
     asyncio.run(check())
+
+
+async def test_an_office_is_adopted_from_the_newest_snapshot_that_covers_it(pg_url: str) -> None:
+    """A node taking an office it never held starts from the newest snapshot of any node
+    that covers the office (signed, checked against the stored rows), then applies only
+    the rows after it; the office comes out as a replay of its whole stream; the writer
+    goes on from the head (the next row verifies)."""
+    events = _two_offices()
+    router = StreamRouter()
+    north = sum(1 for e in events if router.route(e) == "north")
+    signer = Signer.generate()
+    cut = len(events) // 2
+    await write_pg(pg_url, events[:cut], snapshot_every=5, signer=signer, node="a")
+    await write_pg(pg_url, events[cut:], snapshot_every=10**6, signer=signer, node="b")
+    conn = await asyncpg.connect(pg_url)
+    try:  # b was killed before its closing snapshot: a's (at the cut) is the newest left
+        await conn.execute("DELETE FROM lapak_snapshots WHERE node = 'b'")
+    finally:
+        await conn.close()
+    pool = await connect_pool(pg_url)
+    try:
+        loaded = await load_pg(pool, signer.public, node="c", streams=set())  # holds nothing
+        log = PgLog(pool, loaded, node="c", signer=signer)
+        state = loaded.state
+        applied = await log.adopt("north", state)
+        assert 0 < applied < north, f"{applied} rows applied of {north}: not from the snapshot"
+        whole = replay(events)
+        assert _office_part(state, "north") == _office_part(whole, "north")
+        assert _office_part(log.marks.replica, "north") == _office_part(whole, "north")
+        assert log.heads["north"][0] == north
+        log.start()
+        next_row = WorkflowSet("JHT", ["identity"], "admin", 99.0, office="north")
+        async with asyncio.timeout(30):
+            await log.append([next_row])
+            await log.close()
+    finally:
+        await pool.close()
+    rows = await asyncio.to_thread(store_rows, pg_url)
+    assert sum(1 for r in rows if str(r[0]).startswith("north:")) == north + 1
+    assert (await asyncio.to_thread(verify_store, pg_url)).problems == []

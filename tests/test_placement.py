@@ -1,5 +1,5 @@
-"""Office placement over live nodes (signaling/placement.py) and forgetting an office
-(state.forget_office): pure, no server."""
+"""Office placement over live nodes (signaling/placement.py), forgetting an office
+(state.forget_office) and taking one from a snapshot (state.take_office): pure, no server."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from lapak.signaling.domain import Domain, Rules
 from lapak.signaling.events import Event
 from lapak.signaling.permissions import Actor
 from lapak.signaling.placement import place, share, weight
-from lapak.signaling.state import State, forget_office, replay
+from lapak.signaling.state import State, forget_office, replay, take_office
 from lapak.signaling.streams import StreamRouter
 from lapak.signaling.workflows import default_workflows
 
@@ -163,3 +163,28 @@ def test_forgetting_an_office_then_replaying_its_stream_gives_the_same_state() -
         assert _office_part(state, office) == _office_part(whole, office)
     assert state.visit_counter == whole.visit_counter
     assert set(state.ended_order) == set(whole.ended_order)
+
+
+def test_taking_an_office_from_a_snapshot_then_its_later_rows_gives_the_same_state() -> None:
+    """What a node that adopts an office it never held does: take the office's part of the
+    previous owner's snapshot (made part way through), then apply the stream's rows after
+    it. Every point of the stream serves as the snapshot; the node already holds another
+    office, which stays as it was."""
+    events = _two_offices()
+    router = StreamRouter()
+    streams = [router.route(e) for e in events]
+    whole = replay(events)
+    south = [e for e, s in zip(events, streams, strict=True) if s == "south"]
+    for cut in range(len(events) + 1):
+        snapshot = replay(events[:cut])  # the previous owner held both offices
+        state = replay(south)  # this node holds south only
+        take_office(state, snapshot, "north")
+        later = [e for e, s in zip(events[cut:], streams[cut:], strict=True) if s == "north"]
+        replay(later, state)
+        for office in ("north", "south"):
+            assert _office_part(state, office) == _office_part(whole, office), (cut, office)
+        assert state.visit_counter == whole.visit_counter, cut
+        assert set(state.ended_order) == set(whole.ended_order), cut
+        assert {(f.desk, f.visit) for f in state.focus_history} == {
+            (f.desk, f.visit) for f in whole.focus_history
+        }, cut
