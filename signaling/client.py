@@ -133,6 +133,7 @@ class SignalClient:
         self.closed = asyncio.Event()
         self.connected = asyncio.Event()
         self.reconnects = 0
+        self.between_answers = 0  # "between nodes" answers met (a cluster's failover)
         self.close_code: int | None = None
         self.last_error: Error | None = None  # the last error without a pending request
         self.last_failure: str | None = None  # why the last connection attempt failed
@@ -151,6 +152,13 @@ class SignalClient:
                     return await self._open()
             except ssl.SSLError:
                 raise  # a certificate problem does not heal by waiting
+            except BetweenNodes as exc:
+                self._failed(exc)
+                if not retry or self._closing:
+                    raise
+                self.between_answers += 1
+                await asyncio.sleep(self.policy.between_nodes_delay())
+                continue
             except (OSError, TimeoutError) as exc:
                 await self._drop_socket()
                 self._failed(exc)
@@ -173,8 +181,8 @@ class SignalClient:
                 return answer
             log.info("event=moved office=%s url=%s", answer.office, answer.url)
             await self._drop_socket()
-            if answer.url == self.url:  # no node owns the office yet: back off, ask again
-                raise ConnectionError(f"office {answer.office} is between nodes")
+            if answer.url == self.url:  # no node owns the office yet: ask again shortly
+                raise BetweenNodes(f"office {answer.office} is between nodes")
             self.url = answer.url
         raise ConnectionError(f"moved {MAX_MOVES} times in a row: no node owns the office")
 
@@ -274,8 +282,11 @@ class SignalClient:
             self.on_connection()
 
     async def _reconnect_loop(self) -> None:
+        between = False  # the last answer: the office is between nodes
         while not self._closing and self.ended is None:
-            await asyncio.sleep(self.policy.next_delay())
+            delay = self.policy.between_nodes_delay() if between else self.policy.next_delay()
+            await asyncio.sleep(delay)
+            between = False
             try:
                 async with asyncio.timeout(self.request_timeout):
                     welcome = await self._open()
@@ -286,6 +297,12 @@ class SignalClient:
                 log.info("event=reconnect_failed url=%s error=%r", self.url, exc)
                 await self._drop_socket()
                 self._failed(exc)
+                continue
+            except BetweenNodes as exc:  # the node is up: ask it again shortly
+                log.info("event=reconnect_failed url=%s error=%r", self.url, exc)
+                self._failed(exc)
+                self.between_answers += 1
+                between = True
                 continue
             except (OSError, TimeoutError, ConnectionError) as exc:
                 log.info("event=reconnect_failed url=%s error=%r", self.url, exc)
@@ -527,6 +544,11 @@ class SignalClient:
             self._start_reconnect()
         if not self._closing:
             self._notify()
+
+
+class BetweenNodes(ConnectionError):
+    """A cluster node answered that no node owns the office at this moment (``moved`` to
+    itself, during a failover): asked again after ``Backoff.between_nodes_delay``."""
 
 
 class WatchMoved(RequestError):

@@ -39,6 +39,7 @@ class Backoff:
     jitter: float = 0.1
     random: Callable[[], float] = field(default=random.random, repr=False)
     attempts: int = 0
+    between_s: float = 1.0  # a cluster node said the office is between nodes: ask it again
 
     def next_delay(self) -> float:
         """The wait before the next attempt (counts it)."""
@@ -46,6 +47,15 @@ class Backoff:
         self.attempts += 1
         spread = base * self.jitter * (2.0 * self.random() - 1.0)
         return max(0.0, min(self.cap, base + spread))
+
+    def between_nodes_delay(self) -> float:
+        """The wait after a node answered that no node owns the office yet (a failover under
+        way: ``moved`` to itself). The node is up and the office is due within a lease, so
+        the client asks again shortly, not after its growing back-off, which would round
+        the failover up to its next step (BENCHMARKS.md, the cluster's failover). Not an
+        attempt: the back-off does not grow."""
+        spread = self.between_s * self.jitter * (2.0 * self.random() - 1.0)
+        return max(0.0, self.between_s + spread)
 
     def reset(self) -> None:
         """A connection succeeded: the next loss starts from ``first`` again."""

@@ -39,6 +39,19 @@ def test_jitter_spreads_each_wait_by_the_given_fraction(draw: float, expected: f
     assert policy.next_delay() == pytest.approx(expected)
 
 
+@pytest.mark.parametrize(("draw", "expected"), [(0.0, 0.9), (0.5, 1.0), (1.0, 1.1)])
+def test_between_nodes_asks_again_after_a_short_spread_wait_without_growing(
+    draw: float, expected: float
+) -> None:
+    """A failover under way (the office between nodes): about ``between_s`` each time, and
+    the back-off stays where it was."""
+    policy = Backoff(first=0.25, cap=5.0, jitter=0.1, random=lambda: draw)
+    policy.next_delay()
+    waits = [policy.between_nodes_delay() for _ in range(5)]
+    assert waits == pytest.approx([expected] * 5)
+    assert policy.attempts == 1, "between-nodes answers are not failed attempts"
+
+
 def test_jitter_never_exceeds_the_cap_nor_goes_negative() -> None:
     high = Backoff(first=1.0, cap=2.0, jitter=0.5, random=lambda: 1.0)
     assert [high.next_delay() for _ in range(4)] == [1.5, 2.0, 2.0, 2.0]

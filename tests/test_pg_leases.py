@@ -25,7 +25,7 @@ from pg_nodes import Node, Nodes, pg_nodes  # noqa: F401  (fixture)
 from test_eventlog import _connect_retry
 from tests_support import healthz
 
-from lapak.signaling.client import SignalClient
+from lapak.signaling.client import Backoff, SignalClient
 from lapak.signaling.leases import Leases
 from lapak.signaling.pgaudit import verify_store
 from lapak.signaling.pglog import Fenced, PgLog, connect_pool, load_pg
@@ -339,3 +339,31 @@ async def test_the_kiosk_signal_module_follows_moved_and_fails_over(pg_nodes: No
         if kiosk is not None and kiosk.returncode is None:
             kiosk.kill()
             await kiosk.wait()
+
+
+async def test_a_client_told_between_nodes_asks_again_shortly(pg_nodes: Nodes) -> None:
+    """The office's lease is held by a node that is gone (no heartbeat) for a few seconds
+    more: the live node, which placement gives the office, answers ``moved`` to itself
+    ("between nodes") until it can take it. The client asks again after the short
+    between-nodes wait, not its back-off: with a back-off of 30 s it is welcomed within
+    the 20 s the test allows, as soon as the lease has run out and the node took the office."""
+    pool = await connect_pool(pg_nodes.store)
+    try:  # a dead node's lease, four more seconds to run
+        await pool.execute(
+            "INSERT INTO lapak_offices (office, owner_node, epoch, lease_until) "
+            "VALUES ('main', 'ws://gone/ws', 1, extract(epoch from clock_timestamp()) + 4)"
+        )
+    finally:
+        await pool.close()
+    node = await pg_nodes.start(["main"], LEASE_S)
+    policy = Backoff(first=30.0, cap=30.0, between_s=0.2)
+    booth = SignalClient(node.url, pg_nodes.keys.issue("booth", "b0", "main", booth="b0"),
+                         policy=policy)  # fmt: skip
+    try:
+        async with asyncio.timeout(20):
+            welcome = await booth.connect(retry=True)
+        assert welcome.office == "main" and booth.url == node.url
+        assert booth.between_answers >= 1, "the node said the office was between nodes"
+        assert policy.attempts == 0, "no back-off step was taken for them"
+    finally:
+        await booth.close()
