@@ -602,6 +602,7 @@ def main() -> int:
         "--placement", choices=("lists", "spread"), default="lists",
         help="lists: an --office list per node; spread: the servers spread the offices",
     )  # fmt: skip
+    parser.add_argument("--keep", type=Path, help="copy the nodes' logs into this directory")
     parser.add_argument("--configs", default=",".join(CONFIGS), help="sqlite,pg1,pg3")
     parser.add_argument("--desks-per-office", type=int, default=10, help="(default 10)")
     parser.add_argument("--quick", action="store_true", help="tiny configuration (smoke test)")
@@ -665,6 +666,10 @@ def main() -> int:
         workers.close()
         if pg is not None:
             pg.stop()
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for node_log in tmp.glob("*.log"):
+                shutil.copy(node_log, args.keep / node_log.name)
         shutil.rmtree(tmp, ignore_errors=True)
     top = results.get("pg3") or results[configs[-1]]
     out: dict[str, Any] = {

@@ -44,7 +44,12 @@ from lapak.signaling.logformat import (
     read_events,
 )
 from lapak.signaling.logload import Loaded, load
-from lapak.signaling.logsnapshots import CHECKPOINT_EVERY, CHECKPOINT_INTERVAL_S, Marks
+from lapak.signaling.logsnapshots import (
+    CHECKPOINT_EVERY,
+    CHECKPOINT_INTERVAL_S,
+    MarkFigures,
+    Marks,
+)
 from lapak.signaling.signing import Checkpoint, Signer
 from lapak.signaling.visitkeys import SqliteKeyStore, scrub
 
@@ -74,7 +79,7 @@ def _insert_sql(rows: int) -> str:
     return _INSERT + ", ".join(["(?, ?, ?, ?, ?)"] * rows)
 
 
-class EventLog:
+class EventLog(MarkFigures):
     def __init__(
         self,
         path: Path,
@@ -111,23 +116,6 @@ class EventLog:
         self.unscrubbed = False  # a purge's WAL checkpoint did not finish (retried)
         self.appended = 0
         self.commits = 0
-
-    @property
-    def snapshots(self) -> int:
-        return self.marks.snapshots
-
-    @property
-    def checkpoints(self) -> int:
-        return self.marks.checkpoints
-
-    @property
-    def checkpoint_interval_s(self) -> float:
-        return self.marks.checkpoint_interval_s
-
-    @checkpoint_interval_s.setter
-    def checkpoint_interval_s(self, seconds: float) -> None:
-        """Read by the writer when it next goes to sleep."""
-        self.marks.checkpoint_interval_s = seconds
 
     def start(self, conn: sqlite3.Connection | None = None) -> None:
         """Start the writer on ``conn`` (the server hands over the one it opened and

@@ -65,6 +65,34 @@ def snapshot_start(
     return State(), 0, GENESIS
 
 
+class MarkFigures:
+    """What a log shows of its snapshot and checkpoint policy (``/metrics``, the operator's
+    ``checkpoint_interval_s``): read off its ``marks``, the same for both stores."""
+
+    marks: Marks
+
+    @property
+    def snapshots(self) -> int:
+        return self.marks.snapshots
+
+    @property
+    def checkpoints(self) -> int:
+        return self.marks.checkpoints
+
+    @property
+    def checkpoint_interval_s(self) -> float:
+        return self.marks.checkpoint_interval_s
+
+    @checkpoint_interval_s.setter
+    def checkpoint_interval_s(self, seconds: float) -> None:
+        self.marks.checkpoint_interval_s = seconds
+        self._interval_changed()
+
+    def _interval_changed(self) -> None:
+        """The writer reads the interval when it next goes to sleep; a store whose writer
+        sleeps on an event wakes it here."""
+
+
 class Marks:
     """The writer thread's snapshot and checkpoint policy, over its replica of the state.
     Every write goes into the caller's open transaction (no extra fsync)."""

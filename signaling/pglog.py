@@ -49,7 +49,12 @@ from lapak.signaling.logformat import (
     chain,
     state_hash,
 )
-from lapak.signaling.logsnapshots import CHECKPOINT_EVERY, CHECKPOINT_INTERVAL_S, Marks
+from lapak.signaling.logsnapshots import (
+    CHECKPOINT_EVERY,
+    CHECKPOINT_INTERVAL_S,
+    MarkFigures,
+    Marks,
+)
 from lapak.signaling.logverify import check_rows
 from lapak.signaling.signing import Checkpoint, Signer
 from lapak.signaling.state import forget_office
@@ -356,9 +361,11 @@ async def reveal_pg(conn: Any, state: State) -> int:
     return reveal(state, _FetchedKeys({r["visit"]: bytes(r["key"]) for r in rows}))
 
 
-class PgLog:
+class PgLog(MarkFigures):
     """The store's writer for one node. ``fence``: office -> epoch this node holds (leases
     on): every transaction checks them."""
+
+    marks: _Policy
 
     def __init__(
         self,
@@ -403,21 +410,7 @@ class PgLog:
     def _all_signed(self) -> bool:
         return all(self.signed.get(s, 0) >= seq for s, (seq, _) in self.heads.items())
 
-    @property
-    def snapshots(self) -> int:
-        return self.marks.snapshots
-
-    @property
-    def checkpoints(self) -> int:
-        return self.marks.checkpoints
-
-    @property
-    def checkpoint_interval_s(self) -> float:
-        return self.marks.checkpoint_interval_s
-
-    @checkpoint_interval_s.setter
-    def checkpoint_interval_s(self, seconds: float) -> None:
-        self.marks.checkpoint_interval_s = seconds
+    def _interval_changed(self) -> None:
         self._wake.set()
 
     def start(self) -> None:
@@ -665,6 +658,7 @@ class PgLog:
         """An office this node just took (its lease and epoch already ours): apply the rows
         its stream gained since this node last saw it to ``state`` (the hub's) and to the
         writer's replica, checked as at start-up. The number of events applied."""
+        started = time.perf_counter()
         seq_before, previous = self.heads.get(office, (0, GENESIS))
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
@@ -693,7 +687,10 @@ class PgLog:
         for held in (state, self.marks.replica):  # retention walks them oldest end first
             held.keyed = dict(sorted(held.keyed.items(), key=lambda kv: kv[1].ended_at))
         self.signed[office] = max(self.signed.get(office, 0), int(signed))
-        log.info("event=office_adopted office=%s events=%d", office, len(events))
+        log.info(
+            "event=office_adopted office=%s events=%d ms=%.1f",
+            office, len(events), (time.perf_counter() - started) * 1000,
+        )  # fmt: skip
         return len(events)
 
     def forget(self, office: str) -> asyncio.Future[None]:
