@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+from conftest import wait_for
 
 from lapak.media.desk_model import DeskModel
 from lapak.media.desk_session import DeskChange
@@ -30,6 +31,9 @@ from lapak.signaling.messages import (
     Welcome,
 )
 from lapak.signaling.protocol import Role
+
+if TYPE_CHECKING:
+    from lapak.console.app import LapakConsole
 
 STEPS = ("identity", "membership", "family_card", "bank_book", "termination_letter", "decision")
 REASONS = ["document unreadable", "document missing", "wrong person"]
@@ -331,3 +335,18 @@ class FakeDeskSession:
         else:
             self.supervisions[message.supervisor] = message
         self._changed(desk=True)
+
+
+def fake(app: LapakConsole) -> FakeDeskSession:
+    """The app's session, which the test made a ``FakeDeskSession`` (``session_factory``)."""
+    session = app.session
+    assert isinstance(session, FakeDeskSession)
+    return session
+
+
+async def ready(app: LapakConsole) -> None:
+    """The fake session started and the server's snapshot of two booths (booth i in slot i)
+    loaded: wait until the app's model (the officer's or the watched desk) holds both."""
+    await wait_for(lambda: fake(app).connected, "the session started")
+    fake(app).load(snapshot([visit_view(i) for i in range(1, 3)]))
+    await wait_for(lambda: len(app.model.visits) == 2, "two visits on the desk")

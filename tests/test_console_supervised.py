@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import wait_for
-from console_fake import FakeDeskSession, snapshot, visit_view
+from console_fake import FakeDeskSession, fake, ready
 
 from lapak.console import i18n
 from lapak.console.app import LapakConsole
@@ -32,18 +32,6 @@ def english_after() -> Iterator[None]:
 def officer(**kwargs: object) -> LapakConsole:
     return LapakConsole("ws://fake", "token", media=False, session_factory=FakeDeskSession,
                         **kwargs)  # type: ignore[arg-type]  # fmt: skip
-
-
-def fake(app: LapakConsole) -> FakeDeskSession:
-    session = app.session
-    assert isinstance(session, FakeDeskSession)
-    return session
-
-
-async def ready(app: LapakConsole) -> None:
-    await wait_for(lambda: fake(app).connected, "the session started")
-    fake(app).load(snapshot([visit_view(i) for i in range(1, 3)]))
-    await wait_for(lambda: len(app.model.visits) == 2, "two visits on the desk")
 
 
 def line(app: LapakConsole) -> str:

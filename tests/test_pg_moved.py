@@ -72,6 +72,21 @@ async def _booth(url: str, nodes: Nodes, name: str) -> tuple[SignalClient, str]:
     return booth, ack.visit  # type: ignore[union-attr]
 
 
+def _officers_probe_console(
+    nodes: Nodes, a: Node, b: Node
+) -> tuple[list[SignalClient], SupervisorConsole]:
+    """North's officer on A, south's on B and a ``*`` probe on A (the last client), not yet
+    connected; and supervisor sv's ``*`` console on A watching d-north, media off."""
+    keys = nodes.keys
+    north = SignalClient(a.url, keys.issue("officer", "on", "north", desk="d-north"))
+    south = SignalClient(b.url, keys.issue("officer", "os", "south", desk="d-south"))
+    probe = SignalClient(a.url, keys.issue("supervisor", "probe", "*"))
+    console = SupervisorConsole(
+        a.url, keys.issue("supervisor", "sv", "*"), desk="d-north", media=False
+    )
+    return [north, south, probe], console
+
+
 def _status(console: SupervisorConsole) -> str:
     return console.desk_screen.status.render().plain  # type: ignore[no-any-return, union-attr]
 
@@ -85,13 +100,8 @@ async def test_the_supervisor_console_follows_moved_to_the_desks_node_and_back(
 ) -> None:
     a, b = await _two_nodes(pg_nodes)
     keys = pg_nodes.keys
-    north = SignalClient(a.url, keys.issue("officer", "on", "north", desk="d-north"))
-    south = SignalClient(b.url, keys.issue("officer", "os", "south", desk="d-south"))
-    probe = SignalClient(a.url, keys.issue("supervisor", "probe", "*"))
-    clients = [north, south, probe]
-    console = SupervisorConsole(
-        a.url, keys.issue("supervisor", "sv", "*"), desk="d-north", media=False
-    )
+    clients, console = _officers_probe_console(pg_nodes, a, b)
+    probe = clients[-1]
     try:
         for client in clients:
             await client.connect(retry=True)
@@ -210,14 +220,8 @@ async def test_the_owner_node_down_is_one_error_line_and_the_console_stays(
     """B killed: A still names it the owner until its lease (long here) runs out, or says
     south has no node; either way the console says so in one line and stays on A."""
     a, b = await _two_nodes(pg_nodes, lease_s=60.0)
-    keys = pg_nodes.keys
-    north = SignalClient(a.url, keys.issue("officer", "on", "north", desk="d-north"))
-    south = SignalClient(b.url, keys.issue("officer", "os", "south", desk="d-south"))
-    probe = SignalClient(a.url, keys.issue("supervisor", "probe", "*"))
-    clients = [north, south, probe]
-    console = SupervisorConsole(
-        a.url, keys.issue("supervisor", "sv", "*"), desk="d-north", media=False
-    )
+    clients, console = _officers_probe_console(pg_nodes, a, b)
+    probe = clients[-1]
     try:
         for client in clients:
             await client.connect(retry=True)

@@ -20,19 +20,14 @@ import pytest
 import pytest_asyncio
 from conftest import wait_for
 from pg_cluster import Cluster, pg_cluster, pg_url  # noqa: F401  (fixtures)
-from test_recording import Rig, decode, recorded_visit
+from recording_rig import Rig, desk_rig
+from test_recording import decode, recorded_visit
 from tests_support import free_port
 
-from lapak.media.booth import BoothMediaConfig
-from lapak.media.headless import HeadlessDesk
-from lapak.media.officer import OfficerMediaOptions
 from lapak.media.recorder import Recorder
-from lapak.media.simulator import make_booths
 from lapak.media.testcard import identify_booth
 from lapak.signaling.config import Launch, ServerConfig
 from lapak.signaling.pglog import connect_pool
-from lapak.signaling.server import SignalServer
-from lapak.signaling.tokens import KeyRing
 
 pytestmark = pytest.mark.integration
 
@@ -40,26 +35,9 @@ pytestmark = pytest.mark.integration
 @pytest_asyncio.fixture
 async def rig(pg_url: str, tmp_path: Path) -> AsyncIterator[Rig]:
     """test_recording's rig, its server on the PostgreSQL store."""
-    keys = KeyRing.generate()
     config = ServerConfig(recording=True, grace_s=5.0, launch=Launch(store=pg_url))
-    server = SignalServer(tmp_path / "data", keys, port=0, config=config)
-    await server.start()
-    (booth,) = make_booths(
-        server.url, keys, 1, media=BoothMediaConfig(width=320, height=240, fps=10), seed=7
-    )
-    desk = HeadlessDesk(
-        server.url,
-        keys.issue("officer", "ana", "main", desk="d1"),
-        OfficerMediaOptions(audio_in="tone", desk="d1"),
-    )
-    made = Rig(server, keys, booth, desk, tmp_path / "recordings")
-    try:
-        await desk.start()
+    async with desk_rig(tmp_path, config, seed=7) as made:
         yield made
-    finally:
-        await desk.close()
-        await booth.close()
-        await server.close()
 
 
 async def run_cli(argv: list[str]) -> tuple[int, str, str]:

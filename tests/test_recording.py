@@ -18,7 +18,6 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -26,23 +25,20 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from conftest import wait_for
+from recording_rig import Rig, desk_rig
 
 from lapak.cli.main import main as lapak
 from lapak.cli.recordings import visit_key
-from lapak.media.booth import BoothAgent, BoothMediaConfig
+from lapak.media.booth import BoothAgent
 from lapak.media.booth_status import RECORDED_NOTICE
-from lapak.media.headless import HeadlessDesk
-from lapak.media.officer import OfficerMediaOptions
 from lapak.media.recorder import Recorder
 from lapak.media.recorder_crypt import decrypt_to
 from lapak.media.recorder_file import STREAMS, read_sidecar, sidecar_path
-from lapak.media.simulator import make_booths
 from lapak.media.testcard import identify_booth
 from lapak.media.tones import OFFICER_FREQUENCY, booth_frequency, to_mono, tone_present
 from lapak.signaling.config import ServerConfig
 from lapak.signaling.events import FocusChanged, RecordingClosed, RecordingNoticeShown
 from lapak.signaling.logformat import connect_readonly, read_events
-from lapak.signaling.server import SignalServer
 from lapak.signaling.tokens import KeyRing
 from lapak.signaling.visitkeys import SqliteKeyStore
 
@@ -55,38 +51,10 @@ def luma(frame: object) -> float:
     return float(frame.to_ndarray(format="gray").mean())
 
 
-@dataclass
-class Rig:
-    server: SignalServer
-    keys: KeyRing
-    booth: BoothAgent
-    desk: HeadlessDesk
-    rec_dir: Path
-
-
 @pytest_asyncio.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    keys = KeyRing.generate()
-    server = SignalServer(
-        tmp_path / "data", keys, port=0, config=ServerConfig(recording=True, grace_s=5.0)
-    )
-    await server.start()
-    (booth,) = make_booths(
-        server.url, keys, 1, media=BoothMediaConfig(width=320, height=240, fps=10), seed=5
-    )
-    desk = HeadlessDesk(
-        server.url,
-        keys.issue("officer", "ana", "main", desk="d1"),
-        OfficerMediaOptions(audio_in="tone", desk="d1"),
-    )
-    made = Rig(server, keys, booth, desk, tmp_path / "recordings")
-    try:
-        await desk.start()
+    async with desk_rig(tmp_path, ServerConfig(recording=True, grace_s=5.0), seed=5) as made:
         yield made
-    finally:
-        await desk.close()
-        await made.booth.close()  # a test may have replaced the booth
-        await server.close()
 
 
 def events(rig: Rig) -> list[object]:

@@ -18,17 +18,17 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from conftest import wait_for
+from recording_rig import start_node
 from test_recording import decode, tone_by_second
 from voice_peer import VoicePeer
 
 from lapak.cli.recordings import visit_key
-from lapak.media.booth import BoothAgent, BoothMediaConfig
+from lapak.media.booth import BoothAgent
 from lapak.media.headless import HeadlessDesk
 from lapak.media.officer import OfficerMediaOptions
 from lapak.media.peer import close_peers
 from lapak.media.recorder import Recorder
 from lapak.media.recorder_crypt import decrypt_to
-from lapak.media.simulator import make_booths
 from lapak.media.supervisor_voice import SUPERVISOR_FREQUENCY
 from lapak.media.tones import OFFICER_FREQUENCY, booth_frequency
 from lapak.signaling.config import ServerConfig
@@ -54,14 +54,8 @@ class Rig:
 
 @pytest_asyncio.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    keys = KeyRing.generate()
-    server = SignalServer(
-        tmp_path / "data", keys, port=0, config=ServerConfig(recording=True, grace_s=5.0)
-    )
-    await server.start()
-    (booth,) = make_booths(
-        server.url, keys, 1, media=BoothMediaConfig(width=320, height=240, fps=10), seed=5
-    )
+    config = ServerConfig(recording=True, grace_s=5.0)
+    server, keys, booth = await start_node(tmp_path / "data", config, seed=5)
     recorder = Recorder(server.url, keys.issue("recorder", "rec-1", "main"), tmp_path / "rec")
     try:
         welcome = await recorder.start()

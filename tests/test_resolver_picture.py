@@ -10,21 +10,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import wait_for
+from resolver_rig import connected_engine, end_as_abandoned, escalate, open_alerts, resolver_console
 from test_render import parse_row
 
 from lapak.console.claimant_view import ClaimantPicture
 from lapak.console.config import ConsoleConfig
-from lapak.console.escalations import AlertsScreen
 from lapak.console.render import HALF_BLOCK
-from lapak.console.screens import PickScreen
-from lapak.console.supervisor import SupervisorConsole
 from lapak.console.video import VideoView
 from lapak.media.booth import BoothMediaConfig
-from lapak.media.officer import SupervisorMedia
 from lapak.media.simulator import make_booths
 from lapak.media.testcard import BOOTH_COLOURS, identify_booth
 from lapak.signaling.client import SignalClient
-from lapak.signaling.protocol import EndVisit
 from lapak.signaling.server import SignalServer
 from lapak.signaling.tokens import KeyRing
 
@@ -64,29 +60,14 @@ async def test_the_resolver_sees_the_claimants_picture_beside_the_link_line(
     (booth,) = make_booths(
         server.url, keys, 1, media=BoothMediaConfig(width=160, height=120, fps=10), seed=7
     )
-    supervisor = SupervisorConsole(
-        server.url,
-        keys.issue("supervisor", "sri", "main", grants=["resolve"]),
-        media=True,
-        audio_in="tone",
-        config=ConsoleConfig(colour="truecolor"),
-    )
+    supervisor = resolver_console(server, keys, config=ConsoleConfig(colour="truecolor"))
     assert server.hub is not None
     visits = server.hub.state.visits
     try:
-        await officer.connect()
-        visit = await booth.start()
-        await wait_for(lambda: visits[visit].desk == "d1", "the visit is routed to d1")
-        await officer.request(EndVisit(visit=visit, outcome="escalated", note="face differs"))
-        await wait_for(lambda: visits[visit].state == "escalated", "handed over")
+        visit = await escalate(officer, booth, visits, "face differs")
         async with supervisor.run_test(size=SIZE) as pilot:
-            engine = supervisor.engine
-            assert isinstance(engine, SupervisorMedia)
-            await wait_for(lambda: supervisor.session.connected, "the supervisor is connected")
-            await pilot.press("n")
-            await wait_for(lambda: isinstance(supervisor.screen, AlertsScreen), "the alerts")
-            screen = supervisor.screen
-            assert isinstance(screen, AlertsScreen)
+            engine = await connected_engine(supervisor)
+            screen = await open_alerts(supervisor, pilot)
             picture = screen.query_one("#resolver-pane", ClaimantPicture)
             video = picture.video
             assert not video.display, "no picture before the escalation is taken"
@@ -121,11 +102,7 @@ async def test_the_resolver_sees_the_claimants_picture_beside_the_link_line(
             link_region = screen.query_one("#resolver-link").region
             assert link_region.x >= video.region.right, "the link's line is beside the picture"
 
-            await pilot.press("d")
-            await wait_for(lambda: isinstance(supervisor.screen, PickScreen), "the outcomes")
-            await pilot.press("3")  # abandoned
-            await wait_for(lambda: visits[visit].state == "ended", "sri ended it")
-            await wait_for(lambda: visit not in engine.links, "the link is dropped")
+            await end_as_abandoned(supervisor, pilot, visits, visit)
             await wait_for(lambda: supervisor.screen is screen, "back on the alerts")
             await wait_for(lambda: not video.display, "the picture is gone", timeout=10)
             assert video.last_frame is None and drawn_picture(video) is None

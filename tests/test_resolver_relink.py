@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import pytest
 from conftest import wait_for
+from resolver_rig import connected_engine, escalate, open_alerts, resolver_console
 
-from lapak.console.escalations import AlertsScreen
 from lapak.console.supervisor import SupervisorConsole
 from lapak.media.booth import BoothAgent, BoothMediaConfig
-from lapak.media.officer import SupervisorMedia
 from lapak.media.simulator import make_booths
 from lapak.media.supervisor_voice import SUPERVISOR_FREQUENCY
 from lapak.signaling.client import SignalClient
 from lapak.signaling.messages import OfficeFigures
-from lapak.signaling.protocol import EndVisit
 from lapak.signaling.server import SignalServer
 from lapak.signaling.tokens import KeyRing
 
@@ -57,30 +55,16 @@ async def test_a_booth_back_from_away_is_linked_again_without_taking_it_again(
 ) -> None:
     officer = SignalClient(server.url, keys.issue("officer", "ana", "main", desk="d1"))
     booth = same_booth(server, keys)
-    supervisor = SupervisorConsole(
-        server.url,
-        keys.issue("supervisor", "sri", "main", grants=["resolve"]),
-        media=True,
-        audio_in="tone",
-    )
+    supervisor = resolver_console(server, keys)
     assert server.hub is not None
     visits = server.hub.state.visits
     try:
-        await officer.connect()
-        visit = await booth.start()
-        await wait_for(lambda: visits[visit].desk == "d1", "the visit is routed to d1")
-        await officer.request(EndVisit(visit=visit, outcome="escalated", note="photo differs"))
-        await wait_for(lambda: visits[visit].state == "escalated", "handed over")
+        visit = await escalate(officer, booth, visits, "photo differs")
         await booth.close()  # away before anyone takes it
 
         async with supervisor.run_test(size=SIZE) as pilot:
-            engine = supervisor.engine
-            assert isinstance(engine, SupervisorMedia)
-            await wait_for(lambda: supervisor.session.connected, "the supervisor is connected")
-            await pilot.press("n")
-            await wait_for(lambda: isinstance(supervisor.screen, AlertsScreen), "the alerts")
-            screen = supervisor.screen
-            assert isinstance(screen, AlertsScreen)
+            engine = await connected_engine(supervisor)
+            screen = await open_alerts(supervisor, pilot)
             await wait_for(
                 lambda: any(
                     e.visit == visit and not e.booth_present for e in screen.figures.escalations

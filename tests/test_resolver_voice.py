@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import pytest
 from conftest import wait_for
+from resolver_rig import connected_engine, end_as_abandoned, escalate, open_alerts, resolver_console
 
-from lapak.console.escalations import AlertsScreen
-from lapak.console.screens import PickScreen
-from lapak.console.supervisor import SupervisorConsole
 from lapak.media.booth import BoothMediaConfig
-from lapak.media.officer import SupervisorMedia
 from lapak.media.simulator import make_booths
 from lapak.media.supervisor_voice import SUPERVISOR_FREQUENCY
 from lapak.media.tones import booth_frequency
 from lapak.signaling.client import SignalClient
-from lapak.signaling.protocol import EndVisit
 from lapak.signaling.server import SignalServer
 from lapak.signaling.tokens import KeyRing
 
@@ -37,27 +33,15 @@ async def test_the_resolver_console_speaks_with_the_escalated_booth(
     )
     booth.barge.heard.watch(SUPERVISOR_FREQUENCY)
     claimant_tone = booth_frequency(booth.index)
-    supervisor = SupervisorConsole(
-        server.url,
-        keys.issue("supervisor", "sri", "main", grants=["resolve"]),
-        media=True,
-        audio_in="tone",
-    )
+    supervisor = resolver_console(server, keys)
     assert server.hub is not None
     visits = server.hub.state.visits
     try:
-        await officer.connect()
-        visit = await booth.start()
-        await wait_for(lambda: visits[visit].desk == "d1", "the visit is routed to d1")
-        await officer.request(EndVisit(visit=visit, outcome="escalated", note="photo differs"))
-        await wait_for(lambda: visits[visit].state == "escalated", "handed over")
+        visit = await escalate(officer, booth, visits, "photo differs")
         async with supervisor.run_test(size=SIZE) as pilot:
-            engine = supervisor.engine
-            assert isinstance(engine, SupervisorMedia)
-            await wait_for(lambda: supervisor.session.connected, "the supervisor is connected")
+            engine = await connected_engine(supervisor)
             assert visit not in engine.links, "no link to an escalation nobody took"
-            await pilot.press("n")
-            await wait_for(lambda: isinstance(supervisor.screen, AlertsScreen), "the alerts")
+            await open_alerts(supervisor, pilot)
             await pilot.press("t")
             await wait_for(lambda: visits[visit].taken_by == "sri", "taken by sri")
             await wait_for(lambda: visit in engine.links, "the console links to the booth")
@@ -83,11 +67,7 @@ async def test_the_resolver_console_speaks_with_the_escalated_booth(
             line = str(supervisor.screen.query_one("#resolver-link").render())
             assert "booth-" in line and "connected" in line, line
 
-            await pilot.press("d")
-            await wait_for(lambda: isinstance(supervisor.screen, PickScreen), "the outcomes")
-            await pilot.press("3")  # abandoned
-            await wait_for(lambda: visits[visit].state == "ended", "sri ended it")
-            await wait_for(lambda: visit not in engine.links, "the link is dropped")
+            await end_as_abandoned(supervisor, pilot, visits, visit)
             assert link.pc.connectionState == "closed", "its peer connection is closed"
             assert visit not in engine.resolving
     finally:

@@ -5,7 +5,7 @@ refusal shown as it says, the banner that tells the supervisor who hears them.""
 from __future__ import annotations
 
 from conftest import wait_for
-from console_fake import FakeDeskSession, snapshot, visit_view
+from console_fake import FakeDeskSession, fake, ready
 
 from lapak.console import i18n
 from lapak.console.keys import BINDING_IDS, MUTATING_ACTIONS, SUPERVISOR_KEYS
@@ -17,18 +17,6 @@ SIZE = (160, 48)
 def supervisor(**kwargs: object) -> SupervisorConsole:
     return SupervisorConsole("ws://fake", "token", media=False, session_factory=FakeDeskSession,
                              **kwargs)  # type: ignore[arg-type]  # fmt: skip
-
-
-def fake(app: SupervisorConsole) -> FakeDeskSession:
-    session = app.session
-    assert isinstance(session, FakeDeskSession)
-    return session
-
-
-async def ready(app: SupervisorConsole) -> None:
-    await wait_for(lambda: fake(app).connected, "the session started")
-    fake(app).load(snapshot([visit_view(i) for i in range(1, 3)]))
-    await wait_for(lambda: len(app.model.visits) == 2, "two visits on the watched desk")
 
 
 def banner(app: SupervisorConsole) -> str:
