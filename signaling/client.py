@@ -175,15 +175,24 @@ class SignalClient:
 
     async def _open(self) -> Welcome:
         """Open and say hello, following ``moved`` to the office's node (a cluster)."""
+        sent_by: str | None = None  # the node whose ``moved`` brought us here
         for _ in range(MAX_MOVES):
-            answer = await self._open_once()
+            try:
+                answer = await self._open_once()
+            except OSError as exc:
+                if sent_by is None:
+                    raise
+                # The owner a live node named does not answer: it died and its lease has not
+                # run out yet (a failover). Ask the node that sent us again shortly.
+                owner, self.url = self.url, sent_by
+                raise BetweenNodes(f"the office's owner {owner} is unreachable: {exc}") from exc
             if isinstance(answer, Welcome):
                 return answer
             log.info("event=moved office=%s url=%s", answer.office, answer.url)
             await self._drop_socket()
             if answer.url == self.url:  # no node owns the office yet: ask again shortly
                 raise BetweenNodes(f"office {answer.office} is between nodes")
-            self.url = answer.url
+            sent_by, self.url = self.url, answer.url
         raise ConnectionError(f"moved {MAX_MOVES} times in a row: no node owns the office")
 
     async def _open_once(self) -> Welcome | Moved:
@@ -547,8 +556,9 @@ class SignalClient:
 
 
 class BetweenNodes(ConnectionError):
-    """A cluster node answered that no node owns the office at this moment (``moved`` to
-    itself, during a failover): asked again after ``Backoff.between_nodes_delay``."""
+    """A failover under way: a cluster node answered that no node owns the office at this
+    moment (``moved`` to itself), or sent us to an owner that does not answer (dead, its
+    lease not yet out). That node is asked again after ``Backoff.between_nodes_delay``."""
 
 
 class WatchMoved(RequestError):

@@ -23,7 +23,7 @@ from conftest import wait_for
 from pg_cluster import pg_cluster, pg_url  # noqa: F401  (fixtures)
 from pg_nodes import Node, Nodes, pg_nodes  # noqa: F401  (fixture)
 from test_eventlog import _connect_retry
-from tests_support import healthz
+from tests_support import free_port, healthz, wait_healthy
 
 from lapak.signaling.client import Backoff, SignalClient
 from lapak.signaling.leases import Leases
@@ -281,11 +281,13 @@ const signal = new Signal(process.env.TOKEN, {
   onWelcome: async (welcome) => {
     const visit = (await signal.request({ type: "start_visit", claimant })).visit;
     console.log(JSON.stringify({ url: signal.url, session: welcome.session, visit,
-                                 reconnects: signal.reconnects }));
+                                 reconnects: signal.reconnects,
+                                 between: signal.betweenAnswers }));
     if (signal.reconnects > 0) { signal.stop(); process.exit(0); }
   },
   onFatal: (why) => { console.log(JSON.stringify({ fatal: why })); process.exit(1); },
   onStatus: (status) => console.error(`status=${status} url=${signal.url}`),
+  backoffMs: process.env.BACKOFF_MS ? JSON.parse(process.env.BACKOFF_MS) : undefined,
 });
 setTimeout(() => { console.log(JSON.stringify({ timeout: signal.url })); process.exit(1); }, 60000);
 signal.start();
@@ -341,20 +343,28 @@ async def test_the_kiosk_signal_module_follows_moved_and_fails_over(pg_nodes: No
             await kiosk.wait()
 
 
+async def _gone_node_holds(
+    office: str, store: str, seconds: float = 4.0, owner: str = "ws://gone/ws"
+) -> None:
+    """A node that is gone holds ``office``'s lease ``seconds`` more."""
+    pool = await connect_pool(store)
+    try:
+        await pool.execute(
+            "INSERT INTO lapak_offices (office, owner_node, epoch, lease_until) "
+            "VALUES ($1, $3, 1, extract(epoch from clock_timestamp()) + $2)",
+            office, seconds, owner,
+        )  # fmt: skip
+    finally:
+        await pool.close()
+
+
 async def test_a_client_told_between_nodes_asks_again_shortly(pg_nodes: Nodes) -> None:
     """The office's lease is held by a node that is gone (no heartbeat) for a few seconds
     more: the live node, which placement gives the office, answers ``moved`` to itself
     ("between nodes") until it can take it. The client asks again after the short
     between-nodes wait, not its back-off: with a back-off of 30 s it is welcomed within
     the 20 s the test allows, as soon as the lease has run out and the node took the office."""
-    pool = await connect_pool(pg_nodes.store)
-    try:  # a dead node's lease, four more seconds to run
-        await pool.execute(
-            "INSERT INTO lapak_offices (office, owner_node, epoch, lease_until) "
-            "VALUES ('main', 'ws://gone/ws', 1, extract(epoch from clock_timestamp()) + 4)"
-        )
-    finally:
-        await pool.close()
+    await _gone_node_holds("main", pg_nodes.store)
     node = await pg_nodes.start(["main"], LEASE_S)
     policy = Backoff(first=30.0, cap=30.0, between_s=0.2)
     booth = SignalClient(node.url, pg_nodes.keys.issue("booth", "b0", "main", booth="b0"),
@@ -367,3 +377,71 @@ async def test_a_client_told_between_nodes_asks_again_shortly(pg_nodes: Nodes) -
         assert policy.attempts == 0, "no back-off step was taken for them"
     finally:
         await booth.close()
+
+
+async def test_a_client_sent_to_an_owner_that_is_gone_asks_the_sender_again_shortly(
+    pg_nodes: Nodes,
+) -> None:
+    """The office's owner died a moment ago: its heartbeat is still fresh and its lease not
+    out, so the live node sends the client there (``moved``), where nothing answers. The
+    client asks the live node again after the short between-nodes wait, not its back-off
+    (30 s here), and is welcomed there within the 20 s the test allows, once the lease has
+    run out and the node took the office."""
+    node = pg_nodes.add(["main"], LEASE_S)
+    gone = next(  # a dead node's URL that placement prefers to the live node for "main"
+        url
+        for url in (f"ws://127.0.0.1:{free_port()}/ws" for _ in range(200))
+        if place({url: ["main", "*"], node.url: ["main", "*"]})["main"] == url
+    )
+    pool = await connect_pool(pg_nodes.store)
+    try:
+        await pool.execute(
+            "INSERT INTO lapak_nodes (node, url, heartbeat, offices) VALUES "
+            "($1, $1, extract(epoch from clock_timestamp()) + 6, ARRAY['main', '*'])",
+            gone,
+        )  # fmt: skip
+    finally:
+        await pool.close()
+    await _gone_node_holds("main", pg_nodes.store, seconds=9.0, owner=gone)
+    pg_nodes.spawn(node)
+    assert node.proc is not None
+    await asyncio.to_thread(wait_healthy, node.port, node.proc)
+    policy = Backoff(first=30.0, cap=30.0, between_s=0.2)
+    booth = SignalClient(node.url, pg_nodes.keys.issue("booth", "b0", "main", booth="b0"),
+                         policy=policy)  # fmt: skip
+    try:
+        async with asyncio.timeout(20):
+            welcome = await booth.connect(retry=True)
+        assert welcome.office == "main" and booth.url == node.url
+        assert booth.between_answers >= 1 and policy.attempts == 0
+    finally:
+        await booth.close()
+
+
+@pytest.mark.skipif(not _node_has_websocket(), reason="needs node with a WebSocket (>= 20.10)")
+async def test_the_kiosk_signal_module_told_between_nodes_asks_again_shortly(
+    pg_nodes: Nodes,
+) -> None:
+    """As above for the kiosk's signal.js (run by node): told "between nodes" it asks the
+    node again after about a second, not after its back-off (30 s here), so it starts its
+    visit within the 20 s the test allows, once the node took the office."""
+    await _gone_node_holds("main", pg_nodes.store)
+    node = await pg_nodes.start(["main"], LEASE_S)
+    env = {**os.environ, "ENTRY": f"127.0.0.1:{node.port}", "SIGNAL_JS": SIGNAL_JS.as_uri(),
+           "TOKEN": pg_nodes.keys.issue("booth", "b0", "main", booth="b0"),
+           "BACKOFF_MS": "[30000]"}  # fmt: skip
+    assert NODE is not None
+    kiosk = await asyncio.create_subprocess_exec(
+        NODE, "--experimental-websocket", "--no-warnings", "--input-type=module", "-e",
+        KIOSK_SCRIPT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert kiosk.stdout is not None
+        async with asyncio.timeout(20):
+            first = json.loads(await kiosk.stdout.readline())
+        assert first.get("url") == node.url and first["visit"], first
+        assert first["between"] >= 1, f"the node said the office was between nodes: {first}"
+    finally:
+        if kiosk.returncode is None:
+            kiosk.kill()
+            await kiosk.wait()

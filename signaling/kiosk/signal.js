@@ -9,9 +9,12 @@
 // In a cluster (docs/protocol.md, "Clusters") a `hello` may be answered `moved {url}` and
 // closed with 4012: the page says `hello` again at that node at once, keeping its session, as
 // signaling/client.py does; when that node cannot be reached it starts over at its own.
+// `moved` to the answering node itself means no node owns the office yet (a failover): the
+// page asks that node again after about a second, without growing its back-off.
 
 const TOKEN_CODES = new Set(["bad_token", "bad_signature", "token_expired", "wrong_office"]);
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
+const BETWEEN_MS = 1000; // a node said the office is between nodes: ask it again after ~this
 const REQUEST_TIMEOUT_MS = 10000;
 const SESSION_KEY = "lapak.booth.session";
 const MOVED_CLOSE = 4012;
@@ -25,8 +28,12 @@ export class RequestError extends Error {
 }
 
 export class Signal {
-  constructor(token, { onMessage, onWelcome, onStatus, onFatal }) {
+  constructor(token, { onMessage, onWelcome, onStatus, onFatal, backoffMs = BACKOFF_MS,
+                      betweenMs = BETWEEN_MS }) {
     this.token = token;
+    this.backoffMs = backoffMs;
+    this.betweenMs = betweenMs;
+    this.betweenAnswers = 0; // `moved` to the node itself: a failover under way
     this.onMessage = onMessage;
     this.onWelcome = onWelcome;
     this.onStatus = onStatus;
@@ -161,12 +168,21 @@ export class Signal {
       this.open();
       return;
     }
+    if (event.code === MOVED_CLOSE && moved && moved === this.url) {
+      // No node owns the office yet (its owner died, the lease is not out): this node is up
+      // and takes it within a lease, so ask it again shortly, not after a growing back-off.
+      this.betweenAnswers += 1;
+      const delay = this.betweenMs * (0.9 + Math.random() * 0.2);
+      this.onStatus?.(this.welcome ? "reconnecting" : "offline", Math.ceil(delay / 1000));
+      this.timer = setTimeout(() => this.open(), delay);
+      return;
+    }
     if (!ws.opened && this.target !== null) this.target = null; // gone: ask our own node
     this.retry();
   }
 
   retry() {
-    const base = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
+    const base = this.backoffMs[Math.min(this.attempt, this.backoffMs.length - 1)];
     const delay = base / 2 + Math.random() * base / 2;
     this.attempt += 1;
     this.onStatus?.(this.welcome ? "reconnecting" : "offline", Math.ceil(delay / 1000));
