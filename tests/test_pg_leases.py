@@ -379,14 +379,11 @@ async def test_a_client_told_between_nodes_asks_again_shortly(pg_nodes: Nodes) -
         await booth.close()
 
 
-async def test_a_client_sent_to_an_owner_that_is_gone_asks_the_sender_again_shortly(
-    pg_nodes: Nodes,
-) -> None:
-    """The office's owner died a moment ago: its heartbeat is still fresh and its lease not
-    out, so the live node sends the client there (``moved``), where nothing answers. The
-    client asks the live node again after the short between-nodes wait, not its back-off
-    (30 s here), and is welcomed there within the 20 s the test allows, once the lease has
-    run out and the node took the office."""
+async def _beside_a_just_dead_owner(pg_nodes: Nodes) -> Node:
+    """A live node serving "main", whose owner died a moment ago: the dead node's heartbeat
+    is fresh for 6 s more and its lease runs 9 s, and placement prefers it for "main", so
+    the live node sends clients there (``moved``) until it is not live, then says "between
+    nodes" until the lease is out, then takes the office."""
     node = pg_nodes.add(["main"], LEASE_S)
     gone = next(  # a dead node's URL that placement prefers to the live node for "main"
         url
@@ -406,6 +403,18 @@ async def test_a_client_sent_to_an_owner_that_is_gone_asks_the_sender_again_shor
     pg_nodes.spawn(node)
     assert node.proc is not None
     await asyncio.to_thread(wait_healthy, node.port, node.proc)
+    return node
+
+
+async def test_a_client_sent_to_an_owner_that_is_gone_asks_the_sender_again_shortly(
+    pg_nodes: Nodes,
+) -> None:
+    """The office's owner died a moment ago: its heartbeat is still fresh and its lease not
+    out, so the live node sends the client there (``moved``), where nothing answers. The
+    client asks the live node again after the short between-nodes wait, not its back-off
+    (30 s here), and is welcomed there within the 20 s the test allows, once the lease has
+    run out and the node took the office."""
+    node = await _beside_a_just_dead_owner(pg_nodes)
     policy = Backoff(first=30.0, cap=30.0, between_s=0.2)
     booth = SignalClient(node.url, pg_nodes.keys.issue("booth", "b0", "main", booth="b0"),
                          policy=policy)  # fmt: skip
@@ -419,14 +428,19 @@ async def test_a_client_sent_to_an_owner_that_is_gone_asks_the_sender_again_shor
 
 
 @pytest.mark.skipif(not _node_has_websocket(), reason="needs node with a WebSocket (>= 20.10)")
+@pytest.mark.parametrize("dead_owner_preferred", [False, True])
 async def test_the_kiosk_signal_module_told_between_nodes_asks_again_shortly(
-    pg_nodes: Nodes,
+    pg_nodes: Nodes, dead_owner_preferred: bool
 ) -> None:
-    """As above for the kiosk's signal.js (run by node): told "between nodes" it asks the
-    node again after about a second, not after its back-off (30 s here), so it starts its
-    visit within the 20 s the test allows, once the node took the office."""
-    await _gone_node_holds("main", pg_nodes.store)
-    node = await pg_nodes.start(["main"], LEASE_S)
+    """As above for the kiosk's signal.js (run by node): told "between nodes", or sent to
+    an owner that does not answer, it asks its node again after about a second, not after
+    its back-off (30 s here), so it starts its visit within the 20 s the test allows, once
+    the node took the office."""
+    if dead_owner_preferred:
+        node = await _beside_a_just_dead_owner(pg_nodes)
+    else:
+        await _gone_node_holds("main", pg_nodes.store)
+        node = await pg_nodes.start(["main"], LEASE_S)
     env = {**os.environ, "ENTRY": f"127.0.0.1:{node.port}", "SIGNAL_JS": SIGNAL_JS.as_uri(),
            "TOKEN": pg_nodes.keys.issue("booth", "b0", "main", booth="b0"),
            "BACKOFF_MS": "[30000]"}  # fmt: skip

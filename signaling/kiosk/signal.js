@@ -171,14 +171,25 @@ export class Signal {
     if (event.code === MOVED_CLOSE && moved && moved === this.url) {
       // No node owns the office yet (its owner died, the lease is not out): this node is up
       // and takes it within a lease, so ask it again shortly, not after a growing back-off.
-      this.betweenAnswers += 1;
-      const delay = this.betweenMs * (0.9 + Math.random() * 0.2);
-      this.onStatus?.(this.welcome ? "reconnecting" : "offline", Math.ceil(delay / 1000));
-      this.timer = setTimeout(() => this.open(), delay);
+      this.askAgainSoon();
       return;
     }
-    if (!ws.opened && this.target !== null) this.target = null; // gone: ask our own node
+    if (!ws.opened && this.target !== null) {
+      // The owner our node named does not answer: it died, its lease not out yet (a
+      // failover). Ask our own node again shortly, as when it says "between nodes".
+      this.target = null;
+      this.moves = 0; // a new try from our own node, not one more hop of a moved chain
+      this.askAgainSoon();
+      return;
+    }
     this.retry();
+  }
+
+  askAgainSoon() {
+    this.betweenAnswers += 1;
+    const delay = this.betweenMs * (0.9 + Math.random() * 0.2);
+    this.onStatus?.(this.welcome ? "reconnecting" : "offline", Math.ceil(delay / 1000));
+    this.timer = setTimeout(() => this.open(), delay);
   }
 
   retry() {
