@@ -291,8 +291,9 @@ async def _snapshot_start(
 
 async def _office_snapshot(
     conn: Any, identity: str, public: Ed25519PublicKey | None, office: str
-) -> tuple[State, tuple[int, str]] | None:
+) -> tuple[State, State, tuple[int, str]] | None:
     """The newest snapshot, of any node, that covers ``office`` and checks out: its state
+    twice (the hub's copy and the writer's replica's: ``take_office`` takes its objects)
     and the office's head in it (what adopting the office starts from), else None."""
     row = await conn.fetchrow(
         _SNAPSHOT_COLUMNS + " WHERE heads::jsonb ? $1 ORDER BY id DESC LIMIT 1", office
@@ -307,7 +308,7 @@ async def _office_snapshot(
         )  # fmt: skip
         return None
     state, heads = checked
-    return state, heads[office]
+    return state, _state_decoder.decode(row["body"]), heads[office]
 
 
 async def _checked_snapshot(
@@ -717,13 +718,9 @@ class PgLog(MarkFigures):
             seq_before, previous = self.heads.get(office, (0, GENESIS))
             if office not in self.heads:
                 public = self.signer.public if self.signer is not None else None
-                for_hub = await _office_snapshot(conn, self.log_id, public, office)
-                if for_hub is not None:  # a second copy for the replica (none shared)
-                    replica_part = msgspec.json.decode(
-                        _state_encoder.encode(for_hub[0]), type=State
-                    )
-                    base = (for_hub[0], replica_part, for_hub[1])
-                    seq_before, previous = for_hub[1]
+                base = await _office_snapshot(conn, self.log_id, public, office)
+                if base is not None:
+                    seq_before, previous = base[2]
                     covered = seq_before
             rows = await conn.fetch(
                 "SELECT seq, at, kind, body, hash FROM lapak_events WHERE stream = $1 "
@@ -749,13 +746,7 @@ class PgLog(MarkFigures):
             if base is not None:
                 take_office(state, base[0], office)
                 take_office(self.marks.replica, base[1], office)
-                part = base[0]
-                self.router.visits.update(
-                    {v: office for v, visit in part.visits.items() if visit.office == office}
-                )
-                self.router.desks.update(
-                    {d: office for d, desk in part.desks.items() if desk.office == office}
-                )
+                self.router.learn(base[0], office)
             for event in events:
                 self.router.route(event)
                 apply(state, event)

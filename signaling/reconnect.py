@@ -45,8 +45,7 @@ class Backoff:
         """The wait before the next attempt (counts it)."""
         base = min(self.cap, self.first * self.factor**self.attempts)
         self.attempts += 1
-        spread = base * self.jitter * (2.0 * self.random() - 1.0)
-        return max(0.0, min(self.cap, base + spread))
+        return max(0.0, min(self.cap, self._spread(base)))
 
     def between_nodes_delay(self) -> float:
         """The wait after a node answered that no node owns the office yet (a failover under
@@ -54,8 +53,11 @@ class Backoff:
         the client asks again shortly, not after its growing back-off, which would round
         the failover up to its next step (BENCHMARKS.md, the cluster's failover). Not an
         attempt: the back-off does not grow."""
-        spread = self.between_s * self.jitter * (2.0 * self.random() - 1.0)
-        return max(0.0, self.between_s + spread)
+        return max(0.0, self._spread(self.between_s))
+
+    def _spread(self, base: float) -> float:
+        """``base`` moved by up to ±``jitter`` of itself, drawn uniformly."""
+        return base + base * self.jitter * (2.0 * self.random() - 1.0)
 
     def reset(self) -> None:
         """A connection succeeded: the next loss starts from ``first`` again."""

@@ -34,8 +34,17 @@ class StreamRouter:
         self.visits: dict[str, str] = {}
         self.desks: dict[str, str] = {}
         if state is not None:
-            self.visits = {vid: v.office for vid, v in state.visits.items()}
-            self.desks = {did: d.office for did, d in state.desks.items()}
+            self.learn(state)
+
+    def learn(self, state: State, office: str | None = None) -> None:
+        """The offices of ``state``'s visits and desks (only ``office``'s, when given: an
+        office adopted from another node's snapshot)."""
+        self.visits.update(
+            {vid: v.office for vid, v in state.visits.items() if office in (None, v.office)}
+        )
+        self.desks.update(
+            {did: d.office for did, d in state.desks.items() if office in (None, d.office)}
+        )
 
     def route(self, event: Event) -> str:
         if isinstance(event, DeskOpened | DeskConfigured):

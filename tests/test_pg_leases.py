@@ -358,27 +358,6 @@ async def _gone_node_holds(
         await pool.close()
 
 
-async def test_a_client_told_between_nodes_asks_again_shortly(pg_nodes: Nodes) -> None:
-    """The office's lease is held by a node that is gone (no heartbeat) for a few seconds
-    more: the live node, which placement gives the office, answers ``moved`` to itself
-    ("between nodes") until it can take it. The client asks again after the short
-    between-nodes wait, not its back-off: with a back-off of 30 s it is welcomed within
-    the 20 s the test allows, as soon as the lease has run out and the node took the office."""
-    await _gone_node_holds("main", pg_nodes.store)
-    node = await pg_nodes.start(["main"], LEASE_S)
-    policy = Backoff(first=30.0, cap=30.0, between_s=0.2)
-    booth = SignalClient(node.url, pg_nodes.keys.issue("booth", "b0", "main", booth="b0"),
-                         policy=policy)  # fmt: skip
-    try:
-        async with asyncio.timeout(20):
-            welcome = await booth.connect(retry=True)
-        assert welcome.office == "main" and booth.url == node.url
-        assert booth.between_answers >= 1, "the node said the office was between nodes"
-        assert policy.attempts == 0, "no back-off step was taken for them"
-    finally:
-        await booth.close()
-
-
 async def _beside_a_just_dead_owner(pg_nodes: Nodes) -> Node:
     """A live node serving "main", whose owner died a moment ago: the dead node's heartbeat
     is fresh for 6 s more and its lease runs 9 s, and placement prefers it for "main", so
@@ -406,15 +385,27 @@ async def _beside_a_just_dead_owner(pg_nodes: Nodes) -> Node:
     return node
 
 
-async def test_a_client_sent_to_an_owner_that_is_gone_asks_the_sender_again_shortly(
-    pg_nodes: Nodes,
+async def _in_a_failover(pg_nodes: Nodes, dead_owner_preferred: bool) -> Node:
+    """A live node for "main" while a gone node's lease on it runs a few seconds more:
+    beside a just-dead owner that placement still prefers, or a gone node's lease only."""
+    if dead_owner_preferred:
+        return await _beside_a_just_dead_owner(pg_nodes)
+    await _gone_node_holds("main", pg_nodes.store)
+    return await pg_nodes.start(["main"], LEASE_S)
+
+
+@pytest.mark.parametrize("dead_owner_preferred", [False, True])
+async def test_a_client_in_a_failover_asks_again_shortly(
+    pg_nodes: Nodes, dead_owner_preferred: bool
 ) -> None:
-    """The office's owner died a moment ago: its heartbeat is still fresh and its lease not
-    out, so the live node sends the client there (``moved``), where nothing answers. The
-    client asks the live node again after the short between-nodes wait, not its back-off
-    (30 s here), and is welcomed there within the 20 s the test allows, once the lease has
-    run out and the node took the office."""
-    node = await _beside_a_just_dead_owner(pg_nodes)
+    """The office's lease is held for a few seconds more by a node that is gone. Either the
+    live node, which placement gives the office, answers ``moved`` to itself ("between
+    nodes") until it can take it; or the dead owner's heartbeat is still fresh, so the live
+    node sends the client there (``moved``), where nothing answers. Either way the client
+    asks the live node again after the short between-nodes wait, not its back-off: with a
+    back-off of 30 s it is welcomed within the 20 s the test allows, as soon as the lease
+    has run out and the node took the office."""
+    node = await _in_a_failover(pg_nodes, dead_owner_preferred)
     policy = Backoff(first=30.0, cap=30.0, between_s=0.2)
     booth = SignalClient(node.url, pg_nodes.keys.issue("booth", "b0", "main", booth="b0"),
                          policy=policy)  # fmt: skip
@@ -422,7 +413,8 @@ async def test_a_client_sent_to_an_owner_that_is_gone_asks_the_sender_again_shor
         async with asyncio.timeout(20):
             welcome = await booth.connect(retry=True)
         assert welcome.office == "main" and booth.url == node.url
-        assert booth.between_answers >= 1 and policy.attempts == 0
+        assert booth.between_answers >= 1, "the node said the office was between nodes"
+        assert policy.attempts == 0, "no back-off step was taken for them"
     finally:
         await booth.close()
 
@@ -436,11 +428,7 @@ async def test_the_kiosk_signal_module_told_between_nodes_asks_again_shortly(
     an owner that does not answer, it asks its node again after about a second, not after
     its back-off (30 s here), so it starts its visit within the 20 s the test allows, once
     the node took the office."""
-    if dead_owner_preferred:
-        node = await _beside_a_just_dead_owner(pg_nodes)
-    else:
-        await _gone_node_holds("main", pg_nodes.store)
-        node = await pg_nodes.start(["main"], LEASE_S)
+    node = await _in_a_failover(pg_nodes, dead_owner_preferred)
     env = {**os.environ, "ENTRY": f"127.0.0.1:{node.port}", "SIGNAL_JS": SIGNAL_JS.as_uri(),
            "TOKEN": pg_nodes.keys.issue("booth", "b0", "main", booth="b0"),
            "BACKOFF_MS": "[30000]"}  # fmt: skip

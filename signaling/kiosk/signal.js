@@ -187,15 +187,16 @@ export class Signal {
 
   askAgainSoon() {
     this.betweenAnswers += 1;
-    const delay = this.betweenMs * (0.9 + Math.random() * 0.2);
-    this.onStatus?.(this.welcome ? "reconnecting" : "offline", Math.ceil(delay / 1000));
-    this.timer = setTimeout(() => this.open(), delay);
+    this.openAfter(this.betweenMs * (0.9 + Math.random() * 0.2)); // no back-off step
   }
 
   retry() {
     const base = this.backoffMs[Math.min(this.attempt, this.backoffMs.length - 1)];
-    const delay = base / 2 + Math.random() * base / 2;
     this.attempt += 1;
+    this.openAfter(base / 2 + Math.random() * base / 2);
+  }
+
+  openAfter(delay) {
     this.onStatus?.(this.welcome ? "reconnecting" : "offline", Math.ceil(delay / 1000));
     this.timer = setTimeout(() => this.open(), delay);
   }
