@@ -39,9 +39,10 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.frames import DATA_OPCODES, Frame
 
 from lapak.media.desk_model import DeskModel
 from lapak.signaling.keepalive import SpreadClientConnection, SpreadServerConnection
@@ -122,11 +123,36 @@ def make_offices(clients: int, desks_per_office: int = 10, capacity: int = 6) ->
 # -- clients ------------------------------------------------------------------------------
 
 
+class ArrivalConnection(SpreadClientConnection):
+    """A load client's connection that notes when each message's bytes reached it: the
+    moment the loop handed them over (``data_received``), before the client decodes that
+    message and those ahead of it. A burst of frames (one commit's acks and deltas) is then
+    timed at its arrival, not after the load process has worked through it: the load
+    process's own lag, which a real client (a process of its own) does not have, is split
+    out of the ack's time (``decide_arrival``). Both phases use it alike."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.arrivals: deque[float] = deque()  # one per complete data message, in order
+        self._received_at = 0.0
+
+    def data_received(self, data: bytes) -> None:
+        self._received_at = time.perf_counter()
+        super().data_received(data)
+
+    def process_event(self, event: Any) -> None:
+        if isinstance(event, Frame) and event.opcode in DATA_OPCODES and event.fin:
+            self.arrivals.append(self._received_at)
+        super().process_event(event)
+
+
 @dataclass
 class Stats:
     latencies: dict[str, list[float]] = field(
-        default_factory=lambda: {"decide": [], "end_visit": [], "start_visit": [], "ready": []}
-    )
+        default_factory=lambda: {
+            "decide": [], "decide_arrival": [], "end_visit": [], "start_visit": [], "ready": [],
+        }
+    )  # fmt: skip
     decide_at: list[float] = field(default_factory=list)  # wall clock of each decide's ack
     acked: list[tuple[str, int]] = field(default_factory=list)  # (visit, step) of every ack
     errors: Counter[str] = field(default_factory=Counter)
@@ -162,7 +188,8 @@ class Client:
         self.office = office
         self.token = token
         self.url = url or worker.url
-        self.ws: ClientConnection | None = None
+        self.ws: ArrivalConnection | None = None
+        self.arrived = 0.0  # when the frame being handled reached the connection
         self.ids = itertools.count(1)
         self.pending: dict[int, tuple[str, float, str | None]] = {}
         self.ready = asyncio.Event()
@@ -187,8 +214,9 @@ class Client:
         started = time.perf_counter()
         self.ws = await connect(
             self.url, compression=None, max_size=WIRE_MAX_SIZE, open_timeout=60,
-            create_connection=SpreadClientConnection,  # pings at its own phase, as SignalClient
+            create_connection=ArrivalConnection,  # pings at its own phase, as SignalClient
         )  # fmt: skip
+        assert isinstance(self.ws, ArrivalConnection)
         self.reader = asyncio.create_task(self._read(), name=f"read-{self.name}")
         await self.request("hello", {"type": "hello", "token": self.token})
         if self.role == "booth":
@@ -257,7 +285,9 @@ class Client:
     async def _read(self) -> None:
         assert self.ws is not None
         try:
+            arrivals = self.ws.arrivals
             async for frame in self.ws:
+                self.arrived = arrivals.popleft() if arrivals else time.perf_counter()
                 stats = self.stats
                 stats.messages_in += 1
                 recording = self.worker.recording
@@ -291,6 +321,7 @@ class Client:
                 self.stats.latencies[kind].append(time.perf_counter() - sent)
                 if kind == "decide":
                     self.stats.decide_at.append(time.time())
+                    self.stats.latencies["decide_arrival"].append(self.arrived - sent)
             if kind == "decide":
                 self.worker.answered_decide()
                 if self.worker.recording:
@@ -1101,6 +1132,9 @@ def run_phase(
         "ack_p50_ms": percentile(latencies.get("decide", []), 50),
         "ack_p99_ms": percentile(latencies.get("decide", []), 99),
         "ack_max_ms": percentile(latencies.get("decide", []), 100),
+        # the same acks timed when their bytes reached the client (ArrivalConnection)
+        "ack_arrival_p50_ms": percentile(latencies.get("decide_arrival", []), 50),
+        "ack_arrival_p99_ms": percentile(latencies.get("decide_arrival", []), 99),
         "end_visit_p99_ms": percentile(latencies.get("end_visit", []), 99),
         "start_visit_p99_ms": percentile(latencies.get("start_visit", []), 99),
         "visits_ended": len(latencies.get("end_visit", [])),

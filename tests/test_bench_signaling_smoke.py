@@ -16,6 +16,9 @@ KEYS = {
     "floor_p50_ms",
     "floor_p99_ms",
     "ratio_p99",
+    "ack_arrival_p99_ms",
+    "floor_arrival_p99_ms",
+    "ratio_arrival_p99",
     "errors",
     "server_rss_mb",
 }
@@ -46,6 +49,15 @@ def test_bench_signaling_quick_prints_json_with_its_keys() -> None:
     shares = detail["server_acks_over_ms"]  # from the server's /metrics histogram
     assert shares and all(0 <= v <= 100 for v in shares.values()), shares
     assert list(shares.values()) == sorted(shares.values(), reverse=True), shares
+    # each ack timed at its bytes' arrival too: after it was sent, no later than handled
+    for arrival, handled in (
+        (result["ack_arrival_p99_ms"], result["ack_p99_ms"]),
+        (result["floor_arrival_p99_ms"], result["floor_p99_ms"]),
+        (detail["ack_arrival_p50_ms"], result["ack_p50_ms"]),
+    ):
+        assert 0 < arrival <= handled, (
+            f"expected an ack's arrival time in (0, its handled time {handled}], got {arrival}"
+        )
 
 
 def test_bench_signaling_old_load_model_stays_available() -> None:
