@@ -33,7 +33,12 @@ from lapak.signaling.delivery import Outbox, Peer
 from lapak.signaling.domain import State
 from lapak.signaling.enrolment import ENROLMENTS_FILE, EnrolDesk, Enrolment
 from lapak.signaling.eventlog import EventLog, LogError, load
-from lapak.signaling.gc_policy import DeadConnections, freeze_loaded_state
+from lapak.signaling.gc_policy import (
+    YOUNG_EVERY_S,
+    DeadConnections,
+    collect_young,
+    freeze_loaded_state,
+)
 from lapak.signaling.host import HostZone, new_session_id, random_bytes
 from lapak.signaling.http_routes import HttpRoutes
 from lapak.signaling.hub import Clock, Hub, Result
@@ -107,6 +112,7 @@ class SignalServer:
             self.origins, self.metrics, self.health, self._metrics_text, self.enrol
         )
         self.ticker = Ticker(self._tick)
+        self.young_gc = Ticker(collect_young, YOUNG_EVERY_S, name="young-gc")  # tune_gc
         self.revocations = RevocationWatch(data_dir / REVOKED_FILE)  # polled each tick
         self.hub: Hub | None = None
         self.log: EventLog | PgLog | None = None
@@ -158,6 +164,7 @@ class SignalServer:
         del state
         if self.tune_gc:
             freeze_loaded_state()
+            self.young_gc.start()
         if isinstance(self.log, EventLog):
             self.log.start(self._conn)
             self._conn = None
@@ -454,6 +461,7 @@ class SignalServer:
         self.draining = self.admission.draining = True
         log.info("event=draining connections=%d", len(self._peers))
         await self.ticker.stop()
+        await self.young_gc.stop()
         if self._server is not None:
             self._server.server.close()  # stop accepting; open connections stay
             if self.log is not None and not self._failed():
