@@ -564,7 +564,12 @@ class Worker:
         return {"storm_s": elapsed, "clients": len(self.clients)}
 
     async def load(
-        self, rate: float, duration: float, stagger: bool = False, gc_paused: bool = False
+        self,
+        rate: float,
+        duration: float,
+        stagger: bool = False,
+        gc_paused: bool = False,
+        warmup_s: float | None = None,
     ) -> dict[str, Any]:
         """Send decisions at ``rate`` per second for ``duration`` s, open loop.
 
@@ -580,6 +585,9 @@ class Worker:
         again after). A thousand clients share this process's heap, so one collection
         pauses them all at once; a real client is a process of its own. (Measured: no
         visible effect on either phase's p99, BENCHMARKS.md; kept as the cleaner floor.)
+
+        ``warmup_s``: the warm-up's length, if not this worker's own (the probe's window
+        lines up with the other load processes').
         """
         loop = asyncio.get_running_loop()
         if gc_paused:
@@ -591,7 +599,7 @@ class Worker:
             visits = len(self.ready_visits)
             round_s = max(visits, 1) / rate  # each visit's turn comes once a round
             self.think_s = round_s / 2
-            warmup = STEPS * round_s
+            warmup = STEPS * round_s if warmup_s is None else warmup_s
             start = time.monotonic()
             while self.ready_visits:
                 client, visit = self.ready_visits.popleft()
@@ -712,6 +720,7 @@ async def _serve_commands(pipe: Connection) -> None:
                         cmd["duration"],
                         cmd.get("stagger", False),
                         cmd.get("gc_paused", False),
+                        cmd.get("warmup_s"),
                     )
                 )
             elif op == "close":
@@ -1007,6 +1016,11 @@ def worst_seconds(
     return rows[:n]
 
 
+# the probe (``run_phase(probe_rate=...)``): one desk and its booths in a load process of its
+# own, deciding at a rate of its own, its acks reported apart: what one client sees
+PROBE_OFFICE = Office("probe", ["probe-d00"], [f"probe-b{i:03d}" for i in range(6)])
+
+
 def run_phase(
     workers: Workers,
     mode: str,
@@ -1022,6 +1036,7 @@ def run_phase(
     stagger: bool = False,
     gc_paused: bool = False,
     at_load: Callable[[], None] | None = None,
+    probe_rate: float = 0.0,
 ) -> dict[str, Any]:
     """Connect storm, paced decisions, close; against the real server or the echo floor.
     ``server_pids``: the server processes (one, or every node of a cluster): their CPU is
@@ -1031,8 +1046,13 @@ def run_phase(
     ``store_cpu_cores``. ``stagger``: visits out of step; ``gc_paused``: no collections in
     the load processes during the load (both ``Worker.load``). The result's ``extras`` (not
     in the JSON either): what a fair floor must send (``Extras``). ``at_load()`` runs just
-    before the load starts (after the storm)."""
-    shares = split(offices, len(workers.pipes))
+    before the load starts (after the storm). ``probe_rate`` > 0: the last load process is
+    the probe (``PROBE_OFFICE``, deciding ``probe_rate`` times a second, its window lined
+    up with the others'); the ``probe_*`` keys are its acks, the other keys leave it out."""
+    probing = probe_rate > 0
+    shares = split(offices, len(workers.pipes) - probing)
+    if probing:
+        shares.append(split([PROBE_OFFICE], 1)[0])
     officers = sum(len(o.desks) for o in offices)
     clients = officers + sum(len(o.booths) for o in offices)
     label = "server" if mode == "real" else "floor"
@@ -1066,6 +1086,9 @@ def run_phase(
         }
         for share in shares
     ]
+    if probing:  # every worker's warm-up is STEPS rounds of 6 visits per desk at its rate
+        commands[-1]["rate"] = probe_rate
+        commands[-1]["warmup_s"] = STEPS * 6 / per_officer if stagger else 0.0
     warmup = f" after a {STEPS} x round warm-up (visits staggered)" if stagger else ""
     say(f"{label}: {rate:g} decisions/s for {duration:g} s{warmup}")
     spy = None
@@ -1092,6 +1115,9 @@ def run_phase(
     store_cores = (_cpu_of(store) - store0) / elapsed
     rss, rss_peak = max(rss_mb(pid) for pid in server_pids)
     reports = workers.ask([{"op": "close"}] * len(shares))
+    probe: dict[str, Any] = {}
+    if probing:
+        probe = _probe_figures(reports.pop(), loads.pop())
     latencies: dict[str, list[float]] = {}
     errors: dict[str, int] = {}
     per_second: dict[int, list[float]] = {}
@@ -1160,6 +1186,7 @@ def run_phase(
         "window_bytes_in": sum(r["window_bytes_in"] for r in reports),
         "frames_in_per_request": round(window_in / window_requests, 3) if window_requests else None,
         "extras": Extras(extra_per_request, samples),
+        **probe,
     }
     say(
         f"{label}: {result['decisions_per_s']}/s acked, p50 {result['ack_p50_ms']} ms, "
@@ -1168,6 +1195,20 @@ def run_phase(
         f"others on the machine used {result['foreign_cpu_cores']} cores"
     )
     return result
+
+
+def _probe_figures(report: dict[str, Any], load: dict[str, Any]) -> dict[str, Any]:
+    """The probe's own figures: its decisions' acks, also timed at their arrival."""
+    latencies = report["latencies"]
+    return {
+        "probe_acks": len(latencies["decide"]),
+        "probe_p50_ms": percentile(latencies["decide"], 50),
+        "probe_p99_ms": percentile(latencies["decide"], 99),
+        "probe_arrival_p99_ms": percentile(latencies["decide_arrival"], 99),
+        "probe_loop_lag_p99_ms": round(load["loop_lag_p99_ms"], 3),
+        "probe_errors": sum(report["errors"].values()),
+        "probe_error_codes": report["errors"],
+    }
 
 
 if __name__ == "__main__":  # host port [extras.json|-] [nogc]

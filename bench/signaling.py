@@ -19,7 +19,7 @@ floor p99. Run from the repository root::
     .venv/bin/python bench/signaling.py [--clients N] [--rate R] [--duration S]
                                         [--workers W] [--curve] [--quick]
                                         [--visits staggered|storm] [--floor fair|echo]
-                                        [--client-gc paused|on]
+                                        [--client-gc paused|on] [--probe RATE]
 
 The load model (issue 17), both phases alike. ``--visits staggered`` (default): visits are
 out of step, as in an office open for a while: each joins at a random moment of one visit
@@ -40,6 +40,10 @@ Every ack is also timed when its bytes reached the client's connection (``data_r
 before the load process decoded the frames ahead of it in the same burst:
 ``ack_arrival_p99_ms``, ``floor_arrival_p99_ms`` and their ratio ``ratio_arrival_p99``, so that
 the load process's own lag is split out; ``ratio_p99`` (the target) is unchanged.
+``--probe RATE``: one more desk and its six booths in a load process of their own, deciding
+RATE times a second in both phases (its window lined up with the others'):
+``probe_p99_ms``, ``floor_probe_p99_ms``, ``ratio_probe_p99``, the acks as one client sees
+them when its process has nothing else to do; the other keys leave the probe out.
 
 ``--curve`` runs 250, 500, 1,000 and 2,000 clients (``--duration`` per point, default 20 s
 so the whole curve fits in five minutes); the top-level figures are then those of the
@@ -170,6 +174,18 @@ def start_echo(
     return port, proc
 
 
+def _probe_keys(real: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
+    """With ``--probe``: one desk in a load process of its own, both phases (``run_phase``)."""
+    if "probe_p99_ms" not in real:
+        return {}
+    ratio = None
+    if real["probe_p99_ms"] is not None and floor.get("probe_p99_ms"):
+        ratio = round(real["probe_p99_ms"] / floor["probe_p99_ms"], 2)
+    theirs = {f"floor_{k}": v for k, v in floor.items() if k.startswith("probe_")}
+    return {**{k: v for k, v in real.items() if k.startswith("probe_")}, **theirs,
+            "ratio_probe_p99": ratio}  # fmt: skip
+
+
 def run_point(
     workers: Workers,
     tmp: Path,
@@ -182,6 +198,7 @@ def run_point(
     stagger: bool = True,
     fair: bool = True,
     gc_paused: bool = True,
+    probe_rate: float = 0.0,
 ) -> dict[str, Any]:
     offices = _load.make_offices(clients)
     port = free_port()
@@ -207,7 +224,7 @@ def run_point(
         real = run_phase(
             workers, "real", f"ws://127.0.0.1:{port}/ws", offices, secret, rate, duration,
             [server.pid], profile, keep, stagger=stagger, gc_paused=gc_paused,
-            at_load=lambda: before.append(ack_buckets(port)),
+            at_load=lambda: before.append(ack_buckets(port)), probe_rate=probe_rate,
         )  # fmt: skip
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
             health = json.load(response)
@@ -236,6 +253,7 @@ def run_point(
         floor = run_phase(
             workers, "echo", f"ws://127.0.0.1:{echo_port}/", offices, secret, rate, duration,
             [echo_proc.pid], None, keep, stagger=stagger, gc_paused=gc_paused,
+            probe_rate=probe_rate,
         )  # fmt: skip
     finally:
         stop(echo_proc)
@@ -256,6 +274,7 @@ def run_point(
         "floor_arrival_p50_ms": floor["ack_arrival_p50_ms"],
         "floor_arrival_p99_ms": floor["ack_arrival_p99_ms"],
         "ratio_arrival_p99": arrival_ratio,
+        **_probe_keys(real, floor),
         "floor_decisions_per_s": floor["decisions_per_s"],
         "floor_connect_storm_s": floor["connect_storm_s"],
         "floor_listen_overflows": floor["listen_overflows"],
@@ -279,7 +298,7 @@ def run_point(
         # answer from the end of the storm on (warm-up, window and the drain after it)
         "server_acks_over_ms": served,
     }
-    point["errors"] += floor["errors"]
+    point["errors"] += floor["errors"] + real.get("probe_errors", 0) + floor.get("probe_errors", 0)
     point["meets_targets"] = meets(point)
     say(
         f"{clients} clients: storm {point['connect_storm_s']} s, "
@@ -374,6 +393,16 @@ def main() -> int:
         help="the load processes' garbage collection during the load (default paused)",
     )
     parser.add_argument(
+        "--probe",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="also run one desk (and its six booths) in a load process of its own, deciding "
+        "RATE times a second in both phases: probe_p99_ms, floor_probe_p99_ms, "
+        "ratio_probe_p99 (the acks one client sees, without a thousand others' work in its "
+        "process); default 0: off",
+    )
+    parser.add_argument(
         "--pin",
         action="store_true",
         help="experiment: the server (and the echo floor) on the last core, the load processes "
@@ -418,13 +447,13 @@ def main() -> int:
             parser.error("--pin needs at least two cores")
         SERVER_PIN.extend(["taskset", "-c", str(cpus[-1])])
         load_cpus = set(cpus[:-1])
-    workers = Workers(n_workers, load_cpus)
+    workers = Workers(n_workers + (args.probe > 0), load_cpus)  # the probe: one more
     started = time.perf_counter()
     stagger, fair = args.visits == "staggered", args.floor == "fair"
     gc_paused = args.client_gc == "paused"
     try:
         durable = commit_probe(tmp / "probe.sqlite3", 3.0 if args.quick else 15.0)
-        model = {"stagger": stagger, "fair": fair, "gc_paused": gc_paused}
+        model = {"stagger": stagger, "fair": fair, "gc_paused": gc_paused, "probe_rate": args.probe}
         curve = [
             run_point(workers, tmp, secret, n, rate, duration, args.profile, args.keep, **model)
             for n in points
@@ -456,6 +485,9 @@ def main() -> int:
         )
     }
     result["meets_targets"] = top["meets_targets"]
+    for key in ("probe_p99_ms", "floor_probe_p99_ms", "ratio_probe_p99", "probe_acks"):
+        if key in top:
+            result[key] = top[key]
     result["commit_probe"] = durable
     result["server_command_extra"] = (
         SERVER_GLOBAL + SERVER_EXTRA + (["(gc log)"] if SERVER_ENV else [])

@@ -25,7 +25,7 @@ KEYS = {
 
 
 def test_bench_signaling_quick_prints_json_with_its_keys() -> None:
-    result, _ = run_bench("signaling.py", "--quick", keys=KEYS)
+    result, _ = run_bench("signaling.py", "--quick", "--probe", "40", keys=KEYS)
     assert result["errors"] == 0, f"expected no errors in the tiny run, got {result['detail']}"
     assert result["clients"] > 0, f"expected clients to connect, got {result['clients']!r}"
     for key in ("decisions_per_s", "ack_p50_ms", "ack_p99_ms", "floor_p99_ms", "ratio_p99"):
@@ -58,6 +58,12 @@ def test_bench_signaling_quick_prints_json_with_its_keys() -> None:
         assert 0 < arrival <= handled, (
             f"expected an ack's arrival time in (0, its handled time {handled}], got {arrival}"
         )
+    # --probe: one desk in a process of its own, in both phases, its acks apart
+    assert result["probe_acks"] >= 40, f"expected the probe's ~40 acks a second, got {result}"
+    for key in ("probe_p99_ms", "floor_probe_p99_ms", "ratio_probe_p99"):
+        assert isinstance(result[key], int | float) and result[key] > 0, (key, result[key])
+    assert detail["probe_errors"] == detail["floor_probe_errors"] == 0, detail
+    assert 0 < detail["probe_arrival_p99_ms"] <= result["probe_p99_ms"], detail
 
 
 def test_bench_signaling_old_load_model_stays_available() -> None:
