@@ -59,4 +59,3 @@ async def test_the_server_collects_the_young_generations_every_50_ms_until_it_cl
         await srv.close()
     running = [t.get_name() for t in asyncio.all_tasks() if not t.done()]
     assert "young-gc" not in running, f"expected the clock stopped with the server: {running}"
-
