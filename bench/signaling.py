@@ -43,7 +43,9 @@ the load process's own lag is split out; ``ratio_p99`` (the target) is unchanged
 ``--probe RATE``: one more desk and its six booths in a load process of their own, deciding
 RATE times a second in both phases (its window lined up with the others'):
 ``probe_p99_ms``, ``floor_probe_p99_ms``, ``ratio_probe_p99``, the acks as one client sees
-them when its process has nothing else to do; the other keys leave the probe out.
+them when its process has nothing else to do; the other keys leave the probe out. The
+probe's process runs at niceness -10 when the bench may raise it (root; ``probe_nice`` says),
+so that on a core it shares with the load processes it is woken at once.
 
 ``--curve`` runs 250, 500, 1,000 and 2,000 clients (``--duration`` per point, default 20 s
 so the whole curve fits in five minutes); the top-level figures are then those of the
@@ -447,7 +449,7 @@ def main() -> int:
             parser.error("--pin needs at least two cores")
         SERVER_PIN.extend(["taskset", "-c", str(cpus[-1])])
         load_cpus = set(cpus[:-1])
-    workers = Workers(n_workers + (args.probe > 0), load_cpus)  # the probe: one more
+    workers = Workers(n_workers, load_cpus, probe=args.probe > 0)
     started = time.perf_counter()
     stagger, fair = args.visits == "staggered", args.floor == "fair"
     gc_paused = args.client_gc == "paused"
@@ -488,6 +490,8 @@ def main() -> int:
     for key in ("probe_p99_ms", "floor_probe_p99_ms", "ratio_probe_p99", "probe_acks"):
         if key in top:
             result[key] = top[key]
+    if args.probe > 0:
+        result["probe_nice"] = workers.probe_nice
     result["commit_probe"] = durable
     result["server_command_extra"] = (
         SERVER_GLOBAL + SERVER_EXTRA + (["(gc log)"] if SERVER_ENV else [])
