@@ -180,12 +180,16 @@ def _probe_keys(real: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
     """With ``--probe``: one desk in a load process of its own, both phases (``run_phase``)."""
     if "probe_p99_ms" not in real:
         return {}
-    ratio = None
-    if real["probe_p99_ms"] is not None and floor.get("probe_p99_ms"):
-        ratio = round(real["probe_p99_ms"] / floor["probe_p99_ms"], 2)
     theirs = {f"floor_{k}": v for k, v in floor.items() if k.startswith("probe_")}
     return {**{k: v for k, v in real.items() if k.startswith("probe_")}, **theirs,
-            "ratio_probe_p99": ratio}  # fmt: skip
+            "ratio_probe_p99": _ratio(real, floor, "probe_p99_ms")}  # fmt: skip
+
+
+def _ratio(real: dict[str, Any], floor: dict[str, Any], key: str) -> float | None:
+    """``key`` of the real phase over the floor's, or None when either has no figure."""
+    if real.get(key) is None or not floor.get(key):
+        return None
+    return round(real[key] / floor[key], 2)
 
 
 def run_point(
@@ -261,12 +265,7 @@ def run_point(
         stop(echo_proc)
     floor.pop("acked")
     floor.pop("extras")
-    ratio = None
-    if real["ack_p99_ms"] is not None and floor["ack_p99_ms"]:
-        ratio = round(real["ack_p99_ms"] / floor["ack_p99_ms"], 2)
-    arrival_ratio = None
-    if real["ack_arrival_p99_ms"] is not None and floor["ack_arrival_p99_ms"]:
-        arrival_ratio = round(real["ack_arrival_p99_ms"] / floor["ack_arrival_p99_ms"], 2)
+    ratio = _ratio(real, floor, "ack_p99_ms")
     point = {
         **{k: v for k, v in real.items()},
         "floor_p50_ms": floor["ack_p50_ms"],
@@ -275,7 +274,7 @@ def run_point(
         # process decoded what came ahead of them (a real client is a process of its own)
         "floor_arrival_p50_ms": floor["ack_arrival_p50_ms"],
         "floor_arrival_p99_ms": floor["ack_arrival_p99_ms"],
-        "ratio_arrival_p99": arrival_ratio,
+        "ratio_arrival_p99": _ratio(real, floor, "ack_arrival_p99_ms"),
         **_probe_keys(real, floor),
         "floor_decisions_per_s": floor["decisions_per_s"],
         "floor_connect_storm_s": floor["connect_storm_s"],
