@@ -12,12 +12,6 @@ transaction, one fsync, one release of the GIL) rather than BEGIN, one INSERT pe
 COMMIT. ``append(..., then=f)`` calls ``f(future)`` on the loop as soon as the commit is
 known, in commit order, instead of one loop pass later as a done callback would.
 
-What one loop pass appends reaches the writer as one hand-over, at the start of the next
-pass: waking the writer at every append made it wake mid-pass, contend for the GIL the
-pass holds, and commit a first few appends alone while the rest of the pass waited for the
-next commit (issue 17: fewer, fuller commits, 4 % less server CPU, a third fewer acks over
-5 ms at 1,000 decisions/s).
-
 The format and the hash chain are in logformat.py, the row checks in logverify.py,
 snapshots and checkpoints in logsnapshots.py, start-up replay in logload.py; this module
 re-exports what callers of the log use (``EventLog``, ``load``, ``LogError``...).
@@ -113,8 +107,7 @@ class EventLog(MarkFigures):
         )  # fmt: skip
         self._seq = loaded.last_seq
         self._hash = loaded.last_hash
-        self._queue: queue.SimpleQueue[list[Entry] | object] = queue.SimpleQueue()
-        self._pending: list[Entry] = []  # appended in this loop pass, handed over at its end
+        self._queue: queue.SimpleQueue[Entry | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -154,29 +147,14 @@ class EventLog(MarkFigures):
             if then is not None:
                 fut.add_done_callback(then)
             return fut
-        if not self._pending:
-            self._loop.call_soon(self._hand_over)
-        self._pending.append((events, fut, time.perf_counter(), then, keys or {}))
+        self._queue.put((events, fut, time.perf_counter(), then, keys or {}))
         return fut
-
-    def _hand_over(self) -> None:
-        """Give the writer what this loop pass appended, with one wake-up; if the writer
-        is gone (failed, or closed while they waited), fail them instead."""
-        pending, self._pending = self._pending, []
-        if not pending:
-            return
-        if self._thread is None or self.failure is not None:
-            futures = [(entry[1], entry[3]) for entry in pending]
-            self._resolve(futures, self.failure or LogError("the event log is closed"))
-            return
-        self._queue.put(pending)
 
     async def close(self) -> None:
         """Write what is queued (its futures resolve first), then a final snapshot and a
         checkpoint, so the next start replays nothing and the head is signed."""
         if self._thread is None:
             return
-        self._hand_over()  # this pass's appends are written before the stop
         self._closed = True
         self._queue.put(_STOP)
         await asyncio.to_thread(self._thread.join, 30)
@@ -281,27 +259,18 @@ class EventLog(MarkFigures):
         self._publish(mark)
 
     def _next_batch(self, conn: sqlite3.Connection) -> list[Entry | object]:
-        """The entries of every hand-over waiting (one transaction for all), in order;
-        ``_STOP`` among them when the log is closing."""
         while True:
             timeout = None if self.failure is not None else self.marks.timeout(self._seq)
             try:
-                items = [self._queue.get(timeout=timeout)]
+                batch = [self._queue.get(timeout=timeout)]
                 break
             except queue.Empty:  # quiet for checkpoint_interval_s: sign the head
                 self._final(conn, snapshot=False)
-        while True:  # drain everything already waiting
+        while True:  # drain everything already waiting: one transaction for all
             try:
-                items.append(self._queue.get_nowait())
+                batch.append(self._queue.get_nowait())
             except queue.Empty:
-                break
-        batch: list[Entry | object] = []
-        for item in items:
-            if isinstance(item, list):
-                batch.extend(item)
-            else:
-                batch.append(item)
-        return batch
+                return batch
 
     def _fail(self, err: BaseException) -> LogWriteFailed:
         failure = LogWriteFailed(err)
@@ -364,11 +333,11 @@ class EventLog(MarkFigures):
         futures: list[tuple[asyncio.Future[None], Durable | None]] = []
         while True:
             try:
-                item = self._queue.get_nowait()
+                entry = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(item, list):
-                futures.extend((entry[1], entry[3]) for entry in item)
+            if isinstance(entry, tuple):
+                futures.append((entry[1], entry[3]))
         if futures:
             exc = self.failure or LogError("the event log is closed")
             with contextlib.suppress(RuntimeError):  # the loop may be closed already

@@ -234,29 +234,3 @@ async def test_acks_follow_commits_in_order_and_never_precede_them(tmp_path: Pat
     loaded = load(path)  # replays and checks the whole hash chain
     assert loaded.last_seq == 20 + len(big) and len(big) > ONE_STATEMENT_ROWS
     assert loaded.state.visits.keys() <= state.visits.keys()
-
-
-async def test_one_loop_pass_is_one_commit_even_when_it_lets_go_of_the_gil(
-    tmp_path: Path,
-) -> None:
-    """What one pass of the loop appends is handed to the writer at the pass's end, as one
-    transaction: a pass that lets go of the GIL between two appends (every socket write
-    does) does not get its first append committed alone. Appends made in the pass that
-    closes the log are written before the stop, and acknowledged."""
-    events, _ = some_events(2)
-    path = tmp_path / "log.sqlite3"
-    log = EventLog(path, load(path))
-    log.start()
-    try:
-        before = log.commits
-        first = log.append(events[:1])
-        time.sleep(0.05)  # noqa: ASYNC251  # the loop held, the GIL free: the writer could run
-        second = log.append(events[1:3])
-        async with asyncio.timeout(20):
-            await asyncio.gather(first, second)
-        assert log.commits - before == 1, f"one commit for one pass, not {log.commits - before}"
-        last = log.append(events[3:4])  # the same pass as close()
-    finally:
-        await log.close()
-    assert last.done() and last.exception() is None, "appended before close: acknowledged"
-    assert load(path).last_seq == 4, "all four events are in the log"
