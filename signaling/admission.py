@@ -16,7 +16,7 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 
-from lapak.signaling.keepalive import SpreadServerConnection
+from lapak.signaling.direct_read import DirectTextServerConnection
 from lapak.signaling.metrics import ServerMetrics
 
 log = logging.getLogger("lapak.signal")
@@ -99,7 +99,7 @@ class Admission:
         once) and each closed one, handshaken or not."""
         admission = self
 
-        class Counted(SpreadServerConnection):
+        class Counted(DirectTextServerConnection):
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
                 super().connection_made(transport)
                 admission.opened(self, transport)

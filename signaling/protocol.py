@@ -64,6 +64,7 @@ class CloseCode:
 
     NORMAL = 1000
     GOING_AWAY = 1001
+    INVALID_DATA = 1007  # a text frame that is not UTF-8 (websockets closes it)
     POLICY = 1008
     TOO_BIG = 1009
     INTERNAL = 1011

@@ -30,6 +30,7 @@ from lapak.signaling.admission import Admission
 from lapak.signaling.config import WIRE_MAX_FRAME_BYTES, ServerConfig, listen_backlog
 from lapak.signaling.datadir import DataDir, open_data_dir
 from lapak.signaling.delivery import Outbox, Peer
+from lapak.signaling.direct_read import DirectTextServerConnection
 from lapak.signaling.domain import State
 from lapak.signaling.enrolment import ENROLMENTS_FILE, EnrolDesk, Enrolment
 from lapak.signaling.eventlog import EventLog, LogError, load
@@ -618,25 +619,18 @@ class SignalServer:
             self.config.hello_timeout_s, self._hello_overdue, conn_id
         )
         log.info("event=connected conn=%d remote=%s", conn_id, _remote(ws))
+        on_frame = functools.partial(self._on_frame, conn_id, peer)
+        direct = ws if isinstance(ws, DirectTextServerConnection) else None
+        if direct is not None:  # text frames from now on, in the pass that reads them
+            direct.on_text = on_frame  # (direct_read.py)
         try:
-            async for frame in ws:
-                if self.draining or peer.dropping or peer.stop_reading:
-                    continue  # closing: a frame read now would never be answered
-                if isinstance(frame, bytes):
-                    self._refuse(
-                        conn_id, peer, p.ErrorCode.INVALID_MESSAGE,
-                        "binary frames are refused: send JSON text", CloseCode.POLICY,
-                    )  # fmt: skip
-                    continue
-                received = time.perf_counter()
-                result = self.hub.receive(conn_id, frame)
-                if result.error_code == p.ErrorCode.WRONG_OFFICE and self.leases is not None:
-                    result = self._moved(conn_id, frame, result)
-                self._count(result)
-                self._commit_then_deliver(result, conn_id, received)
+            async for frame in ws:  # those that came before, and any websockets keeps
+                on_frame(frame)
         except ConnectionClosed:
             pass
         finally:
+            if direct is not None:
+                direct.on_text = None
             if peer.hello_timer is not None:
                 peer.hello_timer.cancel()
             self._peers.pop(conn_id, None)
@@ -644,6 +638,24 @@ class SignalServer:
             if gone.outputs or gone.events:  # a supervisor leaving ends coach/barge: logged
                 self._commit_then_deliver(gone, conn_id)
             log.info("event=disconnected conn=%d code=%s", conn_id, ws.close_code)
+
+    def _on_frame(self, conn_id: int, peer: Peer, frame: str | bytes) -> None:
+        """One message of a connection, in the order they came."""
+        assert self.hub is not None
+        if self.draining or peer.dropping or peer.stop_reading:
+            return  # closing: a frame read now would never be answered
+        if isinstance(frame, bytes):
+            self._refuse(
+                conn_id, peer, p.ErrorCode.INVALID_MESSAGE,
+                "binary frames are refused: send JSON text", CloseCode.POLICY,
+            )  # fmt: skip
+            return
+        received = time.perf_counter()
+        result = self.hub.receive(conn_id, frame)
+        if result.error_code == p.ErrorCode.WRONG_OFFICE and self.leases is not None:
+            result = self._moved(conn_id, frame, result)
+        self._count(result)
+        self._commit_then_deliver(result, conn_id, received)
 
     def _moved(self, conn_id: int, frame: str, refused: Result) -> Result:
         """A hello for an office another node owns: ``moved {url}``, then close 4012. For

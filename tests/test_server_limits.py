@@ -15,6 +15,7 @@ from conftest import wait_for
 from websockets.asyncio.client import ClientConnection, connect
 
 from lapak.signaling.config import ServerConfig
+from lapak.signaling.protocol import CloseCode
 from lapak.signaling.server import SignalServer
 from lapak.signaling.tokens import ALGORITHM, KeyRing, key_id
 
@@ -142,6 +143,79 @@ async def test_binary_frames_are_refused_with_1008(server: SignalServer, keys: K
         assert (answer["type"], answer["code"]) == ("error", "invalid_message")
         assert "binary" in answer["message"]
         assert await closed_with(ws) == 1008
+
+
+async def test_messages_are_answered_in_the_order_sent_whole_or_in_fragments(
+    server: SignalServer, keys: KeyRing, caplog: pytest.LogCaptureFixture
+) -> None:
+    """docs/protocol.md: a message may come in fragments, and messages are handled in the
+    order they were sent. Sent back to back from the moment the connection opens (the first
+    ones reach the server before its handler runs), one of them in three fragments, then
+    more whole ones: every answer comes, in order."""
+    token = keys.issue("supervisor", "s", "main")
+    async with connect(server.url) as ws:
+        await ws.send(json.dumps({"type": "hello", "id": 1, "token": token}))
+        for n in range(2, 6):
+            await ws.send(json.dumps({"type": "office_stats", "id": n}))
+        text = json.dumps({"type": "office_stats", "id": 6})
+        await ws.send([text[:5], text[5:9], text[9:]])  # one message, three frames
+        for n in range(7, 10):
+            await ws.send(json.dumps({"type": "office_stats", "id": n}))
+        async with asyncio.timeout(10):
+            answers = [json.loads(await ws.recv()) for _ in range(9)]
+    assert answers[0]["type"] == "welcome", answers[0]
+    assert [a.get("re") for a in answers] == list(range(1, 10)), answers
+    assert all(a["type"] != "error" for a in answers), answers
+    no_traceback(caplog)
+
+
+async def test_text_that_is_not_utf8_is_closed_with_1007(
+    server: SignalServer, keys: KeyRing
+) -> None:
+    """docs/protocol.md, close codes: a text frame whose bytes are not UTF-8 closes 1007, and
+    the server goes on serving the others."""
+    async with connect(server.url) as ws:
+        await ask(ws, {"type": "hello", "id": 1, "token": keys.issue("supervisor", "s", "main")})
+        await ws.send(b'{"type": "office_stats", "id": "\xff"}', text=True)
+        assert await closed_with(ws) == CloseCode.INVALID_DATA == 1007
+    async with connect(server.url) as other:
+        welcome = await ask(
+            other,
+            {"type": "hello", "id": 1, "token": keys.issue("officer", "a", "main", desk="d1")},
+        )
+        assert welcome["type"] == "welcome"
+
+
+async def test_a_handler_that_raises_closes_that_connection_with_1011_only(
+    server: SignalServer,
+    keys: KeyRing,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bug while handling one message (forced here) is logged with its traceback and
+    closes that connection with 1011 (internal error), as docs/protocol.md says; the next
+    connection is served."""
+    assert server.hub is not None
+    receive = server.hub.receive
+
+    def broken(conn_id: int, frame: str) -> object:
+        if "boom" in frame:
+            raise RuntimeError("forced")
+        return receive(conn_id, frame)
+
+    monkeypatch.setattr(server.hub, "receive", broken)
+    async with connect(server.url) as ws:
+        await ask(ws, {"type": "hello", "id": 1, "token": keys.issue("supervisor", "s", "main")})
+        await ws.send(json.dumps({"type": "office_stats", "id": 2, "boom": True}))
+        assert await closed_with(ws) == 1011
+    assert any("forced" in str(r.exc_info[1]) for r in caplog.records if r.exc_info), (
+        "expected the forced error logged with its traceback"
+    )
+    async with connect(server.url) as other:
+        welcome = await ask(
+            other, {"type": "hello", "id": 1, "token": keys.issue("supervisor", "t", "main")}
+        )
+        assert welcome["type"] == "welcome"
 
 
 async def test_connection_without_hello_is_closed_after_the_hello_timeout(
