@@ -22,14 +22,17 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/lapak demo
 
-# The suite runs on TEST_WORKERS processes (pytest-xdist), each test file whole on one of
-# them, so a module's shared server or database stays one: most tests wait on servers,
-# browsers and media rather than compute, and two workers on two cores take the suite from
-# 16 to 11 minutes (`make test TEST_WORKERS=0` runs it in one process).
+# The suite runs in two parts. Everything but the real-time media tests runs on TEST_WORKERS
+# processes (pytest-xdist), each test file whole on one of them so that a module's shared
+# server or database stays one: those tests mostly wait on servers, browsers and
+# subprocesses. Then the `media` tests (tests/conftest.py marks them) run one at a time:
+# they count frames and tones in real time, which a test beside them on the other core
+# starves. `make test TEST_WORKERS=0` runs the first part in one process too.
 TEST_WORKERS ?= 2
 
 test: $(STAMP) lint typecheck
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not media"
+	$(BIN)/python -m pytest -q -m media
 
 # The fast tier for a developer: unit tests only, no real servers, subprocesses, media or
 # browsers (tests/conftest.py marks those `integration`) and no long load tests.

@@ -141,8 +141,36 @@ def is_integration(item: pytest.Item) -> bool:
     return False
 
 
+MEDIA = re.compile(
+    r"\baiortc\b|^(from|import) lapak\.media\b|playwright|netns_officer"
+    r"|bench/(console|focus|recorder)\.py|lapak\.cli\", \"(booth|demo|console)\"",
+    re.MULTILINE,
+)
+"""What marks a module ``media``: it runs media in real time (aiortc peers, booth agents, the
+console, a browser) and counts frames or tones, which a test beside it on the other core
+starves (two such counts failed when they shared two busy cores with other tests)."""
+
+_media_modules: dict[str, bool] = {}
+
+
+def is_media(item: pytest.Item) -> bool:
+    module = getattr(item, "module", None)
+    if module is None:
+        return False
+    if module.__name__ not in _media_modules:
+        try:
+            text = inspect.getsource(module)
+        except (OSError, TypeError):
+            text = ""
+        _media_modules[module.__name__] = bool(MEDIA.search(text))
+    return _media_modules[module.__name__]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the integration tier (``make test-fast`` leaves it out, with ``slow``)."""
+    """Mark the integration tier (``make test-fast`` leaves it out, with ``slow``), and the
+    real-time media modules (``make test`` runs them after the rest, one at a time)."""
     for item in items:
         if is_integration(item):
             item.add_marker(pytest.mark.integration)
+        if is_media(item):
+            item.add_marker(pytest.mark.media)
