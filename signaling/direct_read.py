@@ -20,7 +20,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from websockets.frames import Frame, Opcode
+from websockets.frames import DATA_OPCODES, Frame, Opcode
 from websockets.protocol import Event
 
 from lapak.signaling.keepalive import SpreadServerConnection
@@ -40,14 +40,12 @@ class DirectTextServerConnection(SpreadServerConnection):
 
     def process_event(self, event: Event) -> None:
         on_text = self.on_text
-        if isinstance(event, Frame) and event.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
-            if on_text is not None and not self.queued_data and event.opcode is Opcode.TEXT:
-                text = _text(event) if event.fin else None
-                if text is not None:
-                    self._handle_text(on_text, text)
-                    return
-            if on_text is not None:
-                self.queued_data = True
+        if on_text is not None and isinstance(event, Frame) and event.opcode in DATA_OPCODES:
+            text = None if self.queued_data else _whole_text(event)
+            if text is not None:
+                self._handle_text(on_text, text)
+                return
+            self.queued_data = True
         super().process_event(event)
 
     def _handle_text(self, on_text: Callable[[str], None], text: str) -> None:
@@ -61,8 +59,11 @@ class DirectTextServerConnection(SpreadServerConnection):
                 self.closer = self.loop.create_task(self.close(CloseCode.INTERNAL))
 
 
-def _text(frame: Frame) -> str | None:
-    """The frame's text, or None when it is not UTF-8 (websockets then closes with 1007)."""
+def _whole_text(frame: Frame) -> str | None:
+    """The text of a whole text frame; None for any other data frame, or text that is not
+    UTF-8 (websockets then closes with 1007)."""
+    if frame.opcode is not Opcode.TEXT or not frame.fin:
+        return None
     try:
         return bytes(frame.data).decode()
     except UnicodeDecodeError:
