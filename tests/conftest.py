@@ -88,7 +88,7 @@ INTEGRATION = re.compile(
 command, a bench, a browser), or real media (aiortc peers, booth agents)."""
 
 
-def _source(obj: Callable[..., object] | type) -> str:
+def _source(obj: Callable[..., object] | type | ModuleType) -> str:
     try:
         return inspect.getsource(obj)
     except (OSError, TypeError):
@@ -158,11 +158,7 @@ def is_media(item: pytest.Item) -> bool:
     if module is None:
         return False
     if module.__name__ not in _media_modules:
-        try:
-            text = inspect.getsource(module)
-        except (OSError, TypeError):
-            text = ""
-        _media_modules[module.__name__] = bool(MEDIA.search(text))
+        _media_modules[module.__name__] = bool(MEDIA.search(_source(module)))
     return _media_modules[module.__name__]
 
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -36,17 +37,25 @@ def read_until(fd: int, needle: bytes, timeout: float) -> bytes:
     )
 
 
-def drain_until_exit(proc: subprocess.Popen[bytes], fd: int, timeout: float) -> bytes:
-    """Keep reading the terminal (so the app never blocks on it) until the process ends."""
+def drain_until(fd: int, done: Callable[[], bool], timeout: float) -> bytes:
+    """Keep reading the terminal (so the app never blocks on it) until ``done()``, the
+    terminal closes or ``timeout`` passes; what was read."""
     seen = b""
     deadline = time.monotonic() + timeout
-    while proc.poll() is None and time.monotonic() < deadline:
+    while not done() and time.monotonic() < deadline:
         ready, _, _ = select.select([fd], [], [], 0.2)
         if ready:
             try:
                 seen += os.read(fd, 65536)
             except OSError:
                 break
+    return seen
+
+
+def drain_until_exit(proc: subprocess.Popen[bytes], fd: int, timeout: float) -> bytes:
+    """Keep reading the terminal until the process ends."""
+    deadline = time.monotonic() + timeout
+    seen = drain_until(fd, lambda: proc.poll() is not None, timeout)
     proc.wait(timeout=max(1.0, deadline - time.monotonic()))
     return seen
 
@@ -81,18 +90,15 @@ def take_snapshot(fd: int, root: Path, attempts: int = 30) -> None:
     yet: the console then says so, and the key is pressed again). The file, not the status
     line, is the proof: the line ends in an ellipsis before "saved" when the claimant's
     generated name is long and the terminal 100 columns wide."""
+
+    def saved() -> bool:
+        return any(root.rglob("*.png"))
+
     for _ in range(attempts):
         os.write(fd, b"s")
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            if any(root.rglob("*.png")):
-                return
-            ready, _, _ = select.select([fd], [], [], 0.2)
-            if ready:
-                try:
-                    os.read(fd, 65536)  # keep reading: the app never blocks on its terminal
-                except OSError:
-                    break
+        drain_until(fd, saved, timeout=5)
+        if saved():
+            return
     raise AssertionError(f"no snapshot file under {root} after {attempts} presses of s")
 
 
