@@ -373,16 +373,18 @@ class DeskCommands(App[None]):
             self.say(f"{who(visit)}: {t('what.snapshot')}: {exc}", "error")
             return
         self.snapshots.append((path, digest))
-        saved = f"{who(visit)}: " + t("msg.snapshot_saved", path=path, sha=digest[:12])
-        self.say(saved)
+        # The outcome before the path: at 100 columns the status line keeps ~45 characters.
+        saved = t("msg.snapshot_saved", path=path, sha=digest[:12])
+        self.say(f"{who(visit)}: {saved}")
         what = t("what.snapshot")
         try:
             await self.session.snapshot_taken(visit.visit, digest, step)
         except FAILURES as exc:
-            self.say(saved + " · " + t("msg.refused", who=who(visit), what=what, error=exc),
-                     "error")  # fmt: skip
+            refused = t("msg.refused", who=who(visit), what=what, error=exc)
+            self.say(f"{refused} · {saved}", "error")
         else:
-            self.say(saved + " · " + t("msg.done", who=who(visit), what=what))
+            recorded = t("msg.snapshot_recorded", path=path, sha=digest[:12])
+            self.say(f"{who(visit)}: {recorded}")
 
     # -- quitting -------------------------------------------------------------------------
 

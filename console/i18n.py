@@ -174,8 +174,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "msg.no_mute": ("muting is not available", "bisu tidak tersedia"),
     "msg.no_frame": ("no picture from this booth yet", "belum ada gambar dari bilik ini"),
     "msg.snapshot_saved": (
-        "snapshot saved {path} sha256 {sha}",
-        "potret disimpan {path} sha256 {sha}",
+        "snapshot saved · sha256 {sha} · {path}",
+        "potret disimpan · sha256 {sha} · {path}",
+    ),
+    "msg.snapshot_recorded": (
+        "snapshot recorded · sha256 {sha} · {path}",
+        "potret tercatat · sha256 {sha} · {path}",
     ),
     "msg.read_only": (
         "read-only: supervisors cannot change anything",

@@ -290,10 +290,21 @@ async def test_snapshot_saves_the_frame_and_records_its_hash_and_overlays_pause_
                 lambda: server.hub.state.visits[visit].snapshots == 1,
                 "the server records the snapshot in the visit's audit trail",
             )
+            line = app.desk_screen.query_one("#message")
             await wait_for(
-                lambda: "recorded" in app.desk_screen.query_one("#message").render().plain,
-                "the console says the server recorded it",
+                lambda: "recorded" in line.render().plain, "the console says the server recorded it"
             )
+            # At 100 columns the status line leaves the message ~45 characters: the outcome
+            # ("snapshot recorded") must be among them, ahead of the hash and the long path.
+            await pilot.resize_terminal(100, 40)
+            await wait_for(lambda: line.size.width < 60, "the message narrows with the terminal")
+            text = line.render().plain
+            seen = text.index("recorded") + len("recorded")
+            assert seen <= line.size.width, (
+                f"'recorded' within the {line.size.width} visible columns: {text!r}"
+            )
+            assert str(path) in text, f"the file's path is still in the message: {text!r}"
+            await pilot.resize_terminal(120, 40)
 
             await pilot.press("question_mark")
             await wait_for(lambda: isinstance(app.screen, HelpScreen), "help open")
