@@ -94,7 +94,7 @@ class Admission:
         else:
             loop.default_exception_handler(context)
 
-    def connection_class(self) -> type[ServerConnection]:
+    def connection_class(self) -> type[DirectTextServerConnection]:
         """A connection class that reports each accepted socket (which may be refused at
         once) and each closed one, handshaken or not."""
         admission = self

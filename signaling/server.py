@@ -613,6 +613,7 @@ class SignalServer:
 
     async def _handle(self, ws: ServerConnection) -> None:
         assert self.hub is not None and self.log is not None
+        assert isinstance(ws, DirectTextServerConnection)  # admission.connection_class()
         conn_id = self.hub.connect()
         peer = self._peers[conn_id] = Peer(ws)
         peer.hello_timer = asyncio.get_running_loop().call_later(
@@ -620,17 +621,14 @@ class SignalServer:
         )
         log.info("event=connected conn=%d remote=%s", conn_id, _remote(ws))
         on_frame = functools.partial(self._on_frame, conn_id, peer)
-        direct = ws if isinstance(ws, DirectTextServerConnection) else None
-        if direct is not None:  # text frames from now on, in the pass that reads them
-            direct.on_text = on_frame  # (direct_read.py)
+        ws.on_text = on_frame  # text frames from now on, in the pass that reads them
         try:
             async for frame in ws:  # those that came before, and any websockets keeps
                 on_frame(frame)
         except ConnectionClosed:
             pass
         finally:
-            if direct is not None:
-                direct.on_text = None
+            ws.on_text = None
             if peer.hello_timer is not None:
                 peer.hello_timer.cancel()
             self._peers.pop(conn_id, None)
