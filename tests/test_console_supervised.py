@@ -120,13 +120,11 @@ async def test_a_barge_is_named_before_a_coach_and_both_are_shown() -> None:
 async def test_the_session_forgets_on_a_drop_and_learns_again_after_hello(
     server: SignalServer, keys: KeyRing
 ) -> None:
-    changes: list[DeskChange] = []
     # What the console could read at each change: (connected, supervisors shown, change).
     # The reconnect is 50 ms away, so "lost" is caught where it happens, not by polling.
     seen: list[tuple[bool, int, DeskChange]] = []
 
     def on_change(change: DeskChange) -> None:
-        changes.append(change)
         seen.append((desk.connected, len(desk.supervisions), change))
 
     desk = DeskSession(
@@ -144,7 +142,7 @@ async def test_the_session_forgets_on_a_drop_and_learns_again_after_hello(
         await wait_for(lambda: len(desk.supervisions) == 1, "the officer told of the coach")
         [told] = desk.supervisions.values()
         assert (told.sub, told.mode, told.desk) == ("sri", "coach", "d1")
-        assert any(c.desk for c in changes), "the console hears of it as a desk change"
+        assert any(c.desk for _, _, c in seen), "the console hears of it as a desk change"
 
         ws = desk.client._ws
         assert ws is not None and ws.transport is not None
