@@ -9,10 +9,12 @@ rewritten history, a removed tail or an emptied file from the real log.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,17 +118,27 @@ def load_or_create(path: Path, data_dir: Path | None = None) -> Signer:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+    # Written whole to a temporary file, then linked in place: servers started together
+    # on one key path (a cluster's nodes) never read another's half-written key, and the
+    # first link wins.
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    except OSError as exc:
+        raise SigningKeyError(f"cannot create signing key {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.link(tmp, path)
     except FileExistsError:  # another server created it just now
         return load(path)
     except OSError as exc:
         raise SigningKeyError(f"cannot create signing key {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-        fh.flush()
-        os.fsync(fh.fileno())
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
     return signer
 
 

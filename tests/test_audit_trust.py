@@ -238,6 +238,46 @@ async def test_audit_public_key_and_verify_from_the_command_line(tmp_path: Path)
         signing.load_or_create(data / "key.pem", data)
 
 
+def test_processes_creating_one_signing_key_at_once_all_read_it_whole(tmp_path: Path) -> None:
+    """A cluster's nodes start together on one ``--signing-key`` path that does not exist
+    yet: whoever creates it, every one of them reads the same whole key (a node once
+    read another's half-written file and exited). Six processes, released together by a
+    barrier, eight rounds; each prints the public key it got."""
+    script = (
+        "import sys, multiprocessing as mp\n"
+        "from pathlib import Path\n"
+        "from lapak.signaling import signing\n"
+        "def one(path, barrier, out):\n"
+        "    barrier.wait()\n"
+        "    try:\n"
+        "        out.put(signing.load_or_create(Path(path)).public_pem())\n"
+        "    except signing.SigningKeyError as exc:\n"
+        "        out.put('error: ' + str(exc))\n"
+        "if __name__ == '__main__':\n"
+        "    n, path = 6, sys.argv[1]\n"
+        "    barrier, out = mp.Barrier(n), mp.Queue()\n"
+        "    procs = [mp.Process(target=one, args=(path, barrier, out)) for _ in range(n)]\n"
+        "    for p in procs: p.start()\n"
+        "    got = [out.get(timeout=60) for _ in procs]\n"
+        "    for p in procs: p.join(60)\n"
+        "    print(len(set(got)), got[0] if len(set(got)) == 1 else got)\n"
+    )
+    for round_ in range(8):
+        key = tmp_path / f"keys{round_}" / "signing.pem"
+        out = subprocess.run(
+            [sys.executable, "-c", script, str(key)], capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.startswith("1 -----BEGIN PUBLIC KEY-----"), (
+            f"round {round_}: every process got the same key: {out.stdout}"
+        )
+        assert signing.load(key).public_pem() in out.stdout, "the file holds that key"
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+        assert sorted(f.name for f in key.parent.iterdir()) == ["signing.pem"], (
+            "no temporary file left beside the key"
+        )
+
+
 # -- the real server: signing key, checkpoints at shutdown, refusal at start -----------------
 
 
